@@ -1,0 +1,1 @@
+//! The operating-system transports of ipcx.

@@ -1,0 +1,2 @@
+//! ipcx.
+pub use ipc_core::*;
