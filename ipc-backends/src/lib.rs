@@ -1,1 +1,5 @@
 //! The operating-system transports of ipcx.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod registry;
+pub mod sys;

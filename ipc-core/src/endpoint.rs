@@ -297,10 +297,13 @@ impl Endpoint {
     /// (or not valid UTF-8).
     pub fn from_env(var: &str) -> Result<Option<Endpoint>, EndpointError> {
         match std::env::var(var) {
-            Ok(s) => s.parse().map(Some).map_err(|e: EndpointError| EndpointError {
-                problem: format!("in environment variable {var}: {}", e.problem),
-                ..e
-            }),
+            Ok(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e: EndpointError| EndpointError {
+                    problem: format!("in environment variable {var}: {}", e.problem),
+                    ..e
+                }),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(v)) => Err(EndpointError {
                 input: v.to_string_lossy().into_owned(),
@@ -525,7 +528,9 @@ fn validate_address(input: &str, scheme: Scheme, address: &str) -> Result<(), En
             };
             if name.is_empty() || name.contains('/') {
                 return bad(
-                    format!("{scheme} names are '/' and then a name without '/', found {address:?}"),
+                    format!(
+                        "{scheme} names are '/' and then a name without '/', found {address:?}"
+                    ),
                     "/NAME with no further '/'",
                 );
             }
@@ -1003,7 +1008,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        let t = |s: &str| ok(&format!("tcp://h:1?connect_timeout={s}")).options().connect_timeout;
+        let t = |s: &str| {
+            ok(&format!("tcp://h:1?connect_timeout={s}"))
+                .options()
+                .connect_timeout
+        };
         assert_eq!(t("250"), Duration::from_millis(250));
         assert_eq!(t("250ms"), Duration::from_millis(250));
         assert_eq!(t("3s"), Duration::from_secs(3));
@@ -1105,9 +1114,10 @@ mod tests {
         );
         let back: Cfg = serde_json::from_str(&json).unwrap();
         assert_eq!(back.b, cfg.b);
-        let j: Endpoint =
-            serde_json::from_str(r#"{"transport":"unix","name":"/x.sock","mode":"0660","allow_uid":[1,2]}"#)
-                .unwrap();
+        let j: Endpoint = serde_json::from_str(
+            r#"{"transport":"unix","name":"/x.sock","mode":"0660","allow_uid":[1,2]}"#,
+        )
+        .unwrap();
         assert_eq!(j.to_string(), "unix:/x.sock?mode=0660&allow_uid=1,2");
     }
 
@@ -1138,7 +1148,10 @@ mod tests {
         assert_eq!(Endpoint::from_env_or(&var, &default).unwrap(), default);
         // SAFETY: no other thread of this test binary reads this uniquely named variable.
         unsafe { std::env::set_var(&var, "mq:/override") };
-        assert_eq!(Endpoint::from_env_or(&var, &default).unwrap(), ok("mq:/override"));
+        assert_eq!(
+            Endpoint::from_env_or(&var, &default).unwrap(),
+            ok("mq:/override")
+        );
         // SAFETY: as above.
         unsafe { std::env::set_var(&var, "mq:override") };
         let e = Endpoint::from_env(&var).unwrap_err();

@@ -78,7 +78,11 @@ impl fmt::Display for TypeTag {
         if self.fingerprint == 0 {
             write!(f, "`{}` (any)", self.name)
         } else {
-            write!(f, "`{}` (fingerprint {:#018x})", self.name, self.fingerprint)
+            write!(
+                f,
+                "`{}` (fingerprint {:#018x})",
+                self.name, self.fingerprint
+            )
         }
     }
 }
@@ -211,7 +215,9 @@ impl Hello {
         let send_len = usize::from(u16_at(40));
         let recv_len = usize::from(u16_at(42));
         if send_len > MAX_TYPE_NAME || recv_len > MAX_TYPE_NAME {
-            return Err(Error::protocol("the peer's hello has a type name over 256 bytes"));
+            return Err(Error::protocol(
+                "the peer's hello has a type name over 256 bytes",
+            ));
         }
         if bytes.len() != HELLO_FIXED_LEN + send_len + recv_len {
             return Err(Error::protocol(format!(
@@ -337,7 +343,9 @@ pub fn conclude(decision: Result<PeerInfo>, peer_verdict: u8) -> Result<PeerInfo
             info.pid
         ))),
         VERDICT_MALFORMED => Err(Error::protocol("the peer found our hello malformed")),
-        other => Err(Error::protocol(format!("the peer sent unknown verdict {other}"))),
+        other => Err(Error::protocol(format!(
+            "the peer sent unknown verdict {other}"
+        ))),
     }
 }
 
@@ -391,7 +399,10 @@ mod tests {
         bytes[4] = 9;
         bytes.truncate(10);
         match Hello::decode(&bytes) {
-            Err(Error::VersionMismatch { local: 1, remote: 9 }) => {}
+            Err(Error::VersionMismatch {
+                local: 1,
+                remote: 9,
+            }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -411,19 +422,17 @@ mod tests {
         bad_utf8[HELLO_FIXED_LEN] = 0xff;
         cases.push(bad_utf8);
         for c in cases {
-            assert!(matches!(Hello::decode(&c), Err(Error::Protocol(_))), "{c:?}");
+            assert!(
+                matches!(Hello::decode(&c), Err(Error::Protocol(_))),
+                "{c:?}"
+            );
         }
     }
 
     #[test]
     fn long_names_are_cut() {
         let long: String = "é".repeat(200);
-        let h = Hello::new(
-            &Schema::new(TypeTag::new(long, 1), TypeTag::BYTES),
-            1,
-            1,
-            1,
-        );
+        let h = Hello::new(&Schema::new(TypeTag::new(long, 1), TypeTag::BYTES), 1, 1, 1);
         let d = Hello::decode(&h.encode()).unwrap();
         assert!(d.send.name.len() <= MAX_TYPE_NAME);
     }
@@ -438,7 +447,10 @@ mod tests {
             conclude(check(&a, &b), VERDICT_PERMISSION),
             Err(Error::PermissionDenied(_))
         ));
-        assert!(matches!(conclude(check(&a, &b), 77), Err(Error::Protocol(_))));
+        assert!(matches!(
+            conclude(check(&a, &b), 77),
+            Err(Error::Protocol(_))
+        ));
         let refused = check(&a, &a);
         assert_eq!(verdict_of(&refused), VERDICT_SCHEMA);
     }

@@ -322,7 +322,10 @@ mod tests {
         assert_eq!(Deadline::Never.remaining(), None);
         assert!(Deadline::Now.expired());
         assert!(!Deadline::after(Duration::from_secs(60)).expired());
-        assert!(matches!(Deadline::Now.elapsed_error(), crate::Error::WouldBlock));
+        assert!(matches!(
+            Deadline::Now.elapsed_error(),
+            crate::Error::WouldBlock
+        ));
         assert!(matches!(
             Deadline::after(Duration::ZERO).elapsed_error(),
             crate::Error::Timeout

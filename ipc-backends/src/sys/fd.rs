@@ -1,0 +1,81 @@
+//! Waiting on file descriptors with a deadline.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use ipc_core::{Deadline, Error, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// What to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or hung up).
+    Read,
+    /// Writable (or in error).
+    Write,
+}
+
+impl Interest {
+    fn flags(self) -> PollFlags {
+        match self {
+            Interest::Read => PollFlags::POLLIN,
+            Interest::Write => PollFlags::POLLOUT,
+        }
+    }
+}
+
+/// Which of the descriptors given to [`wait_any`] became ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// The descriptor at this index.
+    Index(usize),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Waits until `fd` is ready for `interest` or the deadline passes.
+/// Returns `false` on timeout. Hang-up and error states count as ready, so
+/// the following read or write reports them.
+///
+/// # Errors
+/// [`Error::Io`] if `poll(2)` fails for a reason other than `EINTR`.
+pub fn wait(fd: BorrowedFd<'_>, interest: Interest, deadline: Deadline) -> Result<bool> {
+    Ok(wait_any(&[(fd, interest)], deadline)? != Ready::TimedOut)
+}
+
+/// Waits until any of `fds` is ready or the deadline passes.
+///
+/// # Errors
+/// [`Error::Io`] if `poll(2)` fails for a reason other than `EINTR`.
+pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], deadline: Deadline) -> Result<Ready> {
+    loop {
+        let mut pfds: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|(fd, i)| PollFd::new(fd.as_fd(), i.flags()))
+            .collect();
+        let timeout = match deadline.remaining() {
+            None => PollTimeout::NONE,
+            // Round up so a sub-millisecond remainder does not spin.
+            Some(d) => {
+                let ms = d.as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut pfds, timeout) {
+            Ok(0) => {
+                if deadline.expired() {
+                    return Ok(Ready::TimedOut);
+                }
+            }
+            Ok(_) => {
+                let idx = pfds
+                    .iter()
+                    .position(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                    .unwrap_or(0);
+                return Ok(Ready::Index(idx));
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::io("poll", e.into())),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The operating-system layer: every libc and nix call of ipcx lives below
+//! this module, so the transport modules read like their protocols.
+//!
+//! What each part provides:
+//!
+//! - [`fd`]: waiting on descriptors with a [`Deadline`](ipc_core::Deadline),
+//!   reads and writes that map `EINTR`, `EAGAIN`, `EPIPE` and EOF onto the
+//!   contract's errors.
+//! - [`process`]: the calling process's ids, whether a peer process lives,
+//!   its start time (to tell a reused pid from the original), and pidfds
+//!   that become readable when a process exits.
+//! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
+//!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
+//!
+//! Errors are mapped once, here: a failing call becomes
+//! [`Error::Io`](ipc_core::Error::Io) carrying the endpoint and the call's
+//! name, through [`Context`].
+
+pub mod fd;
+pub mod process;
+pub mod socket;
+
+use ipc_core::{Error, Result};
+
+/// Attaches "what was being done" to an OS error.
+pub trait Context<T> {
+    /// Maps the error to [`Error::Io`] with `context()` as its context.
+    ///
+    /// # Errors
+    /// The mapped error.
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e.into()))
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

@@ -1,0 +1,141 @@
+//! Processes: our ids, peer liveness, start times and pidfds.
+//!
+//! A pid alone does not name a process for long: once it exits the number
+//! can be reused. ipcx records a peer's pid together with its start time
+//! (field 22 of `/proc/PID/stat`, in clock ticks since boot) and treats a
+//! pid whose start time differs as dead.
+
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use ipc_core::{Error, Result};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// This process's id.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// This process's effective user id.
+pub fn uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// The start time of process `pid` in clock ticks since boot, or `None` if
+/// it does not exist.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ')': field 3 is the state; the start time is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether process `pid` lives and, if `started` is given, is the same
+/// process that had that start time.
+pub fn alive(pid: u32, started: Option<u64>) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    match kill(Pid::from_raw(raw), None) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    match started {
+        None => true,
+        // A zombie still has its /proc entry; count it as dead.
+        Some(t) => start_time(pid) == Some(t) && !is_zombie(pid),
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st == "Z" || st == "X")
+        })
+        .unwrap_or(true)
+}
+
+/// A descriptor that becomes readable when its process exits
+/// ([pidfd_open(2)]).
+///
+/// [pidfd_open(2)]: https://man7.org/linux/man-pages/man2/pidfd_open.2.html
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid`.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] if the process no longer exists;
+    /// [`Error::Io`] if the kernel lacks `pidfd_open` (Linux < 5.3).
+    pub fn open(pid: u32) -> Result<PidFd> {
+        let raw_pid = i32::try_from(pid).map_err(|_| Error::Disconnected)?;
+        // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+        // descriptor (always close-on-exec) or -1; no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ESRCH) => Err(Error::Disconnected),
+                _ => Err(Error::io(format!("pidfd_open({pid})"), e)),
+            };
+        }
+        // SAFETY: the call returned a fresh descriptor (fd >= 0) that nothing
+        // else owns; it fits in i32 because descriptors are ints.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Whether the process has exited (non-blocking).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if polling fails.
+    pub fn exited(&self) -> Result<bool> {
+        super::fd::wait(
+            self.0.as_fd(),
+            super::fd::Interest::Read,
+            ipc_core::Deadline::Now,
+        )
+    }
+}
+
+impl AsFd for PidFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process() {
+        let me = pid();
+        let t = start_time(me).expect("own start time");
+        assert!(alive(me, Some(t)));
+        assert!(!alive(me, Some(t + 1)));
+        assert!(!alive(0, None));
+        let fd = PidFd::open(me).unwrap();
+        assert!(!fd.exited().unwrap());
+    }
+
+    #[test]
+    fn exited_child() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let fd = PidFd::open(pid).unwrap();
+        child.wait().unwrap();
+        assert!(fd.exited().unwrap());
+        assert!(!alive(pid, start_time(pid)) || start_time(pid).is_none());
+    }
+}
