@@ -1,1 +1,2 @@
+//! Transport benchmarks (written next).
 fn main() {}

@@ -1,8 +1,18 @@
 //! The operating-system transports of ipcx.
+//!
+//! Each module implements [`ipc_core::Transport`] for one mechanism; [`any`]
+//! chooses among them at run time from an [`Endpoint`](ipc_core::Endpoint).
+//! Every system call lives under [`sys`].
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod any;
 pub mod fragment;
 mod handshake;
 pub mod mq;
 pub mod registry;
+pub mod stream;
 pub mod sys;
+pub mod tcp;
+pub mod unix;
+
+pub use any::{AnyChannel, AnyListener, AnyReceiver, AnySender, connect, listen};

@@ -1,1 +1,5 @@
-//! Integration tests.
+//! Integration tests of ipcx: the cross-process conformance suite and
+//! transport-specific cases.
+
+mod conformance;
+mod util;
