@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
+pub mod fifo;
 pub mod fragment;
 mod handshake;
 pub mod mq;

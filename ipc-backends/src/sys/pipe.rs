@@ -86,34 +86,44 @@ pub fn inherit_in_child(cmd: &mut Command, fds: [RawFd; 2]) {
     }
 }
 
-/// Reads what is available into `buf` without blocking.
-/// `Io::Done(0)` is end of file (every writer closed).
+/// Reads into possibly uninitialised memory without blocking. `Io::Done(0)`
+/// is end of file (every writer closed). `EINTR` is retried.
 ///
 /// # Errors
 /// OS errors other than would-block.
-pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Io> {
+pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Io> {
     loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(n) => return Ok(Io::Done(n)),
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
-            Err(e) => return Err(e.into()),
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the
+        // call; read(2) writes at most that many and never reads them.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r >= 0 {
+            return Ok(Io::Done(r as usize));
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::EAGAIN => return Ok(Io::WouldBlock),
+            e => return Err(e.into()),
         }
     }
 }
 
-/// Writes as much of `buf` as fits without blocking. `Io::Closed` when no
-/// reader is left (`EPIPE`; Rust programs ignore `SIGPIPE`, so no signal
-/// kills us).
+/// Writes `parts` as one gather write, as much as fits without blocking.
+/// `Io::Closed` when no reader is left (`EPIPE`; Rust programs ignore
+/// `SIGPIPE`, so no signal is raised).
 ///
 /// # Errors
 /// OS errors other than would-block and no-reader.
-pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<Io> {
-    if buf.is_empty() {
+pub fn write_parts(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<Io> {
+    let iov: Vec<io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    if iov.is_empty() {
         return Ok(Io::Done(0));
     }
     loop {
-        match nix::unistd::write(fd, buf) {
+        match nix::sys::uio::writev(fd, &iov) {
             Ok(n) => return Ok(Io::Done(n)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
@@ -121,23 +131,6 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<Io> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Bytes a pipe can take now without blocking: its size less what is
-/// queued in it.
-///
-/// # Errors
-/// The OS error of `fcntl(F_GETPIPE_SZ)` or `ioctl(FIONREAD)`.
-pub fn free_space(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let size = fcntl(fd, FcntlArg::F_GETPIPE_SZ)?;
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which points
-    // at a live local of that type.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(size.saturating_sub(queued)).unwrap_or(0))
 }
 
 /// Creates a FIFO at `path` with exactly `mode` (not narrowed by the
