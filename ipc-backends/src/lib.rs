@@ -10,9 +10,11 @@ pub mod fifo;
 pub mod fragment;
 mod handshake;
 pub mod mq;
+pub mod pipe;
 pub mod registry;
 pub mod stream;
 pub mod sys;
+pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
 

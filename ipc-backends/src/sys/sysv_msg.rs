@@ -228,3 +228,22 @@ pub fn receive(id: i32, buf: &mut MsgBuf, max: usize, nowait: bool) -> io::Resul
         }
     }
 }
+
+/// Sets queue `id`'s capacity in bytes (`msg_qbytes`, `IPC_SET`).
+///
+/// # Errors
+/// The OS error of `msgctl(2)` (`EPERM` above `msgmnb` without privilege).
+pub fn set_capacity(id: i32, bytes: usize) -> io::Result<()> {
+    // SAFETY: msqid_ds is a plain C struct for which all-zero is valid.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one msqid_ds through the pointer to a live local.
+    if unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    ds.msg_qbytes = bytes as libc::msglen_t;
+    // SAFETY: IPC_SET reads one msqid_ds through the pointer to a live local.
+    if unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
