@@ -38,7 +38,12 @@ where
         Ok(info)
     });
     tx.send_until(&[verdict_of(&decision)], deadline)?;
-    rx.recv_until(&mut buf, deadline)?;
+    match rx.recv_until(&mut buf, deadline) {
+        Ok(()) => {}
+        // We refused and the peer left without answering: our reason stands.
+        Err(Error::Disconnected) if decision.is_err() => return decision,
+        Err(e) => return Err(e),
+    }
     let verdict = match buf.as_slice() {
         [v] => *v,
         _ => return Err(Error::protocol("the peer's verdict is not one byte")),

@@ -136,6 +136,7 @@ pub struct MqSender {
     unit: usize,
     max: usize,
     scratch: Vec<u8>,
+    dead: bool,
 }
 
 impl MqSender {
@@ -146,6 +147,7 @@ impl MqSender {
         loop {
             match self.q.send(&self.scratch).context(|| "mq_send".into())? {
                 Op::Done(_) => return Ok(()),
+                Op::WouldBlock if self.dead => return Err(Error::Disconnected),
                 Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_ref(), deadline)?,
             }
         }
@@ -219,6 +221,7 @@ pub struct MqReceiver {
     unit: Vec<u8>,
     partial: Reassembly,
     closed: bool,
+    dead: bool,
 }
 
 impl Receiver for MqReceiver {
@@ -250,6 +253,10 @@ impl Receiver for MqReceiver {
                         self.closed = true;
                         return Err(Error::Disconnected);
                     }
+                    if self.dead {
+                        peer_gone = true;
+                        continue;
+                    }
                     if let Some(p) = &self.peer {
                         if p.exited()? {
                             peer_gone = true;
@@ -277,6 +284,7 @@ fn halves(up: Queue, down: Queue, unit: usize) -> (MqSender, MqReceiver) {
             unit,
             max: 0,
             scratch: Vec::with_capacity(unit),
+            dead: false,
         },
         MqReceiver {
             q: down,
@@ -285,13 +293,25 @@ fn halves(up: Queue, down: Queue, unit: usize) -> (MqSender, MqReceiver) {
             unit: vec![0; unit],
             partial: Reassembly::default(),
             closed: false,
+            dead: false,
         },
     )
 }
 
 fn finish(mut tx: MqSender, mut rx: MqReceiver, peer: PeerInfo) -> Result<MqChannel> {
-    tx.peer = Some(PidFd::open(peer.pid)?);
-    rx.peer = Some(PidFd::open(peer.pid)?);
+    // A peer that already exited still gets a channel: it reports
+    // Disconnected once what the peer sent is read.
+    match (PidFd::open(peer.pid), PidFd::open(peer.pid)) {
+        (Ok(a), Ok(b)) => {
+            tx.peer = Some(a);
+            rx.peer = Some(b);
+        }
+        (Err(Error::Disconnected), _) | (_, Err(Error::Disconnected)) => {
+            tx.dead = true;
+            rx.dead = true;
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    }
     Ok(Duplex {
         sender: tx,
         receiver: rx,

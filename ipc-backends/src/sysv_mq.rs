@@ -268,6 +268,7 @@ pub struct SysvMqReceiver {
     buf: MsgBuf,
     partial: Reassembly,
     closed: bool,
+    dead: bool,
     _watch: Option<Arc<Watch>>,
 }
 
@@ -304,6 +305,10 @@ impl Receiver for SysvMqReceiver {
                     if peer_gone {
                         self.closed = true;
                         return Err(Error::Disconnected);
+                    }
+                    if self.dead {
+                        peer_gone = true;
+                        continue;
                     }
                     if let Some(p) = &self.peer {
                         if p.exited()? {
@@ -350,15 +355,33 @@ fn halves(send_q: i32, recv_q: i32, unit: usize) -> (SysvMqSender, SysvMqReceive
             buf: MsgBuf::with_text_capacity(recv_unit),
             partial: Reassembly::default(),
             closed: false,
+            dead: false,
             _watch: None,
         },
     )
 }
 
 fn finish(mut tx: SysvMqSender, mut rx: SysvMqReceiver, peer: PeerInfo) -> Result<SysvMqChannel> {
-    let w = watch(PidFd::open(peer.pid)?, tx.q, rx.q)?;
-    tx.peer = Some(PidFd::open(peer.pid)?);
-    rx.peer = Some(PidFd::open(peer.pid)?);
+    let pidfd = match PidFd::open(peer.pid) {
+        Ok(p) => p,
+        Err(Error::Disconnected) => {
+            // Gone already: nobody will read what we send; what it sent is
+            // still read, then Disconnected.
+            remove(tx.q);
+            rx.dead = true;
+            return Ok(Duplex {
+                sender: tx,
+                receiver: rx,
+                peer,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let w = watch(pidfd, tx.q, rx.q)?;
+    // Should the peer exit meanwhile, the watcher removes our queues.
+    tx.peer = PidFd::open(peer.pid).ok();
+    rx.peer = PidFd::open(peer.pid).ok();
+    rx.dead = rx.peer.is_none();
     tx._watch = Some(w.clone());
     rx._watch = Some(w);
     Ok(Duplex {
@@ -513,15 +536,25 @@ impl Transport for SysvMq {
             match peer {
                 Ok(peer) => finish(tx, rx, peer),
                 Err(e) => {
-                    drop(rx); // removes `down`
+                    drop(rx); // removes `down`, which we have read to the end
                     std::mem::forget(tx);
                     Err(e)
                 }
             }
         })();
-        if result.is_err() {
-            remove(up);
-            remove(down);
+        match &result {
+            // Refused after a full exchange: the server reads `up` to the
+            // end (our verdict) and removes it.
+            Err(
+                Error::SchemaMismatch { .. }
+                | Error::VersionMismatch { .. }
+                | Error::PermissionDenied(_),
+            ) => remove(down),
+            Err(_) => {
+                remove(up);
+                remove(down);
+            }
+            Ok(_) => {}
         }
         result
     }
@@ -581,9 +614,10 @@ impl Listener for SysvMqListener {
                 finish(tx, rx, peer)
             }
             Err(e) => {
-                // The client removes both on its failure; do not touch them.
-                std::mem::forget(rx);
-                drop(tx);
+                // We have read `up` to the end: remove it (drop does). The
+                // client removes `down`.
+                drop(rx);
+                std::mem::forget(tx);
                 Err(e)
             }
         }
@@ -597,8 +631,15 @@ impl Listener for SysvMqListener {
 impl Drop for SysvMqListener {
     fn drop(&mut self) {
         remove(self.id);
-        if self.created_file {
-            let _ = std::fs::remove_file(self.endpoint.address());
+        // The ftok key file: ours if we created it, or if it is the empty
+        // file a killed listener on this endpoint created.
+        let path = self.endpoint.address();
+        let empty_ours = std::fs::symlink_metadata(path).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.is_file() && m.len() == 0 && m.uid() == process::uid()
+        });
+        if self.created_file || empty_ours {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

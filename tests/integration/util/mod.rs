@@ -289,7 +289,13 @@ pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
                 .unwrap_or_else(|| ".".into());
             in_dir(&dir, &base, &mut found);
         }
-        Scheme::Mq | Scheme::Shm | Scheme::SysvMq | Scheme::SysvShm => {}
+        // The key file a sysv-mq listener created for ftok.
+        Scheme::SysvMq => {
+            if std::path::Path::new(addr).exists() {
+                found.push(addr.to_string());
+            }
+        }
+        Scheme::Mq | Scheme::Shm | Scheme::SysvShm => {}
     }
     // Every transport: nothing of ours in /dev/shm or /dev/mqueue.
     in_dir("/dev/shm", &base, &mut found);
