@@ -15,6 +15,10 @@ macro_rules! with_backends {
         $m! {
             Unix => crate::unix::Unix, Scheme::Unix;
             Tcp => crate::tcp::Tcp, Scheme::Tcp;
+            Pipe => crate::pipe::Pipe, Scheme::Pipe;
+            Fifo => crate::fifo::Fifo, Scheme::Fifo;
+            Mq => crate::mq::Mq, Scheme::Mq;
+            SysvMq => crate::sysv_mq::SysvMq, Scheme::SysvMq;
         }
     };
 }

@@ -6,9 +6,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
+pub mod fifo;
+pub mod fragment;
+mod handshake;
+pub mod mq;
+pub mod pipe;
 pub mod registry;
 pub mod stream;
 pub mod sys;
+pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
 

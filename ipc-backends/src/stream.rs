@@ -1,4 +1,4 @@
-//! Message framing over a byte stream (Unix and TCP sockets).
+//! Message framing over a byte stream (Unix and TCP sockets, pipes and FIFOs).
 //!
 //! Each message is a frame: its length as a little-endian `u32`, then its
 //! bytes. The receiver checks the length against the connection's
@@ -22,6 +22,7 @@ use ipc_core::handshake::{self, Hello, MAX_HELLO_LEN, PeerInfo};
 use ipc_core::{Deadline, Error, Result};
 
 use crate::sys::fd::{Interest, wait};
+use crate::sys::pipe;
 use crate::sys::socket::{self, How, Io};
 
 /// Bytes of the length prefix.
@@ -37,10 +38,19 @@ const READ_AHEAD: usize = 8 * 1024;
 /// on the fast path of `memcpy`.
 const ALIGN_PAD: usize = 16 - HEADER_LEN;
 
+/// What carries the bytes: a socket (`send`/`recv`, shut down on drop) or
+/// one end of a pipe or FIFO (`read`/`write`, closed on drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Socket,
+    Pipe,
+}
+
 /// The sending half of a framed stream.
 #[derive(Debug)]
 pub struct StreamSender {
     fd: Arc<OwnedFd>,
+    carrier: Carrier,
     max: usize,
     /// The unsent tail of a frame whose deadline passed mid-write.
     pending: Vec<u8>,
@@ -52,6 +62,7 @@ pub struct StreamSender {
 #[derive(Debug)]
 pub struct StreamReceiver {
     fd: Arc<OwnedFd>,
+    carrier: Carrier,
     max: usize,
     buf: Box<[MaybeUninit<u8>]>,
     start: usize,
@@ -65,15 +76,32 @@ pub struct StreamReceiver {
 /// Splits a connected stream socket into framed halves that share it.
 pub fn halves(fd: OwnedFd, max: usize) -> (StreamSender, StreamReceiver) {
     let fd = Arc::new(fd);
+    framed(fd.clone(), fd, Carrier::Socket, max)
+}
+
+/// Frames a pair of pipe (or FIFO) ends: messages are written to `write`
+/// and read from `read`. Both must be non-blocking.
+pub fn pipe_halves(read: OwnedFd, write: OwnedFd, max: usize) -> (StreamSender, StreamReceiver) {
+    framed(Arc::new(read), Arc::new(write), Carrier::Pipe, max)
+}
+
+fn framed(
+    read: Arc<OwnedFd>,
+    write: Arc<OwnedFd>,
+    carrier: Carrier,
+    max: usize,
+) -> (StreamSender, StreamReceiver) {
     (
         StreamSender {
-            fd: fd.clone(),
+            fd: write,
+            carrier,
             max,
             pending: Vec::new(),
             scratch: Vec::new(),
         },
         StreamReceiver {
-            fd,
+            fd: read,
+            carrier,
             max,
             buf: vec![MaybeUninit::uninit(); READ_BUF].into_boxed_slice(),
             start: 0,
@@ -115,7 +143,15 @@ impl StreamSender {
             } else {
                 (&b[done - a.len()..], &[][..])
             };
-            match socket::send_two(self.fd.as_fd(), x, y, nonblock).map_err(|e| os(e, "send"))? {
+            let sent = match self.carrier {
+                Carrier::Socket => {
+                    socket::send_two(self.fd.as_fd(), x, y, nonblock).map_err(|e| os(e, "send"))?
+                }
+                Carrier::Pipe => {
+                    pipe::write_parts(self.fd.as_fd(), &[x, y]).map_err(|e| os(e, "writev"))?
+                }
+            };
+            match sent {
                 Io::Done(n) => done += n,
                 Io::Closed => return Err(Error::Disconnected),
                 Io::WouldBlock => {
@@ -207,7 +243,9 @@ impl Drop for StreamSender {
     fn drop(&mut self) {
         // Deliver a committed message's tail; a dead peer ends this at once.
         let _ = self.flush_pending(Deadline::after(std::time::Duration::from_secs(5)));
-        socket::shutdown(self.fd.as_fd(), How::Write);
+        if self.carrier == Carrier::Socket {
+            socket::shutdown(self.fd.as_fd(), How::Write);
+        }
     }
 }
 
@@ -215,6 +253,19 @@ impl StreamReceiver {
     /// Sets the agreed message size limit (after the handshake).
     pub fn set_max(&mut self, max: usize) {
         self.max = max;
+    }
+
+    /// One read into the buffer from byte `at`, at most [`READ_AHEAD`] bytes.
+    fn read_some(&mut self, at: usize, nonblock: bool) -> Result<Io> {
+        let fd = self.fd.clone();
+        let limit = (at + READ_AHEAD).min(self.buf.len());
+        let buf = &mut self.buf[at..limit];
+        match self.carrier {
+            Carrier::Socket => {
+                socket::recv_uninit(fd.as_fd(), buf, nonblock).map_err(|e| os(e, "recv"))
+            }
+            Carrier::Pipe => pipe::read_uninit(fd.as_fd(), buf).map_err(|e| os(e, "read")),
+        }
     }
 
     fn buffered(&self) -> usize {
@@ -233,9 +284,7 @@ impl StreamReceiver {
         }
         let nonblock = deadline != Deadline::Never;
         loop {
-            let limit = (self.end + READ_AHEAD).min(self.buf.len());
-            let r = socket::recv_uninit(self.fd.as_fd(), &mut self.buf[self.end..limit], nonblock)
-                .map_err(|e| os(e, "recv"))?;
+            let r = self.read_some(self.end, nonblock)?;
             match r {
                 Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
                 Io::Done(n) => {
@@ -280,9 +329,14 @@ impl StreamReceiver {
             out.reserve(want);
             let nonblock = deadline != Deadline::Never;
             let spare = &mut out.spare_capacity_mut()[..want];
-            match socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
-                .map_err(|e| os(e, "recv"))?
-            {
+            let got = match self.carrier {
+                Carrier::Socket => socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
+                    .map_err(|e| os(e, "recv"))?,
+                Carrier::Pipe => {
+                    pipe::read_uninit(self.fd.as_fd(), spare).map_err(|e| os(e, "read"))?
+                }
+            };
+            match got {
                 Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
                 Io::Done(n) => {
                     // SAFETY: recv initialised the first `n` bytes of the
@@ -337,7 +391,9 @@ impl ipc_core::Receiver for StreamReceiver {
 
 impl Drop for StreamReceiver {
     fn drop(&mut self) {
-        socket::shutdown(self.fd.as_fd(), How::Read);
+        if self.carrier == Carrier::Socket {
+            socket::shutdown(self.fd.as_fd(), How::Read);
+        }
     }
 }
 

@@ -9,6 +9,11 @@
 //! - [`process`]: the calling process's ids, whether a peer process lives,
 //!   its start time (to tell a reused pid from the original), and pidfds
 //!   that become readable when a process exits.
+//! - [`pipe`]: anonymous pipes and FIFOs, non-blocking reads and writes,
+//!   descriptors inherited by a child.
+//! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
+//! - [`sysv_msg`]: System V message queues (not pollable; removal wakes
+//!   blocked callers).
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
@@ -17,8 +22,11 @@
 //! name, through [`Context`].
 
 pub mod fd;
+pub mod mqueue;
+pub mod pipe;
 pub mod process;
 pub mod socket;
+pub mod sysv_msg;
 
 use ipc_core::{Error, Result};
 

@@ -289,9 +289,21 @@ pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
                 .unwrap_or_else(|| ".".into());
             in_dir(&dir, &base, &mut found);
         }
-        Scheme::Mq | Scheme::Shm | Scheme::SysvMq | Scheme::SysvShm => {}
+        // The key file a sysv-mq listener created for ftok.
+        Scheme::SysvMq => {
+            if std::path::Path::new(addr).exists() {
+                found.push(addr.to_string());
+            }
+        }
+        Scheme::Mq | Scheme::Shm | Scheme::SysvShm => {}
     }
     // Every transport: nothing of ours in /dev/shm or /dev/mqueue.
+    if endpoint.scheme() == Scheme::Mq {
+        assert!(
+            mqueue_mounted(),
+            "/dev/mqueue is not mounted, so POSIX queues cannot be checked for leftovers; run `mount -t mqueue none /dev/mqueue` (as .ci/run does)"
+        );
+    }
     in_dir("/dev/shm", &base, &mut found);
     in_dir("/dev/mqueue", &base, &mut found);
     for kind in ["msg", "shm", "sem"] {
@@ -337,4 +349,14 @@ pub fn sysv_objects(kind: &str, pids: &[u32]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the POSIX message queue filesystem is mounted at /dev/mqueue.
+pub fn mqueue_mounted() -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+        })
+        .unwrap_or(false)
 }
