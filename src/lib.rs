@@ -17,7 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod spawn;
-pub use spawn::{ENDPOINT_VAR, connect_parent, spawn};
+pub use spawn::{ENDPOINT_VAR, connect_parent, spawn, spawn_with};
 
 pub use ipc_backends::{self as backends, AnyChannel, AnyListener, AnyReceiver, AnySender};
 pub use ipc_core::{self as core, *};
