@@ -2,4 +2,5 @@
 //! transport-specific cases.
 
 mod conformance;
+mod stream;
 mod util;
