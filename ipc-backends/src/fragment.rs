@@ -7,7 +7,9 @@
 //! - `2` MORE: the next bytes of the message being assembled;
 //! - `3` CLOSE: the sender closed; no more messages follow.
 
-use ipc_core::{Error, Result};
+use ipc_core::{Deadline, Error, Receiver, Result, Sender};
+
+use crate::handshake::Limit;
 
 /// Kind byte of a message's first fragment.
 pub const FIRST: u8 = 1;
@@ -174,5 +176,179 @@ mod tests {
         );
         assert!(r.push(&[MORE, 1, 2], max).is_err());
         assert_eq!(r.push(&[CLOSE], max).unwrap(), Step::Closed);
+    }
+}
+
+/// One sending direction of a kernel queue, as [`FragmentSender`] drives it.
+pub trait UnitSink: Send + std::fmt::Debug {
+    /// Puts one kernel message made of `head` then `data`, waiting until
+    /// `deadline` for room.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the peer is gone; the deadline's error.
+    fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()>;
+}
+
+/// What [`UnitSource::take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A kernel message of this many bytes, readable with [`UnitSource::unit`].
+    Unit(usize),
+    /// The queue is empty.
+    Empty,
+    /// The queue was removed (the peer, or its watcher, is gone).
+    Removed,
+}
+
+/// One receiving direction of a kernel queue, as [`FragmentReceiver`]
+/// drives it.
+pub trait UnitSource: Send + std::fmt::Debug {
+    /// Takes one kernel message; may wait in the kernel only when `block`.
+    ///
+    /// # Errors
+    /// The system call's error.
+    fn take(&mut self, block: bool) -> Result<Taken>;
+    /// The first `len` bytes of the message last taken.
+    fn unit(&mut self, len: usize) -> &[u8];
+    /// Whether the peer process has exited.
+    ///
+    /// # Errors
+    /// The system call's error.
+    fn peer_exited(&self) -> Result<bool>;
+    /// Waits until a message may have arrived or the peer may have exited.
+    ///
+    /// # Errors
+    /// The deadline's error once it passes.
+    fn wait(&mut self, deadline: Deadline) -> Result<()>;
+}
+
+/// The sending half of a queue transport: messages cut into kernel units.
+#[derive(Debug)]
+pub struct FragmentSender<Q: UnitSink> {
+    /// The queue.
+    pub(crate) q: Q,
+    unit: usize,
+    max: usize,
+}
+
+impl<Q: UnitSink> FragmentSender<Q> {
+    /// Sends through `q` in units of at most `unit` bytes.
+    pub fn new(q: Q, unit: usize) -> FragmentSender<Q> {
+        FragmentSender { q, unit, max: 0 }
+    }
+}
+
+impl<Q: UnitSink> Sender for FragmentSender<Q> {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                size: msg.len(),
+                max: self.max,
+            });
+        }
+        let mut first = true;
+        for (head, hl, data) in split(msg, self.unit) {
+            // The deadline bounds the wait for room for the first fragment;
+            // a started message is completed while the peer lives.
+            let d = if first { deadline } else { Deadline::Never };
+            self.q.put(&head[..hl], data, d)?;
+            first = false;
+        }
+        Ok(())
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl<Q: UnitSink> Limit for FragmentSender<Q> {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+}
+
+impl<Q: UnitSink> Drop for FragmentSender<Q> {
+    fn drop(&mut self) {
+        // Tell the peer's receiver; wait a little for room, not forever.
+        let _ = self.q.put(
+            &[CLOSE],
+            &[],
+            Deadline::after(std::time::Duration::from_secs(1)),
+        );
+    }
+}
+
+/// The receiving half of a queue transport: kernel units reassembled into
+/// messages, with the peer's death turned into `Disconnected` once what it
+/// sent has been read.
+#[derive(Debug)]
+pub struct FragmentReceiver<Q: UnitSource> {
+    /// The queue.
+    pub(crate) q: Q,
+    max: usize,
+    partial: Reassembly,
+    closed: bool,
+    /// The peer was gone before the channel was made.
+    pub(crate) dead: bool,
+}
+
+impl<Q: UnitSource> FragmentReceiver<Q> {
+    /// Receives from `q`.
+    pub fn new(q: Q) -> FragmentReceiver<Q> {
+        FragmentReceiver {
+            q,
+            max: 0,
+            partial: Reassembly::default(),
+            closed: false,
+            dead: false,
+        }
+    }
+}
+
+impl<Q: UnitSource> Receiver for FragmentReceiver<Q> {
+    fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        if self.closed {
+            return Err(Error::Disconnected);
+        }
+        let mut peer_gone = false;
+        loop {
+            let block = deadline == Deadline::Never && !peer_gone;
+            match self.q.take(block)? {
+                Taken::Unit(n) => match self.partial.push(self.q.unit(n), self.max)? {
+                    Step::Message => {
+                        self.partial.take(out);
+                        return Ok(());
+                    }
+                    Step::Closed => {
+                        self.closed = true;
+                        return Err(Error::Disconnected);
+                    }
+                    Step::Incomplete => {}
+                },
+                Taken::Removed => {
+                    self.closed = true;
+                    return Err(Error::Disconnected);
+                }
+                Taken::Empty => {
+                    // Seen empty after the peer exited: nothing more will come.
+                    if peer_gone {
+                        self.closed = true;
+                        return Err(Error::Disconnected);
+                    }
+                    if self.dead || self.q.peer_exited()? {
+                        peer_gone = true;
+                        continue;
+                    }
+                    self.q.wait(deadline)?;
+                }
+            }
+        }
+    }
+}
+
+impl<Q: UnitSource> Limit for FragmentReceiver<Q> {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 }

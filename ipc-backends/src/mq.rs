@@ -13,16 +13,12 @@
 //! killed peer is noticed at once.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use ipc_core::handshake::Hello;
-use ipc_core::{
-    Deadline, Duplex, Endpoint, Error, Listener, PeerInfo, Receiver, Result, Schema, Sender,
-    Transport,
-};
+use ipc_core::{Deadline, Duplex, Endpoint, Error, Listener, PeerInfo, Result, Schema, Transport};
 
-use crate::fragment::{self, Reassembly, Step};
-use crate::handshake::{self, Limit};
+use crate::fragment::{self, FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
+use crate::handshake;
 use crate::registry::{self, Record};
 use crate::sys::Context;
 use crate::sys::fd::{self, Interest, Ready};
@@ -129,17 +125,20 @@ fn open_error(endpoint: &Endpoint, call: &str, name: &str, e: std::io::Error) ->
 }
 
 /// Sending half: one queue, written in fragments.
+pub type MqSender = FragmentSender<MqOut>;
+/// Receiving half: one queue, reassembled.
+pub type MqReceiver = FragmentReceiver<MqIn>;
+
+/// The queue an [`MqSender`] writes.
 #[derive(Debug)]
-pub struct MqSender {
+pub struct MqOut {
     q: Queue,
     peer: Option<PidFd>,
-    unit: usize,
-    max: usize,
     scratch: Vec<u8>,
     dead: bool,
 }
 
-impl MqSender {
+impl UnitSink for MqOut {
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()> {
         self.scratch.clear();
         self.scratch.extend_from_slice(head);
@@ -151,6 +150,42 @@ impl MqSender {
                 Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_ref(), deadline)?,
             }
         }
+    }
+}
+
+/// The queue an [`MqReceiver`] reads.
+#[derive(Debug)]
+pub struct MqIn {
+    q: Queue,
+    peer: Option<PidFd>,
+    unit: Vec<u8>,
+}
+
+impl UnitSource for MqIn {
+    fn take(&mut self, _block: bool) -> Result<Taken> {
+        // The descriptor is non-blocking; `wait` polls it beside the peer.
+        Ok(
+            match self
+                .q
+                .receive(&mut self.unit)
+                .context(|| "mq_receive".into())?
+            {
+                Op::Done(n) => Taken::Unit(n),
+                Op::WouldBlock => Taken::Empty,
+            },
+        )
+    }
+
+    fn unit(&mut self, len: usize) -> &[u8] {
+        &self.unit[..len]
+    }
+
+    fn peer_exited(&self) -> Result<bool> {
+        self.peer.as_ref().map_or(Ok(false), PidFd::exited)
+    }
+
+    fn wait(&mut self, deadline: Deadline) -> Result<()> {
+        wait(&self.q, Interest::Read, self.peer.as_ref(), deadline)
     }
 }
 
@@ -171,130 +206,22 @@ fn wait(q: &Queue, interest: Interest, peer: Option<&PidFd>, deadline: Deadline)
     }
 }
 
-impl Sender for MqSender {
-    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                size: msg.len(),
-                max: self.max,
-            });
-        }
-        let mut first = true;
-        for (head, hl, data) in fragment::split(msg, self.unit) {
-            // The deadline bounds the wait for room for the first fragment;
-            // a started message is completed while the peer lives.
-            let d = if first { deadline } else { Deadline::Never };
-            self.put(&head[..hl], data, d)?;
-            first = false;
-        }
-        Ok(())
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max
-    }
-}
-
-impl Limit for MqSender {
-    fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-}
-
-impl Drop for MqSender {
-    fn drop(&mut self) {
-        // Tell the peer's receiver; wait a little for room, not forever.
-        let _ = self.put(
-            &[fragment::CLOSE],
-            &[],
-            Deadline::after(Duration::from_secs(1)),
-        );
-    }
-}
-
-/// Receiving half: one queue, reassembled.
-#[derive(Debug)]
-pub struct MqReceiver {
-    q: Queue,
-    peer: Option<PidFd>,
-    max: usize,
-    unit: Vec<u8>,
-    partial: Reassembly,
-    closed: bool,
-    dead: bool,
-}
-
-impl Receiver for MqReceiver {
-    fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        if self.closed {
-            return Err(Error::Disconnected);
-        }
-        let mut peer_gone = false;
-        loop {
-            match self
-                .q
-                .receive(&mut self.unit)
-                .context(|| "mq_receive".into())?
-            {
-                Op::Done(n) => match self.partial.push(&self.unit[..n], self.max)? {
-                    Step::Message => {
-                        self.partial.take(buf);
-                        return Ok(());
-                    }
-                    Step::Closed => {
-                        self.closed = true;
-                        return Err(Error::Disconnected);
-                    }
-                    Step::Incomplete => {}
-                },
-                Op::WouldBlock => {
-                    // Seen empty after the peer exited: nothing more will come.
-                    if peer_gone {
-                        self.closed = true;
-                        return Err(Error::Disconnected);
-                    }
-                    if self.dead {
-                        peer_gone = true;
-                        continue;
-                    }
-                    if let Some(p) = &self.peer {
-                        if p.exited()? {
-                            peer_gone = true;
-                            continue;
-                        }
-                    }
-                    wait(&self.q, Interest::Read, self.peer.as_ref(), deadline)?;
-                }
-            }
-        }
-    }
-}
-
-impl Limit for MqReceiver {
-    fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-}
-
 fn halves(up: Queue, down: Queue, unit: usize) -> (MqSender, MqReceiver) {
     (
-        MqSender {
-            q: up,
-            peer: None,
+        FragmentSender::new(
+            MqOut {
+                q: up,
+                peer: None,
+                scratch: Vec::with_capacity(unit),
+                dead: false,
+            },
             unit,
-            max: 0,
-            scratch: Vec::with_capacity(unit),
-            dead: false,
-        },
-        MqReceiver {
+        ),
+        FragmentReceiver::new(MqIn {
             q: down,
             peer: None,
-            max: 0,
             unit: vec![0; unit],
-            partial: Reassembly::default(),
-            closed: false,
-            dead: false,
-        },
+        }),
     )
 }
 
@@ -303,11 +230,11 @@ fn finish(mut tx: MqSender, mut rx: MqReceiver, peer: PeerInfo) -> Result<MqChan
     // Disconnected once what the peer sent is read.
     match (PidFd::open(peer.pid), PidFd::open(peer.pid)) {
         (Ok(a), Ok(b)) => {
-            tx.peer = Some(a);
-            rx.peer = Some(b);
+            tx.q.peer = Some(a);
+            rx.q.peer = Some(b);
         }
         (Err(Error::Disconnected), _) | (_, Err(Error::Disconnected)) => {
-            tx.dead = true;
+            tx.q.dead = true;
             rx.dead = true;
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),

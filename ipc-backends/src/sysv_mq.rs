@@ -20,13 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_core::handshake::Hello;
-use ipc_core::{
-    Deadline, Duplex, Endpoint, Error, Listener, PeerInfo, Receiver, Result, Schema, Sender,
-    Transport,
-};
+use ipc_core::{Deadline, Duplex, Endpoint, Error, Listener, PeerInfo, Result, Schema, Transport};
 
-use crate::fragment::{self, Reassembly, Step};
-use crate::handshake::{self, Limit};
+use crate::fragment::{self, FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
+use crate::handshake;
 use crate::registry::{self, Record};
 use crate::sys::Context;
 use crate::sys::fd::{self, Interest, Ready};
@@ -172,17 +169,20 @@ fn watch(peer: PidFd, send_q: i32, recv_q: i32) -> Result<Arc<Watch>> {
 }
 
 /// Sending half.
+pub type SysvMqSender = FragmentSender<SysvOut>;
+/// Receiving half; removes its queue when dropped.
+pub type SysvMqReceiver = FragmentReceiver<SysvIn>;
+
+/// The queue a [`SysvMqSender`] writes.
 #[derive(Debug)]
-pub struct SysvMqSender {
+pub struct SysvOut {
     q: i32,
     peer: Option<PidFd>,
-    unit: usize,
-    max: usize,
     buf: MsgBuf,
     _watch: Option<Arc<Watch>>,
 }
 
-impl SysvMqSender {
+impl UnitSink for SysvOut {
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()> {
         loop {
             let nowait = deadline != Deadline::Never || self.peer.is_none();
@@ -204,6 +204,51 @@ impl SysvMqSender {
     }
 }
 
+/// The queue a [`SysvMqReceiver`] reads; removed when dropped.
+#[derive(Debug)]
+pub struct SysvIn {
+    q: i32,
+    peer: Option<PidFd>,
+    unit: usize,
+    buf: MsgBuf,
+    _watch: Option<Arc<Watch>>,
+}
+
+impl UnitSource for SysvIn {
+    fn take(&mut self, block: bool) -> Result<Taken> {
+        // Blocking in msgrcv is safe only with a watcher that removes the
+        // queue when the peer dies (EIDRM then wakes the call).
+        let nowait = !block || self.peer.is_none();
+        Ok(
+            match sysv_msg::receive(self.q, &mut self.buf, self.unit, nowait)
+                .context(|| "msgrcv".into())?
+            {
+                Op::Done(n) => Taken::Unit(n),
+                Op::Removed => Taken::Removed,
+                Op::WouldBlock => Taken::Empty,
+            },
+        )
+    }
+
+    fn unit(&mut self, len: usize) -> &[u8] {
+        &self.buf.text_mut()[..len]
+    }
+
+    fn peer_exited(&self) -> Result<bool> {
+        self.peer.as_ref().map_or(Ok(false), PidFd::exited)
+    }
+
+    fn wait(&mut self, deadline: Deadline) -> Result<()> {
+        sleep_slice(deadline)
+    }
+}
+
+impl Drop for SysvIn {
+    fn drop(&mut self) {
+        remove(self.q);
+    }
+}
+
 fn sleep_slice(deadline: Deadline) -> Result<()> {
     match deadline.remaining() {
         Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
@@ -218,146 +263,26 @@ fn sleep_slice(deadline: Deadline) -> Result<()> {
     }
 }
 
-impl Sender for SysvMqSender {
-    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                size: msg.len(),
-                max: self.max,
-            });
-        }
-        let mut first = true;
-        for (head, hl, data) in fragment::split(msg, self.unit) {
-            // The deadline bounds the wait for room for the first fragment;
-            // a started message is completed while the peer lives.
-            let d = if first { deadline } else { Deadline::Never };
-            self.put(&head[..hl], data, d)?;
-            first = false;
-        }
-        Ok(())
-    }
-
-    fn max_message_size(&self) -> usize {
-        self.max
-    }
-}
-
-impl Limit for SysvMqSender {
-    fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-}
-
-impl Drop for SysvMqSender {
-    fn drop(&mut self) {
-        let _ = self.put(
-            &[fragment::CLOSE],
-            &[],
-            Deadline::after(Duration::from_secs(1)),
-        );
-    }
-}
-
-/// Receiving half; removes its queue when dropped.
-#[derive(Debug)]
-pub struct SysvMqReceiver {
-    q: i32,
-    peer: Option<PidFd>,
-    unit: usize,
-    max: usize,
-    buf: MsgBuf,
-    partial: Reassembly,
-    closed: bool,
-    dead: bool,
-    _watch: Option<Arc<Watch>>,
-}
-
-impl Receiver for SysvMqReceiver {
-    fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        if self.closed {
-            return Err(Error::Disconnected);
-        }
-        let mut peer_gone = false;
-        loop {
-            let nowait = deadline != Deadline::Never || self.peer.is_none() || peer_gone;
-            match sysv_msg::receive(self.q, &mut self.buf, self.unit, nowait)
-                .context(|| "msgrcv".into())?
-            {
-                Op::Done(n) => {
-                    let unit = &self.buf.text_mut()[..n];
-                    match self.partial.push(unit, self.max)? {
-                        Step::Message => {
-                            self.partial.take(out);
-                            return Ok(());
-                        }
-                        Step::Closed => {
-                            self.closed = true;
-                            return Err(Error::Disconnected);
-                        }
-                        Step::Incomplete => {}
-                    }
-                }
-                Op::Removed => {
-                    self.closed = true;
-                    return Err(Error::Disconnected);
-                }
-                Op::WouldBlock => {
-                    if peer_gone {
-                        self.closed = true;
-                        return Err(Error::Disconnected);
-                    }
-                    if self.dead {
-                        peer_gone = true;
-                        continue;
-                    }
-                    if let Some(p) = &self.peer {
-                        if p.exited()? {
-                            peer_gone = true;
-                            continue;
-                        }
-                    }
-                    sleep_slice(deadline)?;
-                }
-            }
-        }
-    }
-}
-
-impl Limit for SysvMqReceiver {
-    fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-}
-
-impl Drop for SysvMqReceiver {
-    fn drop(&mut self) {
-        remove(self.q);
-    }
-}
-
 fn halves(send_q: i32, recv_q: i32, unit: usize) -> (SysvMqSender, SysvMqReceiver) {
     let recv_unit = (limit(sysv_msg::MSGMAX_PATH, 8192) as usize).max(unit);
     (
-        SysvMqSender {
-            q: send_q,
-            peer: None,
+        FragmentSender::new(
+            SysvOut {
+                q: send_q,
+                peer: None,
+                buf: MsgBuf::with_text_capacity(unit),
+                _watch: None,
+            },
             unit,
-            max: 0,
-            buf: MsgBuf::with_text_capacity(unit),
-            _watch: None,
-        },
+        ),
         // Receive whatever unit the peer chose, up to the kernel's msgmax.
-        SysvMqReceiver {
+        FragmentReceiver::new(SysvIn {
             q: recv_q,
             peer: None,
             unit: recv_unit,
-            max: 0,
             buf: MsgBuf::with_text_capacity(recv_unit),
-            partial: Reassembly::default(),
-            closed: false,
-            dead: false,
             _watch: None,
-        },
+        }),
     )
 }
 
@@ -367,7 +292,7 @@ fn finish(mut tx: SysvMqSender, mut rx: SysvMqReceiver, peer: PeerInfo) -> Resul
         Err(Error::Disconnected) => {
             // Gone already: nobody will read what we send; what it sent is
             // still read, then Disconnected.
-            remove(tx.q);
+            remove(tx.q.q);
             rx.dead = true;
             return Ok(Duplex {
                 sender: tx,
@@ -377,13 +302,13 @@ fn finish(mut tx: SysvMqSender, mut rx: SysvMqReceiver, peer: PeerInfo) -> Resul
         }
         Err(e) => return Err(e),
     };
-    let w = watch(pidfd, tx.q, rx.q)?;
+    let w = watch(pidfd, tx.q.q, rx.q.q)?;
     // Should the peer exit meanwhile, the watcher removes our queues.
-    tx.peer = PidFd::open(peer.pid).ok();
-    rx.peer = PidFd::open(peer.pid).ok();
-    rx.dead = rx.peer.is_none();
-    tx._watch = Some(w.clone());
-    rx._watch = Some(w);
+    tx.q.peer = PidFd::open(peer.pid).ok();
+    rx.q.peer = PidFd::open(peer.pid).ok();
+    rx.dead = rx.q.peer.is_none();
+    tx.q._watch = Some(w.clone());
+    rx.q._watch = Some(w);
     Ok(Duplex {
         sender: tx,
         receiver: rx,
