@@ -467,3 +467,25 @@ pub fn establish(
         peer,
     })
 }
+
+/// Waits until `deadline` for the next connection on a non-blocking
+/// listening socket.
+///
+/// # Errors
+/// The deadline's error; [`Error::Io`] from `accept4(2)` or `poll(2)`.
+pub fn accept_next(
+    listener: std::os::fd::BorrowedFd<'_>,
+    endpoint: &ipc_core::Endpoint,
+    deadline: Deadline,
+) -> Result<OwnedFd> {
+    loop {
+        let conn =
+            socket::accept(listener).map_err(|e| Error::io(format!("{endpoint}: accept"), e))?;
+        if let Some(fd) = conn {
+            return Ok(fd);
+        }
+        if !wait(listener, Interest::Read, deadline)? {
+            return Err(deadline.elapsed_error());
+        }
+    }
+}

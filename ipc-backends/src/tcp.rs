@@ -10,7 +10,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
 use crate::stream::{self, StreamChannel};
-use crate::sys::fd::{Interest, wait};
 use crate::sys::socket;
 
 /// The `tcp://` transport.
@@ -57,19 +56,10 @@ impl ipc_core::Listener for TcpListener {
     type Channel = StreamChannel;
 
     fn accept_until(&mut self, deadline: Deadline) -> Result<StreamChannel> {
-        loop {
-            let conn = socket::accept(self.fd.as_fd())
-                .map_err(|e| Error::io(format!("{}: accept", self.endpoint), e))?;
-            if let Some(fd) = conn {
-                socket::set_nodelay(fd.as_fd()).map_err(|e| {
-                    Error::io(format!("{}: setsockopt(TCP_NODELAY)", self.endpoint), e)
-                })?;
-                return establish(fd, &self.endpoint, &self.schema);
-            }
-            if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
-                return Err(deadline.elapsed_error());
-            }
-        }
+        let fd = stream::accept_next(self.fd.as_fd(), &self.endpoint, deadline)?;
+        socket::set_nodelay(fd.as_fd())
+            .map_err(|e| Error::io(format!("{}: setsockopt(TCP_NODELAY)", self.endpoint), e))?;
+        establish(fd, &self.endpoint, &self.schema)
     }
 
     fn endpoint(&self) -> &Endpoint {

@@ -18,7 +18,6 @@ use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport, endpoint::U
 
 use crate::registry::{self, Record};
 use crate::stream::{self, StreamChannel};
-use crate::sys::fd::{Interest, wait};
 use crate::sys::process;
 use crate::sys::socket::{self, FileId, ListenError, UnixName};
 
@@ -125,16 +124,8 @@ impl ipc_core::Listener for UnixListener {
     type Channel = StreamChannel;
 
     fn accept_until(&mut self, deadline: Deadline) -> Result<StreamChannel> {
-        loop {
-            let conn = socket::accept(self.fd.as_fd())
-                .map_err(|e| Error::io(format!("{}: accept", self.endpoint), e))?;
-            if let Some(fd) = conn {
-                return establish(fd, &self.endpoint, &self.schema);
-            }
-            if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
-                return Err(deadline.elapsed_error());
-            }
-        }
+        let fd = stream::accept_next(self.fd.as_fd(), &self.endpoint, deadline)?;
+        establish(fd, &self.endpoint, &self.schema)
     }
 
     fn endpoint(&self) -> &Endpoint {
