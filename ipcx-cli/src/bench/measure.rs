@@ -2,6 +2,7 @@
 //! the peer side of the re-executed benchmark process.
 
 use std::io::Write;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use ipcx::{Endpoint, Listener, Receiver, Sender};
@@ -128,6 +129,56 @@ impl Link for ipcx::AnyChannel {
     }
 }
 
+/// A link to a client this process started; waits for it when dropped.
+pub struct WithChild<L> {
+    link: L,
+    child: Child,
+}
+
+impl<L: Link> WithChild<L> {
+    /// Pairs `link` with the `child` at its other end.
+    pub fn new(link: L, child: Child) -> WithChild<L> {
+        WithChild { link, child }
+    }
+}
+
+impl<L: Link> Link for WithChild<L> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        self.link.send(msg)
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut Vec<u8>, size: usize) -> Result<(), String> {
+        self.link.recv(buf, size)
+    }
+}
+
+impl<L> Drop for WithChild<L> {
+    fn drop(&mut self) {
+        // The client exits after its last message; reap it.
+        let _ = self.child.wait();
+    }
+}
+
+/// For a server that starts its own client: the command running this
+/// binary as that client (its configuration is in [`super::CLIENT_VAR`]).
+/// Its standard output is ours, so its result reaches the benchmark.
+///
+/// # Errors
+/// When the configuration or the executable's path is missing.
+pub fn client_command() -> Result<Command, String> {
+    let cfg = std::env::var(super::CLIENT_VAR)
+        .map_err(|_| format!("{} is not set", super::CLIENT_VAR))?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("bench")
+        .env(super::PEER_VAR, cfg)
+        .env_remove(super::CLIENT_VAR)
+        .stdin(std::process::Stdio::null());
+    Ok(cmd)
+}
+
 /// The configuration string handed to a peer process.
 pub fn config(
     scheme: &str,
@@ -189,6 +240,14 @@ pub fn peer_main() -> Result<(), String> {
         let _ = out.flush();
     };
     let mut link: Box<dyn Link> = match (target, role) {
+        ("ipcx", "server") if def.spawned => {
+            let ep: Endpoint = address
+                .parse()
+                .map_err(|e: ipcx::EndpointError| e.to_string())?;
+            let (child, ch) = ipcx::spawn(client_command()?, &ep).map_err(|e| e.to_string())?;
+            ready("spawned");
+            Box::new(WithChild::new(ch, child))
+        }
         ("ipcx", "server") => {
             let ep: Endpoint = address
                 .parse()
@@ -203,7 +262,7 @@ pub fn peer_main() -> Result<(), String> {
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
             Box::new(ipcx::connect(&ep).map_err(|e| e.to_string())?)
         }
-        (_, "server") => (def.raw_server)(address, &ready)?,
+        (_, "server") => (def.raw_server)(address, spec.size, &ready)?,
         _ => (def.raw_client)(address)?,
     };
     if role == "server" {

@@ -16,8 +16,10 @@
 //! The binary re-executes itself for the two peers (environment variable
 //! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
 
+pub mod chart;
 pub mod measure;
 pub mod raw;
+pub mod report;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +29,9 @@ use measure::{Kind, Outcome, Role, Spec, Target};
 
 /// Environment variable that makes the binary a benchmark peer.
 pub const PEER_VAR: &str = "IPCX_BENCH_PEER";
+/// Environment variable holding the client's configuration, for a server
+/// that starts its client itself ([`raw::TargetDef::spawned`]).
+pub const CLIENT_VAR: &str = "IPCX_BENCH_CLIENT";
 
 /// Where the two peers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +45,8 @@ pub enum Pin {
 }
 
 impl Pin {
-    fn name(self) -> &'static str {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
         match self {
             Pin::Same => "same",
             Pin::Cross => "cross",
@@ -60,19 +66,32 @@ impl Pin {
 /// Options of `ipcx bench`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,tcp\n  ipcx bench --full --json bench.json"
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --full --json bench.json --svg bench.svg"
 )]
 pub struct Args {
+    /// The default profile: about 2 minutes for everything on 2 cores.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
     /// More samples per figure (about 5× the time of the default).
     #[arg(long)]
     pub full: bool,
+    /// Time budget per figure in milliseconds (overrides the profile).
+    #[arg(long, hide = true)]
+    pub budget_ms: Option<u64>,
+    /// Write every figure and the machine's description as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// Write a bar chart of p50 latency and throughput as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
     /// Message sizes in bytes, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 4096, 65536, 1 << 20])]
     pub sizes: Vec<usize>,
     /// CPU placement of the two peers; give several to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![Pin::Same, Pin::Cross])]
     pub pin: Vec<Pin>,
-    /// Transports to measure (schemes, comma-separated); default all built.
+    /// Transports to measure (schemes, comma-separated); default every one
+    /// this build supports.
     #[arg(long, value_delimiter = ',')]
     pub transports: Vec<String>,
 }
@@ -115,6 +134,16 @@ pub fn main(args: Args) -> Result<(), String> {
     }
     let rows = run(&args, &mut |line| eprintln!("{line}"))?;
     print!("{}", table(&rows));
+    if let Some(path) = &args.json {
+        let text = report::json(&args, &rows);
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, chart::svg(&rows))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -123,16 +152,27 @@ pub fn main(args: Args) -> Result<(), String> {
 /// # Errors
 /// A message naming the transport and step that failed.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
-    let budget = if args.full {
-        Duration::from_millis(1000)
-    } else {
-        Duration::from_millis(200)
-    };
-    let mut rows = Vec::new();
-    for target in raw::targets() {
-        if !args.transports.is_empty() && !args.transports.iter().any(|t| t == target.scheme) {
-            continue;
+    let budget = Duration::from_millis(budget_ms(args));
+    for t in &args.transports {
+        if !raw::targets().iter().any(|d| d.scheme == t) {
+            let known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+            return Err(format!(
+                "unknown transport {t:?}; known: {}",
+                known.join(", ")
+            ));
         }
+        if !raw::supported(t) {
+            return Err(format!("this build of ipcx does not support {t}"));
+        }
+    }
+    let selected: Vec<&raw::TargetDef> = raw::targets()
+        .iter()
+        .filter(|d| raw::supported(d.scheme))
+        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| t == d.scheme))
+        .collect();
+    let total = selected.len() * args.pin.len() * args.sizes.len() * 2;
+    let mut rows = Vec::new();
+    for target in selected {
         for &pin in &args.pin {
             for &size in &args.sizes {
                 for kind in [Kind::Latency, Kind::Throughput] {
@@ -148,7 +188,8 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                         raw,
                     };
                     progress(&format!(
-                        "{:<9} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        "[{:>3}/{total}] {:<9} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        rows.len() + 1,
                         row.transport,
                         human_size(size),
                         pin.name(),
@@ -165,15 +206,28 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
     Ok(rows)
 }
 
+/// The time budget per figure of the chosen profile, in milliseconds.
+pub fn budget_ms(args: &Args) -> u64 {
+    match (args.budget_ms, args.full) {
+        (Some(ms), _) => ms.max(1),
+        (None, true) => 1000,
+        (None, false) => 200,
+    }
+}
+
 struct PeerProcess {
     child: Child,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl PeerProcess {
-    fn spawn(config: &str) -> Result<PeerProcess, String> {
+    fn spawn(config: &str, client: Option<&str>) -> Result<PeerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        if let Some(c) = client {
+            cmd.env(CLIENT_VAR, c);
+        }
+        let mut child = cmd
             .arg("bench")
             .env(PEER_VAR, config)
             .stdin(Stdio::null())
@@ -233,7 +287,31 @@ fn measure_pair(
         spec,
         pin.cpu(Role::Server),
     );
-    let mut server = PeerProcess::spawn(&server_cfg)?;
+    if target.spawned {
+        // The server starts the client; the client's result comes out of
+        // the server's standard output, which it inherits.
+        let client_cfg = measure::config(
+            target.scheme,
+            which,
+            Role::Client,
+            &address,
+            spec,
+            pin.cpu(Role::Client),
+        );
+        let mut server = PeerProcess::spawn(&server_cfg, Some(&client_cfg))?;
+        let ready = server.line("that it started its client")?;
+        if !ready.starts_with("READY ") {
+            return Err(format!("{} server: {ready}", target.scheme));
+        }
+        let result = server.line("the client's result")?;
+        let outcome = result
+            .strip_prefix("RESULT ")
+            .and_then(Outcome::parse)
+            .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+        server.finish()?;
+        return Ok(outcome);
+    }
+    let mut server = PeerProcess::spawn(&server_cfg, None)?;
     let ready = server.line("its address")?;
     let address = ready
         .strip_prefix("READY ")
@@ -247,7 +325,7 @@ fn measure_pair(
         spec,
         pin.cpu(Role::Client),
     );
-    let mut client = PeerProcess::spawn(&client_cfg)?;
+    let mut client = PeerProcess::spawn(&client_cfg, None)?;
     let result = client.line("its result")?;
     let outcome = result
         .strip_prefix("RESULT ")
@@ -311,6 +389,16 @@ pub fn table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
+    let mut notes: Vec<&str> = raw::targets()
+        .iter()
+        .filter(|d| rows.iter().any(|r| r.transport == d.scheme))
+        .filter_map(|d| d.note)
+        .collect();
+    notes.dedup();
+    for n in notes {
+        out.push_str(n);
+        out.push('\n');
+    }
     out
 }
 

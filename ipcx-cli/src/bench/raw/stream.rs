@@ -8,7 +8,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 
 use crate::bench::measure::Link;
 
-struct Stream<S>(S);
+/// A duplex byte stream moving whole fixed-size messages.
+pub(super) struct Stream<S>(pub(super) S);
 
 impl<S: Read + Write> Link for Stream<S> {
     #[inline]
@@ -29,7 +30,11 @@ fn path_of(endpoint: &str) -> String {
     format!("{}.raw", p)
 }
 
-pub fn unix_server(endpoint: &str, ready: &dyn Fn(&str)) -> Result<Box<dyn Link>, String> {
+pub fn unix_server(
+    endpoint: &str,
+    _size: usize,
+    ready: &dyn Fn(&str),
+) -> Result<Box<dyn Link>, String> {
     let path = path_of(endpoint);
     let l = UnixListener::bind(&path).map_err(|e| format!("bind {path}: {e}"))?;
     ready(&path);
@@ -44,7 +49,11 @@ pub fn unix_client(path: &str) -> Result<Box<dyn Link>, String> {
     Ok(Box::new(Stream(s)))
 }
 
-pub fn tcp_server(_endpoint: &str, ready: &dyn Fn(&str)) -> Result<Box<dyn Link>, String> {
+pub fn tcp_server(
+    _endpoint: &str,
+    _size: usize,
+    ready: &dyn Fn(&str),
+) -> Result<Box<dyn Link>, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let addr = l.local_addr().map_err(|e| e.to_string())?;
     ready(&addr.to_string());
@@ -57,4 +66,25 @@ pub fn tcp_client(addr: &str) -> Result<Box<dyn Link>, String> {
     let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(Box::new(Stream(s)))
+}
+
+/// Two one-way byte streams (a pipe or FIFO pair) used as one duplex link.
+pub(super) struct Halves {
+    /// Read end.
+    pub(super) r: std::fs::File,
+    /// Write end.
+    pub(super) w: std::fs::File,
+}
+
+impl Link for Halves {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        self.w.write_all(msg).map_err(|e| format!("write: {e}"))
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut Vec<u8>, size: usize) -> Result<(), String> {
+        buf.resize(size, 0);
+        self.r.read_exact(buf).map_err(|e| format!("read: {e}"))
+    }
 }
