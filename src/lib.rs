@@ -16,8 +16,14 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod rpc;
 mod spawn;
+pub mod typed;
 pub use spawn::{ENDPOINT_VAR, connect_parent, spawn};
+pub use typed::{
+    TypedChannel, TypedListener, TypedReceiver, TypedSender, connect as connect_typed,
+    listen as listen_typed,
+};
 
 pub use ipc_backends::{self as backends, AnyChannel, AnyListener, AnyReceiver, AnySender};
 pub use ipc_core::{self as core, *};

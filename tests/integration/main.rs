@@ -2,4 +2,6 @@
 //! transport-specific cases.
 
 mod conformance;
+mod rpc;
+mod typed;
 mod util;
