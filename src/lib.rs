@@ -19,7 +19,7 @@
 pub mod rpc;
 mod spawn;
 pub mod typed;
-pub use spawn::{ENDPOINT_VAR, connect_parent, spawn};
+pub use spawn::{ENDPOINT_VAR, connect_parent, connect_parent_with, spawn, spawn_with};
 pub use typed::{
     TypedChannel, TypedListener, TypedReceiver, TypedSender, connect as connect_typed,
     listen as listen_typed,

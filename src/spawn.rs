@@ -18,8 +18,20 @@ pub const ENDPOINT_VAR: &str = "IPCX_ENDPOINT";
 /// # Errors
 /// Spawn failures ([`Error::Io`]), and the transport's listen, accept and
 /// handshake errors (bounded by `connect_timeout`).
-pub fn spawn(mut command: Command, endpoint: &Endpoint) -> Result<(Child, AnyChannel)> {
-    let schema = Schema::bytes();
+pub fn spawn(command: Command, endpoint: &Endpoint) -> Result<(Child, AnyChannel)> {
+    spawn_with(command, endpoint, &Schema::bytes())
+}
+
+/// As [`spawn`], announcing `schema` in the handshake.
+///
+/// # Errors
+/// As [`spawn`]; [`Error::SchemaMismatch`] when the child disagrees.
+pub fn spawn_with(
+    mut command: Command,
+    endpoint: &Endpoint,
+    schema: &Schema,
+) -> Result<(Child, AnyChannel)> {
+    let schema = schema.clone();
     if endpoint.scheme() == Scheme::Pipe {
         let pair = Pair::new()?;
         pair.prepare(&mut command);
@@ -27,16 +39,36 @@ pub fn spawn(mut command: Command, endpoint: &Endpoint) -> Result<(Child, AnyCha
         let child = command
             .spawn()
             .map_err(|e| Error::io(format!("{endpoint}: spawn"), e))?;
-        let ch = pair.into_parent(endpoint, &schema)?;
-        return Ok((child, AnyChannel::Pipe(ch)));
+        return match pair.into_parent(endpoint, &schema) {
+            Ok(ch) => Ok((child, AnyChannel::Pipe(ch))),
+            Err(e) => Err(reap(child, endpoint, e)),
+        };
     }
     let mut listener = ipc_backends::listen(endpoint, &schema)?;
     command.env(ENDPOINT_VAR, listener.endpoint().to_string());
     let child = command
         .spawn()
         .map_err(|e| Error::io(format!("{endpoint}: spawn"), e))?;
-    let ch = listener.accept_timeout(endpoint.options().connect_timeout)?;
-    Ok((child, ch))
+    match listener.accept_timeout(endpoint.options().connect_timeout) {
+        Ok(ch) => Ok((child, ch)),
+        Err(e) => Err(reap(child, endpoint, e)),
+    }
+}
+
+/// After a failed connect: gives the child `connect_timeout` to exit by
+/// itself (it got the same refusal), then kills it, so no process is left
+/// behind. Returns the error.
+fn reap(mut child: Child, endpoint: &Endpoint, error: Error) -> Error {
+    let deadline = std::time::Instant::now() + endpoint.options().connect_timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return error;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    error
 }
 
 /// In a child started by [`spawn`]: connects to the parent through the
@@ -47,10 +79,20 @@ pub fn spawn(mut command: Command, endpoint: &Endpoint) -> Result<(Child, AnyCha
 /// As [`crate::connect`]; an error when the process was not started by
 /// [`spawn`].
 pub fn connect_parent() -> Result<AnyChannel> {
+    connect_parent_with(&Schema::bytes())
+}
+
+/// As [`connect_parent`], announcing `schema` in the handshake (the parent
+/// used [`spawn_with`]).
+///
+/// # Errors
+/// As [`connect_parent`]; [`Error::SchemaMismatch`] when the parent
+/// disagrees.
+pub fn connect_parent_with(schema: &Schema) -> Result<AnyChannel> {
     let endpoint = Endpoint::from_env(ENDPOINT_VAR)?.unwrap_or_else(|| {
         "pipe:"
             .parse()
             .unwrap_or_else(|_| unreachable!("pipe: parses"))
     });
-    crate::connect(&endpoint)
+    crate::connect_with(&endpoint, schema)
 }

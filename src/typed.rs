@@ -44,6 +44,7 @@
 //! message boundaries, so the next message is intact).
 
 use std::marker::PhantomData;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use ipc_core::{
@@ -78,6 +79,35 @@ pub fn listen<Out: IpcMessage, In: IpcMessage>(
     endpoint: &Endpoint,
 ) -> Result<TypedListener<Out, In>> {
     crate::listen_with(endpoint, &schema::<Out, In>()).map(TypedListener::new)
+}
+
+/// Starts `command` as a child connected through `endpoint` (`pipe:` or
+/// any other) with a channel sending `Out` and receiving `In`; the child
+/// calls [`connect_parent::<In, Out>()`](connect_parent).
+///
+/// # Errors
+/// As [`crate::spawn_with`]; [`Error::SchemaMismatch`] when the child's
+/// types differ.
+///
+/// [`Error::SchemaMismatch`]: crate::Error::SchemaMismatch
+pub fn spawn<Out: IpcMessage, In: IpcMessage>(
+    command: Command,
+    endpoint: &Endpoint,
+) -> Result<(Child, TypedChannel<Out, In>)> {
+    let (child, channel) = crate::spawn_with(command, endpoint, &schema::<Out, In>())?;
+    Ok((child, TypedChannel::new(channel)))
+}
+
+/// In a child started by [`spawn`]: connects to the parent, sending `Out`
+/// and receiving `In`.
+///
+/// # Errors
+/// As [`crate::connect_parent`]; [`Error::SchemaMismatch`] when the
+/// parent's types differ.
+///
+/// [`Error::SchemaMismatch`]: crate::Error::SchemaMismatch
+pub fn connect_parent<Out: IpcMessage, In: IpcMessage>() -> Result<TypedChannel<Out, In>> {
+    crate::connect_parent_with(&schema::<Out, In>()).map(TypedChannel::new)
 }
 
 // `fn(&Out) -> In` keeps the wrappers `Send`/`Sync` whatever the message

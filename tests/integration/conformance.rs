@@ -74,10 +74,17 @@ conformance!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-// pipe: is not instantiated here yet: every case of this suite starts from
-// `ipcx::listen`, and pipe: has no listener (one parent-child pair made by
-// `ipcx::spawn`). Its cases need a spawn-based driver; many_clients is
-// meaningless for it by nature.
+// pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
+// [`open_pair`] spawns the peer instead of listening. Left out, because the
+// mechanism makes them meaningless:
+// - many_clients: a pipe pair joins exactly two processes;
+// - listener_killed: there is no listener; the death of either end is the
+//   same EOF/EPIPE that peer_killed_in_recv and peer_killed_in_send check;
+// - restart_after_kill: anonymous pipes have no name to restart on and
+//   vanish with their last holder.
+conformance!(pipe => "pipe:".to_string();
+    boundaries stress duplex backpressure peer_killed_in_recv
+    peer_killed_in_send nothing_left_behind handshake_mismatch);
 
 /// Runs a case, or — in a re-executed peer — the role it was started for.
 fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
@@ -106,6 +113,39 @@ fn connect(ep: &str) -> AnyChannel {
 fn accept(l: &mut AnyListener) -> AnyChannel {
     l.accept_timeout(OP)
         .unwrap_or_else(|e| panic!("accept on {}: {e}", l.endpoint()))
+}
+
+/// Connects this process to a new peer process playing `role`: listens on
+/// `ep` and accepts the peer's connection, or for `pipe:` spawns the peer
+/// already connected. With `peer_max` the peer's endpoint carries that
+/// `max_message_size`. The listener, if any, is returned to keep it alive.
+#[track_caller]
+fn open_pair(
+    test: &str,
+    role: &str,
+    ep: &str,
+    peer_max: Option<usize>,
+    arg: &str,
+) -> (Peer, AnyChannel, Option<AnyListener>) {
+    let endpoint = parse(ep);
+    let peer_at = |e: &Endpoint| {
+        let mut e = e.clone();
+        if let Some(max) = peer_max {
+            e.options_mut().max_message_size = max;
+        }
+        e.to_string()
+    };
+    if endpoint.scheme() == ipcx::Scheme::Pipe {
+        let at = peer_at(&endpoint);
+        let (child, ch) = ipcx::spawn(Peer::command(test, role, &at, arg), &endpoint)
+            .unwrap_or_else(|e| panic!("spawn over {ep}: {e}"));
+        return (Peer::adopt(child), ch, None);
+    }
+    let mut l = listen(ep);
+    let at = peer_at(l.endpoint());
+    let peer = Peer::spawn(test, role, &at, arg);
+    let ch = accept(&mut l);
+    (peer, ch, Some(l))
 }
 
 #[track_caller]
@@ -285,9 +325,7 @@ fn duplex_both_ways(mut tx: impl Sender + 'static, mut rx: impl Receiver, n: u64
 /// 0 bytes, 1 byte, exactly max, max+1 refused on both sides; the smaller
 /// of two peers' limits wins.
 fn boundaries(test: &'static str, ep: &str) {
-    let mut l = listen(ep);
-    let peer = Peer::spawn(test, "echo", &l.endpoint().to_string(), "");
-    let mut ch = accept(&mut l);
+    let (peer, mut ch, l) = open_pair(test, "echo", ep, None, "");
     let max = ch.max_message_size();
     assert_eq!(max, parse(ep).options().max_message_size);
     assert_eq!(peer.expect_value("max"), max.to_string());
@@ -316,10 +354,8 @@ fn boundaries(test: &'static str, ep: &str) {
     peer.expect_success();
 
     // A peer with a smaller limit: both sides use it.
-    let mut small = l.endpoint().clone();
-    small.options_mut().max_message_size = 1000;
-    let peer = Peer::spawn(test, "echo", &small.to_string(), "");
-    let mut ch = accept(&mut l);
+    drop(l);
+    let (peer, mut ch, _l) = open_pair(test, "echo", ep, Some(1000), "");
     assert_eq!(ch.max_message_size(), 1000);
     assert_eq!(peer.expect_value("max"), "1000");
     assert_eq!(peer.expect_value("too_large"), "ok");
@@ -341,14 +377,7 @@ fn boundaries(test: &'static str, ep: &str) {
 fn stress(test: &'static str, ep: &str) {
     const N: u64 = 200_000;
     let seed = u64::from(std::process::id());
-    let mut l = listen(ep);
-    let peer = Peer::spawn(
-        test,
-        "stress-send",
-        &l.endpoint().to_string(),
-        &format!("{N},{seed}"),
-    );
-    let mut ch = accept(&mut l);
+    let (peer, mut ch, _l) = open_pair(test, "stress-send", ep, None, &format!("{N},{seed}"));
     let mut rng = Rng::new(seed);
     let mut buf = Vec::new();
     for i in 0..N {
@@ -376,9 +405,8 @@ fn stress(test: &'static str, ep: &str) {
 /// Both sides send and receive at once through split halves on two threads.
 fn duplex(test: &'static str, ep: &str) {
     const N: u64 = 20_000;
-    let mut l = listen(ep);
-    let peer = Peer::spawn(test, "duplex", &l.endpoint().to_string(), &N.to_string());
-    let (tx, rx) = accept(&mut l).split();
+    let (peer, ch, _l) = open_pair(test, "duplex", ep, None, &N.to_string());
+    let (tx, rx) = ch.split();
     duplex_both_ways(tx, rx, N, 2);
     assert_eq!(peer.expect_line(), "ok");
     peer.expect_success();
@@ -387,9 +415,7 @@ fn duplex(test: &'static str, ep: &str) {
 /// A slow reader blocks the writer; `try_send` reports a full channel,
 /// timeouts fire, and every accepted message arrives.
 fn backpressure(test: &'static str, ep: &str) {
-    let mut l = listen(ep);
-    let mut peer = Peer::spawn(test, "slow-reader", &l.endpoint().to_string(), "");
-    let mut ch = accept(&mut l);
+    let (mut peer, mut ch, _l) = open_pair(test, "slow-reader", ep, None, "");
     assert_eq!(peer.expect_line(), "connected");
 
     assert!(
@@ -535,9 +561,7 @@ fn expect_disconnect_after_kill(
 
 /// The survivor blocked in `recv` gets `Disconnected` when its peer is killed.
 fn peer_killed_in_recv(test: &'static str, ep: &str) {
-    let mut l = listen(ep);
-    let mut peer = Peer::spawn(test, "hold", &l.endpoint().to_string(), "");
-    let mut ch = accept(&mut l);
+    let (mut peer, mut ch, _l) = open_pair(test, "hold", ep, None, "");
     assert_eq!(peer.expect_line(), "connected");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -550,9 +574,7 @@ fn peer_killed_in_recv(test: &'static str, ep: &str) {
 /// The survivor blocked in `send` on a full channel gets `Disconnected`
 /// when its peer is killed.
 fn peer_killed_in_send(test: &'static str, ep: &str) {
-    let mut l = listen(ep);
-    let mut peer = Peer::spawn(test, "hold", &l.endpoint().to_string(), "");
-    let mut ch = accept(&mut l);
+    let (mut peer, mut ch, _l) = open_pair(test, "hold", ep, None, "");
     assert_eq!(peer.expect_line(), "connected");
     let mut n = 0;
     while ch.try_send(&seq_message(n, 4096)).is_ok() {
@@ -579,7 +601,21 @@ fn listener_killed(test: &'static str, ep: &str) {
         let _ = tx.send(ch.recv().map(|_| ()).map_err(|e| e.to_string()));
     });
     std::thread::sleep(Duration::from_millis(50));
+    let dead = peer.pid();
     expect_disconnect_after_kill(&mut peer, rx, "recv (listener killed)");
+    // What the dead listener left is reclaimed by the next one on its
+    // endpoint, which removes it all when it closes.
+    let again = if at.contains(":0") {
+        ep.to_string()
+    } else {
+        at
+    };
+    drop(listen(&again));
+    assert_nothing_left(
+        &again,
+        &[dead],
+        "after relistening on a killed listener's endpoint",
+    );
 }
 
 /// Runs a listener and a client in two processes, and returns their pids.
@@ -610,6 +646,29 @@ fn assert_nothing_left(ep: &str, pids: &[u32], when: &str) {
 /// Listener and clients all run in child processes, so the probe can tell
 /// this case's System V objects from those of cases running beside it.
 fn nothing_left_behind(test: &'static str, ep: &str) {
+    if parse(ep).scheme() == ipcx::Scheme::Pipe {
+        // No listener: the parent's end is this process, so only the
+        // peer's objects can be told apart from other cases'.
+        let (peer, mut ch, _) = open_pair(test, "echo", ep, None, "");
+        assert_eq!(peer.expect_value("max"), ch.max_message_size().to_string());
+        ch.send(b"ping").unwrap();
+        assert_eq!(recv(&mut ch), b"ping");
+        drop(ch);
+        let pid = peer.pid();
+        peer.expect_success();
+        assert_nothing_left(ep, &[pid], "after a normal close");
+        let (mut peer, mut ch, _) = open_pair(test, "hold", ep, None, "");
+        assert_eq!(peer.expect_line(), "connected");
+        let pid = peer.pid();
+        peer.kill();
+        assert!(matches!(
+            ch.recv_timeout(DEATH_LIMIT),
+            Err(Error::Disconnected)
+        ));
+        drop(ch);
+        assert_nothing_left(ep, &[pid], "after the peer's SIGKILL");
+        return;
+    }
     let pids = serve_and_ping(test, ep);
     assert_nothing_left(ep, &pids, "after a normal close");
 
@@ -652,6 +711,9 @@ fn restart_after_kill(test: &'static str, ep: &str) {
 /// sides, naming both; the listener carries on.
 fn handshake_mismatch(test: &'static str, ep: &str) {
     let schema = Schema::new(TypeTag::new("Order", 11), TypeTag::new("Ack", 22));
+    if parse(ep).scheme() == ipcx::Scheme::Pipe {
+        return handshake_mismatch_spawned(test, ep, &schema);
+    }
     let mut l = ipcx::listen_with(&parse(ep), &schema).expect("listen");
     let at = l.endpoint().to_string();
 
@@ -686,6 +748,51 @@ fn handshake_mismatch(test: &'static str, ep: &str) {
     let ch = l
         .accept_timeout(OP)
         .expect("a matching client after two refusals");
+    assert_eq!(ch.peer().send.name, "Ack");
+    assert_eq!(peer.expect_line(), "ok peer_recv=Ack");
+    peer.expect_success();
+}
+
+/// `handshake_mismatch` for `pipe:`: the spawning parent and its child
+/// refuse each other; the child's report is read from its output after
+/// `spawn_with` has reaped it.
+fn handshake_mismatch_spawned(test: &'static str, ep: &str, schema: &Schema) {
+    let endpoint = parse(ep);
+    for (arg, parent_sees, child_sees) in [
+        ("schema", ["Ack", "Quote"], ["Quote", "Ack"]),
+        ("version", ["99", "protocol"], ["99", "protocol"]),
+    ] {
+        let out = std::env::temp_dir().join(util::unique("hs"));
+        let file = std::fs::File::create(&out).expect("report file");
+        let mut cmd = Peer::command(test, "connect-schema", ep, arg);
+        cmd.stdout(file);
+        match ipcx::spawn_with(cmd, &endpoint, schema) {
+            Ok(_) => panic!("spawn over {ep} accepted a child announcing another {arg}"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    parent_sees.iter().all(|w| text.contains(w)),
+                    "parent: {text}"
+                );
+            }
+        }
+        let report = std::fs::read_to_string(&out).unwrap_or_default();
+        let _ = std::fs::remove_file(&out);
+        let line = report
+            .lines()
+            .find_map(|l| l.strip_prefix("PEER:err="))
+            .unwrap_or_else(|| panic!("child reported no refusal: {report:?}"));
+        assert!(child_sees.iter().all(|w| line.contains(w)), "child: {line}");
+    }
+    let (peer, ch) = {
+        let (child, ch) = ipcx::spawn_with(
+            Peer::command(test, "connect-schema", ep, "match"),
+            &endpoint,
+            schema,
+        )
+        .expect("a matching child");
+        (Peer::adopt(child), ch)
+    };
     assert_eq!(ch.peer().send.name, "Ack");
     assert_eq!(peer.expect_line(), "ok peer_recv=Ack");
     peer.expect_success();

@@ -3,5 +3,6 @@
 
 mod conformance;
 mod rpc;
+mod stream;
 mod typed;
 mod util;

@@ -184,6 +184,14 @@ typed!(fifo => format!("fifo:/tmp/{}", crate::util::unique("tf")));
 typed!(mq => format!("mq:/{}", crate::util::unique("tm")));
 typed!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("ts")));
 
+/// `pipe:` has no listener: one child started by `ipcx::typed::spawn`.
+pub mod pipe {
+    #[test]
+    fn spawned() {
+        super::run_case("typed::pipe::spawned", "pipe:".into(), super::spawned);
+    }
+}
+
 fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
     if util::is_peer() {
         run_role();
@@ -200,6 +208,13 @@ fn parse(ep: &str) -> Endpoint {
 
 fn run_role() {
     let (role, ep, arg) = util::peer_params();
+    if role == "child" {
+        let mut ch = ipcx::typed::connect_parent::<Order, Order>().expect("connect_parent");
+        while let Ok(m) = ch.recv() {
+            ch.send(&m).expect("echo send");
+        }
+        return;
+    }
     let ep = parse(&ep);
     match (role.as_str(), arg.as_str()) {
         ("echo", "point") => echo::<Point>(&ep),
@@ -417,4 +432,21 @@ fn ep_again(ep: &str) -> String {
     format!("{ep}x")
         .replace(".sockx", "x.sock")
         .replace("127.0.0.1:0x", "127.0.0.1:0")
+}
+
+/// A child started already connected, typed, over `pipe:`.
+fn spawned(test: &'static str, ep: &str) {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("current_exe"));
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(util::ROLE_VAR, "child")
+        .stdout(std::process::Stdio::null());
+    let (mut child, mut ch) =
+        ipcx::typed::spawn::<Order, Order>(command, &parse(ep)).expect("spawn typed");
+    for s in samples_order() {
+        ch.send(&s).expect("send");
+        assert_eq!(ch.recv_timeout(OP).expect("recv"), s);
+    }
+    drop(ch);
+    assert!(child.wait().expect("wait").success(), "the child failed");
 }

@@ -66,20 +66,32 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `test` (its full libtest name) in a new process as `role`.
-    #[track_caller]
-    pub fn spawn(test: &str, role: &str, endpoint: &str, arg: &str) -> Peer {
+    /// The command that re-executes this test binary to run `test` (its
+    /// full libtest name) as `role`, with piped stdin and stdout.
+    pub fn command(test: &str, role: &str, endpoint: &str, arg: &str) -> Command {
         let exe = std::env::current_exe().expect("current_exe");
-        let mut child = Command::new(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        let mut cmd = Command::new(exe);
+        cmd.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
             .env(ROLE_VAR, role)
             .env(ENDPOINT_VAR, endpoint)
             .env(ARG_VAR, arg)
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `test` in a new process as `role`.
+    #[track_caller]
+    pub fn spawn(test: &str, role: &str, endpoint: &str, arg: &str) -> Peer {
+        let child = Peer::command(test, role, endpoint, arg)
             .spawn()
             .expect("spawn peer");
+        Peer::adopt(child)
+    }
+
+    /// Takes charge of a child started from [`Peer::command`].
+    pub fn adopt(mut child: Child) -> Peer {
         let stdout: ChildStdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -266,6 +278,9 @@ pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
     let addr = endpoint.address();
     let base = addr.rsplit('/').next().unwrap_or(addr).to_string();
     let in_dir = |dir: &str, needle: &str, found: &mut Vec<String>| {
+        if needle.is_empty() {
+            return;
+        }
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();

@@ -1,2 +1,0 @@
-//! Transport benchmarks (written next).
-fn main() {}
