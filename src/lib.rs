@@ -14,6 +14,11 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! Typed channels ([`typed`]: `connect_typed::<Out, In>`,
+//! `listen_typed::<Out, In>`) send `#[derive(IpcMessage)]` types and refuse
+//! peers with other types at connect; [`rpc`] builds request–reply on top.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod rpc;
