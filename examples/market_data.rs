@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 const CONSUMER: &str = "--consumer";
 
 #[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
-#[ipc(crate = "ipcx", zero_copy, name = "md.Side")]
+#[ipc(zero_copy, name = "md.Side")]
 #[repr(u8)]
 enum Side {
     Bid = 1,
@@ -32,7 +32,7 @@ enum Side {
 
 /// One quote: 40 bytes, no padding (the derive refuses padding).
 #[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
-#[ipc(crate = "ipcx", zero_copy, name = "md.Quote")]
+#[ipc(zero_copy, name = "md.Quote")]
 #[repr(C)]
 struct Quote {
     seq: u64,
@@ -46,7 +46,7 @@ struct Quote {
 
 /// What the consumer reports when the stream ends (serde-encoded).
 #[derive(IpcMessage, Serialize, Deserialize, Debug)]
-#[ipc(crate = "ipcx", name = "md.Summary")]
+#[ipc(name = "md.Summary")]
 struct Summary {
     quotes: u64,
     gaps: u64,

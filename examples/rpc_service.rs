@@ -25,16 +25,15 @@ struct Config {
     calls: u32,
 }
 
-// `crate = "ipcx"` because a program normally depends on `ipcx` alone.
 #[derive(IpcMessage, Serialize, Deserialize, Debug)]
-#[ipc(crate = "ipcx", name = "shop.PriceRequest")]
+#[ipc(name = "shop.PriceRequest")]
 struct PriceRequest {
     item: String,
     quantity: u32,
 }
 
 #[derive(IpcMessage, Serialize, Deserialize, Debug)]
-#[ipc(crate = "ipcx", name = "shop.Price")]
+#[ipc(name = "shop.Price")]
 struct Price {
     item: String,
     quantity: u32,

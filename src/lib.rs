@@ -21,6 +21,9 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// Lets `#[derive(IpcMessage)]` name this crate `::ipcx` from inside it too.
+extern crate self as ipcx;
+
 pub mod rpc;
 mod spawn;
 pub mod typed;

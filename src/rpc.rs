@@ -7,11 +7,9 @@
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(IpcMessage, Serialize, Deserialize)]
-//! #[ipc(crate = "ipcx")]
 //! struct Add { a: i64, b: i64 }
 //!
 //! #[derive(IpcMessage, Serialize, Deserialize)]
-//! #[ipc(crate = "ipcx")]
 //! struct Sum(i64);
 //!
 //! # fn main() -> ipcx::Result<()> {

@@ -13,11 +13,9 @@
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(IpcMessage, Serialize, Deserialize, Debug)]
-//! #[ipc(crate = "ipcx")]
 //! struct Order { id: u64, item: String }
 //!
 //! #[derive(IpcMessage, Serialize, Deserialize, Debug)]
-//! #[ipc(crate = "ipcx")]
 //! struct Ack { id: u64 }
 //!
 //! # fn main() -> ipcx::Result<()> {

@@ -109,8 +109,10 @@ impl Encoding {
 ///   `DeserializeOwned` and is encoded with postcard.
 /// - `#[ipc(name = "shop.Order")]`: the wire name (default: the type's
 ///   identifier, without its module path).
-/// - `#[ipc(crate = "ipcx")]`: the path this crate is reachable at (default
-///   `::ipc_core`).
+/// - `#[ipc(crate = "my_reexport::ipc")]`: the path this crate is reachable
+///   at. Without it the derive looks in the deriving crate's manifest:
+///   `::ipcx` if it depends on `ipcx`, else `::ipc_core` (under whatever
+///   name the manifest gives them).
 pub trait IpcMessage: Sized {
     /// The type's wire name, announced in the handshake and used in errors.
     const NAME: &'static str;

@@ -12,11 +12,7 @@ use syn::{Generics, Path, parse_quote};
 use crate::ast::{Data, Fields, Input};
 
 pub fn expand(input: &Input<'_>) -> TokenStream {
-    let krate: Path = input
-        .attrs
-        .krate
-        .clone()
-        .unwrap_or_else(|| parse_quote!(::ipc_core));
+    let krate: Path = input.attrs.krate.clone().unwrap_or_else(default_crate);
     let body = if input.attrs.zero_copy.is_some() {
         zero_copy(input, &krate)
     } else {
@@ -271,5 +267,27 @@ fn zero_copy(input: &Input<'_>, krate: &Path) -> TokenStream {
             const TYPE_FINGERPRINT: u64 =
                 <Self as #krate::message::IpcMessage>::FINGERPRINT;
         }
+    }
+}
+
+/// Where the core lives when `#[ipc(crate = "...")]` does not say: `ipcx`
+/// if the deriving crate depends on it (or is it), else `ipc-core`, under
+/// whatever name the deriving crate's manifest gives them.
+fn default_crate() -> Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    let path = |found: FoundCrate, own: &str| -> Path {
+        let name = match found {
+            FoundCrate::Itself => own.to_string(),
+            FoundCrate::Name(n) => n,
+        };
+        let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+        parse_quote!(::#ident)
+    };
+    match crate_name("ipcx") {
+        Ok(found) => path(found, "ipcx"),
+        Err(_) => match crate_name("ipc-core") {
+            Ok(found) => path(found, "ipc_core"),
+            Err(_) => parse_quote!(::ipc_core),
+        },
     }
 }
