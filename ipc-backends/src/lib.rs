@@ -2,4 +2,5 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod registry;
+pub mod shm;
 pub mod sys;

@@ -9,6 +9,10 @@
 //! - [`process`]: the calling process's ids, whether a peer process lives,
 //!   its start time (to tell a reused pid from the original), and pidfds
 //!   that become readable when a process exits.
+//! - [`futex`]: sleeping on and waking a word in shared memory.
+//! - [`shm`]: POSIX shared memory objects and shared mappings.
+//! - [`sysv_shm`]: System V segments and semaphore sets.
+//! - [`scm`]: passing a descriptor over a Unix socket.
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
@@ -17,8 +21,12 @@
 //! name, through [`Context`].
 
 pub mod fd;
+pub mod futex;
 pub mod process;
+pub mod scm;
+pub mod shm;
 pub mod socket;
+pub mod sysv_shm;
 
 use ipc_core::{Error, Result};
 
