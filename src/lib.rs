@@ -1,2 +1,58 @@
-//! ipcx.
-pub use ipc_core::*;
+//! ipcx: one typed API for inter-process communication on Linux, whatever
+//! the mechanism underneath. The transport is named by an [`Endpoint`] in
+//! configuration, never in code:
+//!
+//! ```no_run
+//! use ipcx::{Endpoint, Receiver, Sender};
+//! # fn main() -> ipcx::Result<()> {
+//! let endpoint: Endpoint = "unix:/tmp/orders.sock".parse()?;
+//! let mut listener = ipcx::listen(&endpoint)?;
+//! // elsewhere, in another process: ipcx::connect(&endpoint)?
+//! let mut conn = ipcx::Listener::accept(&mut listener)?;
+//! let request = conn.recv()?;
+//! conn.send(&request)?;
+//! # Ok(()) }
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod spawn;
+pub use spawn::{ENDPOINT_VAR, connect_parent, spawn, spawn_with};
+
+pub use ipc_backends::{self as backends, AnyChannel, AnyListener, AnyReceiver, AnySender};
+pub use ipc_core::{self as core, *};
+
+/// Listens on `endpoint` for raw byte channels.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a scheme this build lacks; the transport's
+/// errors (name in use, permissions, kernel limits).
+pub fn listen(endpoint: &Endpoint) -> Result<AnyListener> {
+    ipc_backends::listen(endpoint, &Schema::bytes())
+}
+
+/// Connects to `endpoint` for a raw byte channel.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a scheme this build lacks; the transport's
+/// errors (nothing listening, handshake refused).
+pub fn connect(endpoint: &Endpoint) -> Result<AnyChannel> {
+    ipc_backends::connect(endpoint, &Schema::bytes())
+}
+
+/// Listens on `endpoint`, announcing `schema` in every handshake.
+///
+/// # Errors
+/// As [`listen`].
+pub fn listen_with(endpoint: &Endpoint, schema: &Schema) -> Result<AnyListener> {
+    ipc_backends::listen(endpoint, schema)
+}
+
+/// Connects to `endpoint`, announcing `schema` in the handshake.
+///
+/// # Errors
+/// As [`connect`]; [`Error::SchemaMismatch`] or [`Error::VersionMismatch`]
+/// when the peer disagrees.
+pub fn connect_with(endpoint: &Endpoint, schema: &Schema) -> Result<AnyChannel> {
+    ipc_backends::connect(endpoint, schema)
+}

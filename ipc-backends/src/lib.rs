@@ -1,6 +1,22 @@
 //! The operating-system transports of ipcx.
+//!
+//! Each module implements [`ipc_core::Transport`] for one mechanism; [`any`]
+//! chooses among them at run time from an [`Endpoint`](ipc_core::Endpoint).
+//! Every system call lives under [`sys`].
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod any;
+pub mod fifo;
+pub mod fragment;
+mod handshake;
+pub mod mq;
+pub mod pipe;
 pub mod registry;
 pub mod shm;
+pub mod stream;
 pub mod sys;
+pub mod sysv_mq;
+pub mod tcp;
+pub mod unix;
+
+pub use any::{AnyChannel, AnyListener, AnyReceiver, AnySender, connect, listen};

@@ -115,6 +115,14 @@ pub enum Error {
         /// What to do about it.
         fix: String,
     },
+    /// A message could not be encoded (serde refused the value).
+    #[error("cannot encode {type_name}: {reason}")]
+    Encode {
+        /// The message's wire name.
+        type_name: &'static str,
+        /// What serde reported.
+        reason: String,
+    },
     /// A message could not be decoded into its type.
     #[error("cannot decode {type_name}: {reason}")]
     Decode {

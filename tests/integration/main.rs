@@ -1,1 +1,6 @@
-//! Integration tests.
+//! Integration tests of ipcx: the cross-process conformance suite and
+//! transport-specific cases.
+
+mod conformance;
+mod stream;
+mod util;

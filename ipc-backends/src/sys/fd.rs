@@ -79,3 +79,11 @@ pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], deadline: Deadline) -> Resul
         }
     }
 }
+
+/// The owner uid of an open file (a FIFO, a POSIX queue, …).
+///
+/// # Errors
+/// The OS error of `fstat(2)`.
+pub fn owner(fd: BorrowedFd<'_>) -> std::io::Result<u32> {
+    Ok(nix::sys::stat::fstat(fd)?.st_uid)
+}

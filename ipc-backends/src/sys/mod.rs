@@ -13,6 +13,11 @@
 //! - [`shm`]: POSIX shared memory objects and shared mappings.
 //! - [`sysv_shm`]: System V segments and semaphore sets.
 //! - [`scm`]: passing a descriptor over a Unix socket.
+//! - [`pipe`]: anonymous pipes and FIFOs, non-blocking reads and writes,
+//!   descriptors inherited by a child.
+//! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
+//! - [`sysv_msg`]: System V message queues (not pollable; removal wakes
+//!   blocked callers).
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
@@ -22,11 +27,14 @@
 
 pub mod fd;
 pub mod futex;
+pub mod mqueue;
+pub mod pipe;
 pub mod process;
 pub mod scm;
 pub mod shm;
 pub mod socket;
 pub mod sysv_shm;
+pub mod sysv_msg;
 
 use ipc_core::{Error, Result};
 

@@ -225,26 +225,25 @@ fn outcome(r: isize) -> io::Result<Io> {
     }
 }
 
-/// Sends `parts` as one gather write, never raising `SIGPIPE`; non-blocking
-/// when `nonblock`. `EINTR` is retried.
+/// Sends `a` then `b` (which may be empty) in one call — `send(2)` for one
+/// slice, `sendmsg(2)` for two — never raising `SIGPIPE`; non-blocking when
+/// `nonblock`. `EINTR` is retried.
 ///
 /// # Errors
 /// OS errors other than would-block and peer-gone.
-pub fn send_parts(fd: BorrowedFd<'_>, parts: &[&[u8]], nonblock: bool) -> io::Result<Io> {
+pub fn send_two(fd: BorrowedFd<'_>, a: &[u8], b: &[u8], nonblock: bool) -> io::Result<Io> {
     let mut flags = MsgFlags::MSG_NOSIGNAL;
     if nonblock {
         flags |= MsgFlags::MSG_DONTWAIT;
     }
-    let iov: Vec<io::IoSlice<'_>> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| io::IoSlice::new(p))
-        .collect();
-    if iov.is_empty() {
-        return Ok(Io::Done(0));
-    }
     loop {
-        match socket::sendmsg::<()>(fd.as_raw_fd(), &iov, &[], flags, None) {
+        let r = if b.is_empty() {
+            socket::send(fd.as_raw_fd(), a, flags)
+        } else {
+            let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            socket::sendmsg::<()>(fd.as_raw_fd(), &iov, &[], flags, None)
+        };
+        match r {
             Ok(n) => return Ok(Io::Done(n)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),

@@ -1,0 +1,354 @@
+//! Messages over kernel queues whose unit is smaller than a message:
+//! fragmentation on send, validated reassembly on receive.
+//!
+//! Every queue message starts with a kind byte (see `docs/wire-format.md`):
+//!
+//! - `1` FIRST: `u32` total length (little-endian), then the first bytes;
+//! - `2` MORE: the next bytes of the message being assembled;
+//! - `3` CLOSE: the sender closed; no more messages follow.
+
+use ipc_core::{Deadline, Error, Receiver, Result, Sender};
+
+use crate::handshake::Limit;
+
+/// Kind byte of a message's first fragment.
+pub const FIRST: u8 = 1;
+/// Kind byte of a continuation fragment.
+pub const MORE: u8 = 2;
+/// Kind byte of the end-of-stream marker.
+pub const CLOSE: u8 = 3;
+/// Header length of a first fragment.
+pub const FIRST_HEADER: usize = 5;
+/// Smallest kernel unit the framing works with.
+pub const MIN_UNIT: usize = 64;
+
+/// The fragments of `msg` for kernel messages of at most `unit` bytes:
+/// `(header, payload)` pairs to send in order.
+pub fn split(msg: &[u8], unit: usize) -> impl Iterator<Item = ([u8; FIRST_HEADER], usize, &[u8])> {
+    debug_assert!(unit >= MIN_UNIT);
+    let len = (msg.len() as u32).to_le_bytes();
+    let first_len = msg.len().min(unit - FIRST_HEADER);
+    let (first, rest) = msg.split_at(first_len);
+    let head = [FIRST, len[0], len[1], len[2], len[3]];
+    std::iter::once((head, FIRST_HEADER, first))
+        .chain(rest.chunks(unit - 1).map(|c| ([MORE, 0, 0, 0, 0], 1, c)))
+}
+
+/// What a received unit completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More fragments are needed.
+    Incomplete,
+    /// A whole message is ready for [`Reassembly::take`].
+    Message,
+    /// The peer closed its sending side.
+    Closed,
+}
+
+/// The message being assembled; survives timeouts, so a partly received
+/// message is never lost.
+#[derive(Debug, Default)]
+pub struct Reassembly {
+    msg: Vec<u8>,
+    expected: Option<usize>,
+}
+
+impl Reassembly {
+    /// Adds one received unit, validating it against `max`.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for an empty or unknown unit, a length above
+    /// `max`, or fragments that do not add up.
+    pub fn push(&mut self, unit: &[u8], max: usize) -> Result<Step> {
+        match unit.first() {
+            Some(&FIRST) => {
+                if self.expected.is_some() {
+                    return Err(Error::protocol(
+                        "the peer started a message before finishing the previous one",
+                    ));
+                }
+                let Some(len) = unit.get(1..FIRST_HEADER) else {
+                    return Err(Error::protocol("the peer sent a truncated message header"));
+                };
+                let total = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                if total > max {
+                    return Err(Error::protocol(format!(
+                        "the peer announced a {total}-byte message, above the agreed max_message_size of {max}"
+                    )));
+                }
+                let data = &unit[FIRST_HEADER..];
+                if data.len() > total {
+                    return Err(Error::protocol(
+                        "the peer's first fragment is longer than its message",
+                    ));
+                }
+                self.msg.clear();
+                self.msg.reserve(total);
+                self.msg.extend_from_slice(data);
+                self.expected = Some(total);
+            }
+            Some(&MORE) => {
+                let Some(total) = self.expected else {
+                    return Err(Error::protocol(
+                        "the peer sent a continuation fragment outside a message",
+                    ));
+                };
+                let data = &unit[1..];
+                if self.msg.len() + data.len() > total {
+                    return Err(Error::protocol(
+                        "the peer's fragments are longer than its message",
+                    ));
+                }
+                self.msg.extend_from_slice(data);
+            }
+            Some(&CLOSE) => return Ok(Step::Closed),
+            Some(k) => {
+                return Err(Error::protocol(format!(
+                    "the peer sent a queue message of unknown kind {k}"
+                )));
+            }
+            None => return Err(Error::protocol("the peer sent an empty queue message")),
+        }
+        match self.expected {
+            Some(total) if self.msg.len() == total => Ok(Step::Message),
+            _ => Ok(Step::Incomplete),
+        }
+    }
+
+    /// Moves the completed message into `out`, replacing its contents.
+    pub fn take(&mut self, out: &mut Vec<u8>) {
+        std::mem::swap(out, &mut self.msg);
+        self.msg.clear();
+        self.expected = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(len: usize, unit: usize) {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut r = Reassembly::default();
+        let mut out = Vec::new();
+        let mut steps = Vec::new();
+        for (h, hl, data) in split(&msg, unit) {
+            let mut u = h[..hl].to_vec();
+            u.extend_from_slice(data);
+            assert!(u.len() <= unit);
+            steps.push(r.push(&u, len).unwrap());
+        }
+        assert_eq!(steps.pop(), Some(Step::Message));
+        assert!(steps.iter().all(|s| *s == Step::Incomplete));
+        r.take(&mut out);
+        assert_eq!(out, msg);
+    }
+
+    #[test]
+    fn sizes() {
+        for len in [0, 1, 58, 59, 60, 63, 64, 200, 4096, 100_000] {
+            round_trip(len, 64);
+            round_trip(len, 4096);
+        }
+    }
+
+    #[test]
+    fn hostile_units() {
+        let max = 100;
+        for bad in [
+            &[][..],
+            &[9],
+            &[FIRST, 1],
+            &[MORE, 1, 2],
+            &[FIRST, 200, 0, 0, 0],
+            &[FIRST, 1, 0, 0, 0, 5, 6],
+        ] {
+            let mut r = Reassembly::default();
+            assert!(
+                matches!(r.push(bad, max), Err(Error::Protocol(_))),
+                "{bad:?}"
+            );
+        }
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.push(&[FIRST, 2, 0, 0, 0, 1], max).unwrap(),
+            Step::Incomplete
+        );
+        assert!(r.push(&[MORE, 1, 2], max).is_err());
+        assert_eq!(r.push(&[CLOSE], max).unwrap(), Step::Closed);
+    }
+}
+
+/// One sending direction of a kernel queue, as [`FragmentSender`] drives it.
+pub trait UnitSink: Send + std::fmt::Debug {
+    /// Puts one kernel message made of `head` then `data`, waiting until
+    /// `deadline` for room.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the peer is gone; the deadline's error.
+    fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()>;
+}
+
+/// What [`UnitSource::take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A kernel message of this many bytes, readable with [`UnitSource::unit`].
+    Unit(usize),
+    /// The queue is empty.
+    Empty,
+    /// The queue was removed (the peer, or its watcher, is gone).
+    Removed,
+}
+
+/// One receiving direction of a kernel queue, as [`FragmentReceiver`]
+/// drives it.
+pub trait UnitSource: Send + std::fmt::Debug {
+    /// Takes one kernel message; may wait in the kernel only when `block`.
+    ///
+    /// # Errors
+    /// The system call's error.
+    fn take(&mut self, block: bool) -> Result<Taken>;
+    /// The first `len` bytes of the message last taken.
+    fn unit(&mut self, len: usize) -> &[u8];
+    /// Whether the peer process has exited.
+    ///
+    /// # Errors
+    /// The system call's error.
+    fn peer_exited(&self) -> Result<bool>;
+    /// Waits until a message may have arrived or the peer may have exited.
+    ///
+    /// # Errors
+    /// The deadline's error once it passes.
+    fn wait(&mut self, deadline: Deadline) -> Result<()>;
+}
+
+/// The sending half of a queue transport: messages cut into kernel units.
+#[derive(Debug)]
+pub struct FragmentSender<Q: UnitSink> {
+    /// The queue.
+    pub(crate) q: Q,
+    unit: usize,
+    max: usize,
+}
+
+impl<Q: UnitSink> FragmentSender<Q> {
+    /// Sends through `q` in units of at most `unit` bytes.
+    pub fn new(q: Q, unit: usize) -> FragmentSender<Q> {
+        FragmentSender { q, unit, max: 0 }
+    }
+}
+
+impl<Q: UnitSink> Sender for FragmentSender<Q> {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                size: msg.len(),
+                max: self.max,
+            });
+        }
+        let mut first = true;
+        for (head, hl, data) in split(msg, self.unit) {
+            // The deadline bounds the wait for room for the first fragment;
+            // a started message is completed while the peer lives.
+            let d = if first { deadline } else { Deadline::Never };
+            self.q.put(&head[..hl], data, d)?;
+            first = false;
+        }
+        Ok(())
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl<Q: UnitSink> Limit for FragmentSender<Q> {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+}
+
+impl<Q: UnitSink> Drop for FragmentSender<Q> {
+    fn drop(&mut self) {
+        // Tell the peer's receiver; wait a little for room, not forever.
+        let _ = self.q.put(
+            &[CLOSE],
+            &[],
+            Deadline::after(std::time::Duration::from_secs(1)),
+        );
+    }
+}
+
+/// The receiving half of a queue transport: kernel units reassembled into
+/// messages, with the peer's death turned into `Disconnected` once what it
+/// sent has been read.
+#[derive(Debug)]
+pub struct FragmentReceiver<Q: UnitSource> {
+    /// The queue.
+    pub(crate) q: Q,
+    max: usize,
+    partial: Reassembly,
+    closed: bool,
+    /// The peer was gone before the channel was made.
+    pub(crate) dead: bool,
+}
+
+impl<Q: UnitSource> FragmentReceiver<Q> {
+    /// Receives from `q`.
+    pub fn new(q: Q) -> FragmentReceiver<Q> {
+        FragmentReceiver {
+            q,
+            max: 0,
+            partial: Reassembly::default(),
+            closed: false,
+            dead: false,
+        }
+    }
+}
+
+impl<Q: UnitSource> Receiver for FragmentReceiver<Q> {
+    fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        if self.closed {
+            return Err(Error::Disconnected);
+        }
+        let mut peer_gone = false;
+        loop {
+            let block = deadline == Deadline::Never && !peer_gone;
+            match self.q.take(block)? {
+                Taken::Unit(n) => match self.partial.push(self.q.unit(n), self.max)? {
+                    Step::Message => {
+                        self.partial.take(out);
+                        return Ok(());
+                    }
+                    Step::Closed => {
+                        self.closed = true;
+                        return Err(Error::Disconnected);
+                    }
+                    Step::Incomplete => {}
+                },
+                Taken::Removed => {
+                    self.closed = true;
+                    return Err(Error::Disconnected);
+                }
+                Taken::Empty => {
+                    // Seen empty after the peer exited: nothing more will come.
+                    if peer_gone {
+                        self.closed = true;
+                        return Err(Error::Disconnected);
+                    }
+                    if self.dead || self.q.peer_exited()? {
+                        peer_gone = true;
+                        continue;
+                    }
+                    self.q.wait(deadline)?;
+                }
+            }
+        }
+    }
+}
+
+impl<Q: UnitSource> Limit for FragmentReceiver<Q> {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+}

@@ -1,0 +1,491 @@
+//! Message framing over a byte stream (Unix and TCP sockets, pipes and FIFOs).
+//!
+//! Each message is a frame: its length as a little-endian `u32`, then its
+//! bytes. The receiver checks the length against the connection's
+//! `max_message_size` before reserving memory, so a lying peer costs at most
+//! one maximum-size buffer and gets a [`Error::Protocol`].
+//!
+//! Blocking operations make exactly one `sendmsg`/`recv` call for a small
+//! message; operations with a deadline use `MSG_DONTWAIT` and `poll(2)`.
+//!
+//! A message is never half-delivered from the receiver's view: a timed
+//! receive that runs out of time mid-frame keeps what it read and resumes
+//! on the next call. A timed send that has written part of a frame when its
+//! deadline passes has committed the message (it returns `Ok`); the rest is
+//! written before the next message, and on drop.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use ipc_core::handshake::{self, Hello, MAX_HELLO_LEN, PeerInfo};
+use ipc_core::{Deadline, Error, Result};
+
+use crate::sys::fd::{Interest, wait};
+use crate::sys::pipe;
+use crate::sys::socket::{self, How, Io};
+
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+/// Size of the receive buffer: small frames arrive many per `recv`.
+const READ_BUF: usize = 64 * 1024;
+/// Most read ahead in one `recv`: enough for a burst of small frames, small
+/// enough that a large frame's body goes straight to the caller's buffer
+/// instead of being copied through ours.
+const READ_AHEAD: usize = 8 * 1024;
+/// Where reads start in the receive buffer: a frame read into an empty
+/// buffer then has its body 16-byte aligned, which keeps the copy out of it
+/// on the fast path of `memcpy`.
+const ALIGN_PAD: usize = 16 - HEADER_LEN;
+
+/// What carries the bytes: a socket (`send`/`recv`, shut down on drop) or
+/// one end of a pipe or FIFO (`read`/`write`, closed on drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Socket,
+    Pipe,
+}
+
+/// The sending half of a framed stream.
+#[derive(Debug)]
+pub struct StreamSender {
+    fd: Arc<OwnedFd>,
+    carrier: Carrier,
+    max: usize,
+    /// The unsent tail of a frame whose deadline passed mid-write.
+    pending: Vec<u8>,
+    /// Reused buffer in which small frames are assembled.
+    scratch: Vec<u8>,
+}
+
+/// The receiving half of a framed stream.
+#[derive(Debug)]
+pub struct StreamReceiver {
+    fd: Arc<OwnedFd>,
+    carrier: Carrier,
+    max: usize,
+    buf: Box<[MaybeUninit<u8>]>,
+    start: usize,
+    end: usize,
+    /// Length of the frame being read, once its header is consumed.
+    in_progress: Option<usize>,
+    /// The part of that frame read so far, kept across timeouts.
+    partial: Vec<u8>,
+}
+
+/// Splits a connected stream socket into framed halves that share it.
+pub fn halves(fd: OwnedFd, max: usize) -> (StreamSender, StreamReceiver) {
+    let fd = Arc::new(fd);
+    framed(fd.clone(), fd, Carrier::Socket, max)
+}
+
+/// Frames a pair of pipe (or FIFO) ends: messages are written to `write`
+/// and read from `read`. Both must be non-blocking.
+pub fn pipe_halves(read: OwnedFd, write: OwnedFd, max: usize) -> (StreamSender, StreamReceiver) {
+    framed(Arc::new(read), Arc::new(write), Carrier::Pipe, max)
+}
+
+fn framed(
+    read: Arc<OwnedFd>,
+    write: Arc<OwnedFd>,
+    carrier: Carrier,
+    max: usize,
+) -> (StreamSender, StreamReceiver) {
+    (
+        StreamSender {
+            fd: write,
+            carrier,
+            max,
+            pending: Vec::new(),
+            scratch: Vec::new(),
+        },
+        StreamReceiver {
+            fd: read,
+            carrier,
+            max,
+            buf: vec![MaybeUninit::uninit(); READ_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            in_progress: None,
+            partial: Vec::new(),
+        },
+    )
+}
+
+fn os(e: std::io::Error, what: &str) -> Error {
+    Error::io(what.to_string(), e)
+}
+
+/// Frames up to this size are copied into one buffer and sent with one
+/// `send(2)`; larger ones go out as two slices with `sendmsg(2)`.
+const COALESCE: usize = 512;
+
+impl StreamSender {
+    /// Sets the agreed message size limit (after the handshake).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Writes `a` then `b` fully, starting at byte `done` of the two,
+    /// waiting until `deadline`. Returns how many bytes went out in total.
+    fn write_two(
+        &mut self,
+        a: &[u8],
+        b: &[u8],
+        mut done: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        let total = a.len() + b.len();
+        let nonblock = deadline != Deadline::Never;
+        while done < total {
+            let (x, y) = if done < a.len() {
+                (&a[done..], b)
+            } else {
+                (&b[done - a.len()..], &[][..])
+            };
+            let sent = match self.carrier {
+                Carrier::Socket => {
+                    socket::send_two(self.fd.as_fd(), x, y, nonblock).map_err(|e| os(e, "send"))?
+                }
+                Carrier::Pipe => {
+                    pipe::write_parts(self.fd.as_fd(), &[x, y]).map_err(|e| os(e, "writev"))?
+                }
+            };
+            match sent {
+                Io::Done(n) => done += n,
+                Io::Closed => return Err(Error::Disconnected),
+                Io::WouldBlock => {
+                    if !wait(self.fd.as_fd(), Interest::Write, deadline)? {
+                        return Ok(done);
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn flush_pending(&mut self, deadline: Deadline) -> Result<bool> {
+        if self.pending.is_empty() {
+            return Ok(true);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let done = self.write_two(&pending, &[], 0, deadline)?;
+        if done < pending.len() {
+            self.pending = pending[done..].to_vec();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Writes any committed but unsent bytes, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] if the peer is gone; the deadline's error if
+    /// bytes remain.
+    pub fn flush(&mut self, deadline: Deadline) -> Result<()> {
+        if self.flush_pending(deadline)? {
+            Ok(())
+        } else {
+            Err(deadline.elapsed_error())
+        }
+    }
+}
+
+impl ipc_core::Sender for StreamSender {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                size: msg.len(),
+                max: self.max,
+            });
+        }
+        if !self.flush_pending(deadline)? {
+            return Err(deadline.elapsed_error());
+        }
+        let header = (msg.len() as u32).to_le_bytes();
+        let total = HEADER_LEN + msg.len();
+        let mut frame = std::mem::take(&mut self.scratch);
+        let (a, b): (&[u8], &[u8]) = if total <= COALESCE {
+            frame.clear();
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(msg);
+            (&frame, &[])
+        } else {
+            (&header, msg)
+        };
+        let result = self.write_two(a, b, 0, deadline);
+        let outcome = match result {
+            Ok(0) => Err(deadline.elapsed_error()),
+            Ok(done) if done < total => {
+                let mut rest = Vec::with_capacity(total - done);
+                if done < a.len() {
+                    rest.extend_from_slice(&a[done..]);
+                    rest.extend_from_slice(b);
+                } else {
+                    rest.extend_from_slice(&b[done - a.len()..]);
+                }
+                self.pending = rest;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.scratch = frame;
+        outcome
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for StreamSender {
+    fn drop(&mut self) {
+        // Deliver a committed message's tail; a dead peer ends this at once.
+        let _ = self.flush_pending(Deadline::after(std::time::Duration::from_secs(5)));
+        if self.carrier == Carrier::Socket {
+            socket::shutdown(self.fd.as_fd(), How::Write);
+        }
+    }
+}
+
+impl StreamReceiver {
+    /// Sets the agreed message size limit (after the handshake).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// One read into the buffer from byte `at`, at most [`READ_AHEAD`] bytes.
+    fn read_some(&mut self, at: usize, nonblock: bool) -> Result<Io> {
+        let fd = self.fd.clone();
+        let limit = (at + READ_AHEAD).min(self.buf.len());
+        let buf = &mut self.buf[at..limit];
+        match self.carrier {
+            Carrier::Socket => {
+                socket::recv_uninit(fd.as_fd(), buf, nonblock).map_err(|e| os(e, "recv"))
+            }
+            Carrier::Pipe => pipe::read_uninit(fd.as_fd(), buf).map_err(|e| os(e, "read")),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Reads more into the buffer. `Ok(false)` when the deadline passed.
+    fn fill(&mut self, deadline: Deadline) -> Result<bool> {
+        if self.start == self.end {
+            self.start = ALIGN_PAD;
+            self.end = ALIGN_PAD;
+        } else if self.end + READ_AHEAD > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, ALIGN_PAD);
+            self.end = self.end - self.start + ALIGN_PAD;
+            self.start = ALIGN_PAD;
+        }
+        let nonblock = deadline != Deadline::Never;
+        loop {
+            let r = self.read_some(self.end, nonblock)?;
+            match r {
+                Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
+                Io::Done(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Io::WouldBlock => {
+                    if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn bytes(&self, from: usize, to: usize) -> &[u8] {
+        debug_assert!(from <= to && to <= self.end);
+        // SAFETY: bytes below `self.end` were written by recv (fill only
+        // advances `end` by the count recv reported) or moved there by
+        // copy_within from such bytes, so they are initialised; the range
+        // lies within the buffer.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().add(from).cast::<u8>(), to - from) }
+    }
+
+    /// Reads the rest of a frame of `len` bytes into `out`, directly from
+    /// the socket when large. `Ok(false)` when the deadline passed.
+    fn read_body(&mut self, out: &mut Vec<u8>, len: usize, deadline: Deadline) -> Result<bool> {
+        while out.len() < len {
+            let want = len - out.len();
+            if self.buffered() > 0 {
+                let take = want.min(self.buffered());
+                out.extend_from_slice(self.bytes(self.start, self.start + take));
+                self.start += take;
+                continue;
+            }
+            if want < READ_AHEAD {
+                if !self.fill(deadline)? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            out.reserve(want);
+            let nonblock = deadline != Deadline::Never;
+            let spare = &mut out.spare_capacity_mut()[..want];
+            let got = match self.carrier {
+                Carrier::Socket => socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
+                    .map_err(|e| os(e, "recv"))?,
+                Carrier::Pipe => {
+                    pipe::read_uninit(self.fd.as_fd(), spare).map_err(|e| os(e, "read"))?
+                }
+            };
+            match got {
+                Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
+                Io::Done(n) => {
+                    // SAFETY: recv initialised the first `n` bytes of the
+                    // spare capacity, and n <= want <= spare capacity.
+                    unsafe { out.set_len(out.len() + n) };
+                }
+                Io::WouldBlock => {
+                    if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl ipc_core::Receiver for StreamReceiver {
+    fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        let len = match self.in_progress {
+            Some(len) => len,
+            None => {
+                while self.buffered() < HEADER_LEN {
+                    if !self.fill(deadline)? {
+                        return Err(deadline.elapsed_error());
+                    }
+                }
+                let h = self.bytes(self.start, self.start + HEADER_LEN);
+                let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                if len > self.max {
+                    return Err(Error::protocol(format!(
+                        "the peer announced a {len}-byte message, over the agreed max_message_size of {}",
+                        self.max
+                    )));
+                }
+                self.start += HEADER_LEN;
+                self.in_progress = Some(len);
+                self.partial.clear();
+                len
+            }
+        };
+        out.clear();
+        std::mem::swap(out, &mut self.partial);
+        if !self.read_body(out, len, deadline)? {
+            std::mem::swap(out, &mut self.partial);
+            return Err(deadline.elapsed_error());
+        }
+        self.in_progress = None;
+        Ok(())
+    }
+}
+
+impl Drop for StreamReceiver {
+    fn drop(&mut self) {
+        if self.carrier == Carrier::Socket {
+            socket::shutdown(self.fd.as_fd(), How::Read);
+        }
+    }
+}
+
+/// Runs the handshake on a fresh connection: hello both ways, each side's
+/// check (plus `authorize`, for the uid policy), verdict byte both ways.
+/// Bounded by `deadline`.
+///
+/// # Errors
+/// The handshake's errors; [`Error::Timeout`] if the peer stays silent.
+pub fn handshake(
+    tx: &mut StreamSender,
+    rx: &mut StreamReceiver,
+    local: &Hello,
+    deadline: Deadline,
+    authorize: impl FnOnce(&PeerInfo) -> Result<()>,
+) -> Result<PeerInfo> {
+    use ipc_core::{Receiver, Sender};
+    tx.set_max(MAX_HELLO_LEN);
+    rx.set_max(MAX_HELLO_LEN);
+    tx.send_until(&local.encode(), deadline)?;
+    let mut buf = Vec::new();
+    rx.recv_until(&mut buf, deadline)?;
+    let decision = Hello::decode(&buf)
+        .and_then(|remote| handshake::check(local, &remote))
+        .and_then(|info| authorize(&info).map(|()| info));
+    tx.send_until(&[handshake::verdict_of(&decision)], deadline)?;
+    let peer_verdict = match rx.recv_until(&mut buf, deadline) {
+        Ok(()) if buf.len() == 1 => buf[0],
+        Ok(()) => return Err(Error::protocol("the peer's verdict is not one byte")),
+        // We refused and the peer hung up without answering: our reason stands.
+        Err(Error::Disconnected) if decision.is_err() => return decision,
+        Err(e) => return Err(e),
+    };
+    let info = handshake::conclude(decision, peer_verdict)?;
+    tx.set_max(info.max_message_size);
+    rx.set_max(info.max_message_size);
+    Ok(info)
+}
+
+/// A connected stream channel (Unix or TCP).
+pub type StreamChannel = ipc_core::Duplex<StreamSender, StreamReceiver>;
+
+/// Frames a freshly connected stream socket and runs the handshake.
+///
+/// # Errors
+/// As [`handshake`].
+pub fn establish(
+    fd: OwnedFd,
+    endpoint: &ipc_core::Endpoint,
+    schema: &ipc_core::Schema,
+    deadline: Deadline,
+    authorize: impl FnOnce(&PeerInfo) -> Result<()>,
+) -> Result<StreamChannel> {
+    let local = Hello::new(
+        schema,
+        crate::sys::process::pid(),
+        crate::sys::process::uid(),
+        endpoint.options().max_message_size,
+    );
+    let (mut sender, mut receiver) = halves(fd, MAX_HELLO_LEN);
+    let peer = handshake(&mut sender, &mut receiver, &local, deadline, authorize).map_err(|e| match e {
+        Error::Timeout => Error::io(
+            format!("{endpoint}: handshake: the peer sent no hello within connect_timeout; is it an ipcx peer?"),
+            std::io::ErrorKind::TimedOut.into(),
+        ),
+        e => e,
+    })?;
+    Ok(ipc_core::Duplex {
+        sender,
+        receiver,
+        peer,
+    })
+}
+
+/// Waits until `deadline` for the next connection on a non-blocking
+/// listening socket.
+///
+/// # Errors
+/// The deadline's error; [`Error::Io`] from `accept4(2)` or `poll(2)`.
+pub fn accept_next(
+    listener: std::os::fd::BorrowedFd<'_>,
+    endpoint: &ipc_core::Endpoint,
+    deadline: Deadline,
+) -> Result<OwnedFd> {
+    loop {
+        let conn =
+            socket::accept(listener).map_err(|e| Error::io(format!("{endpoint}: accept"), e))?;
+        if let Some(fd) = conn {
+            return Ok(fd);
+        }
+        if !wait(listener, Interest::Read, deadline)? {
+            return Err(deadline.elapsed_error());
+        }
+    }
+}

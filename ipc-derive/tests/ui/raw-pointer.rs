@@ -1,0 +1,10 @@
+use ipc_core::IpcMessage;
+
+#[derive(IpcMessage, Clone, Copy)]
+#[ipc(zero_copy)]
+#[repr(C)]
+struct Tick {
+    price: *const u64,
+}
+
+fn main() {}

@@ -1,0 +1,354 @@
+//! The measurement loops, the same for ipcx and for the raw baselines, and
+//! the peer side of the re-executed benchmark process.
+
+use std::io::Write;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use ipcx::{Endpoint, Listener, Receiver, Sender};
+
+use super::raw;
+
+/// First byte of an ordinary message.
+const DATA: u8 = 0;
+/// First byte of the message that ends a measurement.
+const STOP: u8 = 1;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Round-trip latency.
+    Latency,
+    /// One-way throughput.
+    Throughput,
+}
+
+impl Kind {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Latency => "round-trip",
+            Kind::Throughput => "throughput",
+        }
+    }
+}
+
+/// Which implementation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The ipcx transport.
+    Ipcx,
+    /// The raw baseline of the same mechanism.
+    Raw,
+}
+
+/// Which side a peer plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Listens, echoes or counts.
+    Server,
+    /// Connects and measures.
+    Client,
+}
+
+/// One measurement's parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// What is measured.
+    pub kind: Kind,
+    /// Message size in bytes (at least 1).
+    pub size: usize,
+    /// How long to measure.
+    pub budget: Duration,
+}
+
+/// One measurement's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Outcome {
+    /// Median round trip, ns.
+    pub p50_ns: f64,
+    /// 99th percentile round trip, ns.
+    pub p99_ns: f64,
+    /// 99.9th percentile round trip, ns.
+    pub p999_ns: f64,
+    /// Round trips timed, or messages sent.
+    pub samples: u64,
+    /// Messages per second (throughput).
+    pub msgs_per_s: f64,
+}
+
+impl Outcome {
+    fn encode(&self) -> String {
+        format!(
+            "p50={} p99={} p999={} samples={} rate={}",
+            self.p50_ns, self.p99_ns, self.p999_ns, self.samples, self.msgs_per_s
+        )
+    }
+
+    /// Parses what [`Outcome::encode`] printed.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        let mut o = Outcome::default();
+        for kv in s.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "p50" => o.p50_ns = v.parse().ok()?,
+                "p99" => o.p99_ns = v.parse().ok()?,
+                "p999" => o.p999_ns = v.parse().ok()?,
+                "samples" => o.samples = v.parse().ok()?,
+                "rate" => o.msgs_per_s = v.parse().ok()?,
+                _ => return None,
+            }
+        }
+        Some(o)
+    }
+}
+
+/// A connection as the loops see it.
+pub trait Link {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// The transport's error, as text.
+    fn send(&mut self, msg: &[u8]) -> Result<(), String>;
+    /// Receives one message of `size` bytes into `buf`.
+    ///
+    /// # Errors
+    /// The transport's error, as text.
+    fn recv(&mut self, buf: &mut Vec<u8>, size: usize) -> Result<(), String>;
+}
+
+impl Link for ipcx::AnyChannel {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        Sender::send(self, msg).map_err(|e| e.to_string())
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut Vec<u8>, _size: usize) -> Result<(), String> {
+        self.recv_into(buf).map_err(|e| e.to_string())
+    }
+}
+
+/// A link to a client this process started; waits for it when dropped.
+pub struct WithChild<L> {
+    link: L,
+    child: Child,
+}
+
+impl<L: Link> WithChild<L> {
+    /// Pairs `link` with the `child` at its other end.
+    pub fn new(link: L, child: Child) -> WithChild<L> {
+        WithChild { link, child }
+    }
+}
+
+impl<L: Link> Link for WithChild<L> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        self.link.send(msg)
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut Vec<u8>, size: usize) -> Result<(), String> {
+        self.link.recv(buf, size)
+    }
+}
+
+impl<L> Drop for WithChild<L> {
+    fn drop(&mut self) {
+        // The client exits after its last message; reap it.
+        let _ = self.child.wait();
+    }
+}
+
+/// For a server that starts its own client: the command running this
+/// binary as that client (its configuration is in [`super::CLIENT_VAR`]).
+/// Its standard output is ours, so its result reaches the benchmark.
+///
+/// # Errors
+/// When the configuration or the executable's path is missing.
+pub fn client_command() -> Result<Command, String> {
+    let cfg = std::env::var(super::CLIENT_VAR)
+        .map_err(|_| format!("{} is not set", super::CLIENT_VAR))?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("bench")
+        .env(super::PEER_VAR, cfg)
+        .env_remove(super::CLIENT_VAR)
+        .stdin(std::process::Stdio::null());
+    Ok(cmd)
+}
+
+/// The configuration string handed to a peer process.
+pub fn config(
+    scheme: &str,
+    target: Target,
+    role: Role,
+    address: &str,
+    spec: &Spec,
+    cpu: Option<usize>,
+) -> String {
+    format!(
+        "{scheme}\t{}\t{}\t{}\t{}\t{}\t{}\t{address}",
+        match target {
+            Target::Ipcx => "ipcx",
+            Target::Raw => "raw",
+        },
+        match role {
+            Role::Server => "server",
+            Role::Client => "client",
+        },
+        match spec.kind {
+            Kind::Latency => "latency",
+            Kind::Throughput => "throughput",
+        },
+        spec.size,
+        spec.budget.as_millis(),
+        cpu.map_or("-".to_string(), |c| c.to_string()),
+    )
+}
+
+/// The re-executed peer: parse the configuration, pin, serve or measure.
+///
+/// # Errors
+/// What failed, as text (the parent reports it).
+pub fn peer_main() -> Result<(), String> {
+    let cfg = std::env::var(super::PEER_VAR).map_err(|e| e.to_string())?;
+    let f: Vec<&str> = cfg.splitn(8, '\t').collect();
+    let [scheme, target, role, kind, size, budget, cpu, address] = f[..] else {
+        return Err(format!("bad peer configuration {cfg:?}"));
+    };
+    let spec = Spec {
+        kind: if kind == "latency" {
+            Kind::Latency
+        } else {
+            Kind::Throughput
+        },
+        size: size.parse().map_err(|_| "size")?,
+        budget: Duration::from_millis(budget.parse().map_err(|_| "budget")?),
+    };
+    if let Ok(c) = cpu.parse::<usize>() {
+        pin_to(c)?;
+    }
+    let def = raw::targets()
+        .iter()
+        .find(|t| t.scheme == scheme)
+        .ok_or_else(|| format!("unknown transport {scheme}"))?;
+    let ready = |addr: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "READY {addr}");
+        let _ = out.flush();
+    };
+    let mut link: Box<dyn Link> = match (target, role) {
+        ("ipcx", "server") if def.spawned => {
+            let ep: Endpoint = address
+                .parse()
+                .map_err(|e: ipcx::EndpointError| e.to_string())?;
+            let (child, ch) = ipcx::spawn(client_command()?, &ep).map_err(|e| e.to_string())?;
+            ready("spawned");
+            Box::new(WithChild::new(ch, child))
+        }
+        ("ipcx", "server") => {
+            let ep: Endpoint = address
+                .parse()
+                .map_err(|e: ipcx::EndpointError| e.to_string())?;
+            let mut l = ipcx::listen(&ep).map_err(|e| e.to_string())?;
+            ready(&l.endpoint().to_string());
+            Box::new(l.accept().map_err(|e| e.to_string())?)
+        }
+        ("ipcx", _) => {
+            let ep: Endpoint = address
+                .parse()
+                .map_err(|e: ipcx::EndpointError| e.to_string())?;
+            Box::new(ipcx::connect(&ep).map_err(|e| e.to_string())?)
+        }
+        (_, "server") => (def.raw_server)(address, spec.size, &ready)?,
+        _ => (def.raw_client)(address)?,
+    };
+    if role == "server" {
+        serve(link.as_mut(), &spec)
+    } else {
+        let o = match spec.kind {
+            Kind::Latency => latency(link.as_mut(), &spec)?,
+            Kind::Throughput => throughput(link.as_mut(), &spec)?,
+        };
+        println!("RESULT {}", o.encode());
+        Ok(())
+    }
+}
+
+fn pin_to(cpu: usize) -> Result<(), String> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    let mut set = CpuSet::new();
+    set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| format!("pinning to cpu {cpu}: {e}"))
+}
+
+fn serve(link: &mut dyn Link, spec: &Spec) -> Result<(), String> {
+    let mut buf = Vec::with_capacity(spec.size);
+    loop {
+        link.recv(&mut buf, spec.size)?;
+        if buf.first() == Some(&STOP) {
+            if spec.kind == Kind::Throughput {
+                link.send(&buf)?;
+            }
+            return Ok(());
+        }
+        if spec.kind == Kind::Latency {
+            link.send(&buf)?;
+        }
+    }
+}
+
+fn latency(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
+    let mut msg = vec![DATA; spec.size];
+    let mut buf = Vec::with_capacity(spec.size);
+    let warm = Instant::now();
+    while warm.elapsed() < spec.budget / 10 {
+        link.send(&msg)?;
+        link.recv(&mut buf, spec.size)?;
+    }
+    let mut samples: Vec<u64> = Vec::with_capacity(1 << 16);
+    let start = Instant::now();
+    while (start.elapsed() < spec.budget || samples.len() < 200) && samples.len() < 5_000_000 {
+        let t = Instant::now();
+        link.send(&msg)?;
+        link.recv(&mut buf, spec.size)?;
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    msg[0] = STOP;
+    link.send(&msg)?;
+    samples.sort_unstable();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize] as f64;
+    Ok(Outcome {
+        p50_ns: pct(0.50),
+        p99_ns: pct(0.99),
+        p999_ns: pct(0.999),
+        samples: samples.len() as u64,
+        msgs_per_s: 0.0,
+    })
+}
+
+fn throughput(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
+    let mut msg = vec![DATA; spec.size];
+    let mut buf = Vec::with_capacity(spec.size);
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    loop {
+        link.send(&msg)?;
+        n += 1;
+        if n % 16 == 0 && start.elapsed() >= spec.budget {
+            break;
+        }
+    }
+    msg[0] = STOP;
+    link.send(&msg)?;
+    link.recv(&mut buf, spec.size)?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Outcome {
+        samples: n,
+        msgs_per_s: n as f64 / secs,
+        ..Outcome::default()
+    })
+}

@@ -1,0 +1,436 @@
+//! `ipcx bench`: every transport measured beside a raw baseline of the same
+//! mechanism, in the same run, two real processes each.
+//!
+//! For each transport, size and pinning, two measurements:
+//!
+//! - **round trip**: the client sends a message, the server echoes it; the
+//!   client times each round trip (p50, p99, p99.9);
+//! - **one-way throughput**: the client sends as fast as it can for the
+//!   time budget, then a terminator; the server acknowledges it; messages
+//!   and bytes per second over that span.
+//!
+//! The raw baselines ([`raw`]) do the same with hand-written system calls
+//! and no framework: fixed-size reads and writes, no framing, no handshake.
+//! The ratio ipcx/raw is the framework's cost.
+//!
+//! The binary re-executes itself for the two peers (environment variable
+//! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
+
+pub mod chart;
+pub mod measure;
+pub mod raw;
+pub mod report;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use measure::{Kind, Outcome, Role, Spec, Target};
+
+/// Environment variable that makes the binary a benchmark peer.
+pub const PEER_VAR: &str = "IPCX_BENCH_PEER";
+/// Environment variable holding the client's configuration, for a server
+/// that starts its client itself ([`raw::TargetDef::spawned`]).
+pub const CLIENT_VAR: &str = "IPCX_BENCH_CLIENT";
+
+/// Where the two peers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pin {
+    /// Both peers on CPU 0: wake-ups stay on one core.
+    Same,
+    /// Client on CPU 0, server on CPU 1: every wake-up crosses cores.
+    Cross,
+    /// Let the scheduler choose.
+    None,
+}
+
+impl Pin {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pin::Same => "same",
+            Pin::Cross => "cross",
+            Pin::None => "none",
+        }
+    }
+
+    fn cpu(self, role: Role) -> Option<usize> {
+        match (self, role) {
+            (Pin::None, _) => None,
+            (Pin::Same, _) | (Pin::Cross, Role::Client) => Some(0),
+            (Pin::Cross, Role::Server) => Some(1),
+        }
+    }
+}
+
+/// Options of `ipcx bench`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --full --json bench.json --svg bench.svg"
+)]
+pub struct Args {
+    /// The default profile: about 2 minutes for everything on 2 cores.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// More samples per figure (about 5× the time of the default).
+    #[arg(long)]
+    pub full: bool,
+    /// Time budget per figure in milliseconds (overrides the profile).
+    #[arg(long, hide = true)]
+    pub budget_ms: Option<u64>,
+    /// Write every figure and the machine's description as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// Write a bar chart of p50 latency and throughput as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Message sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 4096, 65536, 1 << 20])]
+    pub sizes: Vec<usize>,
+    /// CPU placement of the two peers; give several to compare.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![Pin::Same, Pin::Cross])]
+    pub pin: Vec<Pin>,
+    /// Transports to measure (schemes, comma-separated); default every one
+    /// this build supports.
+    #[arg(long, value_delimiter = ',')]
+    pub transports: Vec<String>,
+}
+
+/// One row of results: a transport at one size and pinning, ipcx beside raw.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The transport's scheme.
+    pub transport: String,
+    /// Message size in bytes.
+    pub size: usize,
+    /// CPU placement.
+    pub pin: Pin,
+    /// What was measured.
+    pub kind: Kind,
+    /// ipcx's figures.
+    pub ipcx: Outcome,
+    /// The raw baseline's figures.
+    pub raw: Outcome,
+}
+
+impl Row {
+    /// ipcx relative to raw: for latency ipcx/raw (lower is better), for
+    /// throughput ipcx/raw (higher is better).
+    pub fn ratio(&self) -> f64 {
+        match self.kind {
+            Kind::Latency => self.ipcx.p50_ns / self.raw.p50_ns,
+            Kind::Throughput => self.ipcx.msgs_per_s / self.raw.msgs_per_s,
+        }
+    }
+}
+
+/// Runs `ipcx bench`, or the peer role when re-executed as one.
+///
+/// # Errors
+/// A message naming the transport and step that failed.
+pub fn main(args: Args) -> Result<(), String> {
+    if std::env::var_os(PEER_VAR).is_some() {
+        return measure::peer_main();
+    }
+    let rows = run(&args, &mut |line| eprintln!("{line}"))?;
+    print!("{}", table(&rows));
+    if let Some(path) = &args.json {
+        let text = report::json(&args, &rows);
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, chart::svg(&rows))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Measures every selected transport; `progress` gets one line per figure.
+///
+/// # Errors
+/// A message naming the transport and step that failed.
+pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
+    let budget = Duration::from_millis(budget_ms(args));
+    for t in &args.transports {
+        if !raw::targets().iter().any(|d| d.scheme == t) {
+            let known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+            return Err(format!(
+                "unknown transport {t:?}; known: {}",
+                known.join(", ")
+            ));
+        }
+        if !raw::supported(t) {
+            return Err(format!("this build of ipcx does not support {t}"));
+        }
+    }
+    let selected: Vec<&raw::TargetDef> = raw::targets()
+        .iter()
+        .filter(|d| raw::supported(d.scheme))
+        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| t == d.scheme))
+        .collect();
+    let total = selected.len() * args.pin.len() * args.sizes.len() * 2;
+    let mut rows = Vec::new();
+    for target in selected {
+        for &pin in &args.pin {
+            for &size in &args.sizes {
+                for kind in [Kind::Latency, Kind::Throughput] {
+                    let spec = Spec { kind, size, budget };
+                    let ipcx = measure_pair(target, Target::Ipcx, &spec, pin)?;
+                    let raw = measure_pair(target, Target::Raw, &spec, pin)?;
+                    let row = Row {
+                        transport: target.scheme.to_string(),
+                        size,
+                        pin,
+                        kind,
+                        ipcx,
+                        raw,
+                    };
+                    progress(&format!(
+                        "[{:>3}/{total}] {:<9} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        rows.len() + 1,
+                        row.transport,
+                        human_size(size),
+                        pin.name(),
+                        kind.name(),
+                        figure(kind, &row.ipcx),
+                        figure(kind, &row.raw),
+                        row.ratio()
+                    ));
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The time budget per figure of the chosen profile, in milliseconds.
+pub fn budget_ms(args: &Args) -> u64 {
+    match (args.budget_ms, args.full) {
+        (Some(ms), _) => ms.max(1),
+        (None, true) => 1000,
+        (None, false) => 200,
+    }
+}
+
+struct PeerProcess {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl PeerProcess {
+    fn spawn(config: &str, client: Option<&str>) -> Result<PeerProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut cmd = Command::new(exe);
+        if let Some(c) = client {
+            cmd.env(CLIENT_VAR, c);
+        }
+        let mut child = cmd
+            .arg("bench")
+            .env(PEER_VAR, config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawning a benchmark peer: {e}"))?;
+        let stdout = child.stdout.take().ok_or("peer stdout")?;
+        Ok(PeerProcess {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    fn line(&mut self, what: &str) -> Result<String, String> {
+        match self.lines.next() {
+            Some(Ok(l)) => Ok(l),
+            _ => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                Err(format!(
+                    "benchmark peer ended before reporting {what} ({status})"
+                ))
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("benchmark peer failed: {status}"))
+        }
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn measure_pair(
+    target: &raw::TargetDef,
+    which: Target,
+    spec: &Spec,
+    pin: Pin,
+) -> Result<Outcome, String> {
+    let address = (target.address)();
+    let server_cfg = measure::config(
+        target.scheme,
+        which,
+        Role::Server,
+        &address,
+        spec,
+        pin.cpu(Role::Server),
+    );
+    if target.spawned {
+        // The server starts the client; the client's result comes out of
+        // the server's standard output, which it inherits.
+        let client_cfg = measure::config(
+            target.scheme,
+            which,
+            Role::Client,
+            &address,
+            spec,
+            pin.cpu(Role::Client),
+        );
+        let mut server = PeerProcess::spawn(&server_cfg, Some(&client_cfg))?;
+        let ready = server.line("that it started its client")?;
+        if !ready.starts_with("READY ") {
+            return Err(format!("{} server: {ready}", target.scheme));
+        }
+        let result = server.line("the client's result")?;
+        let outcome = result
+            .strip_prefix("RESULT ")
+            .and_then(Outcome::parse)
+            .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+        server.finish()?;
+        return Ok(outcome);
+    }
+    let mut server = PeerProcess::spawn(&server_cfg, None)?;
+    let ready = server.line("its address")?;
+    let address = ready
+        .strip_prefix("READY ")
+        .ok_or_else(|| format!("{} server: {ready}", target.scheme))?
+        .to_string();
+    let client_cfg = measure::config(
+        target.scheme,
+        which,
+        Role::Client,
+        &address,
+        spec,
+        pin.cpu(Role::Client),
+    );
+    let mut client = PeerProcess::spawn(&client_cfg, None)?;
+    let result = client.line("its result")?;
+    let outcome = result
+        .strip_prefix("RESULT ")
+        .and_then(Outcome::parse)
+        .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+    client.finish()?;
+    server.finish()?;
+    Ok(outcome)
+}
+
+/// The figure shown for a measurement: p50 round trip or messages per second.
+pub fn figure(kind: Kind, o: &Outcome) -> String {
+    match kind {
+        Kind::Latency => human_ns(o.p50_ns),
+        Kind::Throughput => format!("{}/s", human_count(o.msgs_per_s)),
+    }
+}
+
+/// The results as a text table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<9} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
+        "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio",
+        "msgs/s", "GB/s", "raw msgs/s", "ratio"
+    ));
+    let mut keys: Vec<(String, Pin, usize)> = rows
+        .iter()
+        .map(|r| (r.transport.clone(), r.pin, r.size))
+        .collect();
+    keys.dedup();
+    for (t, pin, size) in keys {
+        let find = |k: Kind| {
+            rows.iter()
+                .find(|r| r.transport == t && r.pin == pin && r.size == size && r.kind == k)
+        };
+        let (lat, thr) = (find(Kind::Latency), find(Kind::Throughput));
+        let mut line = format!("{:<9} {:>7} {:<5} | ", t, human_size(size), pin.name());
+        match lat {
+            Some(r) => line.push_str(&format!(
+                "{:>9} {:>9} {:>9} | {:>9} {:>9} | {:>5.2}x",
+                human_ns(r.ipcx.p50_ns),
+                human_ns(r.ipcx.p99_ns),
+                human_ns(r.ipcx.p999_ns),
+                human_ns(r.raw.p50_ns),
+                human_ns(r.raw.p99_ns),
+                r.ratio()
+            )),
+            None => line.push_str(&format!("{:>66}", "")),
+        }
+        if let Some(r) = thr {
+            line.push_str(&format!(
+                "   {:>11} {:>10} {:>11} | {:>5.2}x",
+                human_count(r.ipcx.msgs_per_s),
+                format!("{:.3}", r.ipcx.msgs_per_s * size as f64 / 1e9),
+                human_count(r.raw.msgs_per_s),
+                r.ratio()
+            ));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
+    let mut notes: Vec<&str> = raw::targets()
+        .iter()
+        .filter(|d| rows.iter().any(|r| r.transport == d.scheme))
+        .filter_map(|d| d.note)
+        .collect();
+    notes.dedup();
+    for n in notes {
+        out.push_str(n);
+        out.push('\n');
+    }
+    out
+}
+
+/// `4 KiB`, `1 MiB`, `64 B`.
+pub fn human_size(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1024 && n % 1024 == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// `850 ns`, `12.3 µs`, `1.20 ms`.
+pub fn human_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
+}
+
+/// `1.25 M`, `830 k`.
+pub fn human_count(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2} M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.0} k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}

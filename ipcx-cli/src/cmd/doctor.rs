@@ -1,0 +1,217 @@
+//! `ipcx doctor`: the kernel limits each transport depends on, what they
+//! allow, and what to change.
+
+use nix::sys::resource::{Resource, getrlimit};
+
+/// Options of `ipcx doctor`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  ipcx doctor")]
+pub struct Args {}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn num(path: &str) -> Option<u64> {
+    read(path)?.split_whitespace().next()?.parse().ok()
+}
+
+fn show(v: Option<u64>) -> String {
+    v.map_or("unreadable".into(), |v| v.to_string())
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 40 {
+        "unlimited".into()
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+fn supported(scheme: &str) -> &'static str {
+    if ipcx::backends::any::SUPPORTED
+        .iter()
+        .any(|s| s.as_str() == scheme)
+    {
+        ""
+    } else {
+        " (not in this build)"
+    }
+}
+
+/// Runs `ipcx doctor`.
+///
+/// # Errors
+/// None: unreadable limits are reported as such.
+pub fn main(_: Args) -> Result<(), String> {
+    let mut o = String::new();
+    let line = |o: &mut String, k: &str, v: String, src: &str| {
+        o.push_str(&format!("  {k:<22} {v:<24} {src}\n"));
+    };
+
+    // POSIX message queues.
+    let msg_max = num("/proc/sys/fs/mqueue/msg_max");
+    let msgsize_max = num("/proc/sys/fs/mqueue/msgsize_max");
+    let queues_max = num("/proc/sys/fs/mqueue/queues_max");
+    let rl_mq = getrlimit(Resource::RLIMIT_MSGQUEUE)
+        .ok()
+        .map(|(soft, _)| soft);
+    let mq_mounted = read("/proc/mounts").is_some_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("mqueue"))
+    });
+    // System V.
+    let msgmax = num("/proc/sys/kernel/msgmax");
+    let msgmnb = num("/proc/sys/kernel/msgmnb");
+    let msgmni = num("/proc/sys/kernel/msgmni");
+    let shmmax = num("/proc/sys/kernel/shmmax");
+    let shmall = num("/proc/sys/kernel/shmall");
+    let shmmni = num("/proc/sys/kernel/shmmni");
+    let sem: Vec<u64> = read("/proc/sys/kernel/sem")
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64);
+    // Shared memory filesystem.
+    let devshm = nix::sys::statvfs::statvfs("/dev/shm").ok().map(|s| {
+        let f = s.fragment_size();
+        (s.blocks() * f, s.blocks_available() * f)
+    });
+    // Pipes and sockets.
+    let pipe_max = num("/proc/sys/fs/pipe-max-size");
+    let somaxconn = num("/proc/sys/net/core/somaxconn");
+
+    o.push_str("Kernel limits\n");
+    line(
+        &mut o,
+        "mq msg_max",
+        show(msg_max),
+        "/proc/sys/fs/mqueue/msg_max",
+    );
+    line(
+        &mut o,
+        "mq msgsize_max",
+        show(msgsize_max),
+        "/proc/sys/fs/mqueue/msgsize_max",
+    );
+    line(
+        &mut o,
+        "mq queues_max",
+        show(queues_max),
+        "/proc/sys/fs/mqueue/queues_max",
+    );
+    line(
+        &mut o,
+        "RLIMIT_MSGQUEUE",
+        rl_mq.map_or("unreadable".into(), |v| format!("{v} ({})", mib(v))),
+        "ulimit -q (bytes per user)",
+    );
+    line(
+        &mut o,
+        "/dev/mqueue mounted",
+        (if mq_mounted { "yes" } else { "no" }).into(),
+        "/proc/mounts",
+    );
+    line(&mut o, "msgmax", show(msgmax), "/proc/sys/kernel/msgmax");
+    line(&mut o, "msgmnb", show(msgmnb), "/proc/sys/kernel/msgmnb");
+    line(&mut o, "msgmni", show(msgmni), "/proc/sys/kernel/msgmni");
+    line(&mut o, "shmmax", show(shmmax), "/proc/sys/kernel/shmmax");
+    line(
+        &mut o,
+        "shmall",
+        shmall.map_or("unreadable".into(), |v| format!("{v} pages")),
+        "/proc/sys/kernel/shmall",
+    );
+    line(&mut o, "shmmni", show(shmmni), "/proc/sys/kernel/shmmni");
+    for (i, name) in ["SEMMSL", "SEMMNS", "SEMOPM", "SEMMNI"].iter().enumerate() {
+        line(
+            &mut o,
+            name,
+            show(sem.get(i).copied()),
+            "/proc/sys/kernel/sem",
+        );
+    }
+    line(
+        &mut o,
+        "/dev/shm size, free",
+        devshm.map_or("not mounted".into(), |(t, f)| {
+            format!("{}, {}", mib(t), mib(f))
+        }),
+        "statvfs(/dev/shm)",
+    );
+    line(
+        &mut o,
+        "PIPE_BUF",
+        libc::PIPE_BUF.to_string(),
+        "atomic pipe write, bytes",
+    );
+    line(
+        &mut o,
+        "pipe-max-size",
+        show(pipe_max),
+        "/proc/sys/fs/pipe-max-size",
+    );
+    line(
+        &mut o,
+        "somaxconn",
+        show(somaxconn),
+        "/proc/sys/net/core/somaxconn",
+    );
+
+    o.push_str("\nWhat they allow\n");
+    o.push_str(&format!(
+        "  pipe, fifo{}: any message size (framed); writes up to PIPE_BUF={} are atomic, so many clients' connection requests never interleave; a pipe buffers up to pipe-max-size={} bytes.\n",
+        supported("fifo"),
+        libc::PIPE_BUF,
+        show(pipe_max)
+    ));
+    if let (Some(mm), Some(sm)) = (msg_max, msgsize_max) {
+        let unit = sm.min(4096);
+        let per_conn = 2 * 10u64.min(mm) * (unit + 64) + 2 * 4096;
+        let conns = rl_mq.map_or(0, |r| r / per_conn.max(1));
+        o.push_str(&format!(
+            "  mq{}: kernel messages of {unit} B (bigger messages are fragmented), queues of up to {mm} messages (capacity=); about {conns} connections fit RLIMIT_MSGQUEUE, {} queues system-wide. To change: sysctl fs.mqueue.msg_max / fs.mqueue.msgsize_max / fs.mqueue.queues_max, ulimit -q.{}\n",
+            supported("mq"),
+            show(queues_max),
+            if mq_mounted { "" } else { " /dev/mqueue is not mounted: queues still work, but `ipcx ls`/`clean` cannot see them (mount -t mqueue none /dev/mqueue)." }
+        ));
+    }
+    if let (Some(max), Some(mnb), Some(mni)) = (msgmax, msgmnb, msgmni) {
+        o.push_str(&format!(
+            "  sysv-mq{}: kernel messages of {} B, {mnb} B per queue (capacity= up to {} messages), {mni} queues system-wide = about {} connections. To change: sysctl kernel.msgmax / kernel.msgmnb / kernel.msgmni.\n",
+            supported("sysv-mq"),
+            max.min(4096),
+            mnb / max.clamp(1, 4096),
+            mni.saturating_sub(1) / 2
+        ));
+    }
+    o.push_str(&format!(
+        "  shm{}: each connection's segment lives in /dev/shm ({}). To change: mount -o remount,size=N /dev/shm.\n",
+        supported("shm"),
+        devshm.map_or("not mounted".into(), |(_, f)| format!("{} free", mib(f)))
+    ));
+    o.push_str(&format!(
+        "  sysv-shm{}: segments up to shmmax={} B, {} MiB in all (shmall × {page} B pages), {} segments; semaphore sets of up to SEMMSL={} semaphores, SEMMNI={} sets. To change: sysctl kernel.shmmax / kernel.shmall / kernel.shmmni / kernel.sem.\n",
+        supported("sysv-shm"),
+        show(shmmax),
+        shmall.map_or("?".into(), |a| (a.saturating_mul(page) >> 20).to_string()),
+        show(shmmni),
+        show(sem.first().copied()),
+        show(sem.get(3).copied()),
+    ));
+    o.push_str(&format!(
+        "  unix, tcp{}: up to somaxconn={} connections wait for accept; raise with sysctl net.core.somaxconn.\n",
+        supported("unix"),
+        show(somaxconn)
+    ));
+    print!("{o}");
+    Ok(())
+}

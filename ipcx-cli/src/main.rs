@@ -1,0 +1,52 @@
+//! `ipcx`: benchmarks and operator tools for ipcx transports.
+
+use clap::{Parser, Subcommand};
+use ipcx_cli::cmd;
+
+/// Benchmarks and operator tools for ipcx transports.
+#[derive(Parser)]
+#[command(
+    name = "ipcx",
+    version,
+    about,
+    after_help = "Examples:\n  ipcx bench --sizes 64 --pin same\n  ipcx recv unix:/tmp/x.sock --count 1 &  ipcx send unix:/tmp/x.sock hello\n  ipcx ls\n  ipcx clean --dry-run\n  ipcx doctor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure every transport beside a raw-libc baseline of its mechanism.
+    Bench(ipcx_cli::bench::Args),
+    /// Connect to an endpoint, send messages, print replies.
+    Send(cmd::send::Args),
+    /// Listen on an endpoint and print the messages that arrive.
+    Recv(cmd::recv::Args),
+    /// Listen on an endpoint and serve many clients (echo).
+    Serve(cmd::serve::Args),
+    /// List the kernel objects ipcx created on this machine.
+    Ls(cmd::ls::Args),
+    /// Remove the objects whose owners are dead, and only those.
+    Clean(cmd::clean::Args),
+    /// Read the kernel limits each transport depends on and advise.
+    Doctor(cmd::doctor::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => ipcx_cli::bench::main(args),
+        Command::Send(args) => cmd::send::main(args),
+        Command::Recv(args) => cmd::recv::main(args),
+        Command::Serve(args) => cmd::serve::main(args),
+        Command::Ls(args) => cmd::ls::main(args),
+        Command::Clean(args) => cmd::clean::main(args),
+        Command::Doctor(args) => cmd::doctor::main(args),
+    };
+    if let Err(e) = result {
+        eprintln!("ipcx: {e}");
+        std::process::exit(1);
+    }
+}

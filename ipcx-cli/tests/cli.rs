@@ -1,0 +1,330 @@
+//! The `ipcx` binary run for real: send/recv across two processes on every
+//! transport, ls and clean, doctor, bench --json. No speed assertions;
+//! every wait is bounded, so a hang fails the test instead of CI.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// A name unique to this test process and call.
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "ipcx-cli-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A private registry directory, removed on drop.
+struct Registry(PathBuf);
+
+impl Registry {
+    fn new() -> Registry {
+        let d = std::env::temp_dir().join(unique("reg"));
+        std::fs::create_dir_all(&d).unwrap();
+        Registry(d)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ipcx(reg: &Registry) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
+    c.env("IPCX_REGISTRY_DIR", &reg.0);
+    c
+}
+
+/// A child killed on drop, so a failing test leaves no process behind.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a command to completion under the watchdog.
+#[track_caller]
+fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ipcx");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    wait(Guard(child))
+}
+
+/// Waits for a child's exit under the watchdog and collects its output.
+#[track_caller]
+fn wait(mut g: Guard) -> Output {
+    let start = Instant::now();
+    while g.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "ipcx did not finish within {WATCHDOG:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut out = Output {
+        status: g.0.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    if let Some(mut s) = g.0.stdout.take() {
+        s.read_to_end(&mut out.stdout).unwrap();
+    }
+    if let Some(mut s) = g.0.stderr.take() {
+        s.read_to_end(&mut out.stderr).unwrap();
+    }
+    out
+}
+
+/// Starts a listening subcommand and waits for it to say it listens.
+#[track_caller]
+fn listening(mut cmd: Command) -> Guard {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Guard(cmd.spawn().expect("spawn ipcx"));
+    let stderr = g.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(WATCHDOG)
+        .expect("listener did not start in time");
+    assert!(line.contains("listening on"), "listener said: {line}");
+    g
+}
+
+fn endpoint_for(scheme: &str) -> String {
+    match scheme {
+        "unix" => format!("unix:/tmp/{}.sock", unique("u")),
+        "tcp" => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("tcp://{}", l.local_addr().unwrap())
+        }
+        "fifo" => format!("fifo:/tmp/{}", unique("f")),
+        "mq" => format!("mq:/{}", unique("q")),
+        "sysv-mq" | "sysv-shm" => format!("{scheme}:/tmp/{}", unique("s")),
+        other => format!("{other}:/{}", unique("x")),
+    }
+}
+
+#[test]
+fn send_and_recv_on_every_transport() {
+    let reg = Registry::new();
+    for scheme in ipcx::backends::any::SUPPORTED {
+        let scheme = scheme.as_str();
+        if scheme == "pipe" {
+            continue;
+        }
+        let ep = endpoint_for(scheme);
+        let mut recv = ipcx(&reg);
+        recv.args(["recv", &ep, "--count", "3"]);
+        let r = listening(recv);
+        let mut send = ipcx(&reg);
+        send.args(["send", &ep, "-"]);
+        let s = run(send, b"hello\nworld\n");
+        assert!(
+            s.status.success(),
+            "{scheme}: send failed: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
+        let mut send = ipcx(&reg);
+        send.args(["send", &ep, "00ff", "--hex"]);
+        let s = run(send, b"");
+        assert!(
+            s.status.success(),
+            "{scheme}: send --hex failed: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
+        let out = wait(r);
+        assert!(out.status.success(), "{scheme}: recv failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("hello\nworld\n"), "{scheme}: got {text:?}");
+        assert_eq!(&out.stdout[12..], b"\x00\xff\n", "{scheme}");
+        let _ = std::fs::remove_file(ep.split_once(':').unwrap().1);
+    }
+}
+
+#[test]
+fn serve_echoes() {
+    let reg = Registry::new();
+    let ep = endpoint_for("unix");
+    let mut serve = ipcx(&reg);
+    serve.args(["serve", &ep, "--echo"]);
+    let _s = listening(serve);
+    let mut send = ipcx(&reg);
+    send.args(["send", &ep, "ping", "--wait-reply"]);
+    let out = run(send, b"");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"ping\n");
+}
+
+#[test]
+fn ls_shows_a_live_listener_and_clean_removes_only_a_killed_ones_leftovers() {
+    let reg = Registry::new();
+    let dead_ep = endpoint_for("unix");
+    let dead_path = dead_ep.strip_prefix("unix:").unwrap().to_string();
+    let live_ep = endpoint_for("unix");
+    let live_path = live_ep.strip_prefix("unix:").unwrap().to_string();
+    let mut c = ipcx(&reg);
+    c.args(["recv", &dead_ep]);
+    let mut dead = listening(c);
+    let mut c = ipcx(&reg);
+    c.args(["recv", &live_ep]);
+    let _live = listening(c);
+
+    let ls = run(ipcx(&reg).arg("ls").to_owned_cmd(), b"");
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        text.contains(&live_path) && text.contains(&dead_path),
+        "ls: {text}"
+    );
+
+    dead.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    dead.0.wait().unwrap();
+    assert!(std::path::Path::new(&dead_path).exists());
+
+    let dry = run(ipcx(&reg).args(["clean", "--dry-run"]).to_owned_cmd(), b"");
+    assert!(String::from_utf8_lossy(&dry.stdout).contains(&dead_path));
+    assert!(
+        std::path::Path::new(&dead_path).exists(),
+        "dry run removed it"
+    );
+
+    let clean = run(ipcx(&reg).arg("clean").to_owned_cmd(), b"");
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(text.contains(&dead_path), "clean: {text}");
+    assert!(
+        !text.contains(&live_path),
+        "clean touched the live one: {text}"
+    );
+    assert!(!std::path::Path::new(&dead_path).exists());
+    assert!(std::path::Path::new(&live_path).exists());
+
+    let ls = run(ipcx(&reg).arg("ls").to_owned_cmd(), b"");
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        text.contains(&live_path) && !text.contains(&dead_path),
+        "ls: {text}"
+    );
+}
+
+#[test]
+fn doctor_prints_each_limit() {
+    let reg = Registry::new();
+    let out = run(ipcx(&reg).arg("doctor").to_owned_cmd(), b"");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for limit in [
+        "msg_max",
+        "msgsize_max",
+        "queues_max",
+        "RLIMIT_MSGQUEUE",
+        "msgmax",
+        "msgmnb",
+        "msgmni",
+        "shmmax",
+        "shmall",
+        "SEMMSL",
+        "/dev/shm",
+        "PIPE_BUF",
+        "pipe-max-size",
+        "somaxconn",
+    ] {
+        assert!(
+            text.contains(limit),
+            "doctor does not mention {limit}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn bench_writes_json() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--sizes",
+                "64",
+                "--pin",
+                "none",
+                "--transports",
+                "unix",
+                "--budget-ms",
+                "20",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["transport"] == "unix"));
+    assert!(v["machine"]["kernel"].is_string());
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line() {
+    let reg = Registry::new();
+    let out = run(
+        ipcx(&reg)
+            .args(["send", "nonsense:/x", "hi"])
+            .to_owned_cmd(),
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// `Command` builder methods return `&mut Command`; `run` takes one by value.
+trait ToOwnedCmd {
+    fn to_owned_cmd(&mut self) -> Command;
+}
+
+impl ToOwnedCmd for Command {
+    fn to_owned_cmd(&mut self) -> Command {
+        let mut c = Command::new(self.get_program());
+        c.args(self.get_args());
+        for (k, v) in self.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}

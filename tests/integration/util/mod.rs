@@ -1,0 +1,377 @@
+//! Helpers shared by the integration tests: peers in other processes,
+//! watchdogs, unique names, deterministic random data, leftover probes.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Environment variable naming the role a re-executed test binary plays.
+pub const ROLE_VAR: &str = "IPCX_TEST_PEER_ROLE";
+/// Environment variable carrying the endpoint to the peer.
+pub const ENDPOINT_VAR: &str = "IPCX_TEST_PEER_ENDPOINT";
+/// Environment variable carrying a role's argument.
+pub const ARG_VAR: &str = "IPCX_TEST_PEER_ARG";
+/// Lines a peer prints for the test start with this.
+pub const REPORT: &str = "PEER:";
+
+/// Whether this process is a re-executed peer.
+pub fn is_peer() -> bool {
+    std::env::var_os(ROLE_VAR).is_some()
+}
+
+/// The peer's role, endpoint and argument.
+pub fn peer_params() -> (String, String, String) {
+    let get = |v| std::env::var(v).unwrap_or_default();
+    (get(ROLE_VAR), get(ENDPOINT_VAR), get(ARG_VAR))
+}
+
+/// Prints a report line for the parent.
+pub fn report(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{REPORT}{line}");
+    let _ = out.flush();
+}
+
+/// Waits for a line on stdin from the parent (`None` at EOF).
+pub fn await_parent() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_string()),
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique on this machine for this run: `ipcx-t-PID-N`.
+pub fn unique(tag: &str) -> String {
+    format!(
+        "ipcxt{}{}x{}",
+        tag,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A peer process: this test binary re-executed to run one test with a role.
+/// Killed and reaped on drop, so a failing test leaves no process behind.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    /// The command that re-executes this test binary to run `test` (its
+    /// full libtest name) as `role`, with piped stdin and stdout.
+    pub fn command(test: &str, role: &str, endpoint: &str, arg: &str) -> Command {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = Command::new(exe);
+        cmd.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+            .env(ROLE_VAR, role)
+            .env(ENDPOINT_VAR, endpoint)
+            .env(ARG_VAR, arg)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `test` in a new process as `role`.
+    #[track_caller]
+    pub fn spawn(test: &str, role: &str, endpoint: &str, arg: &str) -> Peer {
+        let child = Peer::command(test, role, endpoint, arg)
+            .spawn()
+            .expect("spawn peer");
+        Peer::adopt(child)
+    }
+
+    /// Takes charge of a child started from [`Peer::command`].
+    pub fn adopt(mut child: Child) -> Peer {
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(r) = line.strip_prefix(REPORT) {
+                    if tx.send(r.to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Peer {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        }
+    }
+
+    /// The peer's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most 30 s) for the next report line.
+    #[track_caller]
+    pub fn expect_line(&self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => panic!("peer {} reported nothing within 30 s", self.pid()),
+        }
+    }
+
+    /// Waits for a report line `key=value` and returns the value.
+    #[track_caller]
+    pub fn expect_value(&self, key: &str) -> String {
+        let line = self.expect_line();
+        match line.strip_prefix(&format!("{key}=")) {
+            Some(v) => v.to_string(),
+            None => panic!("peer reported {line:?}, expected {key}=…"),
+        }
+    }
+
+    /// Sends a line to the peer's stdin.
+    pub fn tell(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{line}");
+            let _ = s.flush();
+        }
+    }
+
+    /// Kills the peer with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (at most 60 s) for the peer to exit and asserts it succeeded.
+    #[track_caller]
+    pub fn expect_success(mut self) {
+        self.stdin.take();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.child.try_wait().expect("wait") {
+                Some(status) => {
+                    assert!(status.success(), "peer {} failed: {status}", self.pid());
+                    return;
+                }
+                None if std::time::Instant::now() > deadline => {
+                    panic!("peer {} did not exit within 60 s", self.pid())
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `f` on a thread and fails (instead of hanging) if it takes longer
+/// than `limit`. The result is returned.
+#[track_caller]
+pub fn watchdog<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            let _ = handle.join();
+            v
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(p) => std::panic::resume_unwind(p),
+            Ok(()) => unreachable!("sender dropped without sending"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: {what} did not finish within {limit:?} (hang)")
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failing run can be
+/// replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// FNV-1a over `bytes`.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// A self-checking message: `seq` (8 bytes), checksum of the rest (8),
+/// then `len` random bytes.
+pub fn make_message(rng: &mut Rng, seq: u64, len: usize) -> Vec<u8> {
+    let mut m = vec![0u8; 16 + len];
+    rng.fill(&mut m[16..]);
+    let sum = checksum(&m[16..]);
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m[8..16].copy_from_slice(&sum.to_le_bytes());
+    m
+}
+
+/// Checks a message made by [`make_message`] and returns its sequence number.
+#[track_caller]
+pub fn check_message(m: &[u8]) -> u64 {
+    assert!(
+        m.len() >= 16,
+        "message of {} bytes is shorter than its header",
+        m.len()
+    );
+    let seq = u64::from_le_bytes(m[..8].try_into().unwrap());
+    let sum = u64::from_le_bytes(m[8..16].try_into().unwrap());
+    assert_eq!(checksum(&m[16..]), sum, "message {seq} is corrupt");
+    seq
+}
+
+/// Kernel objects that an endpoint's transport may leave behind, found by
+/// looking where each mechanism keeps them (not by asking ipcx): the socket
+/// file, FIFOs beside the path, `/dev/shm` and `/dev/mqueue` entries with the
+/// name, and System V objects created or last used by any of `pids`.
+pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
+    use ipcx::Scheme;
+    let mut found = Vec::new();
+    let addr = endpoint.address();
+    let base = addr.rsplit('/').next().unwrap_or(addr).to_string();
+    let in_dir = |dir: &str, needle: &str, found: &mut Vec<String>| {
+        if needle.is_empty() {
+            return;
+        }
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.contains(needle) {
+                    found.push(format!("{dir}/{n}"));
+                }
+            }
+        }
+    };
+    match endpoint.scheme() {
+        Scheme::Unix => {
+            if !addr.starts_with('@') && std::path::Path::new(addr).exists() {
+                found.push(addr.to_string());
+            }
+        }
+        Scheme::Tcp | Scheme::Pipe => {}
+        Scheme::Fifo => {
+            let dir = std::path::Path::new(addr)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| ".".into());
+            in_dir(&dir, &base, &mut found);
+        }
+        // The key file a sysv-mq listener created for ftok.
+        Scheme::SysvMq => {
+            if std::path::Path::new(addr).exists() {
+                found.push(addr.to_string());
+            }
+        }
+        Scheme::Mq | Scheme::Shm | Scheme::SysvShm => {}
+    }
+    // Every transport: nothing of ours in /dev/shm or /dev/mqueue.
+    if endpoint.scheme() == Scheme::Mq {
+        assert!(
+            mqueue_mounted(),
+            "/dev/mqueue is not mounted, so POSIX queues cannot be checked for leftovers; run `mount -t mqueue none /dev/mqueue` (as .ci/run does)"
+        );
+    }
+    in_dir("/dev/shm", &base, &mut found);
+    in_dir("/dev/mqueue", &base, &mut found);
+    for kind in ["msg", "shm", "sem"] {
+        found.extend(sysv_objects(kind, pids));
+    }
+    found
+}
+
+/// System V objects of `kind` (`msg`, `shm`, `sem`) whose creator is one of `pids`.
+pub fn sysv_objects(kind: &str, pids: &[u32]) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/sysvipc/{kind}")) else {
+        return Vec::new();
+    };
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(id_col), cpid_col) = (
+        col(match kind {
+            "msg" => "msqid",
+            "shm" => "shmid",
+            _ => "semid",
+        }),
+        col("cpid"),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let creator = cpid_col
+            .and_then(|c| f.get(c))
+            .and_then(|p| p.parse::<u32>().ok());
+        // Semaphore sets have no cpid column: match on the registry instead.
+        let ours = match creator {
+            Some(p) => pids.contains(&p),
+            None => false,
+        };
+        if ours {
+            out.push(format!("sysv {kind} id {}", f.get(id_col).unwrap_or(&"?")));
+        }
+    }
+    out
+}
+
+/// Whether the POSIX message queue filesystem is mounted at /dev/mqueue.
+pub fn mqueue_mounted() -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+        })
+        .unwrap_or(false)
+}
