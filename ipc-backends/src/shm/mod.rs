@@ -856,13 +856,13 @@ fn handshake(
 ) -> Result<PeerInfo> {
     let what = endpoint.to_string();
     let s = sock.as_fd();
-    let ours = Hello::new(
+    let local = Hello::new(
         schema,
         process::pid(),
         process::uid(),
         endpoint.options().max_message_size,
-    )
-    .encode();
+    );
+    let ours = local.encode();
     let mut framed = (ours.len() as u16).to_le_bytes().to_vec();
     framed.extend_from_slice(&ours);
     rendezvous::write_all(s, &framed, deadline, &what)?;
@@ -876,7 +876,6 @@ fn handshake(
     }
     let mut theirs = vec![0u8; len];
     rendezvous::read_exact(s, &mut theirs, deadline, &what)?;
-    let local = Hello::decode(&ours)?;
     let decision = Hello::decode(&theirs).and_then(|remote| {
         if !uid_allowed(endpoint, peer_uid) {
             return Err(Error::PermissionDenied(format!(

@@ -56,7 +56,7 @@ pub fn write_all(
     what: &str,
 ) -> Result<()> {
     while !bytes.is_empty() {
-        match socket::send_parts(sock, &[bytes], true)
+        match socket::send_two(sock, bytes, &[], true)
             .map_err(|e| Error::io(format!("{what}: send"), e))?
         {
             Io::Done(n) => bytes = &bytes[n..],

@@ -33,8 +33,8 @@ pub mod process;
 pub mod scm;
 pub mod shm;
 pub mod socket;
-pub mod sysv_shm;
 pub mod sysv_msg;
+pub mod sysv_shm;
 
 use ipc_core::{Error, Result};
 
