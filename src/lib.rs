@@ -14,10 +14,21 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! Typed channels ([`typed`]: `connect_typed::<Out, In>`,
+//! `listen_typed::<Out, In>`) send `#[derive(IpcMessage)]` types and refuse
+//! peers with other types at connect; [`rpc`] builds request–reply on top.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod rpc;
 mod spawn;
-pub use spawn::{ENDPOINT_VAR, connect_parent, spawn, spawn_with};
+pub mod typed;
+pub use spawn::{ENDPOINT_VAR, connect_parent, connect_parent_with, spawn, spawn_with};
+pub use typed::{
+    TypedChannel, TypedListener, TypedReceiver, TypedSender, connect as connect_typed,
+    listen as listen_typed,
+};
 
 pub use ipc_backends::{self as backends, AnyChannel, AnyListener, AnyReceiver, AnySender};
 pub use ipc_core::{self as core, *};

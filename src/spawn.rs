@@ -79,10 +79,20 @@ fn reap(mut child: Child, endpoint: &Endpoint, error: Error) -> Error {
 /// As [`crate::connect`]; an error when the process was not started by
 /// [`spawn`].
 pub fn connect_parent() -> Result<AnyChannel> {
+    connect_parent_with(&Schema::bytes())
+}
+
+/// As [`connect_parent`], announcing `schema` in the handshake (the parent
+/// used [`spawn_with`]).
+///
+/// # Errors
+/// As [`connect_parent`]; [`Error::SchemaMismatch`] when the parent
+/// disagrees.
+pub fn connect_parent_with(schema: &Schema) -> Result<AnyChannel> {
     let endpoint = Endpoint::from_env(ENDPOINT_VAR)?.unwrap_or_else(|| {
         "pipe:"
             .parse()
             .unwrap_or_else(|_| unreachable!("pipe: parses"))
     });
-    crate::connect(&endpoint)
+    crate::connect_with(&endpoint, schema)
 }

@@ -145,7 +145,7 @@ impl Transport for Fifo {
                 req[8..12].copy_from_slice(&me.to_le_bytes());
                 req[12..16].copy_from_slice(&n.to_le_bytes());
                 loop {
-                    match pipe::write_parts(rendezvous.as_fd(), &[&req])
+                    match pipe::write_two(rendezvous.as_fd(), &req, &[])
                         .map_err(|e| io_error(endpoint, "write", path, e))?
                     {
                         Io::Done(_) => break,

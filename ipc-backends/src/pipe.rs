@@ -152,7 +152,7 @@ impl Transport for Pipe {
             pipe::adopt_inherited(w).map_err(|e| Error::io(format!("{endpoint}: fd {w}"), e))?;
         for fd in [&read, &write] {
             pipe::set_cloexec(fd.as_fd()).map_err(|e| Error::io("pipe: fcntl", e))?;
-            pipe::set_nonblocking(fd.as_fd()).map_err(|e| Error::io("pipe: fcntl", e))?;
+            pipe::set_nonblocking(fd.as_fd(), true).map_err(|e| Error::io("pipe: fcntl", e))?;
         }
         establish(read, write, endpoint, schema)
     }

@@ -38,8 +38,12 @@ const READ_AHEAD: usize = 8 * 1024;
 /// on the fast path of `memcpy`.
 const ALIGN_PAD: usize = 16 - HEADER_LEN;
 
-/// What carries the bytes: a socket (`send`/`recv`, shut down on drop) or
-/// one end of a pipe or FIFO (`read`/`write`, closed on drop).
+/// What carries the bytes: a socket (`send`/`recv` with per-call
+/// `MSG_DONTWAIT`, shut down on drop) or one end of a pipe or FIFO
+/// (`read`/`write`, closed on drop). A pipe end has no per-call flag, so
+/// its `O_NONBLOCK` is switched when an operation's mode differs from the
+/// last one's: a loop of blocking operations makes one call per message,
+/// and a peer's death still wakes it (end of file, `EPIPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Carrier {
     Socket,
@@ -51,6 +55,8 @@ enum Carrier {
 pub struct StreamSender {
     fd: Arc<OwnedFd>,
     carrier: Carrier,
+    /// Whether a pipe end is in `O_NONBLOCK` mode now.
+    nonblocking: bool,
     max: usize,
     /// The unsent tail of a frame whose deadline passed mid-write.
     pending: Vec<u8>,
@@ -63,6 +69,8 @@ pub struct StreamSender {
 pub struct StreamReceiver {
     fd: Arc<OwnedFd>,
     carrier: Carrier,
+    /// Whether a pipe end is in `O_NONBLOCK` mode now.
+    nonblocking: bool,
     max: usize,
     buf: Box<[MaybeUninit<u8>]>,
     start: usize,
@@ -95,6 +103,7 @@ fn framed(
         StreamSender {
             fd: write,
             carrier,
+            nonblocking: true,
             max,
             pending: Vec::new(),
             scratch: Vec::new(),
@@ -102,6 +111,7 @@ fn framed(
         StreamReceiver {
             fd: read,
             carrier,
+            nonblocking: true,
             max,
             buf: vec![MaybeUninit::uninit(); READ_BUF].into_boxed_slice(),
             start: 0,
@@ -110,6 +120,15 @@ fn framed(
             partial: Vec::new(),
         },
     )
+}
+
+/// Puts a pipe end in the mode an operation needs, if it is not already.
+fn set_mode(fd: &OwnedFd, current: &mut bool, nonblock: bool) -> Result<()> {
+    if *current != nonblock {
+        pipe::set_nonblocking(fd.as_fd(), nonblock).map_err(|e| os(e, "fcntl(O_NONBLOCK)"))?;
+        *current = nonblock;
+    }
+    Ok(())
 }
 
 fn os(e: std::io::Error, what: &str) -> Error {
@@ -148,7 +167,8 @@ impl StreamSender {
                     socket::send_two(self.fd.as_fd(), x, y, nonblock).map_err(|e| os(e, "send"))?
                 }
                 Carrier::Pipe => {
-                    pipe::write_parts(self.fd.as_fd(), &[x, y]).map_err(|e| os(e, "writev"))?
+                    set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
+                    pipe::write_two(self.fd.as_fd(), x, y).map_err(|e| os(e, "write"))?
                 }
             };
             match sent {
@@ -264,7 +284,10 @@ impl StreamReceiver {
             Carrier::Socket => {
                 socket::recv_uninit(fd.as_fd(), buf, nonblock).map_err(|e| os(e, "recv"))
             }
-            Carrier::Pipe => pipe::read_uninit(fd.as_fd(), buf).map_err(|e| os(e, "read")),
+            Carrier::Pipe => {
+                set_mode(&fd, &mut self.nonblocking, nonblock)?;
+                pipe::read_uninit(fd.as_fd(), buf).map_err(|e| os(e, "read"))
+            }
         }
     }
 
@@ -333,6 +356,7 @@ impl StreamReceiver {
                 Carrier::Socket => socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
                     .map_err(|e| os(e, "recv"))?,
                 Carrier::Pipe => {
+                    set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
                     pipe::read_uninit(self.fd.as_fd(), spare).map_err(|e| os(e, "read"))?
                 }
             };

@@ -131,6 +131,11 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// The peer reported that it could not handle a request: the handler of
+    /// a request–reply server returned an error (or panicked), or could not
+    /// decode the request. The connection stays usable.
+    #[error("the server could not handle the request: {0}")]
+    Remote(String),
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

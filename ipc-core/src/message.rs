@@ -133,6 +133,15 @@ pub trait IpcMessage: Sized {
     /// or not a valid value; never a panic, whatever the bytes.
     fn decode(bytes: &[u8]) -> Result<Self>;
 
+    /// The value's wire bytes when they are its own memory (zero-copy
+    /// types), so a sender can write them without encoding into a buffer
+    /// first; `None` (the default) for encoded types. The derive overrides
+    /// it for `#[ipc(zero_copy)]` types.
+    #[inline]
+    fn wire_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+
     /// The type as the handshake announces it: [`NAME`](IpcMessage::NAME)
     /// and [`FINGERPRINT`](IpcMessage::FINGERPRINT).
     fn type_tag() -> TypeTag {

@@ -259,6 +259,11 @@ fn zero_copy(input: &Input<'_>, krate: &Path) -> TokenStream {
             fn decode(bytes: &[u8]) -> #krate::Result<Self> {
                 #krate::message::zero_copy_read::<Self>(bytes, #name)
             }
+
+            #[inline]
+            fn wire_bytes(&self) -> ::core::option::Option<&[u8]> {
+                ::core::option::Option::Some(#krate::message::zero_copy_bytes(self))
+            }
         }
 
         #[automatically_derived]

@@ -2,5 +2,7 @@
 //! transport-specific cases.
 
 mod conformance;
+mod rpc;
 mod stream;
+mod typed;
 mod util;

@@ -25,13 +25,18 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?)
 }
 
-/// Makes `fd` non-blocking (`O_NONBLOCK` on its open file description).
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description.
 ///
 /// # Errors
 /// The OS error of `fcntl(2)`.
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
     Ok(())
 }
 
@@ -107,23 +112,20 @@ pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) ->
     }
 }
 
-/// Writes `parts` as one gather write, as much as fits without blocking.
-/// `Io::Closed` when no reader is left (`EPIPE`; Rust programs ignore
-/// `SIGPIPE`, so no signal is raised).
+/// Writes `a` then `b` (which may be empty) in one call — `write(2)` for
+/// one slice, `writev(2)` for two. `Io::Closed` when no reader is left
+/// (`EPIPE`; Rust programs ignore `SIGPIPE`, so no signal is raised).
 ///
 /// # Errors
 /// OS errors other than would-block and no-reader.
-pub fn write_parts(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<Io> {
-    let iov: Vec<io::IoSlice<'_>> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| io::IoSlice::new(p))
-        .collect();
-    if iov.is_empty() {
-        return Ok(Io::Done(0));
-    }
+pub fn write_two(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<Io> {
     loop {
-        match nix::sys::uio::writev(fd, &iov) {
+        let r = if b.is_empty() {
+            nix::unistd::write(fd, a)
+        } else {
+            nix::sys::uio::writev(fd, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+        };
+        match r {
             Ok(n) => return Ok(Io::Done(n)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),

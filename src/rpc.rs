@@ -1,0 +1,584 @@
+//! Request–reply over any transport: a [`Client`] calls, a [`Server`]
+//! answers many clients at once.
+//!
+//! ```no_run
+//! use ipcx::IpcMessage;
+//! use ipcx::rpc::{Client, Server};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize)]
+//! #[ipc(crate = "ipcx")]
+//! struct Add { a: i64, b: i64 }
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize)]
+//! #[ipc(crate = "ipcx")]
+//! struct Sum(i64);
+//!
+//! # fn main() -> ipcx::Result<()> {
+//! let endpoint: ipcx::Endpoint = "unix:/tmp/adder.sock".parse()?;
+//! let server = Server::serve(&endpoint, |req: Add| {
+//!     req.a.checked_add(req.b).map(Sum).ok_or("overflow")
+//! })?;
+//! // In another process (or thread):
+//! let client = Client::<Add, Sum>::connect(&endpoint)?;
+//! assert_eq!(client.call(&Add { a: 2, b: 3 })?.0, 5);
+//! server.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - Every request carries a correlation id (wire layout in
+//!   `docs/wire-format.md`, "Request–reply"), so a client may have any
+//!   number of calls in flight, from several threads ([`Client`] is `Sync`)
+//!   or from one ([`Client::start`]). A reply that arrives after its call
+//!   timed out is dropped.
+//! - The server runs one thread per connection and answers a connection's
+//!   requests in order. A handler error, a handler panic, or a request that
+//!   does not decode is returned to that caller as [`Error::Remote`]; the
+//!   connection and the server carry on.
+//! - A client that disappears ends only its connection; a client that fails
+//!   its handshake (other types, other protocol version) is refused and
+//!   counted ([`Server::refused`]); neither stops the server.
+//! - [`Server::shutdown`] stops accepting, closes every connection (their
+//!   clients get [`Error::Disconnected`]) and waits for the threads.
+//! - The handshake announces `rpc.request<Req>` / `rpc.reply<Resp>` type
+//!   tags, distinct from the plain types, so a typed channel of the same
+//!   types (which does not speak the envelope) is refused at connect.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ipc_core::message::Fnv64;
+use ipc_core::{
+    Channel, Deadline, Endpoint, Error, IpcMessage, Listener, PeerInfo, Receiver, Result, Schema,
+    Sender, TypeTag,
+};
+
+use crate::{AnyChannel, AnyReceiver, AnySender};
+
+/// Length of a request's envelope: the `u64` correlation id.
+pub const REQUEST_HEADER: usize = 8;
+/// Length of a reply's envelope: the `u64` id and a status byte.
+pub const REPLY_HEADER: usize = 9;
+/// Reply status: the payload is the encoded response.
+pub const STATUS_OK: u8 = 0;
+/// Reply status: the handler failed; the payload is its UTF-8 message.
+pub const STATUS_HANDLER_ERROR: u8 = 1;
+/// Reply status: the server could not decode the request; the payload is
+/// the UTF-8 reason.
+pub const STATUS_BAD_REQUEST: u8 = 2;
+
+/// How often blocked server threads look at the shutdown flag.
+const POLL: Duration = Duration::from_millis(50);
+
+fn envelope_tag(kind: &str, inner: TypeTag) -> TypeTag {
+    TypeTag::new(
+        format!("{kind}<{}>", inner.name),
+        Fnv64::new()
+            .str("ipcx.rpc.v1")
+            .str(kind)
+            .u64(inner.fingerprint)
+            .finish(),
+    )
+}
+
+/// The schema a client of `Req`/`Resp` announces (a server announces the
+/// mirror image).
+pub fn client_schema<Req: IpcMessage, Resp: IpcMessage>() -> Schema {
+    Schema::new(
+        envelope_tag("rpc.request", Req::type_tag()),
+        envelope_tag("rpc.reply", Resp::type_tag()),
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; carry on.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ------------------------------------------------------------------ client
+
+/// Replies waiting for their callers, and whether the connection is gone.
+#[derive(Default)]
+struct Pending {
+    /// Calls in flight: `None` until the reply arrives.
+    calls: HashMap<u64, Option<Vec<u8>>>,
+    /// Set once the reply reader stopped; every waiting call fails with it.
+    closed: Option<String>,
+    disconnected: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    arrived: Condvar,
+}
+
+struct Outgoing {
+    sender: AnySender,
+    buf: Vec<u8>,
+}
+
+/// A request–reply client sending `Req` and receiving `Resp`.
+///
+/// Calls may be made from several threads at once (`&self`); each waits
+/// only for its own reply.
+pub struct Client<Req, Resp> {
+    out: Mutex<Outgoing>,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    peer: PeerInfo,
+    types: PhantomData<fn(&Req) -> Resp>,
+}
+
+impl<Req, Resp> std::fmt::Debug for Client<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("peer", &self.peer).finish()
+    }
+}
+
+impl<Req: IpcMessage, Resp: IpcMessage> Client<Req, Resp> {
+    /// Connects to a [`Server`] at `endpoint`.
+    ///
+    /// # Errors
+    /// As [`crate::connect`]; [`Error::SchemaMismatch`] when the server
+    /// handles other request or reply types.
+    pub fn connect(endpoint: &Endpoint) -> Result<Self> {
+        let channel = crate::connect_with(endpoint, &client_schema::<Req, Resp>())?;
+        Ok(Self::from_channel(channel))
+    }
+
+    fn from_channel(channel: AnyChannel) -> Self {
+        let peer = channel.peer().clone();
+        let (sender, receiver) = channel.split();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            arrived: Condvar::new(),
+        });
+        let reader = Arc::clone(&shared);
+        // Detached: it ends when the server closes the connection, which it
+        // does once this client's sender half is dropped.
+        std::thread::Builder::new()
+            .name("ipcx-rpc-replies".into())
+            .spawn(move || read_replies(receiver, &reader))
+            .map_or_else(
+                |e| {
+                    let mut p = lock(&shared.pending);
+                    p.closed = Some(format!("cannot start the reply reader thread: {e}"));
+                },
+                drop,
+            );
+        Client {
+            out: Mutex::new(Outgoing {
+                sender,
+                buf: Vec::new(),
+            }),
+            shared,
+            next_id: AtomicU64::new(1),
+            peer,
+            types: PhantomData,
+        }
+    }
+
+    /// Calls the server and waits for its reply.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] when the handler failed (the client stays usable);
+    /// [`Error::Disconnected`] when the server went away;
+    /// [`Error::Decode`] when the reply is not a valid `Resp`; send errors
+    /// as [`Sender::send`].
+    pub fn call(&self, req: &Req) -> Result<Resp> {
+        self.start_until(req, Deadline::Never)?.wait()
+    }
+
+    /// Calls the server, waiting at most `timeout` in all (sending and
+    /// waiting for the reply).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); [`Error::Timeout`] at the deadline (a late
+    /// reply is dropped).
+    pub fn call_timeout(&self, req: &Req, timeout: Duration) -> Result<Resp> {
+        let deadline = Deadline::after(timeout);
+        self.start_until(req, deadline)?.wait_until(deadline)
+    }
+
+    /// Sends a request and returns at once; [`Call::wait`] collects the
+    /// reply. Several calls can be started before any is waited for.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), for the sending part.
+    pub fn start(&self, req: &Req) -> Result<Call<'_, Resp>> {
+        self.start_until(req, Deadline::Never)
+    }
+
+    fn start_until(&self, req: &Req, deadline: Deadline) -> Result<Call<'_, Resp>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut p = lock(&self.shared.pending);
+            if let Some(err) = closed_error(&p) {
+                return Err(err);
+            }
+            p.calls.insert(id, None);
+        }
+        let call = Call {
+            id,
+            shared: &self.shared,
+            types: PhantomData,
+        };
+        let mut out = lock(&self.out);
+        let Outgoing { sender, buf } = &mut *out;
+        buf.clear();
+        buf.extend_from_slice(&id.to_le_bytes());
+        match req.wire_bytes() {
+            Some(bytes) => buf.extend_from_slice(bytes),
+            None => req.encode(buf)?,
+        }
+        sender.send_until(buf, deadline)?;
+        Ok(call)
+    }
+
+    /// What the handshake learned about the server.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+}
+
+fn closed_error(p: &Pending) -> Option<Error> {
+    if p.disconnected {
+        Some(Error::Disconnected)
+    } else {
+        p.closed.as_ref().map(|why| Error::protocol(why.clone()))
+    }
+}
+
+fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Err(e) = receiver.recv_until(&mut buf, Deadline::Never) {
+            break e;
+        }
+        if buf.len() < REPLY_HEADER {
+            break Error::protocol(format!(
+                "the server sent a {}-byte reply, shorter than its {REPLY_HEADER}-byte header",
+                buf.len()
+            ));
+        }
+        let id = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+        let mut p = lock(&shared.pending);
+        // An unknown id is a call that timed out or was dropped: its reply
+        // has nobody to go to.
+        if let Some(slot) = p.calls.get_mut(&id) {
+            *slot = Some(buf[8..].to_vec());
+            shared.arrived.notify_all();
+        }
+    };
+    let mut p = lock(&shared.pending);
+    match end {
+        Error::Disconnected => p.disconnected = true,
+        other => p.closed = Some(other.to_string()),
+    }
+    shared.arrived.notify_all();
+}
+
+/// A call in flight, made by [`Client::start`]. Dropping it abandons the
+/// call (its reply is dropped when it comes).
+pub struct Call<'a, Resp> {
+    id: u64,
+    shared: &'a Shared,
+    types: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp> std::fmt::Debug for Call<'_, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").field("id", &self.id).finish()
+    }
+}
+
+impl<Resp: IpcMessage> Call<'_, Resp> {
+    /// The correlation id this call carries on the wire.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits for the reply.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn wait(self) -> Result<Resp> {
+        self.wait_until(Deadline::Never)
+    }
+
+    /// Waits at most `timeout` for the reply.
+    ///
+    /// # Errors
+    /// As [`Client::call_timeout`].
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Resp> {
+        self.wait_until(Deadline::after(timeout))
+    }
+
+    fn wait_until(self, deadline: Deadline) -> Result<Resp> {
+        let mut p = lock(&self.shared.pending);
+        let reply = loop {
+            if let Some(Some(_)) = p.calls.get(&self.id) {
+                break p.calls.remove(&self.id).flatten().unwrap_or_default();
+            }
+            if let Some(err) = closed_error(&p) {
+                return Err(err);
+            }
+            p = match deadline.remaining() {
+                None => self
+                    .shared
+                    .arrived
+                    .wait(p)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(left) if left.is_zero() => return Err(deadline.elapsed_error()),
+                Some(left) => {
+                    self.shared
+                        .arrived
+                        .wait_timeout(p, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        };
+        drop(p);
+        // `reply` is everything after the id: status, then payload.
+        let (status, payload) = reply.split_first().unwrap_or((&STATUS_OK, &[]));
+        match *status {
+            STATUS_OK => Resp::decode(payload),
+            STATUS_HANDLER_ERROR => Err(Error::Remote(String::from_utf8_lossy(payload).into())),
+            STATUS_BAD_REQUEST => Err(Error::Remote(format!(
+                "the server could not decode the request: {}",
+                String::from_utf8_lossy(payload)
+            ))),
+            other => Err(Error::protocol(format!(
+                "the server sent reply status {other}, not one of 0, 1, 2"
+            ))),
+        }
+    }
+}
+
+impl<Resp> Drop for Call<'_, Resp> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).calls.remove(&self.id);
+    }
+}
+
+// ------------------------------------------------------------------ server
+
+struct ServerState {
+    stop: AtomicBool,
+    refused: AtomicU64,
+    accepted: AtomicU64,
+    connections: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A running request–reply server; made by [`Server::serve`].
+///
+/// Dropping it shuts it down, as [`shutdown`](Self::shutdown) does.
+pub struct Server {
+    state: Arc<ServerState>,
+    endpoint: Endpoint,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Listens on `endpoint` and answers every client's requests with
+    /// `handler`, each connection on its own thread, until
+    /// [`shutdown`](Self::shutdown).
+    ///
+    /// The handler's error (anything [`Display`]) goes back to the caller
+    /// as [`Error::Remote`] with its text.
+    ///
+    /// # Errors
+    /// As [`crate::listen`] (the endpoint is taken, permissions, limits).
+    pub fn serve<Req, Resp, E, F>(endpoint: &Endpoint, handler: F) -> Result<Server>
+    where
+        Req: IpcMessage + 'static,
+        Resp: IpcMessage + 'static,
+        E: Display,
+        F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
+    {
+        let client = client_schema::<Req, Resp>();
+        let mut listener = crate::listen_with(endpoint, &Schema::new(client.recv, client.send))?;
+        let endpoint = listener.endpoint().clone();
+        let state = Arc::new(ServerState {
+            stop: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            connections: Mutex::new(Vec::new()),
+        });
+        let handler = Arc::new(handler);
+        let st = Arc::clone(&state);
+        let acceptor = std::thread::Builder::new()
+            .name("ipcx-rpc-accept".into())
+            .spawn(move || {
+                while !st.stop.load(Ordering::Acquire) {
+                    match listener.accept_until(Deadline::after(POLL)) {
+                        Ok(channel) => {
+                            st.accepted.fetch_add(1, Ordering::Relaxed);
+                            let h = Arc::clone(&handler);
+                            let s = Arc::clone(&st);
+                            let spawned = std::thread::Builder::new()
+                                .name("ipcx-rpc-conn".into())
+                                .spawn(move || {
+                                    serve_connection::<Req, Resp, E, F>(channel, &*h, &s)
+                                });
+                            let mut conns = lock(&st.connections);
+                            conns.retain(|c| !c.is_finished());
+                            // A failed spawn drops the channel: that client
+                            // sees Disconnected.
+                            if let Ok(handle) = spawned {
+                                conns.push(handle);
+                            }
+                        }
+                        Err(Error::Timeout | Error::WouldBlock) => {}
+                        Err(_) => {
+                            // One client's failed handshake; the listener
+                            // stays usable.
+                            st.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io(format!("{endpoint}: starting the accept thread"), e))?;
+        Ok(Server {
+            state,
+            endpoint,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The endpoint served (a TCP port 0 is resolved): give it to clients.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// How many clients were accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::Relaxed)
+    }
+
+    /// How many clients were refused at accept (failed handshake: other
+    /// types, protocol version, uid not allowed, or a broken hello).
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every connection (after the request being
+    /// handled, if any, is answered) and waits for the server's threads.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        let conns = std::mem::take(&mut *lock(&self.state.connections));
+        for c in conns {
+            let _ = c.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn serve_connection<Req, Resp, E, F>(channel: AnyChannel, handler: &F, state: &ServerState)
+where
+    Req: IpcMessage,
+    Resp: IpcMessage,
+    E: Display,
+    F: Fn(Req) -> std::result::Result<Resp, E>,
+{
+    let (mut tx, mut rx) = channel.split();
+    let mut request = Vec::new();
+    let mut reply = Vec::new();
+    while !state.stop.load(Ordering::Acquire) {
+        match rx.recv_until(&mut request, Deadline::after(POLL)) {
+            Ok(()) => {}
+            Err(Error::Timeout | Error::WouldBlock) => continue,
+            // The client left (or broke the framing): this connection ends.
+            Err(_) => return,
+        }
+        if request.len() < REQUEST_HEADER {
+            // No id to answer to: the client does not speak the envelope.
+            return;
+        }
+        reply.clear();
+        reply.extend_from_slice(&request[..REQUEST_HEADER]);
+        match Req::decode(&request[REQUEST_HEADER..]) {
+            Err(e) => {
+                reply.push(STATUS_BAD_REQUEST);
+                reply.extend_from_slice(e.to_string().as_bytes());
+            }
+            Ok(req) => match catch_unwind(AssertUnwindSafe(|| handler(req))) {
+                Ok(Ok(resp)) => {
+                    reply.push(STATUS_OK);
+                    let encoded = match resp.wire_bytes() {
+                        Some(bytes) => {
+                            reply.extend_from_slice(bytes);
+                            Ok(())
+                        }
+                        None => resp.encode(&mut reply),
+                    };
+                    if let Err(e) = encoded {
+                        reply.truncate(REQUEST_HEADER);
+                        reply.push(STATUS_HANDLER_ERROR);
+                        reply.extend_from_slice(e.to_string().as_bytes());
+                    }
+                }
+                Ok(Err(e)) => {
+                    reply.push(STATUS_HANDLER_ERROR);
+                    reply.extend_from_slice(e.to_string().as_bytes());
+                }
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-string payload".into());
+                    reply.push(STATUS_HANDLER_ERROR);
+                    reply.extend_from_slice(format!("the handler panicked: {what}").as_bytes());
+                }
+            },
+        }
+        let sent = match tx.send(&reply) {
+            Err(Error::MessageTooLarge { size, max }) => {
+                reply.truncate(REQUEST_HEADER);
+                reply.push(STATUS_HANDLER_ERROR);
+                reply.extend_from_slice(
+                    format!(
+                        "the reply of {size} bytes exceeds max_message_size {max}; raise max_message_size on both endpoints"
+                    )
+                    .as_bytes(),
+                );
+                tx.send(&reply)
+            }
+            other => other,
+        };
+        if sent.is_err() {
+            // The client is gone; the server carries on without it.
+            return;
+        }
+    }
+}
