@@ -51,18 +51,25 @@ pub fn remove_semaphores(id: i32) {
     registry::unregister(KIND_SEMAPHORES, &id.to_string());
 }
 
+/// Removes the recorded object `kind`/`id` (a segment or semaphore set)
+/// and its record; `false` for kinds this module does not own.
+pub fn remove_recorded(kind: &str, id: &str) -> bool {
+    let Ok(n) = id.parse::<i32>() else {
+        return false;
+    };
+    match kind {
+        KIND_SEGMENT => sys::segment_remove(n),
+        KIND_SEMAPHORES => sys::sem_remove(n),
+        _ => return false,
+    }
+    registry::unregister(kind, id);
+    true
+}
+
 /// Removes recorded segments and semaphore sets whose owner died.
 pub fn remove_orphans() {
     for r in registry::orphans() {
-        let Ok(id) = r.id.parse::<i32>() else {
-            continue;
-        };
-        match r.kind.as_str() {
-            KIND_SEGMENT => sys::segment_remove(id),
-            KIND_SEMAPHORES => sys::sem_remove(id),
-            _ => continue,
-        }
-        registry::unregister(&r.kind, &r.id);
+        remove_recorded(&r.kind, &r.id);
     }
 }
 
@@ -127,4 +134,32 @@ pub fn open(endpoint: &Endpoint, shmid: i32, semid: i32, listener_uid: u32) -> R
     let size = checked_size(endpoint, size)?;
     sys::segment_attach(shmid, size)
         .map_err(|e| Error::io(format!("{endpoint}: shmat({shmid})"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A semaphore set recorded by an owner that is dead (its start time
+    /// differs) is removed by the next `remove_orphans`, as the next
+    /// listener runs it.
+    #[test]
+    fn orphans_of_dead_owners_are_removed() {
+        let id = sys::sem_create(SEMAPHORES, 0o600).unwrap();
+        let mut r = Record::mine(KIND_SEMAPHORES, id.to_string(), "sysv-shm:/tmp/orphan-test");
+        r.start_time += 1;
+        registry::register(&r).unwrap();
+        remove_orphans();
+        let gone = sys::sem_owner(id).is_err();
+        if !gone {
+            sys::sem_remove(id);
+            registry::unregister(KIND_SEMAPHORES, &id.to_string());
+        }
+        assert!(gone, "semaphore set {id} of a dead owner survived");
+        assert!(
+            !registry::list()
+                .iter()
+                .any(|x| x.id == id.to_string() && x.kind == KIND_SEMAPHORES)
+        );
+    }
 }
