@@ -19,6 +19,8 @@ macro_rules! with_backends {
             Fifo => crate::fifo::Fifo, Scheme::Fifo;
             Mq => crate::mq::Mq, Scheme::Mq;
             SysvMq => crate::sysv_mq::SysvMq, Scheme::SysvMq;
+            Shm => crate::shm::Shm, Scheme::Shm;
+            SysvShm => crate::shm::SysvShm, Scheme::SysvShm;
         }
     };
 }

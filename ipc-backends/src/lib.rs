@@ -12,6 +12,7 @@ mod handshake;
 pub mod mq;
 pub mod pipe;
 pub mod registry;
+pub mod shm;
 pub mod stream;
 pub mod sys;
 pub mod sysv_mq;

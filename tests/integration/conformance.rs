@@ -74,6 +74,16 @@ conformance!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
+conformance!(shm => format!("shm:/{}", crate::util::unique("h"));
+    boundaries stress duplex backpressure many_clients peer_killed_in_recv
+    peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
+    handshake_mismatch);
+
+conformance!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
+    boundaries stress duplex backpressure many_clients peer_killed_in_recv
+    peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
+    handshake_mismatch);
+
 // pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
 // [`open_pair`] spawns the peer instead of listening. Left out, because the
 // mechanism makes them meaningless:

@@ -9,6 +9,10 @@
 //! - [`process`]: the calling process's ids, whether a peer process lives,
 //!   its start time (to tell a reused pid from the original), and pidfds
 //!   that become readable when a process exits.
+//! - [`futex`]: sleeping on and waking a word in shared memory.
+//! - [`shm`]: POSIX shared memory objects and shared mappings.
+//! - [`sysv_shm`]: System V segments and semaphore sets.
+//! - [`scm`]: passing a descriptor over a Unix socket.
 //! - [`pipe`]: anonymous pipes and FIFOs, non-blocking reads and writes,
 //!   descriptors inherited by a child.
 //! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
@@ -22,11 +26,15 @@
 //! name, through [`Context`].
 
 pub mod fd;
+pub mod futex;
 pub mod mqueue;
 pub mod pipe;
 pub mod process;
+pub mod scm;
+pub mod shm;
 pub mod socket;
 pub mod sysv_msg;
+pub mod sysv_shm;
 
 use ipc_core::{Error, Result};
 

@@ -25,6 +25,10 @@ fn remove(o: &Object) -> Result<(), String> {
                     // one among them) and their records.
                     ipcx::backends::sysv_mq::remove_orphans(Some(&r.endpoint));
                 }
+                ipcx::backends::shm::sysv::KIND_SEGMENT
+                | ipcx::backends::shm::sysv::KIND_SEMAPHORES => {
+                    ipcx::backends::shm::sysv::remove_recorded(&r.kind, &r.id);
+                }
                 "socket" => ipcx::backends::unix::remove_orphan(&o.name)
                     .map_err(|e| format!("removing {}: {e}", o.name))?,
                 "mq" => match mqueue::unlink(&o.name) {

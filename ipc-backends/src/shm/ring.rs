@@ -1,0 +1,583 @@
+//! One single-producer, single-consumer byte ring in shared memory.
+//!
+//! Positions (`head`, `tail`) are byte counts since the connection began;
+//! the offset in the ring is `position % capacity`. The producer owns
+//! `head`, the consumer owns `tail`: each keeps its own copy in a local and
+//! only publishes it, so the only values read from the peer are the peer's
+//! index and record headers, each read once and checked by the pure
+//! functions [`check_head`], [`check_tail`] and [`decode_header`] (a
+//! fuzzer calls [`validate`]).
+//!
+//! A record is an 8-byte header (`len: u32`, `kind: u32`, little-endian)
+//! and, for a message, `len` payload bytes padded to a multiple of 8. The
+//! payload may wrap around the end of the ring; a message larger than the
+//! ring streams through it in chunks. A `PAD` record skips to the start of
+//! the ring so a loaned payload is contiguous.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// Record kind: a message.
+pub const KIND_MESSAGE: u32 = 1;
+/// Record kind: padding to the end of the ring.
+pub const KIND_PAD: u32 = 2;
+/// Bytes of a record header.
+pub const RECORD_HEADER: u64 = 8;
+
+/// The shared state of one ring; head and tail on their own cache lines
+/// (two lines apart, against adjacent-line prefetch).
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct Control {
+    /// Bytes ever published by the producer.
+    pub head: AtomicU64,
+    /// Set by the producer when it will write no more.
+    pub producer_closed: AtomicU32,
+    _pad0: [u8; 116],
+    /// Bytes ever consumed by the consumer.
+    pub tail: AtomicU64,
+    /// Set by the consumer when it will read no more.
+    pub consumer_closed: AtomicU32,
+    _pad1: [u8; 116],
+    /// 1 while the consumer may be asleep waiting for data (consumer writes).
+    pub data_sleeping: AtomicU32,
+    /// Bumped by the producer for each data wake-up; the futex word.
+    pub data_seq: AtomicU32,
+    _pad2: [u8; 120],
+    /// 1 while the producer may be asleep waiting for space (producer writes).
+    pub space_sleeping: AtomicU32,
+    /// Bumped by the consumer for each space wake-up; the futex word.
+    pub space_seq: AtomicU32,
+    _pad3: [u8; 120],
+}
+
+const _: () = assert!(std::mem::size_of::<Control>() == 512);
+
+/// Bytes a message of `len` bytes takes in the ring, header included.
+pub fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + len.div_ceil(8) * 8
+}
+
+/// A way the peer broke the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// The producer's head is behind what it published before, or further
+    /// ahead than the ring holds.
+    Head {
+        /// Our tail.
+        tail: u64,
+        /// The head seen before.
+        before: u64,
+        /// The head read now.
+        now: u64,
+    },
+    /// The consumer's tail went backwards or past our head.
+    Tail {
+        /// Our head.
+        head: u64,
+        /// The tail seen before.
+        before: u64,
+        /// The tail read now.
+        now: u64,
+    },
+    /// A record header is torn: fewer than 8 bytes published at a record
+    /// boundary.
+    TornHeader(u64),
+    /// A record kind we do not know.
+    Kind(u32),
+    /// A message longer than the connection's limit.
+    TooLong {
+        /// Its announced length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A padding record where none can be, or not yet complete.
+    Pad(u64),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Head { tail, before, now } => write!(
+                f,
+                "the peer moved the ring head from {before} to {now} (tail {tail})"
+            ),
+            Violation::Tail { head, before, now } => write!(
+                f,
+                "the peer moved the ring tail from {before} to {now} (head {head})"
+            ),
+            Violation::TornHeader(a) => {
+                write!(f, "only {a} bytes of a record header were published")
+            }
+            Violation::Kind(k) => write!(f, "unknown record kind {k}"),
+            Violation::TooLong { len, max } => write!(
+                f,
+                "the peer announced a {len}-byte message, above max_message_size {max}"
+            ),
+            Violation::Pad(a) => write!(f, "invalid padding record with {a} bytes available"),
+        }
+    }
+}
+
+/// Checks a head read from the segment: it may only grow, and never past
+/// `tail + capacity`. Returns the bytes available to read.
+///
+/// # Errors
+/// [`Violation::Head`].
+pub fn check_head(capacity: u64, tail: u64, before: u64, now: u64) -> Result<u64, Violation> {
+    match now.checked_sub(tail) {
+        Some(avail) if now >= before && avail <= capacity => Ok(avail),
+        _ => Err(Violation::Head { tail, before, now }),
+    }
+}
+
+/// Checks a tail read from the segment: it may only grow, and never past
+/// `head`. Returns the bytes free to write.
+///
+/// # Errors
+/// [`Violation::Tail`].
+pub fn check_tail(capacity: u64, head: u64, before: u64, now: u64) -> Result<u64, Violation> {
+    if now < before || now > head || head - now > capacity {
+        return Err(Violation::Tail { head, before, now });
+    }
+    Ok(capacity - (head - now))
+}
+
+/// The next record, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing published yet.
+    Empty,
+    /// A message of this many bytes follows the header.
+    Message(u64),
+    /// Skip this many bytes (header included) to the start of the ring.
+    Pad(u64),
+}
+
+/// Decodes the header `word` at record boundary `tail` with `avail` bytes
+/// published (`avail >= 8`, or 0 for an empty ring, in which case `word`
+/// is ignored).
+///
+/// # Errors
+/// The [`Violation`] found.
+pub fn decode_header(
+    capacity: u64,
+    max_message: u64,
+    tail: u64,
+    avail: u64,
+    word: u64,
+) -> Result<Next, Violation> {
+    if avail == 0 {
+        return Ok(Next::Empty);
+    }
+    if avail < RECORD_HEADER {
+        return Err(Violation::TornHeader(avail));
+    }
+    let len = word & 0xffff_ffff;
+    let kind = (word >> 32) as u32;
+    match kind {
+        KIND_MESSAGE => {
+            if len > max_message {
+                return Err(Violation::TooLong {
+                    len,
+                    max: max_message,
+                });
+            }
+            Ok(Next::Message(len))
+        }
+        KIND_PAD => {
+            let offset = tail % capacity;
+            let skip = capacity - offset;
+            // A pad at the ring start would skip a whole ring; a pad is
+            // published together with the record after it.
+            if offset == 0 || skip > avail || len != 0 {
+                return Err(Violation::Pad(avail));
+            }
+            Ok(Next::Pad(skip))
+        }
+        other => Err(Violation::Kind(other)),
+    }
+}
+
+/// Everything a consumer reads from the peer before acting, for fuzzing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Ring bytes (a power of two, multiple of 8).
+    pub capacity: u64,
+    /// The connection's largest message.
+    pub max_message: u64,
+    /// Our tail (a multiple of 8: a record boundary).
+    pub tail: u64,
+    /// The head we saw last.
+    pub head_before: u64,
+    /// The head read now.
+    pub head: u64,
+    /// The header word at `tail`.
+    pub word: u64,
+}
+
+/// Validates a consumer's view of the ring: the pure function a fuzzer
+/// calls. On `Ok`, acting on the result stays in bounds: a message's
+/// length is at most `max_message`, a pad's skip at most what is available.
+///
+/// # Errors
+/// The [`Violation`] found.
+pub fn validate(v: &View) -> Result<Next, Violation> {
+    let avail = check_head(v.capacity, v.tail, v.head_before, v.head)?;
+    decode_header(v.capacity, v.max_message, v.tail, avail, v.word)
+}
+
+/// Publishes `value` to `index`, then reports whether the other side has
+/// announced it may be asleep (`sleeping`). The SeqCst fence orders the
+/// publication before the read of the flag; the sleeper orders its flag
+/// before its re-check of the index the same way, so one of the two sees
+/// the other (see `docs/shm-architecture.md`).
+pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32) -> bool {
+    index.store(value, Ordering::Release);
+    fence(Ordering::SeqCst);
+    sleeping.load(Ordering::Relaxed) != 0
+}
+
+/// A ring's memory: control block and data.
+#[derive(Debug, Clone, Copy)]
+pub struct RingMem {
+    /// The control block.
+    pub control: *const Control,
+    /// The first data byte.
+    pub data: *mut u8,
+    /// Data bytes: a power of two, at least 4096.
+    pub capacity: u64,
+}
+
+// SAFETY: a RingMem is only a pair of addresses into a mapping kept alive by
+// the owner of the Producer/Consumer that holds it; it does not own or
+// alias Rust-managed memory.
+unsafe impl Send for RingMem {}
+
+impl RingMem {
+    fn control(&self) -> &Control {
+        // SAFETY: `control` points into a live mapping for as long as the
+        // owning channel holds the mapping (constructor precondition of
+        // Producer/Consumer); Control holds only atomics.
+        unsafe { &*self.control }
+    }
+
+    /// Copies `src` into the ring at `pos`, wrapping at the end.
+    ///
+    /// # Safety
+    /// - `src.len() <= capacity`, and the bytes from `pos` are ours (free).
+    unsafe fn write_at(&self, pos: u64, src: &[u8]) {
+        let off = (pos % self.capacity) as usize;
+        let first = src.len().min(self.capacity as usize - off);
+        // SAFETY: `off + first <= capacity` and `src.len() - first <= off`
+        // (because src.len() <= capacity), so both copies stay inside the
+        // data area; the source is a distinct Rust slice, so no overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(off), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
+        }
+    }
+
+    /// Copies out of the ring at `pos` into `dst`, wrapping at the end.
+    ///
+    /// # Safety
+    /// - `dst.len() <= capacity`.
+    unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
+        let off = (pos % self.capacity) as usize;
+        let first = dst.len().min(self.capacity as usize - off);
+        // SAFETY: as in `write_at`, both ranges are inside the data area and
+        // `dst` is a distinct Rust slice. The peer may write these bytes
+        // concurrently only by breaking the protocol; the copy then yields
+        // garbage bytes, never an out-of-bounds access.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(off), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data,
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
+        }
+    }
+}
+
+/// The writing end of a ring, in this process.
+#[derive(Debug)]
+pub struct Producer {
+    mem: RingMem,
+    head: u64,
+    tail_seen: u64,
+}
+
+impl Producer {
+    /// A producer over `mem`, starting at position 0.
+    ///
+    /// # Safety
+    /// - `mem` must describe a live shared mapping (control block and
+    ///   `capacity` data bytes) that outlives the producer, with no other
+    ///   producer for this ring.
+    pub unsafe fn new(mem: RingMem) -> Producer {
+        Producer {
+            mem,
+            head: 0,
+            tail_seen: 0,
+        }
+    }
+
+    /// The control block.
+    pub fn control(&self) -> &Control {
+        self.mem.control()
+    }
+
+    /// Ring bytes.
+    pub fn capacity(&self) -> u64 {
+        self.mem.capacity
+    }
+
+    /// Reads the consumer's tail once, validates it, returns bytes free.
+    ///
+    /// # Errors
+    /// [`Violation::Tail`].
+    pub fn free(&mut self) -> Result<u64, Violation> {
+        let now = self.control().tail.load(Ordering::Acquire);
+        let free = check_tail(self.mem.capacity, self.head, self.tail_seen, now)?;
+        self.tail_seen = now;
+        Ok(free)
+    }
+
+    /// Writes up to `free` bytes of `src` (the caller got `free` from
+    /// [`free`](Self::free) and has written nothing since); returns how
+    /// many. Unpublished until [`publish`](Self::publish).
+    pub fn push(&mut self, src: &[u8], free: u64) -> usize {
+        let n = src.len().min(free as usize);
+        // SAFETY: `n <= free <= capacity`, and the `free` bytes from `head`
+        // were released by the consumer (validated tail), so they are ours.
+        unsafe { self.mem.write_at(self.head, &src[..n]) };
+        self.head += n as u64;
+        n
+    }
+
+    /// Publishes what was pushed; `true` when the consumer may be asleep
+    /// and must be woken.
+    pub fn publish(&mut self) -> bool {
+        let c = self.mem.control();
+        publish(&c.head, self.head, &c.data_sleeping)
+    }
+
+    /// Contiguous room for a record of `record` bytes at the head, writing
+    /// a pad first when the ring end is too close: the payload address, or
+    /// `None` when not enough is free. `free` as for [`push`](Self::push).
+    pub fn reserve_contiguous(&mut self, record: u64, free: u64) -> Option<Reserved> {
+        let off = self.head % self.mem.capacity;
+        let to_end = self.mem.capacity - off;
+        let (pad, start) = if to_end >= record {
+            (0, off)
+        } else {
+            (to_end, 0)
+        };
+        if pad + record > free {
+            return None;
+        }
+        // SAFETY: `start + record <= capacity` (record fits before the end,
+        // or starts at 0 and record <= capacity as pad + record <= free <=
+        // capacity), so the address is inside the data area.
+        let payload = unsafe { self.mem.data.add((start + RECORD_HEADER) as usize) };
+        Some(Reserved { pad, payload })
+    }
+
+    /// Writes the headers of a reserved record of `len` payload bytes and
+    /// advances the head past it (unpublished).
+    pub fn commit_reserved(&mut self, r: &Reserved, len: u64) {
+        if r.pad > 0 {
+            let pad = u64::from(KIND_PAD) << 32;
+            // SAFETY: `pad >= 8` bytes from head are reserved (offsets are
+            // multiples of 8), so the pad header fits before the end.
+            unsafe { self.mem.write_at(self.head, &pad.to_le_bytes()) };
+            self.head += r.pad;
+        }
+        let word = (u64::from(KIND_MESSAGE) << 32) | len;
+        // SAFETY: the record's header slot at `head` was reserved.
+        unsafe { self.mem.write_at(self.head, &word.to_le_bytes()) };
+        self.head += record_size(len);
+    }
+}
+
+/// Room reserved by [`Producer::reserve_contiguous`].
+#[derive(Debug, Clone, Copy)]
+pub struct Reserved {
+    /// Bytes of padding record before it (0 for none).
+    pub pad: u64,
+    /// Where the payload goes.
+    pub payload: *mut u8,
+}
+
+/// The reading end of a ring, in this process.
+#[derive(Debug)]
+pub struct Consumer {
+    mem: RingMem,
+    max_message: u64,
+    tail: u64,
+    head_seen: u64,
+}
+
+impl Consumer {
+    /// A consumer over `mem`, starting at position 0.
+    ///
+    /// # Safety
+    /// - As for [`Producer::new`], with no other consumer for this ring.
+    pub unsafe fn new(mem: RingMem, max_message: u64) -> Consumer {
+        Consumer {
+            mem,
+            max_message,
+            tail: 0,
+            head_seen: 0,
+        }
+    }
+
+    /// The control block.
+    pub fn control(&self) -> &Control {
+        self.mem.control()
+    }
+
+    /// Reads the producer's head once, validates it, returns bytes
+    /// available.
+    ///
+    /// # Errors
+    /// [`Violation::Head`].
+    pub fn available(&mut self) -> Result<u64, Violation> {
+        let now = self.control().head.load(Ordering::Acquire);
+        let avail = check_head(self.mem.capacity, self.tail, self.head_seen, now)?;
+        self.head_seen = now;
+        Ok(avail)
+    }
+
+    /// Decodes the record at the tail (a record boundary) given `avail`.
+    ///
+    /// # Errors
+    /// The [`Violation`] found.
+    pub fn next(&self, avail: u64) -> Result<Next, Violation> {
+        let word = if avail >= RECORD_HEADER {
+            let mut b = [0u8; 8];
+            // SAFETY: 8 <= capacity; reading published bytes.
+            unsafe { self.mem.read_at(self.tail, &mut b) };
+            u64::from_le_bytes(b)
+        } else {
+            0
+        };
+        decode_header(self.mem.capacity, self.max_message, self.tail, avail, word)
+    }
+
+    /// Copies up to `avail` bytes into `dst`; returns how many. The space
+    /// is released at the next [`release`](Self::release).
+    pub fn pull(&mut self, dst: &mut [u8], avail: u64) -> usize {
+        let n = dst.len().min(avail as usize);
+        // SAFETY: `n <= avail <= capacity` (validated head).
+        unsafe { self.mem.read_at(self.tail, &mut dst[..n]) };
+        self.tail += n as u64;
+        n
+    }
+
+    /// Skips `n <= avail` bytes.
+    pub fn skip(&mut self, n: u64) {
+        self.tail += n;
+    }
+
+    /// The payload of a message of `len` bytes whose header is at the tail,
+    /// if the whole record is published (`avail`) and does not wrap.
+    pub fn contiguous(&self, len: u64, avail: u64) -> Option<*const u8> {
+        let off = self.tail % self.mem.capacity;
+        let rec = record_size(len);
+        if rec > avail || off + rec > self.mem.capacity {
+            return None;
+        }
+        // SAFETY: off + rec <= capacity: inside the data area.
+        Some(unsafe { self.mem.data.add((off + RECORD_HEADER) as usize) }.cast_const())
+    }
+
+    /// Publishes the tail; `true` when the producer may be asleep and must
+    /// be woken.
+    pub fn release(&mut self) -> bool {
+        let c = self.mem.control();
+        publish(&c.tail, self.tail, &c.space_sleeping)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_and_tails() {
+        assert_eq!(check_head(64, 0, 0, 0), Ok(0));
+        assert_eq!(check_head(64, 8, 8, 72), Ok(64));
+        assert!(check_head(64, 8, 8, 73).is_err());
+        assert!(check_head(64, 8, 16, 8).is_err());
+        assert!(check_head(64, 8, 8, 0).is_err());
+        assert!(check_head(64, 0, 0, u64::MAX).is_err());
+        assert_eq!(check_tail(64, 64, 0, 0), Ok(0));
+        assert_eq!(check_tail(64, 64, 0, 64), Ok(64));
+        assert!(check_tail(64, 64, 8, 0).is_err());
+        assert!(check_tail(64, 64, 0, 65).is_err());
+        assert!(check_tail(64, 200, 0, 100).is_err());
+    }
+
+    #[test]
+    fn headers() {
+        let msg = |len: u64| (u64::from(KIND_MESSAGE) << 32) | len;
+        let pad = u64::from(KIND_PAD) << 32;
+        assert_eq!(decode_header(64, 10, 0, 0, 12345), Ok(Next::Empty));
+        assert_eq!(decode_header(64, 10, 0, 16, msg(10)), Ok(Next::Message(10)));
+        assert!(decode_header(64, 10, 0, 16, msg(11)).is_err());
+        assert!(decode_header(64, 10, 0, 4, msg(1)).is_err());
+        assert_eq!(decode_header(64, 10, 48, 32, pad), Ok(Next::Pad(16)));
+        assert!(decode_header(64, 10, 48, 8, pad).is_err());
+        assert!(decode_header(64, 10, 64, 32, pad).is_err());
+        assert!(decode_header(64, 10, 48, 32, pad | 1).is_err());
+        assert!(decode_header(64, 10, 0, 16, 7 << 32).is_err());
+    }
+
+    /// Exhaustive small-domain check of the pure validator: whatever it
+    /// accepts keeps every later access in bounds.
+    #[test]
+    fn validate_accepts_only_in_bounds() {
+        let cap = 64;
+        let max = 40;
+        let words: Vec<u64> = [0u64, 1, 8, 40, 41, 56, 64, 0xffff_ffff]
+            .iter()
+            .flat_map(|&l| [0u32, 1, 2, 3, u32::MAX].map(|k| (u64::from(k) << 32) | l))
+            .collect();
+        for tail in (0..=128).step_by(8) {
+            for head_before in tail..=tail + 8 {
+                for head in [
+                    0,
+                    tail,
+                    tail + 3,
+                    tail + 8,
+                    tail + 16,
+                    tail + 64,
+                    tail + 65,
+                    u64::MAX,
+                ] {
+                    for &word in &words {
+                        let v = View {
+                            capacity: cap,
+                            max_message: max,
+                            tail,
+                            head_before,
+                            head,
+                            word,
+                        };
+                        match validate(&v) {
+                            Ok(Next::Message(len)) => assert!(len <= max),
+                            Ok(Next::Pad(skip)) => {
+                                assert!(skip <= head - tail && skip < cap && skip % 8 == 0)
+                            }
+                            Ok(Next::Empty) => assert_eq!(head, tail),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! POSIX shared memory ([shm_open(3)], [mmap(2)]) and the mapping type
+//! shared with System V segments.
+//!
+//! [shm_open(3)]: https://man7.org/linux/man-pages/man3/shm_open.3.html
+//! [mmap(2)]: https://man7.org/linux/man-pages/man2/mmap.2.html
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+/// How a [`Mapping`] is undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unmap {
+    Munmap,
+    Shmdt,
+}
+
+/// A shared mapping, unmapped (or detached) on drop. Not `Clone`: one owner
+/// unmaps once.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    unmap: Unmap,
+}
+
+// SAFETY: the mapping is plain memory shared with another process; every
+// access through it goes through atomics or raw-pointer copies whose
+// synchronisation the ring protocol provides, never through `&mut`
+// references held across threads, so moving the owner between threads or
+// sharing it is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`; `Mapping` itself exposes only a raw pointer.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The first byte.
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never, for mappings made here).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adopts memory attached with `shmat(2)`.
+    ///
+    /// # Safety
+    /// - `ptr` must be the address `shmat` returned for a segment of at
+    ///   least `len` bytes, attached read-write, and not detached elsewhere.
+    pub(crate) unsafe fn from_shmat(ptr: NonNull<u8>, len: usize) -> Mapping {
+        Mapping {
+            ptr,
+            len,
+            unmap: Unmap::Shmdt,
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        match self.unmap {
+            // SAFETY: `ptr`/`len` are exactly what mmap returned and mapped;
+            // we own the mapping and nothing uses it after drop (borrows of
+            // the owner have ended).
+            Unmap::Munmap => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            },
+            // SAFETY: `ptr` is the address shmat returned (see
+            // `from_shmat`), attached once and owned here.
+            Unmap::Shmdt => unsafe {
+                libc::shmdt(self.ptr.as_ptr().cast());
+            },
+        }
+    }
+}
+
+/// Creates the POSIX object `name` exclusively with `mode`, sizes it to
+/// `size` bytes and unlinks it at once: the returned descriptor is the only
+/// way to it, so a crash leaves nothing in `/dev/shm`.
+///
+/// # Errors
+/// The failing call's name and OS error.
+pub fn create_unlinked(
+    name: &str,
+    mode: u32,
+    size: usize,
+) -> Result<OwnedFd, (&'static str, io::Error)> {
+    let c = CString::new(name)
+        .map_err(|_| ("shm_open", io::Error::from(io::ErrorKind::InvalidInput)))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call; shm_open
+    // returns a new descriptor or -1.
+    let raw = unsafe {
+        libc::shm_open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o600 as libc::mode_t,
+        )
+    };
+    if raw < 0 {
+        return Err(("shm_open", io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `c` is valid; unlinking a name we just created exclusively.
+    unsafe { libc::shm_unlink(c.as_ptr()) };
+    // SAFETY: `fd` is open; fchmod takes it and a mode by value. Done after
+    // the exclusive create so the umask cannot narrow `mode`.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } < 0 {
+        return Err(("fchmod", io::Error::last_os_error()));
+    }
+    let len = libc::off_t::try_from(size)
+        .map_err(|_| ("ftruncate", io::Error::from(io::ErrorKind::InvalidInput)))?;
+    // SAFETY: `fd` is open for writing; ftruncate takes values only.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } < 0 {
+        return Err(("ftruncate", io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// Owner uid and size in bytes of the object behind `fd` ([fstat(2)]).
+///
+/// [fstat(2)]: https://man7.org/linux/man-pages/man2/fstat.2.html
+///
+/// # Errors
+/// The OS error of `fstat`.
+pub fn owner_and_size(fd: BorrowedFd<'_>) -> io::Result<(u32, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open; `st` points to writable storage for one `stat`,
+    // which fstat fills completely on success.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_uid, st.st_size.max(0) as u64))
+}
+
+/// Maps `len` bytes of `fd` shared, read-write.
+///
+/// # Errors
+/// The OS error of `mmap(2)`.
+pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+    // SAFETY: a fresh shared mapping at an address the kernel picks; `fd` is
+    // open read-write; the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+    Ok(Mapping {
+        ptr,
+        len,
+        unmap: Unmap::Munmap,
+    })
+}
+
+/// Maps `len` bytes of fresh anonymous shared memory (inherited across
+/// `fork`); for benchmarks and tests.
+///
+/// # Errors
+/// The OS error of `mmap(2)`.
+pub fn map_anonymous(len: usize) -> io::Result<Mapping> {
+    // SAFETY: a fresh anonymous shared mapping; no descriptor involved;
+    // checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+    Ok(Mapping {
+        ptr,
+        len,
+        unmap: Unmap::Munmap,
+    })
+}

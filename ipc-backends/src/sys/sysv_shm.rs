@@ -1,0 +1,185 @@
+//! System V shared memory ([shmget(2)], [shmat(2)]) and semaphore sets
+//! ([semget(2)], [semop(2)]).
+//!
+//! Both are created with `IPC_PRIVATE` (always a new object, nothing to
+//! squat on) and passed to the peer by id. Neither is freed by the kernel
+//! when its creator dies, which is why callers record them in the
+//! [`registry`](crate::registry).
+//!
+//! [shmget(2)]: https://man7.org/linux/man-pages/man2/shmget.2.html
+//! [shmat(2)]: https://man7.org/linux/man-pages/man2/shmat.2.html
+//! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
+//! [semop(2)]: https://man7.org/linux/man-pages/man2/semop.2.html
+
+use std::io;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use super::shm::Mapping;
+
+fn perm(mode: u32) -> libc::c_int {
+    (mode & 0o777) as libc::c_int
+}
+
+/// Creates a private segment of `size` bytes with `mode`; returns its id.
+///
+/// # Errors
+/// The OS error of `shmget` (`EINVAL` above `kernel.shmmax`, `ENOSPC`
+/// above `kernel.shmmni`/`shmall`).
+pub fn segment_create(size: usize, mode: u32) -> io::Result<i32> {
+    // SAFETY: shmget takes values only and returns an id or -1.
+    let id = unsafe {
+        libc::shmget(
+            libc::IPC_PRIVATE,
+            size,
+            libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
+        )
+    };
+    if id < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// Owner uid and size of segment `id` (`IPC_STAT`).
+///
+/// # Errors
+/// The OS error of `shmctl` (`EINVAL`/`EIDRM` when gone, `EACCES`).
+pub fn segment_owner_and_size(id: i32) -> io::Result<(u32, u64)> {
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: `ds` is writable storage for one shmid_ds, filled on success.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
+    let ds = unsafe { ds.assume_init() };
+    Ok((ds.shm_perm.uid, ds.shm_segsz as u64))
+}
+
+/// Attaches segment `id` read-write; `len` is its validated size.
+///
+/// # Errors
+/// The OS error of `shmat`.
+pub fn segment_attach(id: i32, len: usize) -> io::Result<Mapping> {
+    // SAFETY: shmat picks the address (null) and returns it or (void*)-1.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if p as isize == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+    // SAFETY: `ptr` is what shmat just returned for a segment the caller
+    // checked to hold at least `len` bytes; it is attached once, here.
+    Ok(unsafe { Mapping::from_shmat(ptr, len) })
+}
+
+/// Marks segment `id` for removal: it disappears once the last process
+/// detaches. Errors (already removed) are ignored.
+pub fn segment_remove(id: i32) {
+    // SAFETY: IPC_RMID takes no buffer (null is allowed).
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+}
+
+/// Creates a private set of `n` semaphores, all zero, with `mode`.
+///
+/// # Errors
+/// The OS error of `semget` (`ENOSPC` above `kernel.sem`'s SEMMNI).
+pub fn sem_create(n: i32, mode: u32) -> io::Result<i32> {
+    // SAFETY: semget takes values only. Linux initialises the values to 0.
+    let id = unsafe {
+        libc::semget(
+            libc::IPC_PRIVATE,
+            n,
+            libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
+        )
+    };
+    if id < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// Owner uid of semaphore set `id` (`IPC_STAT`).
+///
+/// # Errors
+/// The OS error of `semctl`.
+pub fn sem_owner(id: i32) -> io::Result<u32> {
+    let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
+    // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *`
+    // to writable storage, filled on success.
+    if unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
+    let ds = unsafe { ds.assume_init() };
+    Ok(ds.sem_perm.uid)
+}
+
+/// Removes semaphore set `id` at once; waiters get `EIDRM`. Errors (already
+/// removed) are ignored.
+pub fn sem_remove(id: i32) {
+    // SAFETY: IPC_RMID takes no further argument.
+    unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+}
+
+/// Adds one to semaphore `num` of set `id`. A value already at the
+/// kernel's maximum (`ERANGE`) means wake-ups are pending anyway: fine.
+///
+/// # Errors
+/// The OS error of `semop` (`EIDRM`/`EINVAL` when the set is gone).
+pub fn sem_post(id: i32, num: u16) -> io::Result<()> {
+    let mut op = libc::sembuf {
+        sem_num: num,
+        sem_op: 1,
+        sem_flg: 0,
+    };
+    loop {
+        // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
+        if unsafe { libc::semop(id, &mut op, 1) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ERANGE) => return Ok(()),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Takes one from semaphore `num` of set `id`, sleeping at most `timeout`
+/// for it to become positive. Returns on success, timeout or signal alike:
+/// the caller re-checks its condition.
+///
+/// # Errors
+/// The OS error of `semtimedop` (`EIDRM`/`EINVAL` when the set is gone).
+pub fn sem_wait(id: i32, num: u16, timeout: Duration) -> io::Result<()> {
+    let mut op = libc::sembuf {
+        sem_num: num,
+        sem_op: -1,
+        sem_flg: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: semtimedop(2) (called by number: libc has no wrapper) reads
+    // one sembuf from `op` and one timespec from `ts`, both valid on our
+    // stack for the call; nsops is 1.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_semtimedop,
+            id,
+            &mut op as *mut libc::sembuf,
+            1usize,
+            &ts as *const libc::timespec,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(()),
+        _ => Err(e),
+    }
+}
