@@ -49,6 +49,7 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -119,7 +120,8 @@ struct Shared {
 }
 
 struct Outgoing {
-    sender: AnySender,
+    /// `None` once the client is being dropped.
+    sender: Option<AnySender>,
     buf: Vec<u8>,
 }
 
@@ -132,8 +134,31 @@ pub struct Client<Req, Resp> {
     shared: Arc<Shared>,
     next_id: AtomicU64,
     peer: PeerInfo,
+    /// Signalled by the reply reader once it has dropped its receiving half.
+    reader_done: Mutex<Option<mpsc::Receiver<()>>>,
     types: PhantomData<fn(&Req) -> Resp>,
 }
+
+impl<Req, Resp> Drop for Client<Req, Resp> {
+    fn drop(&mut self) {
+        // Closing the sending half makes the server close the connection;
+        // the reader then sees the end and drops the receiving half, which
+        // removes what only its owner can remove (a System V queue has no
+        // other). Wait for that, boundedly: a process that exits right
+        // after dropping its client would otherwise end the reader first.
+        drop(lock(&self.out).sender.take());
+        let done = self
+            .reader_done
+            .get_mut()
+            .map_or_else(|poisoned| poisoned.into_inner().take(), Option::take);
+        if let Some(done) = done {
+            let _ = done.recv_timeout(READER_DRAIN);
+        }
+    }
+}
+
+/// How long dropping a [`Client`] waits for the server to close.
+const READER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl<Req, Resp> std::fmt::Debug for Client<Req, Resp> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,11 +185,15 @@ impl<Req: IpcMessage, Resp: IpcMessage> Client<Req, Resp> {
             arrived: Condvar::new(),
         });
         let reader = Arc::clone(&shared);
-        // Detached: it ends when the server closes the connection, which it
-        // does once this client's sender half is dropped.
+        let (done_tx, reader_done) = mpsc::channel();
+        // It ends when the server closes the connection, which it does once
+        // this client's sender half is dropped (see `Drop for Client`).
         std::thread::Builder::new()
             .name("ipcx-rpc-replies".into())
-            .spawn(move || read_replies(receiver, &reader))
+            .spawn(move || {
+                read_replies(receiver, &reader);
+                let _ = done_tx.send(());
+            })
             .map_or_else(
                 |e| {
                     let mut p = lock(&shared.pending);
@@ -174,12 +203,13 @@ impl<Req: IpcMessage, Resp: IpcMessage> Client<Req, Resp> {
             );
         Client {
             out: Mutex::new(Outgoing {
-                sender,
+                sender: Some(sender),
                 buf: Vec::new(),
             }),
             shared,
             next_id: AtomicU64::new(1),
             peer,
+            reader_done: Mutex::new(Some(reader_done)),
             types: PhantomData,
         }
     }
@@ -237,7 +267,10 @@ impl<Req: IpcMessage, Resp: IpcMessage> Client<Req, Resp> {
             Some(bytes) => buf.extend_from_slice(bytes),
             None => req.encode(buf)?,
         }
-        sender.send_until(buf, deadline)?;
+        sender
+            .as_mut()
+            .ok_or(Error::Disconnected)?
+            .send_until(buf, deadline)?;
         Ok(call)
     }
 
@@ -256,6 +289,18 @@ fn closed_error(p: &Pending) -> Option<Error> {
 }
 
 fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
+    let end = read_until_end(&mut receiver, shared);
+    drop(receiver);
+    let mut p = lock(&shared.pending);
+    match end {
+        Error::Disconnected => p.disconnected = true,
+        other => p.closed = Some(other.to_string()),
+    }
+    shared.arrived.notify_all();
+}
+
+/// Routes replies to their calls until the connection ends; returns how.
+fn read_until_end(receiver: &mut AnyReceiver, shared: &Shared) -> Error {
     let mut buf = Vec::new();
     let end = loop {
         if let Err(e) = receiver.recv_until(&mut buf, Deadline::Never) {
@@ -276,12 +321,7 @@ fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
             shared.arrived.notify_all();
         }
     };
-    let mut p = lock(&shared.pending);
-    match end {
-        Error::Disconnected => p.disconnected = true,
-        other => p.closed = Some(other.to_string()),
-    }
-    shared.arrived.notify_all();
+    end
 }
 
 /// A call in flight, made by [`Client::start`]. Dropping it abandons the

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Options ride as query parameters named like the fields of [`Options`]:
-//! `shm:/orders?capacity=256&max_message_size=65536&wait=spin`. An option
+//! `shm:/orders?capacity=1048576&max_message_size=65536&wait=spin`. An option
 //! that does not apply to a scheme is refused, so a typo never goes unnoticed.
 //!
 //! An [`Endpoint`] parses from that string ([`str::parse`]), prints back its
@@ -24,10 +24,10 @@
 //! #[derive(serde::Deserialize)]
 //! struct Config { orders: Endpoint, audit: Endpoint }
 //! let cfg: Config = toml::from_str(r#"
-//!     orders = "shm:/orders?capacity=256"
+//!     orders = "shm:/orders?capacity=1048576"
 //!     audit = { transport = "unix", name = "/run/audit.sock", mode = "0660" }
 //! "#).unwrap();
-//! assert_eq!(cfg.orders.to_string(), "shm:/orders?capacity=256");
+//! assert_eq!(cfg.orders.to_string(), "shm:/orders?capacity=1048576");
 //! assert_eq!(cfg.audit.to_string(), "unix:/run/audit.sock?mode=0660");
 //! ```
 
@@ -48,6 +48,8 @@ pub const DEFAULT_MODE: u32 = 0o600;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default spin time of `wait=adaptive`, in microseconds.
 pub const DEFAULT_SPIN_US: u32 = 20;
+/// Smallest `capacity` of a shared-memory ring, in bytes.
+pub const MIN_SHM_CAPACITY: usize = 4096;
 /// Longest name accepted for `mq:` and `shm:`, leaving room for the
 /// per-connection suffixes under the kernel's NAME_MAX of 255.
 pub const MAX_POSIX_NAME: usize = 200;
@@ -176,7 +178,10 @@ pub struct Options {
     pub allow_uid: Vec<u32>,
     /// Bound on connecting and on the handshake (default 5 s).
     pub connect_timeout: Duration,
-    /// Messages in flight per direction (queues and shared memory).
+    /// How much a direction holds before `send` blocks. Queues (`mq:`,
+    /// `sysv-mq:`): kernel messages per queue. Shared memory (`shm:`,
+    /// `sysv-shm:`): bytes of ring per direction, at least 4096, rounded up
+    /// to a power of two.
     pub capacity: Option<usize>,
     /// Wait strategy of shared-memory readers and writers.
     pub wait: Option<Wait>,
@@ -242,7 +247,9 @@ impl OptionKey {
             OptionKey::Mode => "octal permission bits such as 0600 or 0660",
             OptionKey::AllowUid => "a comma-separated list of numeric uids such as 1000,1001",
             OptionKey::ConnectTimeout => "a duration such as 250ms, 5s or 1m (a bare number is ms)",
-            OptionKey::Capacity => "a message count of at least 1",
+            OptionKey::Capacity => {
+                "a count of at least 1 (messages for queues; ring bytes, at least 4096, for shared memory)"
+            }
             OptionKey::Wait => "one of block, spin, adaptive",
             OptionKey::SpinUs => "microseconds, 0 to 1000000",
         }
@@ -469,7 +476,7 @@ impl FromStr for Endpoint {
                     input,
                     format!("option {key} is given twice"),
                     "each option at most once",
-                    format!("{}?{key}={value}", scheme.example()),
+                    format!("{}?{}", scheme.example(), example_option(scheme, k)),
                 ));
             }
             seen.push(k);
@@ -670,7 +677,7 @@ fn set_option(
             input,
             format!("{}={value:?} is not valid", key.name()),
             format!("{}: {}", key.name(), key.expected()),
-            format!("{}?{}", scheme.example(), example_option(key)),
+            format!("{}?{}", scheme.example(), example_option(scheme, key)),
         )
     };
     match key {
@@ -698,8 +705,11 @@ fn set_option(
     Ok(())
 }
 
-fn example_option(key: OptionKey) -> &'static str {
+fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
     match key {
+        OptionKey::Capacity if matches!(scheme, Scheme::Shm | Scheme::SysvShm) => {
+            "capacity=1048576"
+        }
         OptionKey::MaxMessageSize => "max_message_size=65536",
         OptionKey::Mode => "mode=0660",
         OptionKey::AllowUid => "allow_uid=1000",
@@ -733,7 +743,7 @@ fn validate_options(input: &str, scheme: Scheme, o: &Options) -> Result<(), Endp
             input,
             format!("{}={value} is out of range", key.name()),
             format!("{}: {}", key.name(), key.expected()),
-            format!("{}?{}", scheme.example(), example_option(key)),
+            format!("{}?{}", scheme.example(), example_option(scheme, key)),
         ))
     };
     if o.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
@@ -744,6 +754,19 @@ fn validate_options(input: &str, scheme: Scheme, o: &Options) -> Result<(), Endp
     }
     if o.capacity == Some(0) {
         return out_of_range(OptionKey::Capacity, "0".into());
+    }
+    if matches!(scheme, Scheme::Shm | Scheme::SysvShm)
+        && o.capacity.is_some_and(|c| c < MIN_SHM_CAPACITY)
+    {
+        return Err(err(
+            input,
+            format!(
+                "capacity={} is below {MIN_SHM_CAPACITY}: for {scheme}: capacity is the ring's size in bytes per direction, not a message count",
+                o.capacity.unwrap_or(0)
+            ),
+            format!("capacity: bytes, at least {MIN_SHM_CAPACITY} (rounded up to a power of two)"),
+            format!("{}?capacity=1048576", scheme.example()),
+        ));
     }
     if o.spin_us.is_some_and(|s| s > 1_000_000) {
         return out_of_range(OptionKey::SpinUs, o.spin_us.unwrap_or(0).to_string());
@@ -972,7 +995,7 @@ mod tests {
             "tcp://127.0.0.1:7000",
             "tcp://[::1]:7000",
             "tcp://localhost:0",
-            "shm:/orders?capacity=256&max_message_size=65536&wait=spin",
+            "shm:/orders?capacity=262144&max_message_size=65536&wait=spin",
             "mq:/orders?capacity=10&mode=0660",
             "unix:/run/a.sock?mode=0660&allow_uid=1000,1001&connect_timeout=250ms",
             "shm:/o?wait=adaptive&spin_us=50",
@@ -985,9 +1008,9 @@ mod tests {
 
     #[test]
     fn option_order_is_canonicalised() {
-        let e = ok("shm:/orders?wait=spin&capacity=4");
-        assert_eq!(e.to_string(), "shm:/orders?capacity=4&wait=spin");
-        assert_eq!(e.options().capacity, Some(4));
+        let e = ok("shm:/orders?wait=spin&capacity=8192");
+        assert_eq!(e.to_string(), "shm:/orders?capacity=8192&wait=spin");
+        assert_eq!(e.options().capacity, Some(8192));
         assert_eq!(e.wait(), Wait::Spin);
     }
 
@@ -1048,6 +1071,8 @@ mod tests {
             ("unix:@", "empty"),
             ("fifo:", "file path"),
             ("shm:/x?capacity=0", "capacity=0 is out of range"),
+            ("shm:/x?capacity=256", "not a message count"),
+            ("sysv-shm:/tmp/x?capacity=4095", "not a message count"),
             ("shm:/x?capacity=lots", "capacity=\"lots\""),
             ("shm:/x?wait=sleepy", "wait=\"sleepy\""),
             ("shm:/x?colour=red", "unknown option \"colour\""),
@@ -1099,18 +1124,18 @@ mod tests {
         let cfg: Cfg = toml::from_str(
             r#"
             a = "mq:/orders?capacity=10"
-            b = { transport = "shm", name = "/orders", capacity = 256, wait = "spin" }
+            b = { transport = "shm", name = "/orders", capacity = 65536, wait = "spin" }
             c = { transport = "tcp", name = "127.0.0.1:7000", connect_timeout = "2s" }
             "#,
         )
         .unwrap();
         assert_eq!(cfg.a.to_string(), "mq:/orders?capacity=10");
-        assert_eq!(cfg.b.to_string(), "shm:/orders?capacity=256&wait=spin");
+        assert_eq!(cfg.b.to_string(), "shm:/orders?capacity=65536&wait=spin");
         assert_eq!(cfg.c.to_string(), "tcp://127.0.0.1:7000?connect_timeout=2s");
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(
             json,
-            r#"{"a":"mq:/orders?capacity=10","b":"shm:/orders?capacity=256&wait=spin","c":"tcp://127.0.0.1:7000?connect_timeout=2s"}"#
+            r#"{"a":"mq:/orders?capacity=10","b":"shm:/orders?capacity=65536&wait=spin","c":"tcp://127.0.0.1:7000?connect_timeout=2s"}"#
         );
         let back: Cfg = serde_json::from_str(&json).unwrap();
         assert_eq!(back.b, cfg.b);

@@ -621,7 +621,7 @@ fn listener_killed(test: &'static str, ep: &str) {
         at
     };
     drop(listen(&again));
-    assert_nothing_left(
+    util::assert_nothing_left(
         &again,
         &[dead],
         "after relistening on a killed listener's endpoint",
@@ -639,19 +639,6 @@ fn serve_and_ping(test: &'static str, ep: &str) -> Vec<u32> {
     pids
 }
 
-#[track_caller]
-fn assert_nothing_left(ep: &str, pids: &[u32], when: &str) {
-    let endpoint = parse(ep);
-    let mut left = util::leftovers(&endpoint, pids);
-    left.extend(
-        ipcx::backends::registry::list()
-            .into_iter()
-            .filter(|r| pids.contains(&r.pid))
-            .map(|r| format!("registry record {} {} of {}", r.kind, r.id, r.endpoint)),
-    );
-    assert!(left.is_empty(), "{when}: left behind: {left:?}");
-}
-
 /// Normal close, and a client's SIGKILL, leave no kernel object behind.
 /// Listener and clients all run in child processes, so the probe can tell
 /// this case's System V objects from those of cases running beside it.
@@ -666,7 +653,7 @@ fn nothing_left_behind(test: &'static str, ep: &str) {
         drop(ch);
         let pid = peer.pid();
         peer.expect_success();
-        assert_nothing_left(ep, &[pid], "after a normal close");
+        util::assert_nothing_left(ep, &[pid], "after a normal close");
         let (mut peer, mut ch, _) = open_pair(test, "hold", ep, None, "");
         assert_eq!(peer.expect_line(), "connected");
         let pid = peer.pid();
@@ -676,11 +663,11 @@ fn nothing_left_behind(test: &'static str, ep: &str) {
             Err(Error::Disconnected)
         ));
         drop(ch);
-        assert_nothing_left(ep, &[pid], "after the peer's SIGKILL");
+        util::assert_nothing_left(ep, &[pid], "after the peer's SIGKILL");
         return;
     }
     let pids = serve_and_ping(test, ep);
-    assert_nothing_left(ep, &pids, "after a normal close");
+    util::assert_nothing_left(ep, &pids, "after a normal close");
 
     let server = Peer::spawn(test, "serve-one", ep, "");
     let at = server.expect_value("endpoint");
@@ -689,7 +676,7 @@ fn nothing_left_behind(test: &'static str, ep: &str) {
     let pids = vec![server.pid(), client.pid()];
     client.kill();
     server.expect_success();
-    assert_nothing_left(ep, &pids, "after a client's SIGKILL");
+    util::assert_nothing_left(ep, &pids, "after a client's SIGKILL");
 }
 
 /// After the listener's SIGKILL, a new listener on the same endpoint works
@@ -714,7 +701,7 @@ fn restart_after_kill(test: &'static str, ep: &str) {
     };
     let mut pids = serve_and_ping(test, &again);
     pids.push(dead);
-    assert_nothing_left(&again, &pids, "after a listener's SIGKILL and a restart");
+    util::assert_nothing_left(&again, &pids, "after a listener's SIGKILL and a restart");
 }
 
 /// Different message types or protocol versions fail the connect on both

@@ -233,12 +233,16 @@ fn many_clients(test: &'static str, ep: &str) {
     for p in &mut peers {
         p.tell("go");
     }
+    let pids: Vec<u32> = peers.iter().map(Peer::pid).collect();
     for p in peers {
         assert_eq!(p.expect_line(), "done");
         p.expect_success();
     }
     assert_eq!(server.accepted(), 4);
     server.shutdown();
+    // The clients exited right after dropping their `Client`s: what their
+    // connections owned is gone all the same.
+    crate::util::assert_nothing_left(&at, &pids, "after the clients exited");
 }
 
 /// A handler's error reaches that caller as `Error::Remote` with its text,

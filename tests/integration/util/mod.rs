@@ -375,3 +375,18 @@ pub fn mqueue_mounted() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Fails the test if any kernel object or registry record of `pids` on
+/// `ep` is left.
+#[track_caller]
+pub fn assert_nothing_left(ep: &str, pids: &[u32], when: &str) {
+    let endpoint: ipcx::Endpoint = ep.parse().expect("endpoint");
+    let mut left = leftovers(&endpoint, pids);
+    left.extend(
+        ipcx::backends::registry::list()
+            .into_iter()
+            .filter(|r| pids.contains(&r.pid))
+            .map(|r| format!("registry record {} {} of {}", r.kind, r.id, r.endpoint)),
+    );
+    assert!(left.is_empty(), "{when}: left behind: {left:?}");
+}
