@@ -302,7 +302,7 @@ fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
 /// Routes replies to their calls until the connection ends; returns how.
 fn read_until_end(receiver: &mut AnyReceiver, shared: &Shared) -> Error {
     let mut buf = Vec::new();
-    let end = loop {
+    loop {
         if let Err(e) = receiver.recv_until(&mut buf, Deadline::Never) {
             break e;
         }
@@ -320,8 +320,7 @@ fn read_until_end(receiver: &mut AnyReceiver, shared: &Shared) -> Error {
             *slot = Some(buf[8..].to_vec());
             shared.arrived.notify_all();
         }
-    };
-    end
+    }
 }
 
 /// A call in flight, made by [`Client::start`]. Dropping it abandons the
