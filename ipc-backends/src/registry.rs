@@ -53,6 +53,11 @@ impl Record {
     fn file_name(&self) -> String {
         file_name(&self.kind, &self.id)
     }
+
+    /// The file that holds this record.
+    pub fn path(&self) -> PathBuf {
+        dir().join(self.file_name())
+    }
 }
 
 fn file_name(kind: &str, id: &str) -> String {

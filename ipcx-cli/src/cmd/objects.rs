@@ -58,20 +58,6 @@ fn age_of(path: &Path) -> Option<Duration> {
     SystemTime::now().duration_since(m).ok()
 }
 
-/// The registry file name of a record (as the registry names it).
-fn record_file(kind: &str, id: &str) -> String {
-    let id: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{kind}-{id}")
-}
 
 /// `QSIZE:12 …` of `/dev/mqueue/NAME`: bytes queued.
 fn mq_size(name: &str) -> String {
@@ -127,7 +113,7 @@ fn from_record(r: Record) -> Object {
     };
     Object {
         transport,
-        age: age_of(&registry::dir().join(record_file(&r.kind, &name))),
+        age: age_of(&r.path()),
         endpoint: Some(r.endpoint.clone()),
         pid: Some(r.pid),
         alive: Some(r.owner_alive()),
