@@ -154,33 +154,57 @@ pub fn main(args: Args) -> Result<(), String> {
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
     let budget = Duration::from_millis(budget_ms(args));
     for t in &args.transports {
-        if !raw::targets().iter().any(|d| d.scheme == t) {
-            let known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+        let Some(d) = raw::targets().iter().find(|d| d.selected_by(t)) else {
+            let mut known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+            known.dedup();
+            known.extend(
+                raw::targets()
+                    .iter()
+                    .filter(|d| d.label != d.scheme)
+                    .map(|d| d.label),
+            );
             return Err(format!(
                 "unknown transport {t:?}; known: {}",
                 known.join(", ")
             ));
-        }
-        if !raw::supported(t) {
+        };
+        if !raw::supported(d.scheme) {
             return Err(format!("this build of ipcx does not support {t}"));
         }
     }
     let selected: Vec<&raw::TargetDef> = raw::targets()
         .iter()
         .filter(|d| raw::supported(d.scheme))
-        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| t == d.scheme))
+        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| d.selected_by(t)))
         .collect();
-    let total = selected.len() * args.pin.len() * args.sizes.len() * 2;
+    let pins = |d: &raw::TargetDef| -> Vec<Pin> {
+        args.pin
+            .iter()
+            .copied()
+            .filter(|&p| !d.cross_only || p == Pin::Cross)
+            .collect()
+    };
+    let total: usize = selected
+        .iter()
+        .map(|d| pins(d).len() * args.sizes.len() * 2)
+        .sum();
     let mut rows = Vec::new();
     for target in selected {
-        for &pin in &args.pin {
+        let target_pins = pins(target);
+        if target_pins.len() < args.pin.len() {
+            progress(&format!(
+                "skipping {} with --pin other than cross: both peers poll, so only cross-core placement measures the transport",
+                target.label
+            ));
+        }
+        for &pin in &target_pins {
             for &size in &args.sizes {
                 for kind in [Kind::Latency, Kind::Throughput] {
                     let spec = Spec { kind, size, budget };
                     let ipcx = measure_pair(target, Target::Ipcx, &spec, pin)?;
                     let raw = measure_pair(target, Target::Raw, &spec, pin)?;
                     let row = Row {
-                        transport: target.scheme.to_string(),
+                        transport: target.label.to_string(),
                         size,
                         pin,
                         kind,
@@ -188,7 +212,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                         raw,
                     };
                     progress(&format!(
-                        "[{:>3}/{total}] {:<9} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
                         rows.len() + 1,
                         row.transport,
                         human_size(size),
@@ -280,7 +304,7 @@ fn measure_pair(
 ) -> Result<Outcome, String> {
     let address = (target.address)();
     let server_cfg = measure::config(
-        target.scheme,
+        target.label,
         which,
         Role::Server,
         &address,
@@ -291,7 +315,7 @@ fn measure_pair(
         // The server starts the client; the client's result comes out of
         // the server's standard output, which it inherits.
         let client_cfg = measure::config(
-            target.scheme,
+            target.label,
             which,
             Role::Client,
             &address,
@@ -301,13 +325,13 @@ fn measure_pair(
         let mut server = PeerProcess::spawn(&server_cfg, Some(&client_cfg))?;
         let ready = server.line("that it started its client")?;
         if !ready.starts_with("READY ") {
-            return Err(format!("{} server: {ready}", target.scheme));
+            return Err(format!("{} server: {ready}", target.label));
         }
         let result = server.line("the client's result")?;
         let outcome = result
             .strip_prefix("RESULT ")
             .and_then(Outcome::parse)
-            .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+            .ok_or_else(|| format!("{} client: {result}", target.label))?;
         server.finish()?;
         return Ok(outcome);
     }
@@ -315,10 +339,10 @@ fn measure_pair(
     let ready = server.line("its address")?;
     let address = ready
         .strip_prefix("READY ")
-        .ok_or_else(|| format!("{} server: {ready}", target.scheme))?
+        .ok_or_else(|| format!("{} server: {ready}", target.label))?
         .to_string();
     let client_cfg = measure::config(
-        target.scheme,
+        target.label,
         which,
         Role::Client,
         &address,
@@ -330,7 +354,7 @@ fn measure_pair(
     let outcome = result
         .strip_prefix("RESULT ")
         .and_then(Outcome::parse)
-        .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+        .ok_or_else(|| format!("{} client: {result}", target.label))?;
     client.finish()?;
     server.finish()?;
     Ok(outcome)
@@ -348,7 +372,7 @@ pub fn figure(kind: Kind, o: &Outcome) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<9} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
+        "{:<15} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
         "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio",
         "msgs/s", "GB/s", "raw msgs/s", "ratio"
     ));
@@ -363,7 +387,7 @@ pub fn table(rows: &[Row]) -> String {
                 .find(|r| r.transport == t && r.pin == pin && r.size == size && r.kind == k)
         };
         let (lat, thr) = (find(Kind::Latency), find(Kind::Throughput));
-        let mut line = format!("{:<9} {:>7} {:<5} | ", t, human_size(size), pin.name());
+        let mut line = format!("{:<15} {:>7} {:<5} | ", t, human_size(size), pin.name());
         match lat {
             Some(r) => line.push_str(&format!(
                 "{:>9} {:>9} {:>9} | {:>9} {:>9} | {:>5.2}x",
@@ -391,7 +415,7 @@ pub fn table(rows: &[Row]) -> String {
     out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
     let mut notes: Vec<&str> = raw::targets()
         .iter()
-        .filter(|d| rows.iter().any(|r| r.transport == d.scheme))
+        .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
         .collect();
     notes.dedup();
