@@ -13,6 +13,11 @@
 //! and no framework: fixed-size reads and writes, no framing, no handshake.
 //! The ratio ipcx/raw is the framework's cost.
 //!
+//! Shared memory has one row per wait strategy, each against the raw ring
+//! waiting the same way (`shm(block)`: futex, `shm(spin)`: polling), and a
+//! `shm(loan)` row for the zero-copy path; polling rows run cross-core
+//! only.
+//!
 //! The binary re-executes itself for the two peers (environment variable
 //! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
 
@@ -66,7 +71,7 @@ impl Pin {
 /// Options of `ipcx bench`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --full --json bench.json --svg bench.svg"
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg"
 )]
 pub struct Args {
     /// The default profile: about 2 minutes for everything on 2 cores.
@@ -90,8 +95,9 @@ pub struct Args {
     /// CPU placement of the two peers; give several to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![Pin::Same, Pin::Cross])]
     pub pin: Vec<Pin>,
-    /// Transports to measure (schemes, comma-separated); default every one
-    /// this build supports.
+    /// Transports to measure, comma-separated: schemes (every row of that
+    /// transport) or row labels such as `shm(spin)`; default every one this
+    /// build supports.
     #[arg(long, value_delimiter = ',')]
     pub transports: Vec<String>,
 }
@@ -235,7 +241,7 @@ pub fn budget_ms(args: &Args) -> u64 {
     match (args.budget_ms, args.full) {
         (Some(ms), _) => ms.max(1),
         (None, true) => 1000,
-        (None, false) => 200,
+        (None, false) => 300,
     }
 }
 
