@@ -297,6 +297,50 @@ fn bench_writes_json() {
 }
 
 #[test]
+fn bench_has_shm_rows_per_wait_strategy() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--sizes",
+                "64",
+                "--pin",
+                "same,cross",
+                "--transports",
+                "shm",
+                "--budget-ms",
+                "20",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    let has = |t: &str, pin: &str| {
+        results
+            .iter()
+            .any(|r| r["transport"] == t && r["pin"] == pin)
+    };
+    for t in ["shm(block)", "shm(spin)", "shm(loan)"] {
+        assert!(has(t, "cross"), "no cross row for {t}");
+    }
+    assert!(has("shm(block)", "same"));
+    // Two pollers on one core measure the scheduler, so those are skipped.
+    assert!(!has("shm(spin)", "same") && !has("shm(loan)", "same"));
+}
+
+#[test]
 fn failures_exit_non_zero_with_one_line() {
     let reg = Registry::new();
     let out = run(

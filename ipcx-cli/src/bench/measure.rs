@@ -5,7 +5,8 @@ use std::io::Write;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use ipcx::{Endpoint, Listener, Receiver, Sender};
+use ipcx::backends::shm::{ShmReceiver, ShmSender};
+use ipcx::{Channel, Endpoint, Listener, Receiver, Sender};
 
 use super::raw;
 
@@ -110,11 +111,86 @@ pub trait Link {
     /// # Errors
     /// The transport's error, as text.
     fn send(&mut self, msg: &[u8]) -> Result<(), String>;
-    /// Receives one message of `size` bytes into `buf`.
+    /// Receives one message of `size` bytes into `buf` (a link that reads
+    /// in place may leave `buf` as it is: the measuring side never looks).
     ///
     /// # Errors
     /// The transport's error, as text.
     fn recv(&mut self, buf: &mut Vec<u8>, size: usize) -> Result<(), String>;
+    /// The server's step: receives one message and, with `echo`, sends it
+    /// back unless it is the stop message. Returns whether it was, with
+    /// the message then in `buf`.
+    ///
+    /// # Errors
+    /// The transport's error, as text.
+    #[inline]
+    fn serve_one(&mut self, buf: &mut Vec<u8>, size: usize, echo: bool) -> Result<bool, String> {
+        self.recv(buf, size)?;
+        let stop = buf.first() == Some(&STOP);
+        if echo && !stop {
+            self.send(buf)?;
+        }
+        Ok(stop)
+    }
+}
+
+/// A shared-memory channel driven through its zero-copy calls: the sender
+/// writes each message into a [`loan`](ShmSender::loan) of ring space, the
+/// receiver reads it where it lies with
+/// [`recv_in_place`](ShmReceiver::recv_in_place), and an echo copies it
+/// from one ring straight into a loan on the other.
+pub struct LoanLink {
+    tx: ShmSender,
+    rx: ShmReceiver,
+}
+
+impl LoanLink {
+    /// The zero-copy link over `ch`, which must be a shared-memory channel.
+    ///
+    /// # Errors
+    /// When `ch` is of another transport.
+    pub fn new(ch: ipcx::AnyChannel) -> Result<LoanLink, String> {
+        match ch {
+            ipcx::AnyChannel::Shm(c) | ipcx::AnyChannel::SysvShm(c) => {
+                let (tx, rx) = c.split();
+                Ok(LoanLink { tx, rx })
+            }
+            other => Err(format!("loan needs a shared-memory channel, not {other:?}")),
+        }
+    }
+}
+
+impl Link for LoanLink {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<(), String> {
+        let mut loan = self.tx.loan(msg.len()).map_err(|e| e.to_string())?;
+        loan.copy_from_slice(msg);
+        loan.send();
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, _buf: &mut Vec<u8>, _size: usize) -> Result<(), String> {
+        let m = self.rx.recv_in_place().map_err(|e| e.to_string())?;
+        std::hint::black_box(m.first());
+        Ok(())
+    }
+
+    #[inline]
+    fn serve_one(&mut self, buf: &mut Vec<u8>, _size: usize, echo: bool) -> Result<bool, String> {
+        let m = self.rx.recv_in_place().map_err(|e| e.to_string())?;
+        if m.first() == Some(&STOP) {
+            buf.clear();
+            buf.extend_from_slice(&m);
+            return Ok(true);
+        }
+        if echo {
+            let mut loan = self.tx.loan(m.len()).map_err(|e| e.to_string())?;
+            loan.copy_from_slice(&m);
+            loan.send();
+        }
+        Ok(false)
+    }
 }
 
 impl Link for ipcx::AnyChannel {
@@ -215,7 +291,7 @@ pub fn config(
 pub fn peer_main() -> Result<(), String> {
     let cfg = std::env::var(super::PEER_VAR).map_err(|e| e.to_string())?;
     let f: Vec<&str> = cfg.splitn(8, '\t').collect();
-    let [scheme, target, role, kind, size, budget, cpu, address] = f[..] else {
+    let [label, target, role, kind, size, budget, cpu, address] = f[..] else {
         return Err(format!("bad peer configuration {cfg:?}"));
     };
     let spec = Spec {
@@ -232,8 +308,8 @@ pub fn peer_main() -> Result<(), String> {
     }
     let def = raw::targets()
         .iter()
-        .find(|t| t.scheme == scheme)
-        .ok_or_else(|| format!("unknown transport {scheme}"))?;
+        .find(|t| t.label == label)
+        .ok_or_else(|| format!("unknown transport {label}"))?;
     let ready = |addr: &str| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "READY {addr}");
@@ -254,13 +330,13 @@ pub fn peer_main() -> Result<(), String> {
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
             let mut l = ipcx::listen(&ep).map_err(|e| e.to_string())?;
             ready(&l.endpoint().to_string());
-            Box::new(l.accept().map_err(|e| e.to_string())?)
+            ipcx_link(def.path, l.accept().map_err(|e| e.to_string())?)?
         }
         ("ipcx", _) => {
             let ep: Endpoint = address
                 .parse()
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
-            Box::new(ipcx::connect(&ep).map_err(|e| e.to_string())?)
+            ipcx_link(def.path, ipcx::connect(&ep).map_err(|e| e.to_string())?)?
         }
         (_, "server") => (def.raw_server)(address, spec.size, &ready)?,
         _ => (def.raw_client)(address)?,
@@ -277,6 +353,13 @@ pub fn peer_main() -> Result<(), String> {
     }
 }
 
+fn ipcx_link(path: raw::Path, ch: ipcx::AnyChannel) -> Result<Box<dyn Link>, String> {
+    Ok(match path {
+        raw::Path::Copy => Box::new(ch),
+        raw::Path::Loan => Box::new(LoanLink::new(ch)?),
+    })
+}
+
 fn pin_to(cpu: usize) -> Result<(), String> {
     use nix::sched::{CpuSet, sched_setaffinity};
     let mut set = CpuSet::new();
@@ -287,16 +370,13 @@ fn pin_to(cpu: usize) -> Result<(), String> {
 
 fn serve(link: &mut dyn Link, spec: &Spec) -> Result<(), String> {
     let mut buf = Vec::with_capacity(spec.size);
+    let echo = spec.kind == Kind::Latency;
     loop {
-        link.recv(&mut buf, spec.size)?;
-        if buf.first() == Some(&STOP) {
+        if link.serve_one(&mut buf, spec.size, echo)? {
             if spec.kind == Kind::Throughput {
                 link.send(&buf)?;
             }
             return Ok(());
-        }
-        if spec.kind == Kind::Latency {
-            link.send(&buf)?;
         }
     }
 }

@@ -13,6 +13,11 @@
 //! and no framework: fixed-size reads and writes, no framing, no handshake.
 //! The ratio ipcx/raw is the framework's cost.
 //!
+//! Shared memory has one row per wait strategy, each against the raw ring
+//! waiting the same way (`shm(block)`: futex, `shm(spin)`: polling), and a
+//! `shm(loan)` row for the zero-copy path; polling rows run cross-core
+//! only.
+//!
 //! The binary re-executes itself for the two peers (environment variable
 //! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
 
@@ -66,7 +71,7 @@ impl Pin {
 /// Options of `ipcx bench`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --full --json bench.json --svg bench.svg"
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg"
 )]
 pub struct Args {
     /// The default profile: about 2 minutes for everything on 2 cores.
@@ -90,8 +95,9 @@ pub struct Args {
     /// CPU placement of the two peers; give several to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![Pin::Same, Pin::Cross])]
     pub pin: Vec<Pin>,
-    /// Transports to measure (schemes, comma-separated); default every one
-    /// this build supports.
+    /// Transports to measure, comma-separated: schemes (every row of that
+    /// transport) or row labels such as `shm(spin)`; default every one this
+    /// build supports.
     #[arg(long, value_delimiter = ',')]
     pub transports: Vec<String>,
 }
@@ -154,33 +160,57 @@ pub fn main(args: Args) -> Result<(), String> {
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
     let budget = Duration::from_millis(budget_ms(args));
     for t in &args.transports {
-        if !raw::targets().iter().any(|d| d.scheme == t) {
-            let known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+        let Some(d) = raw::targets().iter().find(|d| d.selected_by(t)) else {
+            let mut known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
+            known.dedup();
+            known.extend(
+                raw::targets()
+                    .iter()
+                    .filter(|d| d.label != d.scheme)
+                    .map(|d| d.label),
+            );
             return Err(format!(
                 "unknown transport {t:?}; known: {}",
                 known.join(", ")
             ));
-        }
-        if !raw::supported(t) {
+        };
+        if !raw::supported(d.scheme) {
             return Err(format!("this build of ipcx does not support {t}"));
         }
     }
     let selected: Vec<&raw::TargetDef> = raw::targets()
         .iter()
         .filter(|d| raw::supported(d.scheme))
-        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| t == d.scheme))
+        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| d.selected_by(t)))
         .collect();
-    let total = selected.len() * args.pin.len() * args.sizes.len() * 2;
+    let pins = |d: &raw::TargetDef| -> Vec<Pin> {
+        args.pin
+            .iter()
+            .copied()
+            .filter(|&p| !d.cross_only || p == Pin::Cross)
+            .collect()
+    };
+    let total: usize = selected
+        .iter()
+        .map(|d| pins(d).len() * args.sizes.len() * 2)
+        .sum();
     let mut rows = Vec::new();
     for target in selected {
-        for &pin in &args.pin {
+        let target_pins = pins(target);
+        if target_pins.len() < args.pin.len() {
+            progress(&format!(
+                "skipping {} with --pin other than cross: both peers poll, so only cross-core placement measures the transport",
+                target.label
+            ));
+        }
+        for &pin in &target_pins {
             for &size in &args.sizes {
                 for kind in [Kind::Latency, Kind::Throughput] {
                     let spec = Spec { kind, size, budget };
                     let ipcx = measure_pair(target, Target::Ipcx, &spec, pin)?;
                     let raw = measure_pair(target, Target::Raw, &spec, pin)?;
                     let row = Row {
-                        transport: target.scheme.to_string(),
+                        transport: target.label.to_string(),
                         size,
                         pin,
                         kind,
@@ -188,7 +218,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                         raw,
                     };
                     progress(&format!(
-                        "[{:>3}/{total}] {:<9} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
                         rows.len() + 1,
                         row.transport,
                         human_size(size),
@@ -211,7 +241,7 @@ pub fn budget_ms(args: &Args) -> u64 {
     match (args.budget_ms, args.full) {
         (Some(ms), _) => ms.max(1),
         (None, true) => 1000,
-        (None, false) => 200,
+        (None, false) => 300,
     }
 }
 
@@ -280,7 +310,7 @@ fn measure_pair(
 ) -> Result<Outcome, String> {
     let address = (target.address)();
     let server_cfg = measure::config(
-        target.scheme,
+        target.label,
         which,
         Role::Server,
         &address,
@@ -291,7 +321,7 @@ fn measure_pair(
         // The server starts the client; the client's result comes out of
         // the server's standard output, which it inherits.
         let client_cfg = measure::config(
-            target.scheme,
+            target.label,
             which,
             Role::Client,
             &address,
@@ -301,13 +331,13 @@ fn measure_pair(
         let mut server = PeerProcess::spawn(&server_cfg, Some(&client_cfg))?;
         let ready = server.line("that it started its client")?;
         if !ready.starts_with("READY ") {
-            return Err(format!("{} server: {ready}", target.scheme));
+            return Err(format!("{} server: {ready}", target.label));
         }
         let result = server.line("the client's result")?;
         let outcome = result
             .strip_prefix("RESULT ")
             .and_then(Outcome::parse)
-            .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+            .ok_or_else(|| format!("{} client: {result}", target.label))?;
         server.finish()?;
         return Ok(outcome);
     }
@@ -315,10 +345,10 @@ fn measure_pair(
     let ready = server.line("its address")?;
     let address = ready
         .strip_prefix("READY ")
-        .ok_or_else(|| format!("{} server: {ready}", target.scheme))?
+        .ok_or_else(|| format!("{} server: {ready}", target.label))?
         .to_string();
     let client_cfg = measure::config(
-        target.scheme,
+        target.label,
         which,
         Role::Client,
         &address,
@@ -330,7 +360,7 @@ fn measure_pair(
     let outcome = result
         .strip_prefix("RESULT ")
         .and_then(Outcome::parse)
-        .ok_or_else(|| format!("{} client: {result}", target.scheme))?;
+        .ok_or_else(|| format!("{} client: {result}", target.label))?;
     client.finish()?;
     server.finish()?;
     Ok(outcome)
@@ -348,7 +378,7 @@ pub fn figure(kind: Kind, o: &Outcome) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<9} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
+        "{:<15} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
         "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio",
         "msgs/s", "GB/s", "raw msgs/s", "ratio"
     ));
@@ -363,7 +393,7 @@ pub fn table(rows: &[Row]) -> String {
                 .find(|r| r.transport == t && r.pin == pin && r.size == size && r.kind == k)
         };
         let (lat, thr) = (find(Kind::Latency), find(Kind::Throughput));
-        let mut line = format!("{:<9} {:>7} {:<5} | ", t, human_size(size), pin.name());
+        let mut line = format!("{:<15} {:>7} {:<5} | ", t, human_size(size), pin.name());
         match lat {
             Some(r) => line.push_str(&format!(
                 "{:>9} {:>9} {:>9} | {:>9} {:>9} | {:>5.2}x",
@@ -391,7 +421,7 @@ pub fn table(rows: &[Row]) -> String {
     out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
     let mut notes: Vec<&str> = raw::targets()
         .iter()
-        .filter(|d| rows.iter().any(|r| r.transport == d.scheme))
+        .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
         .collect();
     notes.dedup();

@@ -95,9 +95,11 @@ pub fn json(args: &Args, rows: &[Row]) -> String {
         .collect();
     let notes: Vec<&str> = raw::targets()
         .iter()
-        .filter(|d| rows.iter().any(|r| r.transport == d.scheme))
+        .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
         .collect();
+    let mut notes = notes;
+    notes.dedup();
     let v = json!({
         "ipcx_version": env!("CARGO_PKG_VERSION"),
         "machine": machine(),

@@ -6,6 +6,7 @@
 mod fifo;
 mod mq;
 mod pipe;
+mod shm;
 mod stream;
 mod sysv_mq;
 
@@ -17,9 +18,21 @@ pub type RawServer = fn(&str, usize, &dyn Fn(&str)) -> Result<Box<dyn Link>, Str
 /// A raw client: connects to the address its server announced.
 pub type RawClient = fn(&str) -> Result<Box<dyn Link>, String>;
 
-/// A transport as the benchmark knows it: how to name an ipcx endpoint for
-/// it, and how to run its raw baseline.
+/// How the ipcx side moves a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `send` and `recv_into`, as any transport.
+    Copy,
+    /// Shared memory's `loan` and `recv_in_place`.
+    Loan,
+}
+
+/// A transport as the benchmark knows it (one row label: a scheme, or a
+/// scheme with a variant such as `shm(spin)`): how to name an ipcx
+/// endpoint for it, and how to run its raw baseline.
 pub struct TargetDef {
+    /// The row label: the scheme, or the scheme and the variant.
+    pub label: &'static str,
     /// The ipcx scheme.
     pub scheme: &'static str,
     /// A fresh address: an ipcx endpoint string for the ipcx run; the raw
@@ -36,6 +49,47 @@ pub struct TargetDef {
     pub spawned: bool,
     /// How the comparison is made, when it needs saying (table footnote).
     pub note: Option<&'static str>,
+    /// How ipcx moves messages.
+    pub path: Path,
+    /// Both peers poll: measured with `--pin cross` only (two spinners on
+    /// one core measure the scheduler's time slice, not the transport).
+    pub cross_only: bool,
+}
+
+impl TargetDef {
+    /// Whether `--transports NAME` selects this target: its scheme (every
+    /// variant) or its exact label.
+    pub fn selected_by(&self, name: &str) -> bool {
+        self.scheme == name || self.label == name
+    }
+}
+
+/// Ring capacity and message limit of the shared-memory rows: 4 MiB rings
+/// (the raw baseline's size), messages up to 1 MiB.
+const SHM_OPTIONS: &str = "capacity=4194304&max_message_size=1048576";
+
+/// One shared-memory row: label, scheme, endpoint prefix, ipcx's wait
+/// strategy, raw server, path, cross-core only.
+macro_rules! shm_target {
+    ($label:literal, $scheme:literal, $prefix:literal, $wait:literal, $raw:path, $path:expr, $cross:expr) => {
+        TargetDef {
+            label: $label,
+            scheme: $scheme,
+            address: || {
+                format!(
+                    concat!($prefix, "{}?wait=", $wait, "&{}"),
+                    unique("m"),
+                    SHM_OPTIONS
+                )
+            },
+            raw_server: $raw,
+            raw_client: shm::client,
+            spawned: false,
+            note: Some(shm::NOTE),
+            path: $path,
+            cross_only: $cross,
+        }
+    };
 }
 
 /// A name unique to this process and call.
@@ -54,6 +108,7 @@ pub fn unique(tag: &str) -> String {
 pub fn targets() -> &'static [TargetDef] {
     &[
         TargetDef {
+            label: "pipe",
             scheme: "pipe",
             address: || "pipe:".to_string(),
             raw_server: pipe::server,
@@ -62,47 +117,109 @@ pub fn targets() -> &'static [TargetDef] {
             note: Some(
                 "pipe: the server process starts the client with the pipes inherited (ipcx::spawn for ipcx, pipe2 + fork/exec for raw)",
             ),
+            path: Path::Copy,
+            cross_only: false,
         },
         TargetDef {
+            label: "fifo",
             scheme: "fifo",
             address: || format!("fifo:/tmp/{}", unique("f")),
             raw_server: fifo::server,
             raw_client: fifo::client,
             spawned: false,
             note: None,
+            path: Path::Copy,
+            cross_only: false,
         },
         TargetDef {
+            label: "mq",
             scheme: "mq",
             address: || format!("mq:/{}", unique("q")),
             raw_server: mq::server,
             raw_client: mq::client,
             spawned: false,
             note: Some(mq::NOTE),
+            path: Path::Copy,
+            cross_only: false,
         },
         TargetDef {
+            label: "sysv-mq",
             scheme: "sysv-mq",
             address: || format!("sysv-mq:/tmp/{}", unique("s")),
             raw_server: sysv_mq::server,
             raw_client: sysv_mq::client,
             spawned: false,
             note: Some(sysv_mq::NOTE),
+            path: Path::Copy,
+            cross_only: false,
         },
         TargetDef {
+            label: "unix",
             scheme: "unix",
             address: || format!("unix:/tmp/{}.sock", unique("u")),
             raw_server: stream::unix_server,
             raw_client: stream::unix_client,
             spawned: false,
             note: None,
+            path: Path::Copy,
+            cross_only: false,
         },
         TargetDef {
+            label: "tcp",
             scheme: "tcp",
             address: || "tcp://127.0.0.1:0".to_string(),
             raw_server: stream::tcp_server,
             raw_client: stream::tcp_client,
             spawned: false,
             note: None,
+            path: Path::Copy,
+            cross_only: false,
         },
+        shm_target!(
+            "shm(block)",
+            "shm",
+            "shm:/",
+            "block",
+            shm::posix_block_server,
+            Path::Copy,
+            false
+        ),
+        shm_target!(
+            "shm(spin)",
+            "shm",
+            "shm:/",
+            "spin",
+            shm::posix_spin_server,
+            Path::Copy,
+            true
+        ),
+        shm_target!(
+            "shm(loan)",
+            "shm",
+            "shm:/",
+            "spin",
+            shm::posix_spin_server,
+            Path::Loan,
+            true
+        ),
+        shm_target!(
+            "sysv-shm(block)",
+            "sysv-shm",
+            "sysv-shm:/tmp/",
+            "block",
+            shm::sysv_block_server,
+            Path::Copy,
+            false
+        ),
+        shm_target!(
+            "sysv-shm(spin)",
+            "sysv-shm",
+            "sysv-shm:/tmp/",
+            "spin",
+            shm::sysv_spin_server,
+            Path::Copy,
+            true
+        ),
     ]
 }
 
