@@ -77,7 +77,7 @@ pub struct Args {
     /// The default profile: about 2 minutes for everything on 2 cores.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
-    /// More samples per figure (about 5× the time of the default).
+    /// More samples per figure (about 3× the time of the default).
     #[arg(long)]
     pub full: bool,
     /// Time budget per figure in milliseconds (overrides the profile).
