@@ -35,6 +35,34 @@
 //! not serialized: their own bytes are handed to the transport, and received
 //! bytes are validated and copied once into the value.
 //!
+//! # In place
+//!
+//! For zero-copy types, [`TypedSender::loan`] gives a [`Loan`] to fill and
+//! send, and [`TypedReceiver::recv_sample`] a [`Sample`] that derefs to the
+//! validated value (also on [`TypedChannel`]). On `shm:`/`sysv-shm:` both
+//! lie inside the segment, no copy at all, for types aligned to at most 8
+//! bytes (the alignment of every ring record; others are copied once); on
+//! every other transport the same code moves the bytes with one copy.
+//!
+//! ```no_run
+//! use ipcx::IpcMessage;
+//!
+//! #[derive(IpcMessage, Clone, Copy, Debug)]
+//! #[ipc(zero_copy)]
+//! #[repr(C)]
+//! struct Tick { price: f64, qty: u32, side: u8, _pad: [u8; 3] }
+//!
+//! # fn main() -> ipcx::Result<()> {
+//! let endpoint: ipcx::Endpoint = "shm:/ticks".parse()?;
+//! let (mut tx, mut rx) = ipcx::typed::connect::<Tick, Tick>(&endpoint)?.split();
+//! let mut loan = tx.loan()?;
+//! loan.write(Tick { price: 1.5, qty: 10, side: 0, _pad: [0; 3] });
+//! loan.send()?;
+//! let tick = rx.recv_sample()?; // &Tick inside the segment
+//! println!("{}", tick.price);
+//! # Ok(()) }
+//! ```
+//!
 //! # Errors on receive
 //!
 //! A message that does not decode is [`Error::Decode`] naming the type; it
