@@ -195,7 +195,8 @@ struct Scratch(Vec<u8>);
 
 impl Scratch {
     fn take() -> Scratch {
-        let mut v = SPARE.with(Cell::take);
+        // During thread teardown the spare may be gone: start afresh.
+        let mut v = SPARE.try_with(Cell::take).unwrap_or_default();
         v.clear();
         Scratch(v)
     }

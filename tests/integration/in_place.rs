@@ -91,17 +91,17 @@ macro_rules! in_place {
 }
 
 in_place!(unix => format!("unix:/tmp/{}.sock", crate::util::unique("iu"));
-    bytes typed wide invalid);
-in_place!(tcp => "tcp://127.0.0.1:0".to_string(); bytes typed wide invalid);
+    bytes typed wide invalid full_then_gone);
+in_place!(tcp => "tcp://127.0.0.1:0".to_string(); bytes typed wide invalid full_then_gone);
 in_place!(fifo => format!("fifo:/tmp/{}", crate::util::unique("if"));
-    bytes typed wide invalid);
-in_place!(mq => format!("mq:/{}", crate::util::unique("im")); bytes typed wide invalid);
+    bytes typed wide invalid full_then_gone);
+in_place!(mq => format!("mq:/{}", crate::util::unique("im")); bytes typed wide invalid full_then_gone);
 in_place!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("is"));
-    bytes typed wide invalid);
+    bytes typed wide invalid full_then_gone);
 in_place!(shm => format!("shm:/{}", crate::util::unique("ih"));
-    bytes typed wide invalid no_copy);
+    bytes typed wide invalid full_then_gone no_copy);
 in_place!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("iv"));
-    bytes typed wide invalid no_copy);
+    bytes typed wide invalid full_then_gone no_copy);
 
 fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
     if util::is_peer() {
@@ -141,6 +141,12 @@ fn run_role() {
                 loan.commit().expect("commit");
             }
             util::await_parent();
+        }
+        "idle" => {
+            // Connects, reads nothing, leaves when told.
+            let ch = ipcx::connect(&ep).expect("connect raw");
+            util::await_parent();
+            drop(ch);
         }
         other => panic!("unknown peer role {other:?}"),
     }
@@ -367,5 +373,52 @@ fn no_copy(test: &'static str, ep: &str) {
     assert_eq!(&back[..], ipcx::core::message::zero_copy_bytes(&t));
     drop(back);
     drop(raw);
+    peer.expect_success();
+}
+
+/// A loan on a full channel answers `WouldBlock` (from the loan on shared
+/// memory, from the commit elsewhere); once the peer is gone, receiving in
+/// place and loaning answer `Disconnected`.
+fn full_then_gone(test: &'static str, ep: &str) {
+    let mut l = ipcx::listen(&parse(ep)).expect("listen");
+    let mut peer = Peer::spawn(test, "idle", &l.endpoint().to_string(), "");
+    let mut ch = l.accept_timeout(OP).expect("accept");
+    let len = ch.max_message_size().min(4096);
+    let mut sent = 0u64;
+    let full = loop {
+        let r = ch.loan_until(len, Deadline::Now).and_then(|mut loan| {
+            loan.fill(sent as u8);
+            loan.commit()
+        });
+        match r {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(full, Error::WouldBlock),
+        "after {sent} loans: {full}"
+    );
+    assert!(sent > 0, "not even one loan fitted");
+
+    peer.tell("done");
+    match ch.recv_in_place() {
+        Err(Error::Disconnected) => {}
+        other => panic!(
+            "recv_in_place from a peer that left: {:?}",
+            other.map(|m| m.len())
+        ),
+    }
+    let gone = loop {
+        match ch.loan(len).and_then(|loan| loan.commit()) {
+            Ok(()) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(gone, Error::Disconnected),
+        "loan to a peer that left: {gone}"
+    );
+    drop(ch);
     peer.expect_success();
 }
