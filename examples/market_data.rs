@@ -2,18 +2,19 @@
 //! quote, over the endpoint given (default `unix:`).
 //!
 //! ```text
-//! cargo run --release --example market_data -- unix:/tmp/quotes.sock [COUNT]
-//! cargo run --release --example market_data -- mq:/quotes
+//! cargo run --release --example market_data -- shm:/quotes [COUNT]
+//! cargo run --release --example market_data -- unix:/tmp/quotes.sock
 //! cargo run --release --example market_data -- pipe:
 //! ```
 //!
 //! The publisher spawns the consumer as a child of itself
 //! (`ipcx::typed::spawn`), sends COUNT quotes and reads back the consumer's
-//! summary. `Quote` is plain data: no serialization, its bytes go to the
-//! transport as they are and the consumer validates them (the `side` enum)
-//! and copies them once into its value. In-place loans and samples inside a
-//! shared-memory segment need the `shm:` transport, which this build does
-//! not have yet; the code here stays the same when it comes.
+//! summary. `Quote` is plain data: never serialized. The publisher fills
+//! each quote in a loan (`tx.loan()`) and the consumer reads it as a
+//! sample (`rx.recv_sample()`), validated (the `side` enum). Over `shm:` or
+//! `sysv-shm:` the loan is the ring slot and the sample points into the
+//! same shared memory: no copy at all. Over every other transport the same
+//! code moves the quote's bytes with one copy.
 
 use std::process::Command;
 
@@ -49,6 +50,7 @@ struct Quote {
 #[ipc(name = "md.Summary")]
 struct Summary {
     quotes: u64,
+    in_place: u64,
     gaps: u64,
     bid_vwap: f64,
     ask_vwap: f64,
@@ -72,7 +74,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let count: u64 = args.get(1).map_or(Ok(100_000), |s| s.parse())?;
     println!(
-        "publisher: {count} quotes of {} bytes over {endpoint} ({} transport, one copy, no serialization)",
+        "publisher: {count} quotes of {} bytes over {endpoint} ({} transport, no serialization)",
         size_of::<Quote>(),
         endpoint.scheme()
     );
@@ -82,9 +84,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (mut child, ch) = ipcx::typed::spawn::<Quote, Summary>(consumer, &endpoint)?;
     let (mut tx, mut rx) = ch.split();
     let started = std::time::Instant::now();
+    let mut in_place = false;
     for seq in 0..count {
         let side = if seq % 2 == 0 { Side::Bid } else { Side::Ask };
-        tx.send(&Quote {
+        let mut loan = tx.loan()?;
+        in_place = loan.is_in_place();
+        loan.write(Quote {
             seq,
             price: 100.0 + (seq % 50) as f64 * 0.01,
             size: 100 + (seq % 7) as u32 * 10,
@@ -92,14 +97,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             side,
             _reserved: [0; 5],
             timestamp_ns: started.elapsed().as_nanos() as u64,
-        })?;
+        });
+        loan.send()?;
     }
     drop(tx); // the end of the stream
     let summary = rx.recv()?;
     let elapsed = started.elapsed();
     println!(
-        "consumer: {} quotes, {} gaps, bid VWAP {:.4}, ask VWAP {:.4}",
-        summary.quotes, summary.gaps, summary.bid_vwap, summary.ask_vwap
+        "consumer: {} quotes ({} read in place), {} gaps, bid VWAP {:.4}, ask VWAP {:.4}",
+        summary.quotes, summary.in_place, summary.gaps, summary.bid_vwap, summary.ask_vwap
+    );
+    println!(
+        "publisher: quotes written {}",
+        if in_place {
+            "in place in shared memory"
+        } else {
+            "into a buffer, sent with one copy"
+        }
     );
     println!(
         "publisher: {:.0} quotes/s",
@@ -115,13 +129,17 @@ fn consume() -> Result<(), Box<dyn std::error::Error>> {
     let (mut tx, mut rx) = ipcx::typed::connect_parent::<Summary, Quote>()?.split();
     let mut next = 0u64;
     let mut gaps = 0u64;
+    let mut in_place = 0u64;
     let (mut bid, mut ask) = ((0.0, 0.0), (0.0, 0.0));
     loop {
-        let q = match rx.recv() {
+        // `q` derefs to the quote where it lies (in the segment over shm);
+        // its ring space is released when it drops, at the end of the loop.
+        let q = match rx.recv_sample() {
             Ok(q) => q,
             Err(Error::Disconnected) => break,
             Err(e) => return Err(e.into()),
         };
+        in_place += u64::from(q.is_in_place());
         if q.seq != next {
             gaps += 1;
         }
@@ -135,6 +153,7 @@ fn consume() -> Result<(), Box<dyn std::error::Error>> {
     }
     tx.send(&Summary {
         quotes: next,
+        in_place,
         gaps,
         bid_vwap: bid.0 / bid.1.max(1.0),
         ask_vwap: ask.0 / ask.1.max(1.0),

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example rpc_service -- examples/config/unix.toml
 //! cargo run --example rpc_service -- examples/config/mq.toml      # same code, other transport
+//! cargo run --example rpc_service -- examples/config/shm.toml     # shared memory
 //! ```
 //!
 //! The program serves, then spawns `clients` copies of itself in client

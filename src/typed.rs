@@ -35,6 +35,34 @@
 //! not serialized: their own bytes are handed to the transport, and received
 //! bytes are validated and copied once into the value.
 //!
+//! # In place
+//!
+//! For zero-copy types, [`TypedSender::loan`] gives a [`Loan`] to fill and
+//! send, and [`TypedReceiver::recv_sample`] a [`Sample`] that derefs to the
+//! validated value (also on [`TypedChannel`]). On `shm:`/`sysv-shm:` both
+//! lie inside the segment, no copy at all, for types aligned to at most 8
+//! bytes (the alignment of every ring record; others are copied once); on
+//! every other transport the same code moves the bytes with one copy.
+//!
+//! ```no_run
+//! use ipcx::IpcMessage;
+//!
+//! #[derive(IpcMessage, Clone, Copy, Debug)]
+//! #[ipc(zero_copy)]
+//! #[repr(C)]
+//! struct Tick { price: f64, qty: u32, side: u8, _pad: [u8; 3] }
+//!
+//! # fn main() -> ipcx::Result<()> {
+//! let endpoint: ipcx::Endpoint = "shm:/ticks".parse()?;
+//! let (mut tx, mut rx) = ipcx::typed::connect::<Tick, Tick>(&endpoint)?.split();
+//! let mut loan = tx.loan()?;
+//! loan.write(Tick { price: 1.5, qty: 10, side: 0, _pad: [0; 3] });
+//! loan.send()?;
+//! let tick = rx.recv_sample()?; // &Tick inside the segment
+//! println!("{}", tick.price);
+//! # Ok(()) }
+//! ```
+//!
 //! # Errors on receive
 //!
 //! A message that does not decode is [`Error::Decode`] naming the type; it
@@ -42,11 +70,15 @@
 //! message boundaries, so the next message is intact).
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut, Range};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use ipc_backends::{AnyInPlace, AnyLoan, InPlaceReceiver, LoanSender};
 use ipc_core::{
-    Channel, Deadline, Endpoint, IpcMessage, Listener, PeerInfo, Receiver, Result, Schema, Sender,
+    Channel, Deadline, Endpoint, Error, IpcMessage, Listener, PeerInfo, Receiver, Result, Schema,
+    Sender, ZeroCopy,
 };
 
 use crate::{AnyChannel, AnyListener, AnyReceiver, AnySender};
@@ -403,5 +435,347 @@ impl<Out: IpcMessage, In: IpcMessage, L: Listener> TypedListener<Out, In, L> {
     /// The underlying byte listener.
     pub fn into_inner(self) -> L {
         self.listener
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Zero-copy types in place
+
+/// Whether `bytes` can be viewed as a `T` where they lie.
+fn aligned_for<T>(ptr: *const u8) -> bool {
+    ptr.align_offset(align_of::<T>()) == 0
+}
+
+/// Checks that `bytes` is a valid `T`, naming `T::NAME` in the error.
+fn validate<T: IpcMessage + ZeroCopy>(bytes: &[u8]) -> Result<()> {
+    let () = T::LAYOUT_CHECK;
+    if bytes.len() != size_of::<T>() {
+        return Err(Error::Decode {
+            type_name: T::NAME,
+            reason: format!(
+                "expected exactly {} bytes, got {}",
+                size_of::<T>(),
+                bytes.len()
+            ),
+        });
+    }
+    T::validate(bytes).map_err(|e| match e {
+        Error::Decode { type_name, reason } if type_name != T::NAME => Error::Decode {
+            type_name: T::NAME,
+            reason: format!("{type_name}: {reason}"),
+        },
+        other => other,
+    })
+}
+
+#[derive(Debug)]
+enum LoanSlot<'a, T> {
+    /// The loaned bytes are aligned for `T`: the value is written there.
+    Direct(AnyLoan<'a>),
+    /// They are not: the value is kept here and copied in on send.
+    Local(AnyLoan<'a>, MaybeUninit<T>),
+}
+
+/// A `T` being written in place; from [`TypedSender::loan`] or
+/// [`TypedChannel::loan`].
+///
+/// Derefs to [`MaybeUninit<T>`]: fill it (`loan.write(value)`, or field by
+/// field through [`as_mut_ptr`](MaybeUninit::as_mut_ptr)), then
+/// [`send`](Self::send). The bytes start zeroed, so fields left unwritten
+/// are sent as zeros (the receiver rejects them if zero is not a valid
+/// value). Dropping the loan sends nothing.
+///
+/// On `shm:`/`sysv-shm:` the value lies in the ring slot the receiver
+/// reads ([`is_in_place`](Self::is_in_place)) when `align_of::<T>()` is at
+/// most 8, the alignment of every ring record; types aligned more, and
+/// every other transport, move with one copy.
+#[derive(Debug)]
+pub struct Loan<'a, T> {
+    slot: LoanSlot<'a, T>,
+}
+
+impl<'a, T: IpcMessage + ZeroCopy> Loan<'a, T> {
+    fn new(mut loan: AnyLoan<'a>) -> Self {
+        let () = T::LAYOUT_CHECK;
+        loan.fill(0);
+        if aligned_for::<T>(loan.as_ptr()) {
+            Loan {
+                slot: LoanSlot::Direct(loan),
+            }
+        } else {
+            Loan {
+                slot: LoanSlot::Local(loan, MaybeUninit::zeroed()),
+            }
+        }
+    }
+
+    /// Sends the value.
+    ///
+    /// # Errors
+    /// As [`AnyLoan::commit`]: on shared memory never; on other transports
+    /// [`Error::Disconnected`] or the loan's deadline.
+    pub fn send(self) -> Result<()> {
+        match self.slot {
+            LoanSlot::Direct(loan) => loan.commit(),
+            LoanSlot::Local(mut loan, value) => {
+                // SAFETY:
+                // - `value.as_ptr()` is valid for reads of `size_of::<T>()`
+                //   bytes: it points at a `MaybeUninit<T>` we own;
+                // - every byte is initialised: the value started zeroed and
+                //   safe code can only write whole fields or a whole `T`,
+                //   and `T: ZeroCopy` has no padding to de-initialise;
+                // - the slice lives only within this block, while `value`
+                //   is not written.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(value.as_ptr().cast::<u8>(), size_of::<T>())
+                };
+                loan.copy_from_slice(bytes);
+                loan.commit()
+            }
+        }
+    }
+
+    /// Sends the value (same as [`send`](Self::send)).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn commit(self) -> Result<()> {
+        self.send()
+    }
+
+    /// Whether the value is written inside shared memory, where the
+    /// receiver reads it (no copy).
+    pub fn is_in_place(&self) -> bool {
+        matches!(&self.slot, LoanSlot::Direct(loan) if loan.is_in_place())
+    }
+}
+
+impl<T> Deref for Loan<'_, T> {
+    type Target = MaybeUninit<T>;
+
+    fn deref(&self) -> &MaybeUninit<T> {
+        match &self.slot {
+            // SAFETY:
+            // - the loan holds exactly `size_of::<T>()` bytes (made by
+            //   `loan_until` with that length), valid while it lives;
+            // - the address is aligned for `T` (checked in `new`);
+            // - `MaybeUninit<T>` accepts any bytes;
+            // - the reference borrows `self`, so the loan outlives it.
+            LoanSlot::Direct(loan) => unsafe { &*loan.as_ptr().cast::<MaybeUninit<T>>() },
+            LoanSlot::Local(_, value) => value,
+        }
+    }
+}
+
+impl<T> DerefMut for Loan<'_, T> {
+    fn deref_mut(&mut self) -> &mut MaybeUninit<T> {
+        match &mut self.slot {
+            // SAFETY: as in `deref`; `&mut self` makes this the only
+            // reference to the loaned bytes.
+            LoanSlot::Direct(loan) => unsafe { &mut *loan.as_mut_ptr().cast::<MaybeUninit<T>>() },
+            LoanSlot::Local(_, value) => value,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum SampleSlot<'a, T> {
+    /// Validated and aligned, viewed where it lies.
+    Direct(AnyInPlace<'a>, PhantomData<&'a T>),
+    /// Not aligned for `T`: validated and copied out.
+    Copied(T),
+}
+
+/// A received `T`, from [`TypedReceiver::recv_sample`] or
+/// [`TypedChannel::recv_sample`]: derefs to `&T`, validated.
+///
+/// On `shm:`/`sysv-shm:` the `T` lies inside the segment
+/// ([`is_in_place`](Self::is_in_place)) and its ring space is released when
+/// the sample drops; on other transports it lies in the buffer the message
+/// was received into (one copy). A `T` aligned to more than 8 bytes is
+/// copied out once.
+#[derive(Debug)]
+pub struct Sample<'a, T> {
+    slot: SampleSlot<'a, T>,
+}
+
+impl<'a, T: IpcMessage + ZeroCopy> Sample<'a, T> {
+    fn new(msg: AnyInPlace<'a>) -> Result<Self> {
+        validate::<T>(&msg)?;
+        if aligned_for::<T>(msg.as_ptr()) {
+            Ok(Sample {
+                slot: SampleSlot::Direct(msg, PhantomData),
+            })
+        } else {
+            // SAFETY:
+            // - `msg` holds exactly `size_of::<T>()` bytes (validated
+            //   above); `read_unaligned` needs no alignment;
+            // - they are a valid `T`: `T::validate` accepted them, which
+            //   the `ZeroCopy` contract makes sufficient;
+            // - `T: Copy`, so duplicating it out of the buffer is fine.
+            let value = unsafe { msg.as_ptr().cast::<T>().read_unaligned() };
+            Ok(Sample {
+                slot: SampleSlot::Copied(value),
+            })
+        }
+    }
+
+    /// Whether the value is read inside shared memory (not copied).
+    pub fn is_in_place(&self) -> bool {
+        matches!(&self.slot, SampleSlot::Direct(msg, _) if msg.is_in_place())
+    }
+}
+
+impl<T> Deref for Sample<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.slot {
+            // SAFETY:
+            // - the bytes are exactly `size_of::<T>()` long and a valid `T`
+            //   (`validate` in `new`), and aligned for `T` (checked there);
+            // - they stay put and unreleased while `msg` lives, which the
+            //   reference's borrow of `self` ensures; the ring protocol
+            //   keeps the producer off a published record until it is
+            //   released (a peer that breaks the protocol on purpose can
+            //   change them, as with any shared memory: see docs/typed.md).
+            SampleSlot::Direct(msg, _) => unsafe { &*msg.as_ptr().cast::<T>() },
+            SampleSlot::Copied(value) => value,
+        }
+    }
+}
+
+fn loan_message<'a, S: LoanSender, T: IpcMessage + ZeroCopy>(
+    sender: &'a mut S,
+    deadline: Deadline,
+) -> Result<Loan<'a, T>> {
+    sender.loan_until(size_of::<T>(), deadline).map(Loan::new)
+}
+
+fn recv_sample<'a, R: InPlaceReceiver, T: IpcMessage + ZeroCopy>(
+    receiver: &'a mut R,
+    deadline: Deadline,
+) -> Result<Sample<'a, T>> {
+    Sample::new(receiver.recv_in_place_until(deadline)?)
+}
+
+impl<Out, In, C> TypedChannel<Out, In, C>
+where
+    Out: IpcMessage + ZeroCopy,
+    In: IpcMessage,
+    C: Channel + LoanSender,
+{
+    /// A `T` to fill in place and [`send`](Loan::send): inside the ring
+    /// slot on `shm:`/`sysv-shm:`, one copy elsewhere. Waits for room.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] when `Out` exceeds the connection's
+    /// limit; [`Error::Disconnected`].
+    pub fn loan(&mut self) -> Result<Loan<'_, Out>> {
+        self.loan_until(Deadline::Never)
+    }
+
+    /// As [`loan`](Self::loan), waiting at most until `deadline` for room
+    /// (on transports other than shared memory, when sending).
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan); [`Error::Timeout`] or [`Error::WouldBlock`].
+    pub fn loan_until(&mut self, deadline: Deadline) -> Result<Loan<'_, Out>> {
+        loan_message(&mut self.channel, deadline)
+    }
+}
+
+impl<Out, In, C> TypedChannel<Out, In, C>
+where
+    Out: IpcMessage,
+    In: IpcMessage + ZeroCopy,
+    C: Channel + InPlaceReceiver,
+{
+    /// The next message as a [`Sample`] that derefs to `&In`: inside the
+    /// segment on `shm:`/`sysv-shm:`, one copy elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `In` for a wrong length or an invalid bit
+    /// pattern (the message is consumed; the channel stays usable);
+    /// otherwise as [`recv`](Self::recv).
+    pub fn recv_sample(&mut self) -> Result<Sample<'_, In>> {
+        self.recv_sample_until(Deadline::Never)
+    }
+
+    /// As [`recv_sample`](Self::recv_sample), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_sample`](Self::recv_sample); [`Error::Timeout`].
+    pub fn recv_sample_timeout(&mut self, timeout: Duration) -> Result<Sample<'_, In>> {
+        self.recv_sample_until(Deadline::after(timeout))
+    }
+
+    /// As [`recv_sample`](Self::recv_sample), waiting at most until
+    /// `deadline`.
+    ///
+    /// # Errors
+    /// As [`recv_sample`](Self::recv_sample).
+    pub fn recv_sample_until(&mut self, deadline: Deadline) -> Result<Sample<'_, In>> {
+        recv_sample(&mut self.channel, deadline)
+    }
+}
+
+impl<Out: IpcMessage, In: IpcMessage> TypedChannel<Out, In, AnyChannel> {
+    /// The addresses of the shared-memory segment, on `shm:`/`sysv-shm:`.
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Option<Range<usize>> {
+        self.channel.mapped_range()
+    }
+}
+
+impl<Out: IpcMessage + ZeroCopy, S: LoanSender> TypedSender<Out, S> {
+    /// See [`TypedChannel::loan`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::loan`].
+    pub fn loan(&mut self) -> Result<Loan<'_, Out>> {
+        self.loan_until(Deadline::Never)
+    }
+
+    /// See [`TypedChannel::loan_until`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::loan_until`].
+    pub fn loan_until(&mut self, deadline: Deadline) -> Result<Loan<'_, Out>> {
+        loan_message(&mut self.sender, deadline)
+    }
+}
+
+impl<In: IpcMessage + ZeroCopy, R: InPlaceReceiver> TypedReceiver<In, R> {
+    /// See [`TypedChannel::recv_sample`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_sample`].
+    pub fn recv_sample(&mut self) -> Result<Sample<'_, In>> {
+        self.recv_sample_until(Deadline::Never)
+    }
+
+    /// See [`TypedChannel::recv_sample_timeout`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_sample_timeout`].
+    pub fn recv_sample_timeout(&mut self, timeout: Duration) -> Result<Sample<'_, In>> {
+        self.recv_sample_until(Deadline::after(timeout))
+    }
+
+    /// See [`TypedChannel::recv_sample_until`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_sample_until`].
+    pub fn recv_sample_until(&mut self, deadline: Deadline) -> Result<Sample<'_, In>> {
+        recv_sample(&mut self.receiver, deadline)
+    }
+}
+
+impl<In: IpcMessage> TypedReceiver<In, AnyReceiver> {
+    /// The addresses of the shared-memory segment, on `shm:`/`sysv-shm:`.
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Option<Range<usize>> {
+        self.receiver.mapped_range()
     }
 }

@@ -19,4 +19,7 @@ pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
 
-pub use any::{AnyChannel, AnyListener, AnyReceiver, AnySender, connect, listen};
+pub use any::{
+    AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, InPlaceReceiver,
+    LoanSender, connect, listen,
+};

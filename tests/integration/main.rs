@@ -2,6 +2,7 @@
 //! transport-specific cases.
 
 mod conformance;
+mod in_place;
 mod rpc;
 mod stream;
 mod typed;

@@ -183,6 +183,8 @@ typed!(tcp => "tcp://127.0.0.1:0".to_string());
 typed!(fifo => format!("fifo:/tmp/{}", crate::util::unique("tf")));
 typed!(mq => format!("mq:/{}", crate::util::unique("tm")));
 typed!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("ts")));
+typed!(shm => format!("shm:/{}", crate::util::unique("th")));
+typed!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("tv")));
 
 /// `pipe:` has no listener: one child started by `ipcx::typed::spawn`.
 pub mod pipe {

@@ -25,7 +25,7 @@ pub mod ring;
 pub mod segment;
 pub mod sysv;
 
-use std::ops::{Deref, DerefMut};
+use std::ops::{Deref, DerefMut, Range};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
@@ -161,6 +161,12 @@ impl Shared {
             data: unsafe { self.map.ptr().add(layout.ring_offset(ring) as usize) },
             capacity: layout.ring_capacity,
         }
+    }
+
+    /// The addresses of the mapped segment.
+    fn mapped_range(&self) -> Range<usize> {
+        let start = self.map.ptr() as usize;
+        start..start + self.map.len()
     }
 
     /// Whether the peer process is gone.
@@ -370,6 +376,13 @@ impl ShmSender {
         }
     }
 
+    /// The addresses of the mapped segment (for tests that check a loan
+    /// lies inside it).
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Range<usize> {
+        self.shared.mapped_range()
+    }
+
     fn check_size(&self, len: usize) -> Result<()> {
         if len > self.max {
             return Err(Error::MessageTooLarge {
@@ -566,6 +579,13 @@ impl ShmReceiver {
         }
     }
 
+    /// The addresses of the mapped segment (for tests that check a
+    /// message is read in place).
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Range<usize> {
+        self.shared.mapped_range()
+    }
+
     fn release(&mut self) {
         if self.ring.release() {
             self.shared.wake(self.index, Event::Space);
@@ -722,6 +742,13 @@ pub struct ShmChannel {
 }
 
 impl ShmChannel {
+    /// The addresses of the mapped segment (for tests that check a message
+    /// is written or read in place).
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Range<usize> {
+        self.sender.mapped_range()
+    }
+
     /// See [`ShmSender::loan`].
     ///
     /// # Errors

@@ -13,6 +13,10 @@
 //! payload may wrap around the end of the ring; a message larger than the
 //! ring streams through it in chunks. A `PAD` record skips to the start of
 //! the ring so a loaned payload is contiguous.
+//!
+//! Every record starts at a multiple of 8 bytes from the ring's start, and
+//! the ring starts at a page-aligned offset of a page-aligned mapping, so
+//! every payload address is a multiple of [`PAYLOAD_ALIGN`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -21,6 +25,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 pub const KIND_MESSAGE: u32 = 1;
 /// Record kind: padding to the end of the ring.
 pub const KIND_PAD: u32 = 2;
+/// The alignment every payload address has (in the producer's and in the
+/// consumer's mapping): types aligned to at most this can be viewed in
+/// place.
+pub const PAYLOAD_ALIGN: usize = 8;
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
 
