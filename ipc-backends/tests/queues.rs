@@ -128,6 +128,8 @@ where
     // Dropping our sender ends the child's loop; it exits, we see Disconnected.
     assert!(matches!(rx.recv(), Err(Error::Disconnected)));
     assert!(child.wait().unwrap().success());
+    // Our receiving half owns our queue until it is dropped.
+    drop(rx);
     drop(l);
     assert_nothing_left(&ep);
 }
