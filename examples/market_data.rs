@@ -23,15 +23,15 @@ use serde::{Deserialize, Serialize};
 
 const CONSUMER: &str = "--consumer";
 
-#[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
-#[ipc(zero_copy, name = "md.Side")]
-#[repr(u8)]
-enum Side {
-    Bid = 1,
-    Ask = 2,
-}
+/// `Quote::side` of a bid.
+const BID: u8 = 1;
+/// `Quote::side` of an ask.
+const ASK: u8 = 2;
 
-/// One quote: 40 bytes, no padding (the derive refuses padding).
+/// One quote: 40 bytes, no padding (the derive refuses padding). Every
+/// field accepts any bytes (the side is a `u8`, not an enum), so a consumer
+/// on shared memory reads it in place; a `bool` or enum field would make
+/// `recv_sample` copy it out first, because the publisher could still write.
 #[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
 #[ipc(zero_copy, name = "md.Quote")]
 #[repr(C)]
@@ -40,7 +40,7 @@ struct Quote {
     price: f64,
     size: u32,
     symbol: [u8; 6],
-    side: Side,
+    side: u8,
     _reserved: [u8; 5],
     timestamp_ns: u64,
 }
@@ -86,7 +86,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let mut in_place = false;
     for seq in 0..count {
-        let side = if seq % 2 == 0 { Side::Bid } else { Side::Ask };
+        let side = if seq % 2 == 0 { BID } else { ASK };
         let mut loan = tx.loan()?;
         in_place = loan.is_in_place();
         loan.write(Quote {
@@ -145,8 +145,11 @@ fn consume() -> Result<(), Box<dyn std::error::Error>> {
         }
         next = q.seq + 1;
         let book = match q.side {
-            Side::Bid => &mut bid,
-            Side::Ask => &mut ask,
+            BID => &mut bid,
+            ASK => &mut ask,
+            other => {
+                return Err(format!("quote {} has side {other}, neither bid nor ask", q.seq).into());
+            }
         };
         book.0 += q.price * f64::from(q.size);
         book.1 += f64::from(q.size);

@@ -601,23 +601,50 @@ pub struct Sample<'a, T> {
 
 impl<'a, T: IpcMessage + ZeroCopy> Sample<'a, T> {
     fn new(msg: AnyInPlace<'a>) -> Result<Self> {
-        validate::<T>(&msg)?;
-        if aligned_for::<T>(msg.as_ptr()) {
-            Ok(Sample {
+        // In shared memory the peer can still write: only a type for which
+        // any bytes are a valid value may be referenced there. Other bytes
+        // (a private buffer) cannot change under us.
+        let stable = T::EVERY_BIT_PATTERN_VALID || !msg.is_in_place();
+        if stable && aligned_for::<T>(msg.as_ptr()) {
+            validate::<T>(&msg)?;
+            return Ok(Sample {
                 slot: SampleSlot::Direct(msg, PhantomData),
-            })
-        } else {
-            // SAFETY:
-            // - `msg` holds exactly `size_of::<T>()` bytes (validated
-            //   above); `read_unaligned` needs no alignment;
-            // - they are a valid `T`: `T::validate` accepted them, which
-            //   the `ZeroCopy` contract makes sufficient;
-            // - `T: Copy`, so duplicating it out of the buffer is fine.
-            let value = unsafe { msg.as_ptr().cast::<T>().read_unaligned() };
-            Ok(Sample {
-                slot: SampleSlot::Copied(value),
-            })
+            });
         }
+        // Copy first, then validate the copy: what is checked is what is kept.
+        let value = {
+            let () = T::LAYOUT_CHECK;
+            if msg.len() != size_of::<T>() {
+                return Err(validate::<T>(&msg).err().unwrap_or_else(|| Error::Decode {
+                    type_name: T::NAME,
+                    reason: format!("expected {} bytes, got {}", size_of::<T>(), msg.len()),
+                }));
+            }
+            let mut copy = MaybeUninit::<T>::uninit();
+            // SAFETY: `msg` holds exactly `size_of::<T>()` readable bytes
+            // (checked just above) and `copy` has room for as many; the
+            // regions are distinct (one is a local); u8 copies need no
+            // alignment.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    msg.as_ptr(),
+                    copy.as_mut_ptr().cast::<u8>(),
+                    size_of::<T>(),
+                );
+            }
+            // SAFETY: all `size_of::<T>()` bytes of `copy` were just written,
+            // so viewing them as initialised bytes is sound.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(copy.as_ptr().cast::<u8>(), size_of::<T>()) };
+            validate::<T>(bytes)?;
+            // SAFETY: the bytes are a valid `T`: `T::validate` accepted this
+            // very copy, which the `ZeroCopy` contract makes sufficient, and
+            // no one else can write to a local.
+            unsafe { copy.assume_init() }
+        };
+        Ok(Sample {
+            slot: SampleSlot::Copied(value),
+        })
     }
 
     /// Whether the value is read inside shared memory (not copied).

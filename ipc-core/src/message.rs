@@ -408,6 +408,9 @@ tuple_fingerprints!(A B C D E F G H I J K L);
 /// - [`validate`](ZeroCopy::validate) returns `Ok` only for byte patterns
 ///   that are a valid value of the type (for types where every pattern is
 ///   valid the default, always `Ok`, is right);
+/// - [`EVERY_BIT_PATTERN_VALID`](ZeroCopy::EVERY_BIT_PATTERN_VALID) is
+///   `true` only if every byte pattern of the type's size is a valid value
+///   (no `bool`, `char` or enum anywhere inside);
 /// - evaluating [`LAYOUT_CHECK`](ZeroCopy::LAYOUT_CHECK) fails to compile
 ///   when the layout has padding (for generic types, whose layout is known
 ///   only once instantiated).
@@ -416,6 +419,14 @@ pub unsafe trait ZeroCopy: Copy + 'static {
     /// instantiated, has padding. The helpers of this module evaluate it.
     #[doc(hidden)]
     const LAYOUT_CHECK: () = ();
+
+    /// Whether every byte pattern of the type's size is a valid value. Only
+    /// such types are handed out as references into shared memory
+    /// (`Sample<T>` in place): the peer can still write there, and for a
+    /// type with invalid patterns (`bool`, enums) a write after validation
+    /// could make the reference invalid. Other types are copied out first
+    /// and the copy is validated.
+    const EVERY_BIT_PATTERN_VALID: bool = false;
 
     /// Checks that `bytes` (exactly `size_of::<Self>()` of them, at any
     /// alignment) is a valid bit pattern of the type.
@@ -447,7 +458,9 @@ macro_rules! zero_copy_primitives {
     ($($t:ty),*) => {$(
         // SAFETY: a primitive number has a defined layout, no padding, no
         // pointers, and every bit pattern of its size is a valid value.
-        unsafe impl ZeroCopy for $t {}
+        unsafe impl ZeroCopy for $t {
+            const EVERY_BIT_PATTERN_VALID: bool = true;
+        }
     )*};
 }
 
@@ -509,6 +522,7 @@ unsafe impl ZeroCopy for char {
 // element with `T::validate`.
 unsafe impl<T: ZeroCopy, const N: usize> ZeroCopy for [T; N] {
     const LAYOUT_CHECK: () = T::LAYOUT_CHECK;
+    const EVERY_BIT_PATTERN_VALID: bool = T::EVERY_BIT_PATTERN_VALID;
 
     fn validate(bytes: &[u8]) -> Result<()> {
         check_len::<Self>(bytes, std::any::type_name::<Self>())?;

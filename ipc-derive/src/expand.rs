@@ -190,8 +190,12 @@ fn zero_copy(input: &Input<'_>, krate: &Path) -> TokenStream {
                 // assertion (size equals the sum of the fields' sizes) that
                 // there is no padding. It is evaluated below for non-generic
                 // types and by every helper that views the bytes. `validate`
-                // validates every field at its offset.
+                // validates every field at its offset. Every bit pattern is
+                // valid exactly when it is for every field (no padding).
                 unsafe impl #impl_generics #krate::message::ZeroCopy for #ident #ty_generics #where_clause {
+                    const EVERY_BIT_PATTERN_VALID: bool =
+                        true #( && <#tys as #krate::message::ZeroCopy>::EVERY_BIT_PATTERN_VALID )*;
+
                     const LAYOUT_CHECK: () = {
                         #( #field_checks )*
                         ::core::assert!(

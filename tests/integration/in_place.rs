@@ -49,6 +49,17 @@ pub struct Wide {
     b: u128,
 }
 
+/// Plain data for which any bytes are a valid value: handed out in place.
+#[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
+#[ipc(zero_copy, name = "test.Quote")]
+#[repr(C)]
+pub struct Quote {
+    seq: u64,
+    price: f64,
+    qty: u32,
+    flags: [u8; 4],
+}
+
 fn ticks() -> Vec<Tick> {
     (0..200u64)
         .map(|i| Tick {
@@ -123,6 +134,7 @@ fn run_role() {
     match role.as_str() {
         "echo_bytes" => echo_bytes(&ep),
         "echo_ticks" => echo_samples::<Tick>(&ep),
+        "echo_quotes" => echo_samples::<Quote>(&ep),
         "echo_wide" => echo_samples::<Wide>(&ep),
         "bad_ticks" => {
             // Raw bytes the parent's typed receiver must reject, then a
@@ -276,7 +288,9 @@ fn typed(test: &'static str, ep: &str) {
         }
         loan.send().expect("send");
         let back = ch.recv_sample_timeout(OP).expect("recv_sample");
-        assert_eq!(back.is_in_place(), shared);
+        // A Tick holds a bool and an enum: even on shared memory it is
+        // copied out and the copy validated (see `no_copy`).
+        assert!(!back.is_in_place());
         assert_eq!(*back, t);
     }
     // Loans and plain sends mix: the peer cannot tell.
@@ -329,26 +343,62 @@ fn invalid(test: &'static str, ep: &str) {
 }
 
 /// On shared memory the loan, the sample and the in-place bytes lie inside
-/// the mapped segment: nothing was copied.
+/// the mapped segment: nothing was copied. A type with invalid bit
+/// patterns is copied out before validation instead, since the peer could
+/// still write to the segment.
 fn no_copy(test: &'static str, ep: &str) {
-    let mut l = ipcx::listen_typed::<Tick, Tick>(&parse(ep)).expect("listen typed");
-    let peer = Peer::spawn(test, "echo_ticks", &l.endpoint().to_string(), "");
+    let mut l = ipcx::listen_typed::<Quote, Quote>(&parse(ep)).expect("listen typed");
+    let peer = Peer::spawn(test, "echo_quotes", &l.endpoint().to_string(), "");
     let mut ch = l.accept_timeout(OP).expect("accept");
     let segment = ch
         .mapped_range()
         .expect("a shared-memory channel has a segment");
     let inside = |addr: usize, len: usize| segment.start <= addr && addr + len <= segment.end;
-    let size = size_of::<Tick>();
-    for t in ticks().into_iter().take(20) {
+    let size = size_of::<Quote>();
+    for i in 0..20u64 {
+        let q = Quote {
+            seq: i,
+            price: i as f64 * 1.5,
+            qty: i as u32 * 7,
+            flags: [i as u8; 4],
+        };
         let mut loan = ch.loan().expect("loan");
         let at = loan.as_ptr() as usize;
         assert!(inside(at, size), "loan at {at:#x} outside {segment:x?}");
-        loan.write(t);
+        loan.write(q);
         loan.send().expect("send");
 
         let sample = ch.recv_sample_timeout(OP).expect("recv_sample");
+        assert!(sample.is_in_place(), "a Quote sample was copied");
         let at = &raw const *sample as usize;
         assert!(inside(at, size), "sample at {at:#x} outside {segment:x?}");
+        assert_eq!(*sample, q);
+    }
+    drop(ch);
+    peer.expect_success();
+    drop(l);
+
+    let mut l = ipcx::listen_typed::<Tick, Tick>(&parse(ep)).expect("listen typed");
+    let peer = Peer::spawn(test, "echo_ticks", &l.endpoint().to_string(), "");
+    let mut ch = l.accept_timeout(OP).expect("accept");
+    let segment = ch.mapped_range().expect("segment");
+    let inside = |addr: usize, len: usize| segment.start <= addr && addr + len <= segment.end;
+    let size = size_of::<Tick>();
+    for t in ticks().into_iter().take(20) {
+        let mut loan = ch.loan().expect("loan");
+        assert!(
+            inside(loan.as_ptr() as usize, size),
+            "a Tick loan is in place too"
+        );
+        loan.write(t);
+        loan.send().expect("send");
+        let sample = ch.recv_sample_timeout(OP).expect("recv_sample");
+        assert!(
+            !sample.is_in_place(),
+            "a Tick (bool, enum) must be copied out"
+        );
+        let at = &raw const *sample as usize;
+        assert!(!inside(at, size), "a Tick sample points into the segment");
         assert_eq!(*sample, t);
     }
 

@@ -58,7 +58,6 @@ fn age_of(path: &Path) -> Option<Duration> {
     SystemTime::now().duration_since(m).ok()
 }
 
-
 /// `QSIZE:12 …` of `/dev/mqueue/NAME`: bytes queued.
 fn mq_size(name: &str) -> String {
     std::fs::read_to_string(format!("/dev/mqueue/{}", name.trim_start_matches('/')))
