@@ -148,7 +148,9 @@ fn consume() -> Result<(), Box<dyn std::error::Error>> {
             BID => &mut bid,
             ASK => &mut ask,
             other => {
-                return Err(format!("quote {} has side {other}, neither bid nor ask", q.seq).into());
+                return Err(
+                    format!("quote {} has side {other}, neither bid nor ask", q.seq).into(),
+                );
             }
         };
         book.0 += q.price * f64::from(q.size);

@@ -608,7 +608,11 @@ fn listener_killed(test: &'static str, ep: &str) {
     assert_eq!(peer.expect_line(), "accepted");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(ch.recv().map(|_| ()).map_err(|e| e.to_string()));
+        let r = ch.recv().map(|_| ()).map_err(|e| e.to_string());
+        // Our end goes before the result, so the leftover check below sees
+        // only what the dead listener left.
+        drop(ch);
+        let _ = tx.send(r);
     });
     std::thread::sleep(Duration::from_millis(50));
     let dead = peer.pid();
