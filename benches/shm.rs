@@ -18,19 +18,38 @@ const ROLE: &str = "IPCX_BENCH_SHM_ROLE";
 const RING: usize = 4 << 20;
 
 // ---------- raw baseline ----------
+//
+// A plain SPSC ring as one would write it by hand: head, tail and each
+// wake-up pair on their own cache lines, each side caching the peer's
+// index and reading the shared one only when the cached view is short, and
+// (when blocking) the usual fence-then-check of the peer's sleeping flag.
 
 #[repr(C, align(128))]
-struct Line {
-    pos: AtomicU64,
+struct Index(AtomicU64);
+
+#[repr(C, align(128))]
+struct Wake {
     sleeping: AtomicU32,
     seq: AtomicU32,
 }
 
 #[repr(C)]
 struct RawRing {
-    head: Line,
-    tail: Line,
-    data: [u8; RING],
+    head: Index,
+    tail: Index,
+    /// The consumer sleeps here for data.
+    data: Wake,
+    /// The producer sleeps here for space.
+    space: Wake,
+    bytes: [u8; RING],
+}
+
+/// One side's private view of a ring: its own index and the peer's, as
+/// last read.
+#[derive(Default)]
+struct Cursor {
+    own: u64,
+    peer: u64,
 }
 
 fn futex_wait(w: &AtomicU32, v: u32) {
@@ -53,8 +72,8 @@ fn futex_wake(w: &AtomicU32) {
     }
 }
 
-/// Waits until `ready()`; `block` sleeps on `line`'s futex at once.
-fn raw_wait(line: &Line, block: bool, mut ready: impl FnMut() -> bool) {
+/// Waits until `ready()`; `block` sleeps on `wake`'s futex at once.
+fn raw_wait(wake: &Wake, block: bool, mut ready: impl FnMut() -> bool) {
     loop {
         if ready() {
             return;
@@ -63,20 +82,20 @@ fn raw_wait(line: &Line, block: bool, mut ready: impl FnMut() -> bool) {
             std::hint::spin_loop();
             continue;
         }
-        let s = line.seq.load(Ordering::Acquire);
-        line.sleeping.store(1, Ordering::Relaxed);
+        let s = wake.seq.load(Ordering::Acquire);
+        wake.sleeping.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if ready() {
-            line.sleeping.store(0, Ordering::Relaxed);
+            wake.sleeping.store(0, Ordering::Relaxed);
             return;
         }
-        futex_wait(&line.seq, s);
-        line.sleeping.store(0, Ordering::Relaxed);
+        futex_wait(&wake.seq, s);
+        wake.sleeping.store(0, Ordering::Relaxed);
     }
 }
 
-fn raw_publish(pos: &Line, value: u64, waiter: &Line, block: bool) {
-    pos.pos.store(value, Ordering::Release);
+fn raw_publish(index: &Index, value: u64, waiter: &Wake, block: bool) {
+    index.0.store(value, Ordering::Release);
     if block {
         fence(Ordering::SeqCst);
         if waiter.sleeping.load(Ordering::Relaxed) != 0 {
@@ -90,8 +109,8 @@ impl RawRing {
     fn copy_in(&self, pos: u64, src: &[u8]) {
         let off = pos as usize % RING;
         let first = src.len().min(RING - off);
-        let base = self.data.as_ptr() as *mut u8;
-        // SAFETY: both ranges are inside `data`; the producer owns them.
+        let base = self.bytes.as_ptr() as *mut u8;
+        // SAFETY: both ranges are inside `bytes`; the producer owns them.
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(off), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), base, src.len() - first);
@@ -101,41 +120,45 @@ impl RawRing {
     fn copy_out(&self, pos: u64, dst: &mut [u8]) {
         let off = pos as usize % RING;
         let first = dst.len().min(RING - off);
-        // SAFETY: both ranges are inside `data`, published by the producer.
+        // SAFETY: both ranges are inside `bytes`, published by the producer.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(off), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(self.bytes.as_ptr().add(off), dst.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(
-                self.data.as_ptr(),
+                self.bytes.as_ptr(),
                 dst.as_mut_ptr().add(first),
                 dst.len() - first,
             );
         }
     }
 
-    // The head line's futex is the consumer's (data), the tail line's the
-    // producer's (space).
-    fn send(&self, head: &mut u64, msg: &[u8], block: bool) {
+    fn send(&self, c: &mut Cursor, msg: &[u8], block: bool) {
         let need = 8 + msg.len().div_ceil(8) as u64 * 8;
-        raw_wait(&self.tail, block, || {
-            RING as u64 - (*head - self.tail.pos.load(Ordering::Acquire)) >= need
-        });
-        self.copy_in(*head, &(msg.len() as u64).to_le_bytes());
-        self.copy_in(*head + 8, msg);
-        *head += need;
-        raw_publish(&self.head, *head, &self.head, block);
+        if RING as u64 - (c.own - c.peer) < need {
+            raw_wait(&self.space, block, || {
+                c.peer = self.tail.0.load(Ordering::Acquire);
+                RING as u64 - (c.own - c.peer) >= need
+            });
+        }
+        self.copy_in(c.own, &(msg.len() as u64).to_le_bytes());
+        self.copy_in(c.own + 8, msg);
+        c.own += need;
+        raw_publish(&self.head, c.own, &self.data, block);
     }
 
-    fn recv(&self, tail: &mut u64, buf: &mut Vec<u8>, block: bool) {
-        raw_wait(&self.head, block, || {
-            self.head.pos.load(Ordering::Acquire) != *tail
-        });
+    fn recv(&self, c: &mut Cursor, buf: &mut Vec<u8>, block: bool) {
+        if c.peer == c.own {
+            raw_wait(&self.data, block, || {
+                c.peer = self.head.0.load(Ordering::Acquire);
+                c.peer != c.own
+            });
+        }
         let mut h = [0u8; 8];
-        self.copy_out(*tail, &mut h);
+        self.copy_out(c.own, &mut h);
         let len = u64::from_le_bytes(h) as usize;
         buf.resize(len, 0);
-        self.copy_out(*tail + 8, buf);
-        *tail += 8 + len.div_ceil(8) as u64 * 8;
-        raw_publish(&self.tail, *tail, &self.tail, block);
+        self.copy_out(c.own + 8, buf);
+        c.own += 8 + len.div_ceil(8) as u64 * 8;
+        raw_publish(&self.tail, c.own, &self.space, block);
     }
 }
 
@@ -182,13 +205,13 @@ fn reap(pid: libc::pid_t) {
 fn raw_rtt(rounds: usize, block: bool) -> Vec<Duration> {
     let (ping, pong) = raw_rings();
     let child = fork(|| {
-        let (mut t, mut h, mut buf) = (0, 0, Vec::new());
+        let (mut t, mut h, mut buf) = (Cursor::default(), Cursor::default(), Vec::new());
         for _ in 0..rounds {
             ping.recv(&mut t, &mut buf, block);
             pong.send(&mut h, &buf, block);
         }
     });
-    let (mut h, mut t, mut buf) = (0, 0, Vec::new());
+    let (mut h, mut t, mut buf) = (Cursor::default(), Cursor::default(), Vec::new());
     let msg = [7u8; 64];
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -204,19 +227,19 @@ fn raw_rtt(rounds: usize, block: bool) -> Vec<Duration> {
 fn raw_throughput(size: usize, count: usize) -> Duration {
     let (ring, done) = raw_rings();
     let child = fork(|| {
-        let (mut t, mut buf) = (0, Vec::new());
+        let (mut t, mut buf) = (Cursor::default(), Vec::new());
         for _ in 0..count {
             ring.recv(&mut t, &mut buf, false);
         }
-        done.head.pos.store(1, Ordering::Release);
+        done.head.0.store(1, Ordering::Release);
     });
     let msg = vec![7u8; size];
-    let mut h = 0;
+    let mut h = Cursor::default();
     let s = Instant::now();
     for _ in 0..count {
         ring.send(&mut h, &msg, false);
     }
-    while done.head.pos.load(Ordering::Acquire) == 0 {
+    while done.head.0.load(Ordering::Acquire) == 0 {
         std::hint::spin_loop();
     }
     let d = s.elapsed();
