@@ -608,7 +608,11 @@ fn listener_killed(test: &'static str, ep: &str) {
     assert_eq!(peer.expect_line(), "accepted");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(ch.recv().map(|_| ()).map_err(|e| e.to_string()));
+        let got = ch.recv().map(|_| ()).map_err(|e| e.to_string());
+        // Detach before reporting: the leftover check below must not race
+        // with this side still holding the dead listener's segment.
+        drop(ch);
+        let _ = tx.send(got);
     });
     std::thread::sleep(Duration::from_millis(50));
     let dead = peer.pid();

@@ -607,7 +607,8 @@ impl ShmReceiver {
     fn read_body(&mut self, len: u64, mut avail: u64, buf: &mut Vec<u8>) -> Result<()> {
         self.ring.skip(ring::RECORD_HEADER);
         avail -= ring::RECORD_HEADER;
-        buf.clear();
+        // Every byte is overwritten below: zero only what the buffer grows.
+        buf.truncate(len as usize);
         buf.resize(len as usize, 0);
         let mut pad = [0u8; 8];
         let pad_len = (ring::record_size(len) - ring::RECORD_HEADER - len) as usize;

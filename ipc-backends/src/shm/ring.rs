@@ -271,6 +271,13 @@ pub struct RingMem {
 unsafe impl Send for RingMem {}
 
 impl RingMem {
+    /// The offset of position `pos` in the data area: `pos % capacity`
+    /// for the power-of-two capacity, without a division. Below
+    /// `capacity` whatever `capacity` is.
+    fn offset(&self, pos: u64) -> u64 {
+        pos & (self.capacity - 1)
+    }
+
     fn control(&self) -> &Control {
         // SAFETY: `control` points into a live mapping for as long as the
         // owning channel holds the mapping (constructor precondition of
@@ -283,7 +290,7 @@ impl RingMem {
     /// # Safety
     /// - `src.len() <= capacity`, and the bytes from `pos` are ours (free).
     unsafe fn write_at(&self, pos: u64, src: &[u8]) {
-        let off = (pos % self.capacity) as usize;
+        let off = self.offset(pos) as usize;
         let first = src.len().min(self.capacity as usize - off);
         // SAFETY: `off + first <= capacity` and `src.len() - first <= off`
         // (because src.len() <= capacity), so both copies stay inside the
@@ -299,7 +306,7 @@ impl RingMem {
     /// # Safety
     /// - `dst.len() <= capacity`.
     unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
-        let off = (pos % self.capacity) as usize;
+        let off = self.offset(pos) as usize;
         let first = dst.len().min(self.capacity as usize - off);
         // SAFETY: as in `write_at`, both ranges are inside the data area and
         // `dst` is a distinct Rust slice. The peer may write these bytes
@@ -406,7 +413,7 @@ impl Producer {
     /// a pad first when the ring end is too close: the payload address, or
     /// `None` when not enough is free. `free` as for [`push`](Self::push).
     pub fn reserve_contiguous(&mut self, record: u64, free: u64) -> Option<Reserved> {
-        let off = self.head % self.mem.capacity;
+        let off = self.mem.offset(self.head);
         let to_end = self.mem.capacity - off;
         let (pad, start) = if to_end >= record {
             (0, off)
@@ -534,7 +541,7 @@ impl Consumer {
     /// The payload of a message of `len` bytes whose header is at the tail,
     /// if the whole record is published (`avail`) and does not wrap.
     pub fn contiguous(&self, len: u64, avail: u64) -> Option<*const u8> {
-        let off = self.tail % self.mem.capacity;
+        let off = self.mem.offset(self.tail);
         let rec = record_size(len);
         if rec > avail || off + rec > self.mem.capacity {
             return None;
