@@ -409,6 +409,38 @@ impl Producer {
         publish(&c.head, self.head, &c.data_sleeping, self.peer_spins)
     }
 
+    /// Writes a whole message record (header, `msg`, zero padding) at the
+    /// head when it does not wrap; `false`, writing nothing, when it does.
+    /// The caller has checked that `record_size(msg.len())` bytes are free
+    /// (as for [`push`](Self::push)). Unpublished until
+    /// [`publish`](Self::publish).
+    pub fn push_contiguous(&mut self, msg: &[u8]) -> bool {
+        let len = msg.len() as u64;
+        let record = record_size(len);
+        let off = self.mem.offset(self.head);
+        if off + record > self.mem.capacity {
+            return false;
+        }
+        let word = (u64::from(KIND_MESSAGE) << 32) | len;
+        // SAFETY: `off + record <= capacity`, so header, payload and padding
+        // lie inside the data area; those bytes are free (caller's check),
+        // so no one reads them until we publish; `msg` is a distinct Rust
+        // slice, so the copy does not overlap.
+        unsafe {
+            let at = self.mem.data.add(off as usize);
+            at.cast::<[u8; 8]>().write_unaligned(word.to_le_bytes());
+            let body = at.add(RECORD_HEADER as usize);
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), body, msg.len());
+            std::ptr::write_bytes(
+                body.add(msg.len()),
+                0,
+                (record - RECORD_HEADER - len) as usize,
+            );
+        }
+        self.head += record;
+        true
+    }
+
     /// Contiguous room for a record of `record` bytes at the head, writing
     /// a pad first when the ring end is too close: the payload address, or
     /// `None` when not enough is free. `free` as for [`push`](Self::push).
