@@ -1,6 +1,9 @@
 //! Shared-memory benchmark: ipcx `shm:` beside a raw baseline written
 //! directly against libc (an SPSC byte ring in a shared mapping, with a
 //! futex wake-up or pure spinning), two processes, same run, ratio printed.
+//! Blocking round trips put both processes on CPU 0 (same core), so a run
+//! measures one placement rather than whatever the scheduler picked;
+//! spinning runs are left to the scheduler (see `place`).
 //!
 //! ```text
 //! cargo bench --bench shm              # full run
@@ -15,6 +18,8 @@ use ipc_backends::shm::Shm;
 use ipcx::{Endpoint, Listener, Receiver, Schema, Sender, Transport};
 
 const ROLE: &str = "IPCX_BENCH_SHM_ROLE";
+/// The CPU the peer process pins itself to, if any.
+const PEER_CPU: &str = "IPCX_BENCH_SHM_CPU";
 const RING: usize = 4 << 20;
 
 // ---------- raw baseline ----------
@@ -182,6 +187,34 @@ fn raw_rings() -> (&'static RawRing, &'static RawRing) {
     }
 }
 
+/// Pins this process to `cpu`, or lets it run anywhere with `None`.
+fn pin(cpu: Option<usize>) {
+    // SAFETY: cpu_set_t is plain bits, zeroed is the empty set; CPU_SET
+    // stays inside it for cpu < CPU_SETSIZE; pid 0 is this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        match cpu {
+            Some(c) => libc::CPU_SET(c, &mut set),
+            // Every CPU the set can name: the kernel keeps the online ones.
+            None => (0..libc::CPU_SETSIZE as usize).for_each(|c| libc::CPU_SET(c, &mut set)),
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Where the two processes run: both on CPU 0 when `same`, else wherever
+/// the scheduler puts them. Pinning two spinners to two CPUs of a shared
+/// machine starves them whenever another process lands on either CPU.
+/// Returns the peer's CPU.
+fn place(same: bool) -> Option<usize> {
+    if same {
+        pin(Some(0));
+        Some(0)
+    } else {
+        None
+    }
+}
+
 /// Forks a child running `f`, returns its pid.
 fn fork(f: impl FnOnce()) -> libc::pid_t {
     // SAFETY: the bench is single-threaded when it forks; the child only
@@ -204,7 +237,11 @@ fn reap(pid: libc::pid_t) {
 
 fn raw_rtt(rounds: usize, block: bool) -> Vec<Duration> {
     let (ping, pong) = raw_rings();
+    let cpu = place(block);
     let child = fork(|| {
+        if cpu.is_some() {
+            pin(cpu);
+        }
         let (mut t, mut h, mut buf) = (Cursor::default(), Cursor::default(), Vec::new());
         for _ in 0..rounds {
             ping.recv(&mut t, &mut buf, block);
@@ -221,12 +258,17 @@ fn raw_rtt(rounds: usize, block: bool) -> Vec<Duration> {
         times.push(s.elapsed());
     }
     reap(child);
+    pin(None);
     times
 }
 
 fn raw_throughput(size: usize, count: usize) -> Duration {
     let (ring, done) = raw_rings();
+    let cpu = place(false);
     let child = fork(|| {
+        if cpu.is_some() {
+            pin(cpu);
+        }
         let (mut t, mut buf) = (Cursor::default(), Vec::new());
         for _ in 0..count {
             ring.recv(&mut t, &mut buf, false);
@@ -244,6 +286,7 @@ fn raw_throughput(size: usize, count: usize) -> Duration {
     }
     let d = s.elapsed();
     reap(child);
+    pin(None);
     d
 }
 
@@ -260,10 +303,16 @@ fn endpoint(wait: &str) -> Endpoint {
     .unwrap()
 }
 
-fn spawn(ep: &Endpoint, role: &str, count: usize) -> (ipcx::AnyChannel, std::process::Child) {
+fn spawn(
+    ep: &Endpoint,
+    role: &str,
+    count: usize,
+    cpu: Option<usize>,
+) -> (ipcx::AnyChannel, std::process::Child) {
     let mut l = ipcx::listen(ep).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
         .env(ROLE, format!("{role} {count} {ep}"))
+        .env(PEER_CPU, cpu.map_or(String::new(), |c| c.to_string()))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -276,6 +325,9 @@ fn peer(role: &str) {
     let (role, count, ep) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
     let count: usize = count.parse().unwrap();
     let ep: Endpoint = ep.parse().unwrap();
+    if let Some(cpu) = std::env::var(PEER_CPU).ok().and_then(|c| c.parse().ok()) {
+        pin(Some(cpu));
+    }
     let mut ch = <Shm as Transport>::connect(&ep, &Schema::bytes()).unwrap();
     let mut buf = Vec::new();
     match role {
@@ -306,7 +358,8 @@ fn peer(role: &str) {
 }
 
 fn ipcx_rtt(rounds: usize, wait: &str) -> Vec<Duration> {
-    let (mut ch, mut child) = spawn(&endpoint(wait), "echo", rounds);
+    let cpu = place(wait == "block");
+    let (mut ch, mut child) = spawn(&endpoint(wait), "echo", rounds, cpu);
     let msg = [7u8; 64];
     let mut buf = Vec::new();
     let mut times = Vec::with_capacity(rounds);
@@ -318,6 +371,7 @@ fn ipcx_rtt(rounds: usize, wait: &str) -> Vec<Duration> {
     }
     drop(ch);
     child.wait().unwrap();
+    pin(None);
     times
 }
 
@@ -378,7 +432,7 @@ fn main() {
     );
     for (label, block, wait, rounds) in [
         ("wait=spin", false, "spin", 200_000 / scale),
-        ("wait=block", true, "block", 20_000 / scale),
+        ("wait=block, same core", true, "block", 20_000 / scale),
     ] {
         let mut raw = raw_rtt(rounds, block);
         let mut ours = ipcx_rtt(rounds, wait);
