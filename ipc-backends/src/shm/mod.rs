@@ -45,6 +45,8 @@ use crate::sys::{fd, futex, sysv_shm};
 use ring::{Consumer, Next, Producer, RingMem, Violation};
 use segment::Layout;
 
+/// Looks at the ring before a spinning wait first reads the clock.
+const PRE_SPIN: u32 = 64;
 /// How often a waiting side checks that its peer still lives.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
 /// Smallest and largest default ring.
@@ -228,6 +230,16 @@ impl Shared {
         if deadline == Deadline::Now {
             return Err(Error::WouldBlock);
         }
+        if how.wait != Wait::Block {
+            // A spinning peer usually answers within a few hundred ns:
+            // look a few times before paying for the clock.
+            for _ in 0..PRE_SPIN {
+                std::hint::spin_loop();
+                if ready()? {
+                    return Ok(());
+                }
+            }
+        }
         let start = Instant::now();
         let mut next_check = start + LIVENESS_INTERVAL;
         let spin_until = match how.wait {
@@ -353,11 +365,19 @@ impl ShmSender {
         self.ring.free().map_err(|v| protocol(endpoint, index, v))
     }
 
+    /// Bytes free, reading the consumer's tail only when the cached view
+    /// has fewer than `need`.
+    fn free_for(&mut self, need: u64) -> Result<u64> {
+        let (endpoint, index) = (&self.shared.endpoint, self.index);
+        self.ring
+            .free_for(need)
+            .map_err(|v| protocol(endpoint, index, v))
+    }
+
     /// Waits for `need` free bytes (or a closed consumer).
     fn wait_space(&mut self, need: u64, deadline: Deadline) -> Result<()> {
-        let shared = self.shared.clone();
-        let ring = &mut self.ring;
-        let (endpoint, index) = (&shared.endpoint, self.index);
+        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let endpoint = &shared.endpoint;
         shared.wait_for(index, Event::Space, self.how, deadline, || {
             if ring.control().consumer_closed.load(Ordering::Acquire) != 0 {
                 return Ok(true);
@@ -423,16 +443,19 @@ impl ShmSender {
         if self.closed() {
             return Err(Error::Disconnected);
         }
-        let shared = self.shared.clone();
-        let ring = &mut self.ring;
-        let (endpoint, index) = (&shared.endpoint, self.index);
+        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let endpoint = &shared.endpoint;
         let mut reserved = None;
         shared.wait_for(index, Event::Space, self.how, deadline, || {
             if ring.control().consumer_closed.load(Ordering::Acquire) != 0 {
                 return Ok(true);
             }
-            let free = ring.free().map_err(|v| protocol(endpoint, index, v))?;
-            reserved = ring.reserve_contiguous(record, free);
+            // The cached tail first; the shared one only when that is short.
+            reserved = ring.reserve_contiguous(record, ring.free_cached());
+            if reserved.is_none() {
+                let free = ring.free().map_err(|v| protocol(endpoint, index, v))?;
+                reserved = ring.reserve_contiguous(record, free);
+            }
             Ok(reserved.is_some())
         })?;
         match reserved {
@@ -463,10 +486,14 @@ impl Sender for ShmSender {
         // byte on the message is committed and only the peer's death
         // stops it.
         let first = if record <= cap { record } else { cap / 2 };
-        let mut free = self.free()?;
+        let mut free = self.free_for(first)?;
         if free < first {
             self.wait_space(first, deadline)?;
             free = self.free()?;
+        }
+        if record <= free && self.ring.push_contiguous(msg) {
+            self.publish();
+            return Ok(());
         }
         for part in [&header[..], msg, pad] {
             let mut done = 0;
@@ -555,25 +582,26 @@ pub struct ShmReceiver {
 }
 
 impl ShmReceiver {
-    fn available(&mut self) -> Result<u64> {
-        let (endpoint, index) = (&self.shared.endpoint, self.index);
-        self.ring
-            .available()
-            .map_err(|v| protocol(endpoint, index, v))
-    }
-
     /// Waits for at least one published byte; `Ok(0)` never: returns the
     /// bytes available, or [`Error::Disconnected`] once the producer closed
     /// and everything was read.
     fn wait_data(&mut self, deadline: Deadline) -> Result<u64> {
-        let shared = self.shared.clone();
-        let ring = &mut self.ring;
-        let (endpoint, index) = (&shared.endpoint, self.index);
+        let cached = self.ring.available_cached();
+        if cached > 0 {
+            return Ok(cached);
+        }
+        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let endpoint = &shared.endpoint;
+        let mut avail = 0;
         shared.wait_for(index, Event::Data, self.how, deadline, || {
+            // Closed before head: the producer publishes its last bytes
+            // before it closes, so a head read after seeing it closed has
+            // them all.
             let closed = ring.control().producer_closed.load(Ordering::Acquire) != 0;
-            Ok(ring.available().map_err(|v| protocol(endpoint, index, v))? > 0 || closed)
+            avail = ring.available().map_err(|v| protocol(endpoint, index, v))?;
+            Ok(avail > 0 || closed)
         })?;
-        match self.available()? {
+        match avail {
             0 => Err(Error::Disconnected),
             n => Ok(n),
         }
@@ -613,10 +641,21 @@ impl ShmReceiver {
     /// tail into `buf`; waits for streamed chunks without a deadline (the
     /// sender is committed), stopping only if the peer dies.
     fn read_body(&mut self, len: u64, mut avail: u64, buf: &mut Vec<u8>) -> Result<()> {
+        // Every byte is overwritten below: zero only what the buffer grows.
+        buf.truncate(len as usize);
+        buf.resize(len as usize, 0);
+        if let Some(payload) = self.ring.contiguous(len, avail) {
+            // SAFETY: `contiguous` checked that the whole record is
+            // published and lies inside the data area without wrapping, so
+            // `len` bytes from `payload` are readable; `buf` holds `len`
+            // bytes and is a distinct Rust allocation.
+            unsafe { std::ptr::copy_nonoverlapping(payload, buf.as_mut_ptr(), len as usize) };
+            self.ring.skip(ring::record_size(len));
+            self.release();
+            return Ok(());
+        }
         self.ring.skip(ring::RECORD_HEADER);
         avail -= ring::RECORD_HEADER;
-        buf.clear();
-        buf.resize(len as usize, 0);
         let mut pad = [0u8; 8];
         let pad_len = (ring::record_size(len) - ring::RECORD_HEADER - len) as usize;
         for part in [&mut buf[..], &mut pad[..pad_len]] {
@@ -834,14 +873,19 @@ fn channel(
     });
     let (tx, rx) = (side, 1 - side);
     let max = peer.max_message_size;
+    // What the peer announced before the segment carried messages, read
+    // once. A peer that claims to spin and then sleeps only delays its own
+    // wake-ups (to the end of its 10 ms slice).
+    let consumer_spins = shared.control(tx).consumer_spins.load(Ordering::Acquire) != 0;
+    let producer_spins = shared.control(rx).producer_spins.load(Ordering::Acquire) != 0;
     // SAFETY: the ring memory lies inside `shared.map` (layout validated
     // against the mapping's size), which the Arc keeps alive as long as the
     // producer and consumer; this side is the only producer of ring `tx`
     // and the only consumer of ring `rx`.
     let (producer, consumer) = unsafe {
         (
-            Producer::new(shared.ring_mem(&layout, tx)),
-            Consumer::new(shared.ring_mem(&layout, rx), max as u64),
+            Producer::new(shared.ring_mem(&layout, tx), consumer_spins),
+            Consumer::new(shared.ring_mem(&layout, rx), max as u64, producer_spins),
         )
     };
     let how = WaitCfg::of(endpoint);
@@ -995,6 +1039,7 @@ impl ShmListener {
             Scheme::SysvShm => {
                 let (created, map) = sysv::create(ep, size)?;
                 write_header(&map, &layout);
+                announce_wait(&map, 0, ep.wait());
                 let (shmid, semid) = (created.shmid.unwrap_or(-1), created.semid.unwrap_or(-1));
                 let mut msg = vec![SEGMENT_FOLLOWS];
                 msg.extend_from_slice(&shmid.to_le_bytes());
@@ -1005,6 +1050,7 @@ impl ShmListener {
             _ => {
                 let (fd, map) = posix::create(ep, size)?;
                 write_header(&map, &layout);
+                announce_wait(&map, 0, ep.wait());
                 loop {
                     match scm::send_fd(s, SEGMENT_FOLLOWS, fd.as_fd()) {
                         Ok(true) => break,
@@ -1039,6 +1085,25 @@ impl ShmListener {
         }
         Ok(channel(map, layout, signal, conn, ep, 0, peer, peer_start))
     }
+}
+
+/// Announces in the segment, before it carries messages, whether side
+/// `side` never sleeps (`wait=spin`): as consumer of ring `1 - side` and
+/// producer of ring `side`. The peer reads it once, after the rendezvous
+/// socket ordered this write before its read, and then skips the wake-up
+/// check (and its fence) on every publish.
+fn announce_wait(map: &Mapping, side: usize, wait: Wait) {
+    let spins = u32::from(wait == Wait::Spin);
+    // SAFETY: the mapping holds at least HEADER_SIZE bytes (created so, or
+    // validated against the object's size) and stays mapped for the call.
+    let (tx, rx) = unsafe {
+        (
+            segment::control(map.ptr(), side),
+            segment::control(map.ptr(), 1 - side),
+        )
+    };
+    tx.producer_spins.store(spins, Ordering::Release);
+    rx.consumer_spins.store(spins, Ordering::Release);
 }
 
 fn write_header(map: &Mapping, layout: &Layout) {
@@ -1147,6 +1212,7 @@ fn connect(scheme: Scheme, ep: &Endpoint, schema: &Schema) -> Result<ShmChannel>
                 process::pid()
             )));
         }
+        announce_wait(&map, 1, ep.wait());
         Ok((map, signal, layout))
     });
     let ack = if checked.is_ok() { ACK_MAPPED } else { 0 };
@@ -1178,6 +1244,8 @@ mod tests {
             .unwrap();
         let (fd, m0) = posix::create(&ep, size).unwrap();
         write_header(&m0, &layout);
+        announce_wait(&m0, 0, ep.wait());
+        announce_wait(&m0, 1, ep.wait());
         let m1 = crate::sys::shm::map(fd.as_fd(), size).unwrap();
         let base = m1.ptr();
         let (a, b) = UnixStream::pair().unwrap();
@@ -1326,10 +1394,18 @@ mod tests {
         b.recv().unwrap();
         poke(base, ring0_head, 0);
         assert!(matches!(b.try_recv(), Err(Error::Protocol(_))));
-        // A tail past our head, seen by the sender of ring 1.
+        // A tail past our head, seen by the sender of ring 1 once its
+        // cached view of the tail runs out of room and it reads the tail.
         let (_a, mut b, base) = pair(4096, 5000, "block");
-        poke(base, ring1_tail, 64);
-        assert!(matches!(b.try_send(b"x"), Err(Error::Protocol(_))));
+        poke(base, ring1_tail, 1 << 40);
+        let mut outcome = Ok(());
+        for _ in 0..=4096 / 16 {
+            outcome = b.try_send(b"x");
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(outcome, Err(Error::Protocol(_))), "{outcome:?}");
         // A message body the peer claims is streaming but whose producer
         // dies: the survivor's blocking recv ends.
         let (a, mut b, base) = pair(4096, 100_000, "block");
@@ -1400,5 +1476,140 @@ mod tests {
         let mut bad = 0;
         all(&mut Vec::new(), 0, 0, &mut bad);
         assert_eq!(bad, 0);
+    }
+
+    /// Every reachable state of a producer publishing two messages and a
+    /// consumer receiving them with the real wait loop (cached head first,
+    /// then W1-W5), over sequentially consistent memory, with and without
+    /// the consumer's connect-time announcement that it never sleeps (the
+    /// producer then skips P2-P3). No state leaves the consumer blocked
+    /// with data unread. A producer that skips the check although the
+    /// consumer may sleep must be caught, which shows the model can see a
+    /// lost wake-up.
+    #[test]
+    fn wake_protocol_with_spin_announcement_loses_no_wakeup() {
+        use std::collections::HashSet;
+        const MSGS: u8 = 2;
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        struct St {
+            head: u8,
+            sleeping: bool,
+            seq: u8,
+            /// Producer: next step (0 P1, 1 P2, 2 P3) and message number.
+            p_pc: u8,
+            p_msg: u8,
+            p_saw: bool,
+            /// Consumer: next step (0 check cache/poll, 1 W1, 2 W2, 3 W4,
+            /// 4 asleep in W5), its snapshot of seq, messages consumed and
+            /// its cached head.
+            c_pc: u8,
+            c_s: u8,
+            tail: u8,
+            cached: u8,
+        }
+        /// (consumer may sleep, producer checks the flag): the successors.
+        fn next(st: St, consumer_sleeps: bool, producer_checks: bool) -> Vec<St> {
+            let mut out = Vec::new();
+            if st.p_msg < MSGS {
+                let mut n = st;
+                match st.p_pc {
+                    0 => {
+                        n.head += 1;
+                        n.p_pc = if producer_checks { 1 } else { 0 };
+                        if !producer_checks {
+                            n.p_msg += 1;
+                        }
+                    }
+                    1 => {
+                        n.p_saw = st.sleeping;
+                        n.p_pc = 2;
+                    }
+                    _ => {
+                        if st.p_saw {
+                            n.seq += 1;
+                        }
+                        n.p_pc = 0;
+                        n.p_msg += 1;
+                    }
+                }
+                out.push(n);
+            }
+            if st.tail < MSGS {
+                let mut n = st;
+                match st.c_pc {
+                    0 if st.cached > st.tail => n.tail += 1,
+                    0 => {
+                        // ready(): reload the shared head.
+                        n.cached = st.head;
+                        if st.head == st.tail && consumer_sleeps {
+                            n.c_pc = 1;
+                        }
+                    }
+                    1 => {
+                        n.c_s = st.seq;
+                        n.c_pc = 2;
+                    }
+                    2 => {
+                        n.sleeping = true;
+                        n.c_pc = 3;
+                    }
+                    3 => {
+                        n.cached = st.head;
+                        if st.head > st.tail {
+                            n.sleeping = false;
+                            n.c_pc = 0;
+                        } else {
+                            n.c_pc = 4;
+                        }
+                    }
+                    // FUTEX_WAIT returns once seq differs from the snapshot.
+                    _ if st.seq != st.c_s => {
+                        n.sleeping = false;
+                        n.c_pc = 0;
+                    }
+                    _ => {}
+                }
+                if n != st {
+                    out.push(n);
+                }
+            }
+            out
+        }
+        /// Reachable states where nothing can move and a message is unread.
+        fn lost(consumer_sleeps: bool, producer_checks: bool) -> usize {
+            let start = St {
+                head: 0,
+                sleeping: false,
+                seq: 0,
+                p_pc: 0,
+                p_msg: 0,
+                p_saw: false,
+                c_pc: 0,
+                c_s: 0,
+                tail: 0,
+                cached: 0,
+            };
+            let mut seen = HashSet::from([start]);
+            let mut todo = vec![start];
+            let mut stuck = 0;
+            while let Some(st) = todo.pop() {
+                let succ = next(st, consumer_sleeps, producer_checks);
+                if succ.is_empty() && st.tail < MSGS {
+                    stuck += 1;
+                }
+                for n in succ {
+                    if seen.insert(n) {
+                        todo.push(n);
+                    }
+                }
+            }
+            stuck
+        }
+        // wait=block|adaptive: the consumer may sleep, the producer checks.
+        assert_eq!(lost(true, true), 0);
+        // wait=spin announced: the consumer never sleeps, no check.
+        assert_eq!(lost(false, false), 0);
+        // Skipping the check for a consumer that may sleep loses wake-ups.
+        assert!(lost(true, false) > 0);
     }
 }

@@ -32,21 +32,20 @@ pub const PAYLOAD_ALIGN: usize = 8;
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
 
-/// The shared state of one ring; head and tail on their own cache lines
-/// (two lines apart, against adjacent-line prefetch).
+/// The shared state of one ring. Each group sits on its own pair of cache
+/// lines (against adjacent-line prefetch): `head` (producer, every
+/// publish), `tail` (consumer, every release), the two wake-up groups, and
+/// the flags written once at connect and once at close, which both sides
+/// read often and so must not share a line with an index.
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub struct Control {
     /// Bytes ever published by the producer.
     pub head: AtomicU64,
-    /// Set by the producer when it will write no more.
-    pub producer_closed: AtomicU32,
-    _pad0: [u8; 116],
+    _pad0: [u8; 120],
     /// Bytes ever consumed by the consumer.
     pub tail: AtomicU64,
-    /// Set by the consumer when it will read no more.
-    pub consumer_closed: AtomicU32,
-    _pad1: [u8; 116],
+    _pad1: [u8; 120],
     /// 1 while the consumer may be asleep waiting for data (consumer writes).
     pub data_sleeping: AtomicU32,
     /// Bumped by the producer for each data wake-up; the futex word.
@@ -57,9 +56,20 @@ pub struct Control {
     /// Bumped by the consumer for each space wake-up; the futex word.
     pub space_seq: AtomicU32,
     _pad3: [u8; 120],
+    /// Set by the producer when it will write no more.
+    pub producer_closed: AtomicU32,
+    /// Set by the consumer when it will read no more.
+    pub consumer_closed: AtomicU32,
+    /// Set by the producer before the connection carries messages when it
+    /// never sleeps waiting for space (`wait=spin`).
+    pub producer_spins: AtomicU32,
+    /// Set by the consumer before the connection carries messages when it
+    /// never sleeps waiting for data (`wait=spin`).
+    pub consumer_spins: AtomicU32,
+    _pad4: [u8; 112],
 }
 
-const _: () = assert!(std::mem::size_of::<Control>() == 512);
+const _: () = assert!(std::mem::size_of::<Control>() == 640);
 
 /// Bytes a message of `len` bytes takes in the ring, header included.
 pub fn record_size(len: u64) -> u64 {
@@ -240,9 +250,14 @@ pub fn validate(v: &View) -> Result<Next, Violation> {
 /// announced it may be asleep (`sleeping`). The SeqCst fence orders the
 /// publication before the read of the flag; the sleeper orders its flag
 /// before its re-check of the index the same way, so one of the two sees
-/// the other (see `docs/shm-architecture.md`).
-pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32) -> bool {
+/// the other (see `docs/shm-architecture.md`). When the other side
+/// announced at connect that it never sleeps (`peer_spins`), there is no
+/// one to wake and the fence is skipped.
+pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32, peer_spins: bool) -> bool {
     index.store(value, Ordering::Release);
+    if peer_spins {
+        return false;
+    }
     fence(Ordering::SeqCst);
     sleeping.load(Ordering::Relaxed) != 0
 }
@@ -264,6 +279,13 @@ pub struct RingMem {
 unsafe impl Send for RingMem {}
 
 impl RingMem {
+    /// The offset of position `pos` in the data area: `pos % capacity`
+    /// for the power-of-two capacity, without a division. Below
+    /// `capacity` whatever `capacity` is.
+    fn offset(&self, pos: u64) -> u64 {
+        pos & (self.capacity - 1)
+    }
+
     fn control(&self) -> &Control {
         // SAFETY: `control` points into a live mapping for as long as the
         // owning channel holds the mapping (constructor precondition of
@@ -276,7 +298,7 @@ impl RingMem {
     /// # Safety
     /// - `src.len() <= capacity`, and the bytes from `pos` are ours (free).
     unsafe fn write_at(&self, pos: u64, src: &[u8]) {
-        let off = (pos % self.capacity) as usize;
+        let off = self.offset(pos) as usize;
         let first = src.len().min(self.capacity as usize - off);
         // SAFETY: `off + first <= capacity` and `src.len() - first <= off`
         // (because src.len() <= capacity), so both copies stay inside the
@@ -292,7 +314,7 @@ impl RingMem {
     /// # Safety
     /// - `dst.len() <= capacity`.
     unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
-        let off = (pos % self.capacity) as usize;
+        let off = self.offset(pos) as usize;
         let first = dst.len().min(self.capacity as usize - off);
         // SAFETY: as in `write_at`, both ranges are inside the data area and
         // `dst` is a distinct Rust slice. The peer may write these bytes
@@ -314,7 +336,11 @@ impl RingMem {
 pub struct Producer {
     mem: RingMem,
     head: u64,
+    /// The consumer's tail as last read and validated: a lower bound of
+    /// the real one, so the free space it gives is never too large.
     tail_seen: u64,
+    /// The consumer announced it never sleeps: no wake check on publish.
+    peer_spins: bool,
 }
 
 impl Producer {
@@ -324,11 +350,12 @@ impl Producer {
     /// - `mem` must describe a live shared mapping (control block and
     ///   `capacity` data bytes) that outlives the producer, with no other
     ///   producer for this ring.
-    pub unsafe fn new(mem: RingMem) -> Producer {
+    pub unsafe fn new(mem: RingMem, peer_spins: bool) -> Producer {
         Producer {
             mem,
             head: 0,
             tail_seen: 0,
+            peer_spins,
         }
     }
 
@@ -340,6 +367,24 @@ impl Producer {
     /// Ring bytes.
     pub fn capacity(&self) -> u64 {
         self.mem.capacity
+    }
+
+    /// Bytes free as of the tail last read, without touching the shared
+    /// line: at most the real free space.
+    pub fn free_cached(&self) -> u64 {
+        self.mem.capacity - (self.head - self.tail_seen).min(self.mem.capacity)
+    }
+
+    /// Bytes free, reading the consumer's tail only when the cached view
+    /// has fewer than `need`.
+    ///
+    /// # Errors
+    /// [`Violation::Tail`].
+    pub fn free_for(&mut self, need: u64) -> Result<u64, Violation> {
+        match self.free_cached() {
+            free if free >= need => Ok(free),
+            _ => self.free(),
+        }
     }
 
     /// Reads the consumer's tail once, validates it, returns bytes free.
@@ -369,14 +414,46 @@ impl Producer {
     /// and must be woken.
     pub fn publish(&mut self) -> bool {
         let c = self.mem.control();
-        publish(&c.head, self.head, &c.data_sleeping)
+        publish(&c.head, self.head, &c.data_sleeping, self.peer_spins)
+    }
+
+    /// Writes a whole message record (header, `msg`, zero padding) at the
+    /// head when it does not wrap; `false`, writing nothing, when it does.
+    /// The caller has checked that `record_size(msg.len())` bytes are free
+    /// (as for [`push`](Self::push)). Unpublished until
+    /// [`publish`](Self::publish).
+    pub fn push_contiguous(&mut self, msg: &[u8]) -> bool {
+        let len = msg.len() as u64;
+        let record = record_size(len);
+        let off = self.mem.offset(self.head);
+        if off + record > self.mem.capacity {
+            return false;
+        }
+        let word = (u64::from(KIND_MESSAGE) << 32) | len;
+        // SAFETY: `off + record <= capacity`, so header, payload and padding
+        // lie inside the data area; those bytes are free (caller's check),
+        // so no one reads them until we publish; `msg` is a distinct Rust
+        // slice, so the copy does not overlap.
+        unsafe {
+            let at = self.mem.data.add(off as usize);
+            at.cast::<[u8; 8]>().write_unaligned(word.to_le_bytes());
+            let body = at.add(RECORD_HEADER as usize);
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), body, msg.len());
+            std::ptr::write_bytes(
+                body.add(msg.len()),
+                0,
+                (record - RECORD_HEADER - len) as usize,
+            );
+        }
+        self.head += record;
+        true
     }
 
     /// Contiguous room for a record of `record` bytes at the head, writing
     /// a pad first when the ring end is too close: the payload address, or
     /// `None` when not enough is free. `free` as for [`push`](Self::push).
     pub fn reserve_contiguous(&mut self, record: u64, free: u64) -> Option<Reserved> {
-        let off = self.head % self.mem.capacity;
+        let off = self.mem.offset(self.head);
         let to_end = self.mem.capacity - off;
         let (pad, start) = if to_end >= record {
             (0, off)
@@ -425,7 +502,11 @@ pub struct Consumer {
     mem: RingMem,
     max_message: u64,
     tail: u64,
+    /// The producer's head as last read and validated: everything before
+    /// it is published, so it may be read without looking again.
     head_seen: u64,
+    /// The producer announced it never sleeps: no wake check on release.
+    peer_spins: bool,
 }
 
 impl Consumer {
@@ -433,18 +514,25 @@ impl Consumer {
     ///
     /// # Safety
     /// - As for [`Producer::new`], with no other consumer for this ring.
-    pub unsafe fn new(mem: RingMem, max_message: u64) -> Consumer {
+    pub unsafe fn new(mem: RingMem, max_message: u64, peer_spins: bool) -> Consumer {
         Consumer {
             mem,
             max_message,
             tail: 0,
             head_seen: 0,
+            peer_spins,
         }
     }
 
     /// The control block.
     pub fn control(&self) -> &Control {
         self.mem.control()
+    }
+
+    /// Bytes published as of the head last read, without touching the
+    /// shared line.
+    pub fn available_cached(&self) -> u64 {
+        self.head_seen.saturating_sub(self.tail)
     }
 
     /// Reads the producer's head once, validates it, returns bytes
@@ -493,7 +581,7 @@ impl Consumer {
     /// The payload of a message of `len` bytes whose header is at the tail,
     /// if the whole record is published (`avail`) and does not wrap.
     pub fn contiguous(&self, len: u64, avail: u64) -> Option<*const u8> {
-        let off = self.tail % self.mem.capacity;
+        let off = self.mem.offset(self.tail);
         let rec = record_size(len);
         if rec > avail || off + rec > self.mem.capacity {
             return None;
@@ -506,7 +594,7 @@ impl Consumer {
     /// be woken.
     pub fn release(&mut self) -> bool {
         let c = self.mem.control();
-        publish(&c.tail, self.tail, &c.space_sleeping)
+        publish(&c.tail, self.tail, &c.space_sleeping, self.peer_spins)
     }
 }
 

@@ -11,7 +11,7 @@ use super::ring::Control;
 /// First eight bytes of a segment.
 pub const MAGIC: [u8; 8] = *b"IPCXSHM\0";
 /// Version of this layout.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes before the first ring: the header and both control blocks.
 pub const HEADER_SIZE: usize = 4096;
 /// Size of the fixed header fields read by [`validate_header`].

@@ -330,6 +330,12 @@ struct RawShm {
     head: u64,
     /// Next read position in the ring `rx`.
     tail: u64,
+    /// The consumer's tail of ring `tx` as last read: the shared index is
+    /// read again only when this view shows too little room.
+    peer_tail: u64,
+    /// The producer's head of ring `rx` as last read: read again only once
+    /// everything up to it is consumed.
+    peer_head: u64,
     how: Wait,
 }
 
@@ -342,9 +348,13 @@ impl Link for RawShm {
             return Err(format!("raw shm: {} bytes exceed the ring", msg.len()));
         }
         let head = self.head;
-        wait(&ring.tail, self.how, || {
-            RING as u64 - (head - ring.tail.pos.load(Ordering::Acquire)) >= need
-        })?;
+        if RING as u64 - (head - self.peer_tail) < need {
+            let peer_tail = &mut self.peer_tail;
+            wait(&ring.tail, self.how, || {
+                *peer_tail = ring.tail.pos.load(Ordering::Acquire);
+                RING as u64 - (head - *peer_tail) >= need
+            })?;
+        }
         ring.copy_in(head, &(msg.len() as u64).to_le_bytes());
         ring.copy_in(head + 8, msg);
         self.head = head + need;
@@ -356,9 +366,13 @@ impl Link for RawShm {
     fn recv(&mut self, buf: &mut Vec<u8>, _size: usize) -> Result<(), String> {
         let ring = self.map.ring(self.rx);
         let tail = self.tail;
-        wait(&ring.head, self.how, || {
-            ring.head.pos.load(Ordering::Acquire) != tail
-        })?;
+        if self.peer_head == tail {
+            let peer_head = &mut self.peer_head;
+            wait(&ring.head, self.how, || {
+                *peer_head = ring.head.pos.load(Ordering::Acquire);
+                *peer_head != tail
+            })?;
+        }
         let mut h = [0u8; 8];
         ring.copy_out(tail, &mut h);
         let len = u64::from_le_bytes(h) as usize;
@@ -398,6 +412,8 @@ fn server(kind: Kind, how: Wait, ready: &dyn Fn(&str)) -> Result<Box<dyn Link>, 
             rx: 0,
             head: 0,
             tail: 0,
+            peer_tail: 0,
+            peer_head: 0,
             how,
         },
         _object: object,
@@ -488,6 +504,8 @@ pub fn client(address: &str) -> Result<Box<dyn Link>, String> {
         rx: 1,
         head: 0,
         tail: 0,
+        peer_tail: 0,
+        peer_head: 0,
         how,
     }))
 }
