@@ -204,6 +204,21 @@ impl UnitSink for SysvOut {
     }
 }
 
+impl Drop for SysvOut {
+    fn drop(&mut self) {
+        // The queue we write is the peer's to remove. A peer that died
+        // cannot; its watcher here may have stopped before acting (the
+        // connection can be dropped first). Nobody will read it: remove it.
+        if self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.exited().unwrap_or(false))
+        {
+            remove(self.q);
+        }
+    }
+}
+
 /// The queue a [`SysvMqReceiver`] reads; removed when dropped.
 #[derive(Debug)]
 pub struct SysvIn {
