@@ -19,6 +19,12 @@ pub const MORE: u8 = 2;
 pub const CLOSE: u8 = 3;
 /// Header length of a first fragment.
 pub const FIRST_HEADER: usize = 5;
+/// Default kernel message size of the queue transports: a 4 KiB message and
+/// its first-fragment header fit in one (so the common page-sized message
+/// costs one system call each way), and a POSIX queue of 10 such units
+/// still leaves room for about nine connections in the default
+/// `RLIMIT_MSGQUEUE` of 800 KiB.
+pub const DEFAULT_UNIT: usize = 4096 + 64;
 /// Smallest kernel unit the framing works with.
 pub const MIN_UNIT: usize = 64;
 

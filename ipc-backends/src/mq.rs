@@ -31,9 +31,6 @@ const KIND: &str = "mq";
 const REQUEST_LEN: usize = 16;
 /// Magic of a connection request.
 const REQUEST_MAGIC: [u8; 4] = *b"IPCQ";
-/// Default kernel message size of per-connection queues. Small enough that
-/// several connections fit the default `RLIMIT_MSGQUEUE` of 800 KiB.
-const DEFAULT_UNIT: usize = 4096;
 /// Default queue capacity in kernel messages.
 const DEFAULT_CAPACITY: usize = 10;
 
@@ -85,7 +82,7 @@ fn sizing(endpoint: &Endpoint) -> Result<Sizing> {
     };
     let want = (endpoint.options().max_message_size + fragment::FIRST_HEADER).clamp(
         ipc_core::handshake::MAX_HELLO_LEN + fragment::FIRST_HEADER,
-        DEFAULT_UNIT,
+        fragment::DEFAULT_UNIT,
     );
     let unit = want.min(size_max as usize);
     if unit < fragment::MIN_UNIT {

@@ -39,8 +39,6 @@ const PROJECT: u8 = b'x';
 const REQUEST_LEN: usize = 16;
 /// Magic of a connection request.
 const REQUEST_MAGIC: [u8; 4] = *b"IPCS";
-/// Largest kernel message used.
-const DEFAULT_UNIT: usize = 4096;
 /// How often a timed wait re-checks a queue that cannot be polled.
 const SLICE: Duration = Duration::from_micros(500);
 
@@ -65,7 +63,7 @@ fn sizing(endpoint: &Endpoint) -> Result<(usize, Option<usize>)> {
     let unit = (endpoint.options().max_message_size + fragment::FIRST_HEADER)
         .clamp(
             ipc_core::handshake::MAX_HELLO_LEN + fragment::FIRST_HEADER,
-            DEFAULT_UNIT,
+            fragment::DEFAULT_UNIT,
         )
         .min(msgmax)
         .min(msgmnb);
