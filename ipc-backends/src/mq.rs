@@ -13,6 +13,7 @@
 //! killed peer is noticed at once.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use ipc_core::handshake::Hello;
 use ipc_core::{Deadline, Duplex, Endpoint, Error, Listener, PeerInfo, Result, Schema, Transport};
@@ -121,6 +122,10 @@ fn open_error(endpoint: &Endpoint, call: &str, name: &str, e: std::io::Error) ->
     }
 }
 
+/// How long a blocking receive waits in `mq_timedreceive` before it looks
+/// at the peer (whose death it then sees within this time).
+const RECEIVE_SLICE: Duration = Duration::from_millis(20);
+
 /// Sending half: one queue, written in fragments.
 pub type MqSender = FragmentSender<MqOut>;
 /// Receiving half: one queue, reassembled.
@@ -159,18 +164,19 @@ pub struct MqIn {
 }
 
 impl UnitSource for MqIn {
-    fn take(&mut self, _block: bool) -> Result<Taken> {
-        // The descriptor is non-blocking; `wait` polls it beside the peer.
-        Ok(
-            match self
-                .q
-                .receive(&mut self.unit)
-                .context(|| "mq_receive".into())?
-            {
-                Op::Done(n) => Taken::Unit(n),
-                Op::WouldBlock => Taken::Empty,
-            },
-        )
+    fn take(&mut self, block: bool) -> Result<Taken> {
+        // A blocking receive first waits in the kernel for one slice, so a
+        // message that arrives meanwhile costs one call; after that `wait`
+        // polls the queue beside the peer's pidfd.
+        let got = if block {
+            self.q.receive_within(&mut self.unit, RECEIVE_SLICE)
+        } else {
+            self.q.receive(&mut self.unit)
+        };
+        Ok(match got.context(|| "mq_timedreceive".into())? {
+            Op::Done(n) => Taken::Unit(n),
+            Op::WouldBlock => Taken::Empty,
+        })
     }
 
     fn unit(&mut self, len: usize) -> &[u8] {

@@ -1,11 +1,12 @@
 //! POSIX message queues ([mq_overview(7)]): open with attributes, send and
-//! receive without blocking, kernel limits. On Linux a queue descriptor is
+//! receive with a bounded wait, kernel limits. On Linux a queue descriptor is
 //! a file descriptor, so it can be polled with [`super::fd::wait_any`].
 //!
 //! [mq_overview(7)]: https://man7.org/linux/man-pages/man7/mq_overview.7.html
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -26,8 +27,10 @@ pub fn rlimit_msgqueue() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
-/// An open queue descriptor; closed on drop. Always non-blocking: callers
-/// wait with `poll(2)`.
+/// An open queue descriptor; closed on drop. The descriptor blocks, but
+/// every call is timed: `send`/`receive` return at once when they would
+/// wait (callers then wait with `poll(2)`, beside the peer's pidfd), and
+/// `receive_within` waits in the kernel for a bounded slice.
 #[derive(Debug)]
 pub struct Mq(OwnedFd);
 
@@ -106,16 +109,23 @@ impl Mq {
     /// OS errors other than a full queue (`EMSGSIZE` when `msg` is longer
     /// than the queue's message size).
     pub fn send(&self, msg: &[u8]) -> io::Result<Op> {
+        self.send_by(msg, &EXPIRED)
+    }
+
+    fn send_by(&self, msg: &[u8], until: &libc::timespec) -> io::Result<Op> {
         loop {
             // SAFETY: `msg` is valid for reads of `msg.len()` bytes during
-            // the call; the descriptor is an open queue owned by self.
-            let r = unsafe { libc::mq_send(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+            // the call; `until` is a live timespec; the descriptor is an
+            // open queue owned by self.
+            let r = unsafe {
+                libc::mq_timedsend(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0, until)
+            };
             if r == 0 {
                 return Ok(Op::Done(msg.len()));
             }
             match Errno::last() {
                 Errno::EINTR => continue,
-                Errno::EAGAIN => return Ok(Op::WouldBlock),
+                Errno::EAGAIN | Errno::ETIMEDOUT => return Ok(Op::WouldBlock),
                 e => return Err(e.into()),
             }
         }
@@ -127,17 +137,33 @@ impl Mq {
     /// # Errors
     /// OS errors other than an empty queue.
     pub fn receive(&self, buf: &mut [u8]) -> io::Result<Op> {
+        self.receive_by(buf, &EXPIRED)
+    }
+
+    /// Receives one message into `buf`, waiting in the kernel at most
+    /// `within` for one to arrive (one call when it does).
+    ///
+    /// # Errors
+    /// OS errors other than an empty queue.
+    pub fn receive_within(&self, buf: &mut [u8], within: Duration) -> io::Result<Op> {
+        let until = realtime_after(within)?;
+        self.receive_by(buf, &until)
+    }
+
+    fn receive_by(&self, buf: &mut [u8], until: &libc::timespec) -> io::Result<Op> {
         loop {
             let mut prio = 0;
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes during
-            // the call and mq_receive writes at most that many; `prio` is a
-            // live local; the descriptor is an open queue owned by self.
+            // the call and mq_timedreceive writes at most that many; `prio`
+            // and `until` are live locals; the descriptor is an open queue
+            // owned by self.
             let r = unsafe {
-                libc::mq_receive(
+                libc::mq_timedreceive(
                     self.0.as_raw_fd(),
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                     &mut prio,
+                    until,
                 )
             };
             if r >= 0 {
@@ -145,11 +171,31 @@ impl Mq {
             }
             match Errno::last() {
                 Errno::EINTR => continue,
-                Errno::EAGAIN => return Ok(Op::WouldBlock),
+                Errno::EAGAIN | Errno::ETIMEDOUT => return Ok(Op::WouldBlock),
                 e => return Err(e.into()),
             }
         }
     }
+}
+
+/// An absolute time long past: a timed call with it returns at once when it
+/// would have to wait (the descriptors are blocking, so that the common
+/// case of a waiting receiver takes one call; see [`Mq::receive_within`]).
+const EXPIRED: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
+/// `CLOCK_REALTIME` (the clock of the `mq_timed*` calls) plus `d`.
+fn realtime_after(d: Duration) -> io::Result<libc::timespec> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+    let nanos = now.tv_nsec() as u64 + u64::from(d.subsec_nanos());
+    Ok(libc::timespec {
+        tv_sec: now.tv_sec()
+            + d.as_secs() as libc::time_t
+            + (nanos / 1_000_000_000) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    })
 }
 
 impl AsFd for Mq {
@@ -168,8 +214,7 @@ pub fn unlink(name: &str) -> io::Result<()> {
 }
 
 fn flags_of(access: Access) -> libc::c_int {
-    libc::O_NONBLOCK
-        | libc::O_CLOEXEC
+    libc::O_CLOEXEC
         | match access {
             Access::Read => libc::O_RDONLY,
             Access::Write => libc::O_WRONLY,
