@@ -7,12 +7,17 @@ use std::fmt::Write;
 use super::measure::Kind;
 use super::{Pin, Row, human_ns, human_size};
 
-const COLORS: [&str; 8] = [
+/// One colour per transport row (12, so every default row has its own).
+const COLORS: [&str; 12] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f",
+    "#17becf", "#8c564b", "#bcbd22", "#1f1f7a",
 ];
+/// Width of one legend entry: the longest label ("sysv-shm(block) (ipcx,
+/// raw)") fits.
+const LEGEND_W: f64 = 190.0;
 const BAR: f64 = 9.0;
 const GAP: f64 = 22.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 84.0;
 const PLOT_H: f64 = 200.0;
 const PANEL_H: f64 = 270.0;
 
@@ -38,7 +43,7 @@ pub fn svg(rows: &[Row]) -> String {
     let sizes = unique(rows.iter().map(|r| r.size));
     let pins = unique(rows.iter().map(|r| r.pin));
     let group_w = transports.len() as f64 * 2.0 * BAR + GAP;
-    let width = (LEFT + sizes.len() as f64 * group_w + 20.0).max(520.0);
+    let width = (LEFT + sizes.len() as f64 * group_w + 20.0).max(LEFT + 4.0 * LEGEND_W);
     let panels = pins.len() * 2;
     let height = 40.0 + panels as f64 * PANEL_H + 20.0 * transports.len().div_ceil(4) as f64;
     let mut out = String::new();
@@ -49,7 +54,7 @@ pub fn svg(rows: &[Row]) -> String {
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     // Legend.
     for (i, t) in transports.iter().enumerate() {
-        let x = LEFT + (i % 4) as f64 * 120.0;
+        let x = LEFT + (i % 4) as f64 * LEGEND_W;
         let y = 14.0 + (i / 4) as f64 * 16.0;
         let c = COLORS[i % COLORS.len()];
         let _ = writeln!(
@@ -85,7 +90,8 @@ fn value(r: &Row, kind: Kind, raw: bool) -> f64 {
 fn label(kind: Kind, v: f64) -> String {
     match kind {
         Kind::Latency => human_ns(v),
-        Kind::Throughput => format!("{v:.3} GB/s"),
+        Kind::Throughput if v >= 1.0 => format!("{v:.0} GB/s"),
+        Kind::Throughput => format!("{v} GB/s"),
     }
 }
 
