@@ -661,11 +661,11 @@ impl<T> Deref for Sample<'_, T> {
             // SAFETY:
             // - the bytes are exactly `size_of::<T>()` long and a valid `T`
             //   (`validate` in `new`), and aligned for `T` (checked there);
-            // - they stay put and unreleased while `msg` lives, which the
-            //   reference's borrow of `self` ensures; the ring protocol
-            //   keeps the producer off a published record until it is
-            //   released (a peer that breaks the protocol on purpose can
-            //   change them, as with any shared memory: see docs/typed.md).
+            // - they stay unreleased while `msg` lives, which the
+            //   reference's borrow of `self` ensures; in shared memory the
+            //   slot is direct only when `T::EVERY_BIT_PATTERN_VALID`, so
+            //   even a peer that breaks the ring protocol and rewrites the
+            //   bytes cannot make them an invalid `T` (see `Sample::new`).
             SampleSlot::Direct(msg, _) => unsafe { &*msg.as_ptr().cast::<T>() },
             SampleSlot::Copied(value) => value,
         }

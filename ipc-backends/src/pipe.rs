@@ -141,10 +141,9 @@ impl Transport for Pipe {
             .and_then(|(r, w)| Some((r.parse().ok()?, w.parse().ok()?)))
             .ok_or_else(|| bad(format!("{FDS_VAR}={value:?} is not READ,WRITE")))?;
         // The variable is removed so nothing adopts the descriptors twice.
-        // SAFETY: remove_var is unsafe only because other threads might
-        // read the environment concurrently; ipcx reads it from one thread
-        // at connect time, and the caller connects before starting threads
-        // that read the environment (documented on connect_parent).
+        // SAFETY: remove_var races only with other threads reading the
+        // environment; connecting to the parent happens before the caller
+        // starts such threads (documented on connect_parent).
         unsafe { std::env::remove_var(FDS_VAR) };
         let read =
             pipe::adopt_inherited(r).map_err(|e| Error::io(format!("{endpoint}: fd {r}"), e))?;

@@ -325,10 +325,10 @@ impl StreamReceiver {
 
     fn bytes(&self, from: usize, to: usize) -> &[u8] {
         debug_assert!(from <= to && to <= self.end);
-        // SAFETY: bytes below `self.end` were written by recv (fill only
-        // advances `end` by the count recv reported) or moved there by
-        // copy_within from such bytes, so they are initialised; the range
-        // lies within the buffer.
+        // `fill` advances `end` only by what recv reported; `copy_within`
+        // moves only such bytes.
+        // SAFETY: so bytes below `end` are initialised, and `from..to` lies
+        // within the buffer (`to <= end`).
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr().add(from).cast::<u8>(), to - from) }
     }
 

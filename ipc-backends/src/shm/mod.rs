@@ -645,10 +645,9 @@ impl ShmReceiver {
         buf.truncate(len as usize);
         buf.resize(len as usize, 0);
         if let Some(payload) = self.ring.contiguous(len, avail) {
-            // SAFETY: `contiguous` checked that the whole record is
-            // published and lies inside the data area without wrapping, so
-            // `len` bytes from `payload` are readable; `buf` holds `len`
-            // bytes and is a distinct Rust allocation.
+            // SAFETY: `contiguous` checked the record is published and lies
+            // unwrapped in the data area, so `len` bytes at `payload` are
+            // readable; `buf` holds `len` bytes in a distinct allocation.
             unsafe { std::ptr::copy_nonoverlapping(payload, buf.as_mut_ptr(), len as usize) };
             self.ring.skip(ring::record_size(len));
             self.release();
@@ -755,10 +754,9 @@ impl Deref for InPlace<'_> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` points at `len` published bytes inside the ring (not
-        // released until drop), or at `rx.scratch`, which is not touched
-        // while this guard holds `rx` mutably borrowed. The mapping lives as
-        // long as `rx`.
+        // SAFETY: `ptr` is `len` published ring bytes (released only on
+        // drop) or `rx.scratch`, untouched while this guard borrows `rx`;
+        // the mapping lives as long as `rx`.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
@@ -878,10 +876,9 @@ fn channel(
     // wake-ups (to the end of its 10 ms slice).
     let consumer_spins = shared.control(tx).consumer_spins.load(Ordering::Acquire) != 0;
     let producer_spins = shared.control(rx).producer_spins.load(Ordering::Acquire) != 0;
-    // SAFETY: the ring memory lies inside `shared.map` (layout validated
-    // against the mapping's size), which the Arc keeps alive as long as the
-    // producer and consumer; this side is the only producer of ring `tx`
-    // and the only consumer of ring `rx`.
+    // SAFETY: the rings lie in `shared.map` (layout checked against its
+    // size), which the Arc keeps alive as long as they are; this side alone
+    // produces into ring `tx` and consumes from ring `rx`.
     let (producer, consumer) = unsafe {
         (
             Producer::new(shared.ring_mem(&layout, tx), consumer_spins),

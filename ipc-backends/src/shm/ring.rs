@@ -316,10 +316,10 @@ impl RingMem {
     unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
         let off = self.offset(pos) as usize;
         let first = dst.len().min(self.capacity as usize - off);
+        // A peer that breaks the protocol and writes these bytes meanwhile
+        // makes the copy garbage, never out of bounds.
         // SAFETY: as in `write_at`, both ranges are inside the data area and
-        // `dst` is a distinct Rust slice. The peer may write these bytes
-        // concurrently only by breaking the protocol; the copy then yields
-        // garbage bytes, never an out-of-bounds access.
+        // `dst` is a distinct Rust slice.
         unsafe {
             std::ptr::copy_nonoverlapping(self.data.add(off), dst.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(
@@ -430,10 +430,9 @@ impl Producer {
             return false;
         }
         let word = (u64::from(KIND_MESSAGE) << 32) | len;
-        // SAFETY: `off + record <= capacity`, so header, payload and padding
-        // lie inside the data area; those bytes are free (caller's check),
-        // so no one reads them until we publish; `msg` is a distinct Rust
-        // slice, so the copy does not overlap.
+        // SAFETY: `off + record <= capacity`: header, payload and padding lie
+        // in the data area, in bytes nobody reads before we publish (caller's
+        // check); `msg` is a distinct slice, so the copy cannot overlap.
         unsafe {
             let at = self.mem.data.add(off as usize);
             at.cast::<[u8; 8]>().write_unaligned(word.to_le_bytes());

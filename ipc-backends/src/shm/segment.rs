@@ -139,11 +139,10 @@ pub fn validate_header(
 /// - `base` must point to a live mapping of at least [`HEADER_SIZE`] bytes,
 ///   page-aligned, that outlives `'a`.
 pub unsafe fn control<'a>(base: *mut u8, i: usize) -> &'a Control {
-    // SAFETY: CONTROL_OFFSET[i] + size_of::<Control>() <= HEADER_SIZE
-    // (asserted below at compile time) so the pointer stays inside the
-    // mapping; page alignment of `base` gives the 128-byte alignment
-    // `Control` needs; `Control` holds only atomics, valid for any bits, and
-    // shared access to atomics is what they are for.
+    // `Control` holds only atomics: any bits are valid and shared access is
+    // what they are for. The offsets are asserted below to fit the header.
+    // SAFETY: CONTROL_OFFSET[i] + size_of::<Control>() <= HEADER_SIZE, in
+    // the mapping; page-aligned `base` gives the 128-byte alignment needed.
     unsafe { &*base.add(CONTROL_OFFSET[i]).cast::<Control>() }
 }
 
