@@ -2,7 +2,7 @@
 //! every transport with the two peers in different processes.
 //!
 //! Each case is written once, as a function of the endpoint, and
-//! instantiated per transport by [`conformance!`], so `cargo test -- --list`
+//! instantiated per transport by `matrix!` (in `util`), so `cargo test -- --list`
 //! shows the matrix as `conformance::<transport>::<case>`. The peer is this
 //! test binary re-executed to run the same test with a role (see
 //! [`run_role`]); the parent talks to it through the transport under test,
@@ -26,60 +26,37 @@ const DEATH_LIMIT: Duration = Duration::from_secs(10);
 /// Bound on single operations that must complete.
 const OP: Duration = Duration::from_secs(60);
 
-/// Instantiates the suite for one transport: `transport => endpoint
-/// expression; cases...`. A transport may leave a case out only where the
-/// mechanism makes it meaningless, with the reason beside the invocation.
-macro_rules! conformance {
-    ($transport:ident => $endpoint:expr; $($case:ident)*) => {
-        pub mod $transport {
-            fn endpoint() -> String {
-                $endpoint
-            }
-            $(
-                #[test]
-                fn $case() {
-                    super::run_case(
-                        concat!("conformance::", stringify!($transport), "::", stringify!($case)),
-                        endpoint(),
-                        super::$case,
-                    );
-                }
-            )*
-        }
-    };
-}
-
-conformance!(unix => format!("unix:/tmp/{}.sock", crate::util::unique("u"));
+matrix!(conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("u"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(tcp => "tcp://127.0.0.1:0".to_string();
+matrix!(conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(fifo => format!("fifo:/tmp/{}", crate::util::unique("f"));
+matrix!(conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("f"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(mq => format!("mq:/{}", crate::util::unique("m"));
+matrix!(conformance, mq => format!("mq:/{}", crate::util::unique("m"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
+matrix!(conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(shm => format!("shm:/{}", crate::util::unique("h"));
+matrix!(conformance, shm => format!("shm:/{}", crate::util::unique("h"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
 
-conformance!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
+matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch);
@@ -92,22 +69,11 @@ conformance!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
 //   same EOF/EPIPE that peer_killed_in_recv and peer_killed_in_send check;
 // - restart_after_kill: anonymous pipes have no name to restart on and
 //   vanish with their last holder.
-conformance!(pipe => "pipe:".to_string();
+matrix!(conformance, pipe => "pipe:".to_string();
     boundaries stress duplex backpressure peer_killed_in_recv
     peer_killed_in_send nothing_left_behind handshake_mismatch);
 
-/// Runs a case, or — in a re-executed peer — the role it was started for.
-fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
-    if util::is_peer() {
-        run_role();
-        return;
-    }
-    util::watchdog(CASE_LIMIT, test, move || case(test, &endpoint));
-}
-
-fn parse(ep: &str) -> Endpoint {
-    ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
-}
+use crate::util::parse;
 
 #[track_caller]
 fn listen(ep: &str) -> AnyListener {

@@ -79,52 +79,20 @@ fn ticks() -> Vec<Tick> {
 
 // ---------------------------------------------------------------- matrix --
 
-/// Instantiates the cases for one transport: `transport => endpoint
-/// expression; cases`.
-macro_rules! in_place {
-    ($transport:ident => $endpoint:expr; $($case:ident)*) => {
-        pub mod $transport {
-            fn endpoint() -> String {
-                $endpoint
-            }
-            $(
-                #[test]
-                fn $case() {
-                    super::run_case(
-                        concat!("in_place::", stringify!($transport), "::", stringify!($case)),
-                        endpoint(),
-                        super::$case,
-                    );
-                }
-            )*
-        }
-    };
-}
-
-in_place!(unix => format!("unix:/tmp/{}.sock", crate::util::unique("iu"));
+matrix!(in_place, unix => format!("unix:/tmp/{}.sock", crate::util::unique("iu"));
     bytes typed wide invalid full_then_gone);
-in_place!(tcp => "tcp://127.0.0.1:0".to_string(); bytes typed wide invalid full_then_gone);
-in_place!(fifo => format!("fifo:/tmp/{}", crate::util::unique("if"));
+matrix!(in_place, tcp => "tcp://127.0.0.1:0".to_string(); bytes typed wide invalid full_then_gone);
+matrix!(in_place, fifo => format!("fifo:/tmp/{}", crate::util::unique("if"));
     bytes typed wide invalid full_then_gone);
-in_place!(mq => format!("mq:/{}", crate::util::unique("im")); bytes typed wide invalid full_then_gone);
-in_place!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("is"));
+matrix!(in_place, mq => format!("mq:/{}", crate::util::unique("im")); bytes typed wide invalid full_then_gone);
+matrix!(in_place, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("is"));
     bytes typed wide invalid full_then_gone);
-in_place!(shm => format!("shm:/{}", crate::util::unique("ih"));
+matrix!(in_place, shm => format!("shm:/{}", crate::util::unique("ih"));
     bytes typed wide invalid full_then_gone no_copy);
-in_place!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("iv"));
+matrix!(in_place, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("iv"));
     bytes typed wide invalid full_then_gone no_copy);
 
-fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
-    if util::is_peer() {
-        run_role();
-        return;
-    }
-    util::watchdog(CASE_LIMIT, test, move || case(test, &endpoint));
-}
-
-fn parse(ep: &str) -> Endpoint {
-    ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
-}
+use crate::util::parse;
 
 // ---------------------------------------------------------------- roles --
 

@@ -1,9 +1,11 @@
 //! Integration tests of ipcx: the cross-process conformance suite and
 //! transport-specific cases.
 
+#[macro_use]
+mod util;
+
 mod conformance;
 mod in_place;
 mod rpc;
 mod stream;
 mod typed;
-mod util;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use ipcx::rpc::{Client, Server};
-use ipcx::{Endpoint, Error, IpcMessage};
+use ipcx::{Error, IpcMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::util::{self, Peer, report};
@@ -44,24 +44,7 @@ pub struct Other {
 
 macro_rules! rpc {
     ($transport:ident => $endpoint:expr) => {
-        pub mod $transport {
-            fn endpoint() -> String {
-                $endpoint
-            }
-            rpc!(@cases $transport; many_clients handler_error bad_clients);
-        }
-    };
-    (@cases $transport:ident; $($case:ident)*) => {
-        $(
-            #[test]
-            fn $case() {
-                super::run_case(
-                    concat!("rpc::", stringify!($transport), "::", stringify!($case)),
-                    endpoint(),
-                    super::$case,
-                );
-            }
-        )*
+        matrix!(rpc, $transport => $endpoint; many_clients handler_error bad_clients);
     };
 }
 
@@ -71,17 +54,7 @@ rpc!(fifo => format!("fifo:/tmp/{}", crate::util::unique("rf")));
 rpc!(mq => format!("mq:/{}", crate::util::unique("rm")));
 rpc!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("rs")));
 
-fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
-    if util::is_peer() {
-        run_role();
-        return;
-    }
-    util::watchdog(CASE_LIMIT, test, move || case(test, &endpoint));
-}
-
-fn parse(ep: &str) -> Endpoint {
-    ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
-}
+use crate::util::parse;
 
 /// A gate the `Block` handler waits at: counts who entered, lets them out
 /// when opened.

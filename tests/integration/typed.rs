@@ -157,24 +157,8 @@ fn samples_quote() -> Vec<Quote> {
 /// pair made by `ipcx::spawn`).
 macro_rules! typed {
     ($transport:ident => $endpoint:expr) => {
-        pub mod $transport {
-            fn endpoint() -> String {
-                $endpoint
-            }
-            typed!(@cases $transport; nested generic enums arrays unit zero_copy split mismatch decode_error);
-        }
-    };
-    (@cases $transport:ident; $($case:ident)*) => {
-        $(
-            #[test]
-            fn $case() {
-                super::run_case(
-                    concat!("typed::", stringify!($transport), "::", stringify!($case)),
-                    endpoint(),
-                    super::$case,
-                );
-            }
-        )*
+        matrix!(typed, $transport => $endpoint;
+            nested generic enums arrays unit zero_copy split mismatch decode_error);
     };
 }
 
@@ -190,21 +174,17 @@ typed!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("tv")));
 pub mod pipe {
     #[test]
     fn spawned() {
-        super::run_case("typed::pipe::spawned", "pipe:".into(), super::spawned);
+        crate::util::run_case(
+            "typed::pipe::spawned",
+            "pipe:".into(),
+            super::CASE_LIMIT,
+            super::spawned,
+            super::run_role,
+        );
     }
 }
 
-fn run_case(test: &'static str, endpoint: String, case: fn(&'static str, &str)) {
-    if util::is_peer() {
-        run_role();
-        return;
-    }
-    util::watchdog(CASE_LIMIT, test, move || case(test, &endpoint));
-}
-
-fn parse(ep: &str) -> Endpoint {
-    ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
-}
+use crate::util::parse;
 
 // ---------------------------------------------------------------- roles --
 

@@ -3,6 +3,34 @@
 
 #![allow(dead_code)]
 
+/// Instantiates a suite's cases for one transport:
+/// `matrix!(suite, transport => endpoint expression; case case …)` makes
+/// `suite::transport::case` tests, each run by [`run_case`] with the
+/// suite's `CASE_LIMIT` and `run_role`. A transport may leave a case out
+/// only where the mechanism makes it meaningless, with the reason beside the
+/// invocation.
+macro_rules! matrix {
+    ($suite:ident, $transport:ident => $endpoint:expr; $($case:ident)*) => {
+        pub mod $transport {
+            fn endpoint() -> String {
+                $endpoint
+            }
+            $(
+                #[test]
+                fn $case() {
+                    crate::util::run_case(
+                        concat!(stringify!($suite), "::", stringify!($transport), "::", stringify!($case)),
+                        endpoint(),
+                        super::CASE_LIMIT,
+                        super::$case,
+                        super::run_role,
+                    );
+                }
+            )*
+        }
+    };
+}
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -389,4 +417,26 @@ pub fn assert_nothing_left(ep: &str, pids: &[u32], when: &str) {
             .map(|r| format!("registry record {} {} of {}", r.kind, r.id, r.endpoint)),
     );
     assert!(left.is_empty(), "{when}: left behind: {left:?}");
+}
+
+/// Runs a case under a watchdog of `limit`, or, in a re-executed peer, the
+/// suite's `role` (which reads what to do from the environment).
+pub fn run_case(
+    test: &'static str,
+    endpoint: String,
+    limit: Duration,
+    case: fn(&'static str, &str),
+    role: fn(),
+) {
+    if is_peer() {
+        role();
+        return;
+    }
+    watchdog(limit, test, move || case(test, &endpoint));
+}
+
+/// Parses an endpoint the test made, failing the test if it does not.
+#[track_caller]
+pub fn parse(ep: &str) -> ipcx::Endpoint {
+    ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
 }
