@@ -372,3 +372,59 @@ impl ToOwnedCmd for Command {
         c
     }
 }
+
+#[cfg(feature = "peers")]
+#[test]
+fn bench_peers_adds_library_rows() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--peers",
+                "--sizes",
+                "64",
+                "--budget-ms",
+                "20",
+                "--pin",
+                "cross",
+                "--transports",
+                "unix",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    for t in ["unix", "iceoryx2", "ipc-channel", "interprocess"] {
+        assert!(
+            results.iter().any(|r| r["transport"] == t),
+            "no row for {t}"
+        );
+    }
+}
+
+#[cfg(not(feature = "peers"))]
+#[test]
+fn bench_peers_needs_the_feature() {
+    let reg = Registry::new();
+    let out = run(
+        ipcx(&reg)
+            .args(["bench", "--peers", "--sizes", "64", "--transports", "unix"])
+            .to_owned_cmd(),
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features peers"), "{err}");
+}

@@ -306,8 +306,7 @@ pub fn peer_main() -> Result<(), String> {
     if let Ok(c) = cpu.parse::<usize>() {
         pin_to(c)?;
     }
-    let def = raw::targets()
-        .iter()
+    let def = raw::all_targets()
         .find(|t| t.label == label)
         .ok_or_else(|| format!("unknown transport {label}"))?;
     let ready = |addr: &str| {
@@ -315,8 +314,15 @@ pub fn peer_main() -> Result<(), String> {
         let _ = writeln!(out, "READY {addr}");
         let _ = out.flush();
     };
-    let mut link: Box<dyn Link> = match (target, role) {
-        ("ipcx", "server") if def.spawned => {
+    let library = match (target, def.library) {
+        // Another library's row: it stands in the ipcx column.
+        ("ipcx", Some(l)) => Some(l),
+        _ => None,
+    };
+    let mut link: Box<dyn Link> = match (target, role, library) {
+        (_, "server", Some((server, _))) => server(address, spec.size, &ready)?,
+        (_, _, Some((_, client))) => client(address)?,
+        ("ipcx", "server", None) if def.spawned => {
             let ep: Endpoint = address
                 .parse()
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
@@ -324,7 +330,7 @@ pub fn peer_main() -> Result<(), String> {
             ready("spawned");
             Box::new(WithChild::new(ch, child))
         }
-        ("ipcx", "server") => {
+        ("ipcx", "server", None) => {
             let ep: Endpoint = address
                 .parse()
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
@@ -332,13 +338,13 @@ pub fn peer_main() -> Result<(), String> {
             ready(&l.endpoint().to_string());
             ipcx_link(def.path, l.accept().map_err(|e| e.to_string())?)?
         }
-        ("ipcx", _) => {
+        ("ipcx", _, None) => {
             let ep: Endpoint = address
                 .parse()
                 .map_err(|e: ipcx::EndpointError| e.to_string())?;
             ipcx_link(def.path, ipcx::connect(&ep).map_err(|e| e.to_string())?)?
         }
-        (_, "server") => (def.raw_server)(address, spec.size, &ready)?,
+        (_, "server", _) => (def.raw_server)(address, spec.size, &ready)?,
         _ => (def.raw_client)(address)?,
     };
     if role == "server" {

@@ -23,6 +23,8 @@
 
 pub mod chart;
 pub mod measure;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod raw;
 pub mod report;
 
@@ -100,6 +102,11 @@ pub struct Args {
     /// build supports.
     #[arg(long, value_delimiter = ',')]
     pub transports: Vec<String>,
+    /// Also measure other IPC libraries (iceoryx2, ipc-channel,
+    /// interprocess), each against the raw baseline of its mechanism;
+    /// needs a build with `--features peers`.
+    #[arg(long)]
+    pub peers: bool,
 }
 
 /// One row of results: a transport at one size and pinning, ipcx beside raw.
@@ -159,6 +166,12 @@ pub fn main(args: Args) -> Result<(), String> {
 /// A message naming the transport and step that failed.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
     let budget = Duration::from_millis(budget_ms(args));
+    if args.peers && !cfg!(feature = "peers") {
+        return Err(
+            "--peers needs a build with the peers feature: cargo build --release -p ipcx-cli --features peers"
+                .to_string(),
+        );
+    }
     for t in &args.transports {
         let Some(d) = raw::targets().iter().find(|d| d.selected_by(t)) else {
             let mut known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
@@ -178,10 +191,15 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
             return Err(format!("this build of ipcx does not support {t}"));
         }
     }
-    let selected: Vec<&raw::TargetDef> = raw::targets()
-        .iter()
+    let selected: Vec<&raw::TargetDef> = raw::all_targets()
         .filter(|d| raw::supported(d.scheme))
-        .filter(|d| args.transports.is_empty() || args.transports.iter().any(|t| d.selected_by(t)))
+        .filter(|d| {
+            if d.library.is_some() {
+                args.peers
+            } else {
+                args.transports.is_empty() || args.transports.iter().any(|t| d.selected_by(t))
+            }
+        })
         .collect();
     let pins = |d: &raw::TargetDef| -> Vec<Pin> {
         args.pin
@@ -194,6 +212,10 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
         .iter()
         .map(|d| pins(d).len() * args.sizes.len() * 2)
         .sum();
+    // What the other libraries leave behind in the file system goes when
+    // the run ends, however it ends.
+    #[cfg(feature = "peers")]
+    let _leftovers = args.peers.then(peers::Leftovers::note);
     let mut rows = Vec::new();
     for target in selected {
         let target_pins = pins(target);
@@ -218,12 +240,17 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                         raw,
                     };
                     progress(&format!(
-                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} ipcx {:>12} raw {:>12} ratio {:.2}",
+                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} {} {:>12} raw {:>12} ratio {:.2}",
                         rows.len() + 1,
                         row.transport,
                         human_size(size),
                         pin.name(),
                         kind.name(),
+                        if target.library.is_some() {
+                            target.label
+                        } else {
+                            "ipcx"
+                        },
                         figure(kind, &row.ipcx),
                         figure(kind, &row.raw),
                         row.ratio()
@@ -419,8 +446,7 @@ pub fn table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
-    let mut notes: Vec<&str> = raw::targets()
-        .iter()
+    let mut notes: Vec<&str> = raw::all_targets()
         .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
         .collect();

@@ -93,8 +93,7 @@ pub fn json(args: &Args, rows: &[Row]) -> String {
             })
         })
         .collect();
-    let notes: Vec<&str> = raw::targets()
-        .iter()
+    let notes: Vec<&str> = raw::all_targets()
         .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
         .collect();

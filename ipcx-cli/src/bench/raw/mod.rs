@@ -6,8 +6,8 @@
 mod fifo;
 mod mq;
 mod pipe;
-mod shm;
-mod stream;
+pub(super) mod shm;
+pub(super) mod stream;
 mod sysv_mq;
 
 use super::measure::Link;
@@ -54,6 +54,10 @@ pub struct TargetDef {
     /// Both peers poll: measured with `--pin cross` only (two spinners on
     /// one core measure the scheduler's time slice, not the transport).
     pub cross_only: bool,
+    /// Another IPC library measured in place of ipcx (`--peers`): its
+    /// server and client; the raw baseline is then that of the mechanism
+    /// the library uses.
+    pub library: Option<(RawServer, RawClient)>,
 }
 
 impl TargetDef {
@@ -88,6 +92,7 @@ macro_rules! shm_target {
             note: Some(shm::NOTE),
             path: $path,
             cross_only: $cross,
+            library: None,
         }
     };
 }
@@ -119,6 +124,7 @@ pub fn targets() -> &'static [TargetDef] {
             ),
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         TargetDef {
             label: "fifo",
@@ -130,6 +136,7 @@ pub fn targets() -> &'static [TargetDef] {
             note: None,
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         TargetDef {
             label: "mq",
@@ -141,6 +148,7 @@ pub fn targets() -> &'static [TargetDef] {
             note: Some(mq::NOTE),
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         TargetDef {
             label: "sysv-mq",
@@ -152,6 +160,7 @@ pub fn targets() -> &'static [TargetDef] {
             note: Some(sysv_mq::NOTE),
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         TargetDef {
             label: "unix",
@@ -163,6 +172,7 @@ pub fn targets() -> &'static [TargetDef] {
             note: None,
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         TargetDef {
             label: "tcp",
@@ -174,6 +184,7 @@ pub fn targets() -> &'static [TargetDef] {
             note: None,
             path: Path::Copy,
             cross_only: false,
+            library: None,
         },
         shm_target!(
             "shm(block)",
@@ -221,6 +232,22 @@ pub fn targets() -> &'static [TargetDef] {
             true
         ),
     ]
+}
+
+/// Every row the benchmark can run: [`targets`], then with the `peers`
+/// feature the other libraries' rows.
+pub fn all_targets() -> impl Iterator<Item = &'static TargetDef> {
+    let peers: &'static [TargetDef] = {
+        #[cfg(feature = "peers")]
+        {
+            super::peers::targets()
+        }
+        #[cfg(not(feature = "peers"))]
+        {
+            &[]
+        }
+    };
+    targets().iter().chain(peers.iter())
 }
 
 /// Whether this build of ipcx implements `scheme`.
