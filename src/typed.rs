@@ -622,9 +622,8 @@ impl<'a, T: IpcMessage + ZeroCopy> Sample<'a, T> {
             }
             let mut copy = MaybeUninit::<T>::uninit();
             // SAFETY: `msg` holds exactly `size_of::<T>()` readable bytes
-            // (checked just above) and `copy` has room for as many; the
-            // regions are distinct (one is a local); u8 copies need no
-            // alignment.
+            // (checked above), `copy` has room for as many, the regions are
+            // distinct (one is a local) and byte copies need no alignment.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     msg.as_ptr(),

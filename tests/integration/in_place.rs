@@ -241,10 +241,9 @@ fn typed(test: &'static str, ep: &str) {
         } else {
             // Field by field, in place.
             let p = loan.as_mut_ptr();
-            // SAFETY: `p` points at a `MaybeUninit<Tick>` the loan holds,
-            // aligned and valid for writes; each field pointer is made with
-            // `addr_of_mut!` (no reference to the uninitialised value) and
-            // written once with a valid value of the field's type.
+            // SAFETY: `p` is an aligned, writable `MaybeUninit<Tick>` in the
+            // loan; `addr_of_mut!` makes no reference to uninitialised data,
+            // and each field gets one valid value of its type.
             unsafe {
                 std::ptr::addr_of_mut!((*p).seq).write(t.seq);
                 std::ptr::addr_of_mut!((*p).price).write(t.price);

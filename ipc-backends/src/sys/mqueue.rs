@@ -153,10 +153,9 @@ impl Mq {
     fn receive_by(&self, buf: &mut [u8], until: &libc::timespec) -> io::Result<Op> {
         loop {
             let mut prio = 0;
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes during
-            // the call and mq_timedreceive writes at most that many; `prio`
-            // and `until` are live locals; the descriptor is an open queue
-            // owned by self.
+            // SAFETY: mq_timedreceive writes at most `buf.len()` bytes into
+            // `buf`; `prio` and `until` are live locals; the descriptor is an
+            // open queue owned by self.
             let r = unsafe {
                 libc::mq_timedreceive(
                     self.0.as_raw_fd(),

@@ -81,11 +81,9 @@ pub fn inherit_in_child(cmd: &mut Command, fds: [RawFd; 2]) {
         }
         Ok(())
     };
-    // SAFETY: the hook runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it calls fcntl(2) alone,
-    // allocates nothing and takes no lock. The descriptors are open in the
-    // parent when spawn forks (the caller keeps them alive until then), so
-    // they are open in the child.
+    // The caller keeps both descriptors open until spawn forks.
+    // SAFETY: between fork and exec the hook only calls fcntl(2), which is
+    // async-signal-safe: no allocation, no lock; the descriptors are open.
     unsafe {
         cmd.pre_exec(hook);
     }

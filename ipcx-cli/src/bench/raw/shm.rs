@@ -143,11 +143,10 @@ impl Mapping {
 
     fn ring(&self, i: usize) -> &Ring {
         debug_assert!(i < 2);
-        // SAFETY: the mapping holds two `Ring`s, is page-aligned (so aligned
-        // for `Ring`), lives as long as `self`, and zeroed memory (as a new
-        // object or segment is) is a valid `Ring`: atomics and bytes. All
-        // shared fields are atomics; `data` is only accessed through raw
-        // pointers.
+        // Zeroed memory (a new object or segment) is a valid `Ring`: atomics
+        // and bytes, the bytes touched only through raw pointers.
+        // SAFETY: the page-aligned mapping holds two `Ring`s and lives as
+        // long as `self`.
         unsafe { &*(self.base as *const Ring).add(i) }
     }
 }
@@ -294,10 +293,9 @@ impl Ring {
         let off = pos as usize % RING;
         let first = src.len().min(RING - off);
         let base = self.data.as_ptr() as *mut u8;
-        // SAFETY: `off + first <= RING` and `src.len() - first <= RING`, so
-        // both ranges lie in `data`; the producer owns them until it
-        // publishes, so no one reads them meanwhile; `src` is private memory
-        // and cannot overlap the mapping.
+        // SAFETY: `off + first <= RING` and `src.len() - first <= RING`: both
+        // ranges lie in `data`, unread until published; `src` is private
+        // memory, so the copies cannot overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(off), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), base, src.len() - first);

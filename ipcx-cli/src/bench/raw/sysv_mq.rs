@@ -40,9 +40,8 @@ impl Queues {
     fn text(&mut self) -> &mut [u8] {
         let unit = self.unit;
         // SAFETY: `buf` holds `1 + ceil(unit / LONG)` longs, so the `unit`
-        // bytes after the first long are inside it; u8 has no alignment or
-        // validity requirement; the slice borrows `self` mutably, so no
-        // other reference to those bytes exists while it lives.
+        // bytes after the first are inside it; any u8 is valid; the slice
+        // borrows `self` mutably, so nothing else aliases them.
         unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().add(1).cast::<u8>(), unit) }
     }
 }
