@@ -3,6 +3,9 @@
 
 use nix::sys::resource::{Resource, getrlimit};
 
+/// The kernel message size the queue transports use by default.
+const QUEUE_UNIT: u64 = ipcx::backends::fragment::DEFAULT_UNIT as u64;
+
 /// Options of `ipcx doctor`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:\n  ipcx doctor")]
@@ -174,7 +177,7 @@ pub fn main(_: Args) -> Result<(), String> {
         show(pipe_max)
     ));
     if let (Some(mm), Some(sm)) = (msg_max, msgsize_max) {
-        let unit = sm.min(4096);
+        let unit = sm.min(QUEUE_UNIT);
         let per_conn = 2 * 10u64.min(mm) * (unit + 64) + 2 * 4096;
         let conns = rl_mq.map_or(0, |r| r / per_conn.max(1));
         o.push_str(&format!(
@@ -188,8 +191,8 @@ pub fn main(_: Args) -> Result<(), String> {
         o.push_str(&format!(
             "  sysv-mq{}: kernel messages of {} B, {mnb} B per queue (capacity= up to {} messages), {mni} queues system-wide = about {} connections. To change: sysctl kernel.msgmax / kernel.msgmnb / kernel.msgmni.\n",
             supported("sysv-mq"),
-            max.min(4096),
-            mnb / max.clamp(1, 4096),
+            max.min(QUEUE_UNIT),
+            mnb / max.clamp(1, QUEUE_UNIT),
             mni.saturating_sub(1) / 2
         ));
     }

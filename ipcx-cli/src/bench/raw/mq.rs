@@ -4,7 +4,7 @@
 //! A kernel message is at most `/proc/sys/fs/mqueue/msgsize_max` bytes
 //! (8 KiB by default), so a larger benchmark message goes as a run of
 //! chunks of that size, received until the known message size has
-//! arrived. ipcx fragments too, into 4 KiB units by default, and adds its
+//! arrived. ipcx fragments too, into 4160-byte units by default, and adds its
 //! fragment headers and a handshake; both use queues of
 //! `min(10, msg_max)` messages.
 
@@ -14,7 +14,7 @@ use nix::sys::stat::Mode;
 use crate::bench::measure::Link;
 
 /// How the comparison is made (table footnote).
-pub const NOTE: &str = "mq, sysv-mq: a message larger than the kernel's per-message limit (msgsize_max / msgmax, 8 KiB here) goes as chunks of that size in the raw baseline; ipcx fragments into its 4 KiB units";
+pub const NOTE: &str = "mq, sysv-mq: a message larger than the kernel's per-message limit (msgsize_max / msgmax, 8 KiB here) goes as chunks of that size in the raw baseline; ipcx fragments into its 4160-byte units";
 
 fn limit(path: &str, default: i64) -> i64 {
     std::fs::read_to_string(path)

@@ -6,7 +6,7 @@
 //! A kernel message is at most `/proc/sys/kernel/msgmax` bytes (8 KiB by
 //! default), and a queue holds `msgmnb` bytes (16 KiB), so a larger
 //! benchmark message goes as a run of chunks of `min(size, msgmax)` bytes.
-//! ipcx fragments into 4 KiB units by default.
+//! ipcx fragments into 4160-byte units by default.
 
 use crate::bench::measure::Link;
 
