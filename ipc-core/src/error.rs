@@ -2,10 +2,28 @@
 //!
 //! Callers act on the variants: [`Error::Disconnected`], [`Error::Timeout`],
 //! [`Error::WouldBlock`], [`Error::MessageTooLarge`], [`Error::SchemaMismatch`],
-//! [`Error::PermissionDenied`] and [`Error::Protocol`] are distinct from
+//! [`Error::PermissionDenied`], [`Error::Protocol`], [`Error::NoListener`],
+//! [`Error::ConnectTimeout`] and [`Error::AddrInUse`] are distinct from
 //! [`Error::Io`], which carries the endpoint and the system call that failed.
+//!
+//! # Whose error is it?
+//!
+//! An error that ends one connection never ends a listener or a server loop.
+//! [`Error::is_fatal`] tells them apart: a listener's `accept` only returns
+//! errors of the listener itself (handshake failures of clients are logged
+//! and dropped), and a server loop goes on after any error for which
+//! `is_fatal()` is `false`.
+//!
+//! ```
+//! # use ipc_core::Error;
+//! assert!(!Error::Disconnected.is_fatal());
+//! assert!(!Error::Timeout.is_fatal());
+//! let e = Error::NoListener { endpoint: "unix:/run/a.sock".into(), reason: "no socket file".into() };
+//! assert!(e.is_fatal());
+//! ```
 
 use std::io;
+use std::time::Duration;
 
 use crate::endpoint::{EndpointError, Scheme};
 use crate::handshake::TypeTag;
@@ -136,6 +154,48 @@ pub enum Error {
     /// decode the request. The connection stays usable.
     #[error("the server could not handle the request: {0}")]
     Remote(String),
+    /// Nothing listens on the endpoint: its rendezvous object does not
+    /// exist, refuses connections, or belongs to a process that is dead.
+    /// The same on every transport.
+    #[error(
+        "{endpoint}: no listener ({reason}); start the listener first, or let the client wait for it with ?wait_for_listener=5s"
+    )]
+    NoListener {
+        /// The endpoint connected to.
+        endpoint: String,
+        /// What was found instead of a listener.
+        reason: String,
+    },
+    /// Connecting (the rendezvous or the handshake) took longer than the
+    /// endpoint's `connect_timeout`.
+    #[error(
+        "{endpoint}: {step} took longer than connect_timeout ({timeout:?}); is the peer an ipcx peer that is accepting? raise connect_timeout if it is only slow"
+    )]
+    ConnectTimeout {
+        /// The endpoint.
+        endpoint: String,
+        /// The step that ran out of time (`handshake`, `connect`, …).
+        step: String,
+        /// The `connect_timeout` in force.
+        timeout: Duration,
+    },
+    /// The endpoint's name is taken by a live listener (or by a file that
+    /// is not ours).
+    #[error(
+        "{endpoint}: already in use{}; stop that listener or choose another name",
+        match owner {
+            Some(pid) => format!(" by process {pid}"),
+            None => format!(" ({detail})"),
+        }
+    )]
+    AddrInUse {
+        /// The endpoint listened on.
+        endpoint: String,
+        /// The live listener's pid, when known.
+        owner: Option<u32>,
+        /// What is in the way, when the owner is not known.
+        detail: String,
+    },
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -164,5 +224,91 @@ impl Error {
     /// Whether the peer is gone for good (the connection should be dropped).
     pub fn is_disconnect(&self) -> bool {
         matches!(self, Error::Disconnected | Error::Protocol(_))
+    }
+
+    /// Whether this error concerns one connection or one peer only: the
+    /// peer left, lied, was refused in the handshake, was too slow, or one
+    /// message could not be handled. A listener or a server loop goes on
+    /// after such an error.
+    pub fn is_per_connection(&self) -> bool {
+        matches!(
+            self,
+            Error::Disconnected
+                | Error::Protocol(_)
+                | Error::MessageTooLarge { .. }
+                | Error::SchemaMismatch { .. }
+                | Error::VersionMismatch { .. }
+                | Error::PermissionDenied(_)
+                | Error::ConnectTimeout { .. }
+                | Error::Encode { .. }
+                | Error::Decode { .. }
+                | Error::Remote(_)
+        )
+    }
+
+    /// Whether the object that returned this error (a listener, a server)
+    /// cannot go on: not a per-connection error and not a timeout.
+    ///
+    /// ```
+    /// # use ipc_core::Error;
+    /// // A serve loop: per-client trouble is logged, the listener's own ends it.
+    /// fn on_accept_error(e: Error) -> Result<(), Error> {
+    ///     if e.is_fatal() { Err(e) } else { Ok(()) }
+    /// }
+    /// assert!(on_accept_error(Error::Timeout).is_ok());
+    /// assert!(on_accept_error(Error::protocol("garbage hello")).is_ok());
+    /// ```
+    pub fn is_fatal(&self) -> bool {
+        !self.is_per_connection() && !matches!(self, Error::Timeout | Error::WouldBlock)
+    }
+}
+
+/// An I/O error from the caller's own code (`?` on a `std::io::Result` in a
+/// function returning `ipc_core::Result`). Kinds the contract names map to
+/// their variants; everything else is [`Error::Io`].
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => Error::WouldBlock,
+            io::ErrorKind::TimedOut => Error::Timeout,
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof => Error::Disconnected,
+            _ => Error::Io {
+                context: "I/O".into(),
+                source: e,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_convert_and_classify() {
+        fn read() -> Result<()> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))?;
+            Ok(())
+        }
+        assert!(matches!(read(), Err(Error::Disconnected)));
+        let e: Error = io::Error::from(io::ErrorKind::NotFound).into();
+        assert!(matches!(e, Error::Io { .. }) && e.is_fatal());
+        let busy = Error::AddrInUse {
+            endpoint: "mq:/x".into(),
+            owner: Some(42),
+            detail: String::new(),
+        };
+        assert!(busy.to_string().contains("by process 42"), "{busy}");
+        assert!(busy.is_fatal());
+        let slow = Error::ConnectTimeout {
+            endpoint: "unix:/a".into(),
+            step: "handshake".into(),
+            timeout: Duration::from_secs(5),
+        };
+        assert!(slow.is_per_connection() && !slow.is_fatal());
+        assert!(!Error::WouldBlock.is_fatal());
     }
 }
