@@ -1,34 +1,40 @@
 //! `fifo:PATH` — named FIFOs.
 //!
-//! The listener owns the rendezvous FIFO at `PATH`, which carries fixed
-//! 16-byte connection requests (under `PIPE_BUF`, so concurrent clients'
-//! writes never interleave). A client creates `PATH.PID.N.up` (client to
-//! server) and `PATH.PID.N.down` next to it, opens `down` for reading,
-//! sends a request, then opens `up` for writing once the server has opened
-//! it. Both FIFOs are unlinked as soon as both sides hold them open. The
-//! data then flows as length-prefixed frames ([`crate::stream`]), and end
-//! of file or `EPIPE` tells either side that the other is gone.
+//! The listener owns the rendezvous FIFO at `PATH`, which carries
+//! [connect requests](crate::conn::request) (16 bytes, under `PIPE_BUF`, so
+//! concurrent clients' writes never interleave). A client creates
+//! `PATH.PID.N.up` (client to server) and `PATH.PID.N.down` next to it,
+//! opens `down` for reading, sends a request, then opens `up` for writing
+//! once the server has opened it. Both FIFOs are unlinked as soon as both
+//! sides hold them open. The data then flows as length-prefixed frames
+//! ([`crate::stream`]), and end of file or `EPIPE` tells either side that
+//! the other is gone.
 //!
 //! A rendezvous FIFO left by a killed listener is recognised because no
 //! process has it open for reading (opening it for writing fails with
-//! `ENXIO`), and is replaced.
+//! `ENXIO`): a client gets [`Error::NoListener`] at once, and the next
+//! listener replaces it.
 
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipc_core::handshake::Hello;
-use ipc_core::{Deadline, Endpoint, Error, Listener, Result, Schema, Transport};
+use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
+use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Raw, Stop};
+use crate::conn::authorize::{Object, authorize};
+use crate::conn::request::{self, Request};
+use crate::conn::{dial::dial, fail};
 use crate::stream::{self, StreamChannel};
 use crate::sys::fd::{self, Interest};
 use crate::sys::pipe::{self, FifoEnd, Io};
 use crate::sys::process;
+use crate::sys::socket::FileId;
 
-/// Size of a connection request.
-const REQUEST_LEN: usize = 16;
-/// Magic of a connection request.
-const REQUEST_MAGIC: [u8; 4] = *b"IPCF";
+/// Magic of a FIFO connect request.
+const MAGIC: [u8; 4] = *b"IPCF";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -38,6 +44,9 @@ pub struct Fifo;
 
 /// A connection over two FIFOs.
 pub type FifoChannel = StreamChannel;
+
+/// Accepts connections on a rendezvous FIFO.
+pub type FifoListener = Acceptor<FifoChannel>;
 
 fn connection_paths(path: &str, pid: u32, n: u32) -> (String, String) {
     (
@@ -50,20 +59,12 @@ fn io_error(endpoint: &Endpoint, call: &str, path: &str, e: std::io::Error) -> E
     Error::io(format!("{endpoint}: {call} {path}"), e)
 }
 
-/// Accepts connections on a rendezvous FIFO.
-#[derive(Debug)]
-pub struct FifoListener {
-    endpoint: Endpoint,
+/// The rendezvous FIFO, owned by the accepting thread.
+struct Listening {
     rendezvous: OwnedFd,
-    id: Option<crate::sys::socket::FileId>,
-    schema: Schema,
-}
-
-fn in_use(endpoint: &Endpoint, why: &str) -> Error {
-    Error::io(
-        format!("{endpoint}: mkfifo {}", endpoint.address()),
-        std::io::Error::new(std::io::ErrorKind::AddrInUse, why.to_string()),
-    )
+    id: Option<FileId>,
+    stop: Stop,
+    ctx: Arc<(Endpoint, Schema)>,
 }
 
 impl Transport for Fifo {
@@ -80,21 +81,24 @@ impl Transport for Fifo {
             match pipe::fifo_at(path) {
                 Some((true, uid)) if uid == process::uid() => {}
                 _ => {
-                    return Err(in_use(
+                    return Err(fail::addr_in_use(
                         endpoint,
-                        "a file that is not our FIFO is in the way; remove it or pick another path",
+                        None,
+                        "a file that is not our FIFO is in the way; remove it",
                     ));
                 }
             }
             match pipe::open_fifo(path, FifoEnd::Write) {
                 Ok(_) => {
-                    return Err(in_use(
+                    return Err(fail::addr_in_use(
                         endpoint,
-                        "already in use: a live listener has it open; stop it or pick another path",
+                        None,
+                        "a live listener has the FIFO open",
                     ));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                     // No reader: left by a listener that died. Replace it.
+                    tracing::info!(%endpoint, "reclaimed the FIFO of a dead listener");
                     let _ = std::fs::remove_file(path);
                     pipe::mkfifo(path, mode).map_err(|e| io_error(endpoint, "mkfifo", path, e))?;
                 }
@@ -107,113 +111,91 @@ impl Transport for Fifo {
             let _ = std::fs::remove_file(path);
             io_error(endpoint, "open", path, e)
         })?;
-        Ok(FifoListener {
-            endpoint: endpoint.clone(),
+        let listening = Listening {
             rendezvous,
             id,
-            schema: schema.clone(),
-        })
+            stop: Stop::new(endpoint)?,
+            ctx: Arc::new((endpoint.clone(), schema.clone())),
+        };
+        Acceptor::start(endpoint.clone(), listening)
     }
 
     fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<FifoChannel> {
-        let deadline = Deadline::after(endpoint.options().connect_timeout);
-        let path = endpoint.address();
-        let rendezvous = pipe::open_fifo(path, FifoEnd::Write).map_err(|e| {
-            let hint = if e.raw_os_error() == Some(libc::ENXIO) {
-                " (no listener has it open)"
-            } else {
-                " (is a listener running?)"
-            };
-            io_error(endpoint, "open", &format!("{path}{hint}"), e)
-        })?;
-        let me = process::pid();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let (up, down) = connection_paths(path, me, n);
-        let mode = endpoint.options().mode;
-        let result =
-            (|| {
-                for p in [&up, &down] {
-                    // A path left by an earlier process with our pid is stale.
-                    let _ = std::fs::remove_file(p);
-                    pipe::mkfifo(p, mode).map_err(|e| io_error(endpoint, "mkfifo", p, e))?;
-                }
-                let down_fd = pipe::open_fifo(&down, FifoEnd::Read)
-                    .map_err(|e| io_error(endpoint, "open", &down, e))?;
-                let mut req = [0u8; REQUEST_LEN];
-                req[..4].copy_from_slice(&REQUEST_MAGIC);
-                req[4..6].copy_from_slice(&1u16.to_le_bytes());
-                req[8..12].copy_from_slice(&me.to_le_bytes());
-                req[12..16].copy_from_slice(&n.to_le_bytes());
-                loop {
-                    match pipe::write_two(rendezvous.as_fd(), &req, &[])
-                        .map_err(|e| io_error(endpoint, "write", path, e))?
-                    {
-                        Io::Done(_) => break,
-                        Io::Closed => return Err(Error::Disconnected),
-                        Io::WouldBlock => {
-                            if !fd::wait(rendezvous.as_fd(), Interest::Write, deadline)? {
-                                return Err(crate::handshake::timed_out(
-                                    &endpoint.to_string(),
-                                    "connect",
-                                ));
-                            }
-                        }
-                    }
-                }
-                // The server opens `up` for reading when it takes the request.
-                let up_fd = loop {
-                    match pipe::open_fifo(&up, FifoEnd::Write) {
-                        Ok(fd) => break fd,
-                        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                            if deadline.expired() {
-                                return Err(crate::handshake::timed_out(
-                                    &endpoint.to_string(),
-                                    "connect (waiting for the listener to accept)",
-                                ));
-                            }
-                            std::thread::sleep(Duration::from_micros(200));
-                        }
-                        Err(e) => return Err(io_error(endpoint, "open", &up, e)),
-                    }
-                };
-                let local = Hello::new(
-                    schema,
-                    me,
-                    process::uid(),
-                    endpoint.options().max_message_size,
-                );
-                let (mut tx, mut rx) = stream::pipe_halves(down_fd, up_fd, 0);
-                let peer = stream::handshake(&mut tx, &mut rx, &local, deadline, |_| Ok(()))
-                    .map_err(|e| match e {
-                        Error::Timeout => {
-                            crate::handshake::timed_out(&endpoint.to_string(), "handshake")
-                        }
-                        e => e,
-                    })?;
-                Ok(ipc_core::Duplex {
-                    sender: tx,
-                    receiver: rx,
-                    peer,
-                })
-            })();
-        let _ = std::fs::remove_file(&up);
-        let _ = std::fs::remove_file(&down);
-        result
+        dial(endpoint, || connect_once(endpoint, schema))
     }
 }
 
-impl Listener for FifoListener {
-    type Channel = FifoChannel;
+fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<FifoChannel> {
+    let deadline = Deadline::after(endpoint.options().connect_timeout);
+    let path = endpoint.address();
+    let rendezvous = pipe::open_fifo(path, FifoEnd::Write)
+        .map_err(|e| fail::rendezvous(endpoint, &format!("open {path}"), e))?;
+    let me = process::pid();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let (up, down) = connection_paths(path, me, n);
+    let mode = endpoint.options().mode;
+    let result = (|| {
+        for p in [&up, &down] {
+            // A path left by an earlier process with our pid is stale.
+            let _ = std::fs::remove_file(p);
+            pipe::mkfifo(p, mode).map_err(|e| io_error(endpoint, "mkfifo", p, e))?;
+        }
+        let down_fd = pipe::open_fifo(&down, FifoEnd::Read)
+            .map_err(|e| io_error(endpoint, "open", &down, e))?;
+        let req = Request { pid: me, n }.encode(MAGIC);
+        loop {
+            match pipe::write_two(rendezvous.as_fd(), &req, &[])
+                .map_err(|e| io_error(endpoint, "write", path, e))?
+            {
+                Io::Done(_) => break,
+                Io::Closed => {
+                    return Err(fail::no_listener(endpoint, "the listener closed the FIFO"));
+                }
+                Io::WouldBlock => {
+                    if !fd::wait(rendezvous.as_fd(), Interest::Write, deadline)? {
+                        return Err(fail::connect_timeout(
+                            endpoint,
+                            "sending the connect request",
+                        ));
+                    }
+                }
+            }
+        }
+        // The server opens `up` for reading when it takes the request.
+        let up_fd = loop {
+            match pipe::open_fifo(&up, FifoEnd::Write) {
+                Ok(fd) => break fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                    if deadline.expired() {
+                        return Err(fail::connect_timeout(
+                            endpoint,
+                            "waiting for the listener to take the request",
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => return Err(io_error(endpoint, "open", &up, e)),
+            }
+        };
+        let halves = stream::pipe_halves(down_fd, up_fd, 0);
+        stream::establish_halves(halves, endpoint, schema, deadline, |_| Ok(()))
+    })();
+    let _ = std::fs::remove_file(&up);
+    let _ = std::fs::remove_file(&down);
+    result
+}
 
-    fn accept_until(&mut self, deadline: Deadline) -> Result<FifoChannel> {
-        let endpoint = &self.endpoint;
+impl Listening {
+    /// Reads the next request from the rendezvous FIFO.
+    fn read_request(&mut self) -> Result<Raw<Request>> {
+        let endpoint = &self.ctx.0;
         let path = endpoint.address();
-        let mut req = [0u8; REQUEST_LEN];
+        let mut req = [0u8; request::LEN];
         loop {
             match pipe::read_uninit(self.rendezvous.as_fd(), as_uninit(&mut req))
                 .map_err(|e| io_error(endpoint, "read", path, e))?
             {
-                Io::Done(REQUEST_LEN) => break,
+                Io::Done(request::LEN) => break,
                 Io::Done(_) | Io::Closed => {
                     // Not one of ours (writes of 16 bytes are atomic): drop
                     // whatever is queued so the next request starts aligned.
@@ -225,25 +207,46 @@ impl Listener for FifoListener {
                             break;
                         }
                     }
-                    return Err(Error::protocol(format!(
-                        "{endpoint}: malformed connection request"
-                    )));
+                    return Ok(Raw::Refused(Error::protocol(format!(
+                        "{endpoint}: a connect request of the wrong length"
+                    ))));
                 }
                 Io::WouldBlock => {
-                    if !fd::wait(self.rendezvous.as_fd(), Interest::Read, deadline)? {
-                        return Err(deadline.elapsed_error());
+                    if !self.stop.wait(self.rendezvous.as_fd(), Interest::Read)? {
+                        return Ok(Raw::Closed);
                     }
                 }
             }
         }
-        if req[..4] != REQUEST_MAGIC || u16::from_le_bytes([req[4], req[5]]) != 1 {
-            return Err(Error::protocol(format!(
-                "{endpoint}: malformed connection request"
-            )));
-        }
-        let pid = u32::from_le_bytes([req[8], req[9], req[10], req[11]]);
-        let n = u32::from_le_bytes([req[12], req[13], req[14], req[15]]);
-        let (up, down) = connection_paths(path, pid, n);
+        Ok(match Request::decode(&req, MAGIC) {
+            Ok(r) => Raw::Conn(r),
+            Err(e) => Raw::Refused(e),
+        })
+    }
+}
+
+impl Incoming for Listening {
+    type Channel = FifoChannel;
+
+    fn next(&mut self) -> Result<Next<FifoChannel>> {
+        let raw = self.read_request()?;
+        let ctx = self.ctx.clone();
+        Ok(Next::of(raw, |req| {
+            Box::new(move || serve(req, &ctx.0, &ctx.1))
+        }))
+    }
+
+    fn closer(&self) -> Closer {
+        self.stop.closer()
+    }
+}
+
+/// Completes the connection a client requested: opens its FIFOs and runs
+/// the handshake.
+fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChannel> {
+    let (up, down) = connection_paths(endpoint.address(), req.pid, req.n);
+    let result = (|| {
+        let deadline = Deadline::after(endpoint.options().connect_timeout);
         // `down` first: the client holds its read end already, and its open
         // of `up` succeeds only after ours, so it never reads `down` before
         // it has a writer (which would look like end of file).
@@ -251,62 +254,40 @@ impl Listener for FifoListener {
             .map_err(|e| io_error(endpoint, "open", &down, e))?;
         let up_fd =
             pipe::open_fifo(&up, FifoEnd::Read).map_err(|e| io_error(endpoint, "open", &up, e))?;
-        let hs_deadline = Deadline::after(endpoint.options().connect_timeout);
         // Likewise wait for the client's hello before the first read of `up`.
-        if !fd::wait(up_fd.as_fd(), Interest::Read, hs_deadline)? {
-            let _ = std::fs::remove_file(&up);
-            let _ = std::fs::remove_file(&down);
-            return Err(crate::handshake::timed_out(
-                &endpoint.to_string(),
-                "handshake",
+        if !fd::wait(up_fd.as_fd(), Interest::Read, deadline)? {
+            return Err(fail::connect_timeout(
+                endpoint,
+                "waiting for the client's hello",
             ));
         }
         let creator = fd::owner(up_fd.as_fd()).map_err(|e| io_error(endpoint, "fstat", &up, e))?;
-        let local = Hello::new(
-            &self.schema,
-            process::pid(),
-            process::uid(),
-            endpoint.options().max_message_size,
-        );
-        let (mut tx, mut rx) = stream::pipe_halves(up_fd, down_fd, 0);
-        let peer = stream::handshake(&mut tx, &mut rx, &local, hs_deadline, |info| {
-            if info.pid != pid {
+        let halves = stream::pipe_halves(up_fd, down_fd, 0);
+        stream::establish_halves(halves, endpoint, schema, deadline, |hello| {
+            if hello.pid != req.pid {
                 return Err(Error::protocol(
-                    "the hello's pid differs from the request's",
+                    "the hello's pid differs from the connect request's",
                 ));
             }
-            if !endpoint.allows_uid(creator) {
-                return Err(Error::PermissionDenied(format!(
-                    "{endpoint}: uid {creator} is not in allow_uid"
-                )));
-            }
-            Ok(())
-        });
-        // The hello came through `up`, so the client holds both: unlink.
-        let _ = std::fs::remove_file(&up);
-        let _ = std::fs::remove_file(&down);
-        Ok(ipc_core::Duplex {
-            sender: tx,
-            receiver: rx,
-            peer: peer?,
+            authorize(endpoint, Object::Permissions, req.pid, creator)
         })
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
+    })();
+    // The hello came through `up`, so the client holds both: unlink.
+    let _ = std::fs::remove_file(&up);
+    let _ = std::fs::remove_file(&down);
+    result
 }
 
-fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // SAFETY: MaybeUninit<u8> has the layout of u8, and initialised bytes
     // are valid MaybeUninit values; read(2) only writes bytes.
-    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
-impl Drop for FifoListener {
+impl Drop for Listening {
     fn drop(&mut self) {
         // Remove the FIFO only if it is still the one we created.
-        let path = self.endpoint.address();
+        let path = self.ctx.0.address();
         if self.id.is_some() && crate::sys::socket::file_id(path) == self.id {
             let _ = std::fs::remove_file(path);
         }

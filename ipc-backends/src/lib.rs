@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
+pub mod conn;
 pub mod fifo;
 pub mod fragment;
 mod handshake;

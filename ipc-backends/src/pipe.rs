@@ -13,12 +13,10 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::Command;
 
-use ipc_core::handshake::Hello;
 use ipc_core::{Deadline, Endpoint, Error, Listener, Result, Schema, Scheme, Transport};
 
 use crate::stream::{self, StreamChannel};
 use crate::sys::pipe;
-use crate::sys::process;
 
 /// The environment variable naming the child's inherited descriptors.
 pub const FDS_VAR: &str = "IPCX_PIPE_FDS";
@@ -94,23 +92,8 @@ fn establish(
     schema: &Schema,
 ) -> Result<PipeChannel> {
     let deadline = Deadline::after(endpoint.options().connect_timeout);
-    let local = Hello::new(
-        schema,
-        process::pid(),
-        process::uid(),
-        endpoint.options().max_message_size,
-    );
-    let (mut tx, mut rx) = stream::pipe_halves(read, write, 0);
-    let peer =
-        stream::handshake(&mut tx, &mut rx, &local, deadline, |_| Ok(())).map_err(|e| match e {
-            Error::Timeout => crate::handshake::timed_out(&endpoint.to_string(), "handshake"),
-            e => e,
-        })?;
-    Ok(ipc_core::Duplex {
-        sender: tx,
-        receiver: rx,
-        peer,
-    })
+    let halves = stream::pipe_halves(read, write, 0);
+    stream::establish_halves(halves, endpoint, schema, deadline, |_| Ok(()))
 }
 
 impl Transport for Pipe {

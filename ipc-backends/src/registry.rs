@@ -158,6 +158,25 @@ pub fn list() -> Vec<Record> {
     out
 }
 
+/// The pid of the live owner of the object `kind`/`id`, if one is recorded.
+pub fn live_owner(kind: &str, id: &str) -> Option<u32> {
+    read(kind, id).filter(Record::owner_alive).map(|r| r.pid)
+}
+
+/// The record of the object `kind`/`id`, if there is one.
+pub fn read(kind: &str, id: &str) -> Option<Record> {
+    let text = fs::read_to_string(dir().join(file_name(kind, id))).ok()?;
+    let mut parts = text.trim_end().splitn(3, ' ');
+    let (pid, start, endpoint) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(Record {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        endpoint: endpoint.to_string(),
+        pid: pid.parse().ok()?,
+        start_time: start.parse().ok()?,
+    })
+}
+
 /// The records of objects whose owner is dead.
 pub fn orphans() -> Vec<Record> {
     list().into_iter().filter(|r| !r.owner_alive()).collect()

@@ -18,9 +18,11 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use ipc_core::handshake::{self, Hello, MAX_HELLO_LEN, PeerInfo};
-use ipc_core::{Deadline, Error, Result};
+use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
+use ipc_core::{Deadline, Endpoint, Error, Result, Schema};
 
+use crate::conn::handshake::{self, Framed, Limit};
+use crate::conn::link::Link;
 use crate::sys::fd::{Interest, wait};
 use crate::sys::pipe;
 use crate::sys::socket::{self, How, Io};
@@ -62,6 +64,7 @@ pub struct StreamSender {
     pending: Vec<u8>,
     /// Reused buffer in which small frames are assembled.
     scratch: Vec<u8>,
+    link: Link,
 }
 
 /// The receiving half of a framed stream.
@@ -79,6 +82,7 @@ pub struct StreamReceiver {
     in_progress: Option<usize>,
     /// The part of that frame read so far, kept across timeouts.
     partial: Vec<u8>,
+    link: Link,
 }
 
 /// Splits a connected stream socket into framed halves that share it.
@@ -99,6 +103,7 @@ fn framed(
     carrier: Carrier,
     max: usize,
 ) -> (StreamSender, StreamReceiver) {
+    let link = Link::new();
     (
         StreamSender {
             fd: write,
@@ -107,6 +112,7 @@ fn framed(
             max,
             pending: Vec::new(),
             scratch: Vec::new(),
+            link: link.clone(),
         },
         StreamReceiver {
             fd: read,
@@ -118,6 +124,7 @@ fn framed(
             end: 0,
             in_progress: None,
             partial: Vec::new(),
+            link,
         },
     )
 }
@@ -140,11 +147,6 @@ fn os(e: std::io::Error, what: &str) -> Error {
 const COALESCE: usize = 512;
 
 impl StreamSender {
-    /// Sets the agreed message size limit (after the handshake).
-    pub fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
     /// Writes `a` then `b` fully, starting at byte `done` of the two,
     /// waiting until `deadline`. Returns how many bytes went out in total.
     fn write_two(
@@ -213,6 +215,7 @@ impl StreamSender {
 
 impl ipc_core::Sender for StreamSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.link.check()?;
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge {
                 size: msg.len(),
@@ -270,11 +273,6 @@ impl Drop for StreamSender {
 }
 
 impl StreamReceiver {
-    /// Sets the agreed message size limit (after the handshake).
-    pub fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
     /// One read into the buffer from byte `at`, at most [`READ_AHEAD`] bytes.
     fn read_some(&mut self, at: usize, nonblock: bool) -> Result<Io> {
         let fd = self.fd.clone();
@@ -380,6 +378,14 @@ impl StreamReceiver {
 
 impl ipc_core::Receiver for StreamReceiver {
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        self.link.check()?;
+        let result = self.recv_frame(out, deadline);
+        self.link.observe(result)
+    }
+}
+
+impl StreamReceiver {
+    fn recv_frame(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         let len = match self.in_progress {
             Some(len) => len,
             None => {
@@ -421,70 +427,37 @@ impl Drop for StreamReceiver {
     }
 }
 
-/// Runs the handshake on a fresh connection: hello both ways, each side's
-/// check (plus `authorize`, for the uid policy), verdict byte both ways.
-/// Bounded by `deadline`.
-///
-/// # Errors
-/// The handshake's errors; [`Error::Timeout`] if the peer stays silent.
-pub fn handshake(
-    tx: &mut StreamSender,
-    rx: &mut StreamReceiver,
-    local: &Hello,
-    deadline: Deadline,
-    authorize: impl FnOnce(&PeerInfo) -> Result<()>,
-) -> Result<PeerInfo> {
-    use ipc_core::{Receiver, Sender};
-    tx.set_max(MAX_HELLO_LEN);
-    rx.set_max(MAX_HELLO_LEN);
-    tx.send_until(&local.encode(), deadline)?;
-    let mut buf = Vec::new();
-    rx.recv_until(&mut buf, deadline)?;
-    let decision = Hello::decode(&buf)
-        .and_then(|remote| handshake::check(local, &remote))
-        .and_then(|info| authorize(&info).map(|()| info));
-    tx.send_until(&[handshake::verdict_of(&decision)], deadline)?;
-    let peer_verdict = match rx.recv_until(&mut buf, deadline) {
-        Ok(()) if buf.len() == 1 => buf[0],
-        Ok(()) => return Err(Error::protocol("the peer's verdict is not one byte")),
-        // We refused and the peer hung up without answering: our reason stands.
-        Err(Error::Disconnected) if decision.is_err() => return decision,
-        Err(e) => return Err(e),
-    };
-    let info = handshake::conclude(decision, peer_verdict)?;
-    tx.set_max(info.max_message_size);
-    rx.set_max(info.max_message_size);
-    Ok(info)
+impl Limit for StreamSender {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
 }
 
-/// A connected stream channel (Unix or TCP).
+impl Limit for StreamReceiver {
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+}
+
+/// A connected stream channel (Unix, TCP, FIFO pair, pipe pair).
 pub type StreamChannel = ipc_core::Duplex<StreamSender, StreamReceiver>;
 
-/// Frames a freshly connected stream socket and runs the handshake.
+/// Runs the handshake over freshly framed halves, within `deadline`;
+/// `vet` adds the transport's checks of the peer's hello.
 ///
 /// # Errors
-/// As [`handshake`].
-pub fn establish(
-    fd: OwnedFd,
-    endpoint: &ipc_core::Endpoint,
-    schema: &ipc_core::Schema,
+/// The handshake's errors ([`crate::conn::handshake::drive`]).
+pub(crate) fn establish_halves(
+    (mut sender, mut receiver): (StreamSender, StreamReceiver),
+    endpoint: &Endpoint,
+    schema: &Schema,
     deadline: Deadline,
-    authorize: impl FnOnce(&PeerInfo) -> Result<()>,
+    vet: impl FnOnce(&Hello) -> Result<()>,
 ) -> Result<StreamChannel> {
-    let local = Hello::new(
-        schema,
-        crate::sys::process::pid(),
-        crate::sys::process::uid(),
-        endpoint.options().max_message_size,
-    );
-    let (mut sender, mut receiver) = halves(fd, MAX_HELLO_LEN);
-    let peer = handshake(&mut sender, &mut receiver, &local, deadline, authorize).map_err(|e| match e {
-        Error::Timeout => Error::io(
-            format!("{endpoint}: handshake: the peer sent no hello within connect_timeout; is it an ipcx peer?"),
-            std::io::ErrorKind::TimedOut.into(),
-        ),
-        e => e,
-    })?;
+    let local = handshake::local_hello(endpoint, schema);
+    let mut wire = Framed::new(&mut sender, &mut receiver);
+    let peer = handshake::drive(&mut wire, endpoint, &local, deadline, vet)?;
+    wire.agree(&peer);
     Ok(ipc_core::Duplex {
         sender,
         receiver,
@@ -492,24 +465,16 @@ pub fn establish(
     })
 }
 
-/// Waits until `deadline` for the next connection on a non-blocking
-/// listening socket.
+/// Frames a freshly connected stream socket and runs the handshake.
 ///
 /// # Errors
-/// The deadline's error; [`Error::Io`] from `accept4(2)` or `poll(2)`.
-pub fn accept_next(
-    listener: std::os::fd::BorrowedFd<'_>,
-    endpoint: &ipc_core::Endpoint,
+/// As [`establish_halves`].
+pub(crate) fn establish(
+    fd: OwnedFd,
+    endpoint: &Endpoint,
+    schema: &Schema,
     deadline: Deadline,
-) -> Result<OwnedFd> {
-    loop {
-        let conn =
-            socket::accept(listener).map_err(|e| Error::io(format!("{endpoint}: accept"), e))?;
-        if let Some(fd) = conn {
-            return Ok(fd);
-        }
-        if !wait(listener, Interest::Read, deadline)? {
-            return Err(deadline.elapsed_error());
-        }
-    }
+    vet: impl FnOnce(&Hello) -> Result<()>,
+) -> Result<StreamChannel> {
+    establish_halves(halves(fd, MAX_HELLO_LEN), endpoint, schema, deadline, vet)
 }

@@ -6,9 +6,12 @@
 //! with the network instead.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
+use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Stop, next_socket};
+use crate::conn::{dial::dial, fail};
 use crate::stream::{self, StreamChannel};
 use crate::sys::socket;
 
@@ -17,16 +20,39 @@ use crate::sys::socket;
 pub struct Tcp;
 
 /// A listening TCP socket.
-#[derive(Debug)]
-pub struct TcpListener {
-    fd: OwnedFd,
-    endpoint: Endpoint,
-    schema: Schema,
-}
+pub type TcpListener = Acceptor<StreamChannel>;
 
 fn establish(fd: OwnedFd, endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {
     let deadline = Deadline::after(endpoint.options().connect_timeout);
     stream::establish(fd, endpoint, schema, deadline, |_| Ok(()))
+}
+
+/// The listening socket, owned by the accepting thread.
+struct Listening {
+    fd: OwnedFd,
+    stop: Stop,
+    ctx: Arc<(Endpoint, Schema)>,
+}
+
+impl Incoming for Listening {
+    type Channel = StreamChannel;
+
+    fn next(&mut self) -> Result<Next<StreamChannel>> {
+        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.ctx.0)?;
+        let ctx = self.ctx.clone();
+        Ok(Next::of(raw, |fd| {
+            Box::new(move || {
+                let endpoint = &ctx.0;
+                socket::set_nodelay(fd.as_fd())
+                    .map_err(|e| Error::io(format!("{endpoint}: setsockopt(TCP_NODELAY)"), e))?;
+                establish(fd, endpoint, &ctx.1)
+            })
+        }))
+    }
+
+    fn closer(&self) -> Closer {
+        self.stop.closer()
+    }
 }
 
 impl Transport for Tcp {
@@ -34,35 +60,32 @@ impl Transport for Tcp {
     type Channel = StreamChannel;
 
     fn listen(endpoint: &Endpoint, schema: &Schema) -> Result<TcpListener> {
-        let (fd, local) = socket::tcp_listen(endpoint.address())
-            .map_err(|e| Error::io(format!("{endpoint}: bind"), e))?;
+        let (fd, local) = socket::tcp_listen(endpoint.address()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                fail::addr_in_use(endpoint, None, "another socket is bound to this port")
+            } else {
+                Error::io(format!("{endpoint}: bind"), e)
+            }
+        })?;
         let host = endpoint.address().rsplit_once(':').map_or("", |(h, _)| h);
         let port = local.rsplit_once(':').map_or("0", |(_, p)| p);
-        Ok(TcpListener {
+        let resolved = endpoint.with_address(format!("{host}:{port}"));
+        let listening = Listening {
             fd,
-            endpoint: endpoint.with_address(format!("{host}:{port}")),
-            schema: schema.clone(),
-        })
+            stop: Stop::new(endpoint)?,
+            ctx: Arc::new((resolved.clone(), schema.clone())),
+        };
+        Acceptor::start(resolved, listening)
     }
 
     fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {
-        let fd = socket::tcp_connect(endpoint.address(), endpoint.options().connect_timeout)
-            .map_err(|e| Error::io(format!("{endpoint}: connect"), e))?;
-        establish(fd, endpoint, schema)
-    }
-}
-
-impl ipc_core::Listener for TcpListener {
-    type Channel = StreamChannel;
-
-    fn accept_until(&mut self, deadline: Deadline) -> Result<StreamChannel> {
-        let fd = stream::accept_next(self.fd.as_fd(), &self.endpoint, deadline)?;
-        socket::set_nodelay(fd.as_fd())
-            .map_err(|e| Error::io(format!("{}: setsockopt(TCP_NODELAY)", self.endpoint), e))?;
-        establish(fd, &self.endpoint, &self.schema)
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        dial(endpoint, || {
+            let fd = socket::tcp_connect(endpoint.address(), endpoint.options().connect_timeout)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::TimedOut => fail::connect_timeout(endpoint, "connect"),
+                    _ => fail::rendezvous(endpoint, "connect", e),
+                })?;
+            establish(fd, endpoint, schema)
+        })
     }
 }

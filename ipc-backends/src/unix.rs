@@ -5,35 +5,35 @@
 //!   socket listens, and removed when the listener drops (only if it is
 //!   still ours: same device and inode).
 //! - A socket file left by a dead listener is reclaimed on `listen`; a live
-//!   one makes `listen` fail. Socket files are recorded in the
-//!   [`registry`](crate::registry) so `ipcx clean` can remove those of
-//!   killed listeners.
-//! - Peers are identified by `SO_PEERCRED` (kernel-verified) and checked
-//!   against `allow_uid`. An abstract socket has no permission bits, so
-//!   without `allow_uid` it admits only this process's own uid.
+//!   one makes `listen` fail with [`Error::AddrInUse`]. Socket files are
+//!   recorded in the [`registry`](crate::registry) so `ipcx clean` can
+//!   remove those of killed listeners.
+//! - Peers are identified by `SO_PEERCRED` (kernel-verified) and checked by
+//!   [`authorize`](crate::conn::authorize): an abstract socket has no
+//!   permission bits, so without `allow_uid` it admits only this process's
+//!   own uid.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport, endpoint::UnixAddress};
 
+use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Stop, next_socket};
+use crate::conn::authorize::{Object, authorize};
+use crate::conn::{dial::dial, fail};
 use crate::registry::{self, Record};
 use crate::stream::{self, StreamChannel};
-use crate::sys::process;
 use crate::sys::socket::{self, FileId, ListenError, UnixName};
+
+/// Registry kind of a socket file.
+const KIND: &str = "socket";
 
 /// The `unix:` transport.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unix;
 
 /// A listening Unix socket.
-#[derive(Debug)]
-pub struct UnixListener {
-    fd: OwnedFd,
-    endpoint: Endpoint,
-    schema: Schema,
-    /// The socket file and its identity, for removal on drop.
-    file: Option<(String, FileId)>,
-}
+pub type UnixListener = Acceptor<StreamChannel>;
 
 fn name(endpoint: &Endpoint) -> UnixName<'_> {
     match endpoint.unix_address() {
@@ -43,18 +43,10 @@ fn name(endpoint: &Endpoint) -> UnixName<'_> {
     }
 }
 
-/// Checks a kernel-verified peer uid against the endpoint's policy.
-fn authorize(endpoint: &Endpoint, uid: u32) -> Result<()> {
-    let allowed = match (endpoint.options().allow_uid.is_empty(), name(endpoint)) {
-        (true, UnixName::Abstract(_)) => uid == process::uid(),
-        _ => endpoint.allows_uid(uid),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!(
-            "{endpoint}: peer uid {uid} is not allowed; add it to allow_uid (e.g. ?allow_uid={uid})"
-        )))
+fn object(endpoint: &Endpoint) -> Object {
+    match name(endpoint) {
+        UnixName::Abstract(_) => Object::Unprotected,
+        UnixName::Path(_) => Object::Permissions,
     }
 }
 
@@ -62,12 +54,48 @@ fn establish(fd: OwnedFd, endpoint: &Endpoint, schema: &Schema) -> Result<Stream
     let (pid, uid) = socket::peer_credentials(fd.as_fd())
         .map_err(|e| Error::io(format!("{endpoint}: getsockopt(SO_PEERCRED)"), e))?;
     let deadline = Deadline::after(endpoint.options().connect_timeout);
-    let mut ch = stream::establish(fd, endpoint, schema, deadline, |_| authorize(endpoint, uid))?;
+    let mut ch = stream::establish(fd, endpoint, schema, deadline, |_| {
+        authorize(endpoint, object(endpoint), pid, uid)
+    })?;
     ch.peer.uid = uid;
-    if ch.peer.pid == 0 {
-        ch.peer.pid = pid;
-    }
+    ch.peer.pid = pid;
     Ok(ch)
+}
+
+/// The listening socket, owned by the accepting thread.
+struct Listening {
+    fd: OwnedFd,
+    stop: Stop,
+    endpoint: Arc<(Endpoint, Schema)>,
+    /// The socket file and its identity, for removal on drop.
+    file: Option<(String, FileId)>,
+}
+
+impl Incoming for Listening {
+    type Channel = StreamChannel;
+
+    fn next(&mut self) -> Result<Next<StreamChannel>> {
+        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.endpoint.0)?;
+        let ctx = self.endpoint.clone();
+        Ok(Next::of(raw, |fd| {
+            Box::new(move || establish(fd, &ctx.0, &ctx.1))
+        }))
+    }
+
+    fn closer(&self) -> Closer {
+        self.stop.closer()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some((path, id)) = &self.file {
+            if socket::file_id(path) == Some(*id) {
+                let _ = std::fs::remove_file(path);
+            }
+            registry::unregister(KIND, path);
+        }
+    }
 }
 
 impl Transport for Unix {
@@ -77,70 +105,42 @@ impl Transport for Unix {
     fn listen(endpoint: &Endpoint, schema: &Schema) -> Result<UnixListener> {
         let n = name(endpoint);
         let fd = socket::unix_listen(n, endpoint.options().mode).map_err(|e| match e {
-            ListenError::InUse => Error::io(
-                format!("{endpoint}: bind: a live listener already serves this address; stop it or choose another path"),
-                std::io::ErrorKind::AddrInUse.into(),
-            ),
-            ListenError::NotASocket => Error::io(
-                format!("{endpoint}: bind: a file that is not a socket is in the way; remove it or choose another path"),
-                std::io::ErrorKind::AlreadyExists.into(),
+            ListenError::InUse => {
+                let owner = match n {
+                    UnixName::Path(p) => registry::live_owner(KIND, p),
+                    UnixName::Abstract(_) => None,
+                };
+                fail::addr_in_use(endpoint, owner, "a live listener serves this address")
+            }
+            ListenError::NotASocket => fail::addr_in_use(
+                endpoint,
+                None,
+                "a file that is not a socket is in the way; remove it",
             ),
             ListenError::Os(call, e) => Error::io(format!("{endpoint}: {call}"), e),
         })?;
         let file = match n {
             UnixName::Path(p) => {
-                let _ = registry::register(&Record::mine("socket", p, endpoint.to_string()));
+                let _ = registry::register(&Record::mine(KIND, p, endpoint.to_string()));
                 socket::file_id(p).map(|id| (p.to_string(), id))
             }
             UnixName::Abstract(_) => None,
         };
-        Ok(UnixListener {
+        let listening = Listening {
             fd,
-            endpoint: endpoint.clone(),
-            schema: schema.clone(),
+            stop: Stop::new(endpoint)?,
+            endpoint: Arc::new((endpoint.clone(), schema.clone())),
             file,
-        })
+        };
+        Acceptor::start(endpoint.clone(), listening)
     }
 
     fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {
-        let fd = socket::unix_connect(name(endpoint)).map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => " (no socket file: is the listener running?)",
-                std::io::ErrorKind::ConnectionRefused => {
-                    " (nothing listens: the listener is not running)"
-                }
-                std::io::ErrorKind::PermissionDenied => {
-                    " (the socket's mode does not admit this user; widen it with mode=)"
-                }
-                _ => "",
-            };
-            Error::io(format!("{endpoint}: connect{hint}"), e)
-        })?;
-        establish(fd, endpoint, schema)
-    }
-}
-
-impl ipc_core::Listener for UnixListener {
-    type Channel = StreamChannel;
-
-    fn accept_until(&mut self, deadline: Deadline) -> Result<StreamChannel> {
-        let fd = stream::accept_next(self.fd.as_fd(), &self.endpoint, deadline)?;
-        establish(fd, &self.endpoint, &self.schema)
-    }
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl Drop for UnixListener {
-    fn drop(&mut self) {
-        if let Some((path, id)) = &self.file {
-            if socket::file_id(path) == Some(*id) {
-                let _ = std::fs::remove_file(path);
-            }
-            registry::unregister("socket", path);
-        }
+        dial(endpoint, || {
+            let fd = socket::unix_connect(name(endpoint))
+                .map_err(|e| fail::rendezvous(endpoint, "connect", e))?;
+            establish(fd, endpoint, schema)
+        })
     }
 }
 

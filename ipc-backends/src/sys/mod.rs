@@ -3,6 +3,7 @@
 //!
 //! What each part provides:
 //!
+//! - [`event`]: an eventfd one thread signals and another polls.
 //! - [`fd`]: waiting on descriptors with a [`Deadline`](ipc_core::Deadline),
 //!   reads and writes that map `EINTR`, `EAGAIN`, `EPIPE` and EOF onto the
 //!   contract's errors.
@@ -25,6 +26,7 @@
 //! [`Error::Io`](ipc_core::Error::Io) carrying the endpoint and the call's
 //! name, through [`Context`].
 
+pub mod event;
 pub mod fd;
 pub mod futex;
 pub mod mqueue;

@@ -1,0 +1,325 @@
+//! Listeners whose handshakes run off the accept path.
+//!
+//! A listener is an [`Acceptor`]: one thread waits on the transport's
+//! rendezvous ([`Incoming::next`]) and hands each connection request to a
+//! handshake thread of its own, bounded by the endpoint's
+//! `connect_timeout`. Established connections queue for
+//! [`Listener::accept`](ipc_core::Listener::accept); a client that fails
+//! its handshake (silent, malformed, refused) is logged and dropped. So a
+//! silent or malicious client costs the listener one pending slot for at
+//! most `connect_timeout`, and `accept` only ever returns established
+//! connections or an error of the listener itself.
+//!
+//! At most [`MAX_PENDING`] handshakes run at once; a request beyond that is
+//! refused at once (the client sees its connect fail). Dropping the
+//! acceptor wakes its thread ([`Incoming::closer`]), which drops the
+//! transport's rendezvous state (removing its names) before the drop
+//! returns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::thread::JoinHandle;
+
+use ipc_core::{Deadline, Endpoint, Error, Listener, Result};
+
+/// Most handshakes in progress at once per listener.
+pub const MAX_PENDING: usize = 256;
+/// Established connections that may wait for `accept`.
+const BACKLOG: usize = 128;
+
+/// The work that completes one connection request: the handshake and the
+/// transport's set-up. Runs on its own thread.
+pub(crate) type Establish<C> = Box<dyn FnOnce() -> Result<C> + Send>;
+
+/// What a transport's rendezvous produced.
+pub(crate) enum Next<C> {
+    /// A connection request and the work that establishes it.
+    Request(Establish<C>),
+    /// Something that is not a request arrived (logged; the listener goes on).
+    Refused(Error),
+    /// The listener was closed.
+    Closed,
+}
+
+impl<C> Next<C> {
+    /// The [`Next`] of a raw arrival `raw`, with `establish` making the
+    /// work for a connection.
+    pub(crate) fn of<T>(raw: Raw<T>, establish: impl FnOnce(T) -> Establish<C>) -> Next<C> {
+        match raw {
+            Raw::Conn(t) => Next::Request(establish(t)),
+            Raw::Refused(e) => Next::Refused(e),
+            Raw::Closed => Next::Closed,
+        }
+    }
+}
+
+/// What a rendezvous produced before any transport work: a connection
+/// (socket, request), a refusal, or the close.
+pub(crate) enum Raw<T> {
+    /// A new connection or request.
+    Conn(T),
+    /// Something that is not a request (logged; the listener goes on).
+    Refused(Error),
+    /// The listener was closed.
+    Closed,
+}
+
+/// Makes a blocked [`Incoming::next`] return [`Next::Closed`].
+pub(crate) type Closer = Box<dyn Fn() + Send + Sync>;
+
+/// A transport's listening side: where connection requests arrive.
+pub(crate) trait Incoming: Send + 'static {
+    /// The connections it establishes.
+    type Channel: Send + 'static;
+
+    /// Waits for the next request. Must return promptly (with
+    /// [`Next::Closed`]) once the closer ran.
+    ///
+    /// # Errors
+    /// A failure of the listener itself, which ends it.
+    fn next(&mut self) -> Result<Next<Self::Channel>>;
+
+    /// What wakes a `next` blocked on another thread.
+    fn closer(&self) -> Closer;
+}
+
+/// A listener of any transport: accepts established connections.
+pub struct Acceptor<C> {
+    endpoint: Endpoint,
+    ready: mpsc::Receiver<Result<C>>,
+    closer: Closer,
+    thread: Option<JoinHandle<()>>,
+    /// The listener's own failure, repeated by every later accept.
+    failed: Option<String>,
+}
+
+impl<C> std::fmt::Debug for Acceptor<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("endpoint", &self.endpoint.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Send + 'static> Acceptor<C> {
+    /// Starts accepting on `incoming`, which listens on `endpoint`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the accepting thread cannot be started.
+    pub(crate) fn start<I: Incoming<Channel = C>>(endpoint: Endpoint, incoming: I) -> Result<Self> {
+        let (tx, ready) = mpsc::sync_channel(BACKLOG);
+        let closer = incoming.closer();
+        let name = endpoint.to_string();
+        let thread = std::thread::Builder::new()
+            .name("ipcx-accept".into())
+            .spawn(move || run(incoming, tx, &name))
+            .map_err(|e| Error::io(format!("{endpoint}: spawning the accepting thread"), e))?;
+        tracing::info!(%endpoint, "listening");
+        Ok(Acceptor {
+            endpoint,
+            ready,
+            closer,
+            thread: Some(thread),
+            failed: None,
+        })
+    }
+}
+
+fn run<I: Incoming>(mut incoming: I, tx: mpsc::SyncSender<Result<I::Channel>>, endpoint: &str) {
+    let pending = Arc::new(AtomicUsize::new(0));
+    loop {
+        let job = match incoming.next() {
+            Ok(Next::Request(job)) => job,
+            Ok(Next::Refused(e)) => {
+                tracing::warn!(endpoint, error = %e, "refused a connection request");
+                continue;
+            }
+            Ok(Next::Closed) => return,
+            Err(e) => {
+                tracing::error!(endpoint, error = %e, "listener failed");
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                endpoint,
+                "{MAX_PENDING} handshakes already in progress: refused a connection"
+            );
+            continue;
+        }
+        let (tx, count, ep) = (tx.clone(), pending.clone(), endpoint.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("ipcx-handshake".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let result = job();
+                count.fetch_sub(1, Ordering::AcqRel);
+                match result {
+                    Ok(c) => {
+                        // A listener dropped meanwhile drops the connection.
+                        let _ = tx.send(Ok(c));
+                    }
+                    Err(e) => tracing::warn!(endpoint = ep, error = %e, "handshake failed"),
+                }
+            });
+        if let Err(e) = spawned {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(endpoint, error = %e, "cannot start a handshake thread: refused a connection");
+        }
+    }
+}
+
+impl<C: ipc_core::Channel + 'static> Listener for Acceptor<C> {
+    type Channel = C;
+
+    fn accept_until(&mut self, deadline: Deadline) -> Result<C> {
+        if let Some(why) = &self.failed {
+            return Err(listener_failed(&self.endpoint, why));
+        }
+        let got = match deadline {
+            Deadline::Never => self
+                .ready
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Deadline::Now => self.ready.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            }),
+            Deadline::At(_) => {
+                let left = deadline.remaining().unwrap_or_default();
+                self.ready.recv_timeout(left)
+            }
+        };
+        match got {
+            Ok(Ok(c)) => {
+                let peer = c.peer();
+                tracing::debug!(endpoint = %self.endpoint, peer.pid, peer.uid, "accepted");
+                Ok(c)
+            }
+            Ok(Err(e)) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+            Err(RecvTimeoutError::Timeout) => Err(deadline.elapsed_error()),
+            Err(RecvTimeoutError::Disconnected) => {
+                let why = "its accepting thread ended".to_string();
+                let e = listener_failed(&self.endpoint, &why);
+                self.failed = Some(why);
+                Err(e)
+            }
+        }
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+fn listener_failed(endpoint: &Endpoint, why: &str) -> Error {
+    Error::io(
+        format!("{endpoint}: the listener failed earlier ({why}); listen again"),
+        std::io::ErrorKind::BrokenPipe.into(),
+    )
+}
+
+impl<C> Drop for Acceptor<C> {
+    fn drop(&mut self) {
+        (self.closer)();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        tracing::info!(endpoint = %self.endpoint, "stopped listening");
+    }
+}
+
+/// The closable wait of a rendezvous on a descriptor: [`Stop::wait`]
+/// returns when the descriptor is ready or when the closer ran.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop(Arc<crate::sys::event::Event>);
+
+impl Stop {
+    /// A new stop, not yet signalled.
+    ///
+    /// # Errors
+    /// [`Error::Io`] from `eventfd(2)`.
+    pub(crate) fn new(endpoint: &Endpoint) -> Result<Stop> {
+        crate::sys::event::Event::new()
+            .map(|e| Stop(Arc::new(e)))
+            .map_err(|e| Error::io(format!("{endpoint}: eventfd"), e))
+    }
+
+    /// Waits until `fd` is ready for `interest` (`Ok(true)`) or the stop
+    /// was signalled (`Ok(false)`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] from `poll(2)`.
+    pub(crate) fn wait(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        interest: crate::sys::fd::Interest,
+    ) -> Result<bool> {
+        use crate::sys::fd::{Interest, Ready, wait_any};
+        use std::os::fd::AsFd;
+        let ready = wait_any(
+            &[(self.0.as_fd(), Interest::Read), (fd, interest)],
+            Deadline::Never,
+        )?;
+        Ok(ready == Ready::Index(1))
+    }
+
+    /// Whether the stop was signalled.
+    pub(crate) fn stopped(&self) -> bool {
+        use crate::sys::fd::{Interest, wait};
+        use std::os::fd::AsFd;
+        wait(self.0.as_fd(), Interest::Read, Deadline::Now).unwrap_or(true)
+    }
+
+    /// The closer that signals this stop.
+    pub(crate) fn closer(&self) -> Closer {
+        let event = self.0.clone();
+        Box::new(move || event.notify())
+    }
+}
+
+/// Accepts the next stream connection on a listening socket, waiting until
+/// one comes or `stop` is signalled (`Ok(None)`). Transient failures
+/// (out of descriptors or memory, an aborted connection) are refusals of
+/// that one connection, not the listener's.
+///
+/// # Errors
+/// A failure of `accept4(2)` or `poll(2)` that ends the listener.
+pub(crate) fn next_socket(
+    listener: std::os::fd::BorrowedFd<'_>,
+    stop: &Stop,
+    endpoint: &Endpoint,
+) -> Result<Raw<std::os::fd::OwnedFd>> {
+    loop {
+        match crate::sys::socket::accept(listener) {
+            Ok(Some(fd)) => return Ok(Raw::Conn(fd)),
+            Ok(None) => {
+                if !stop.wait(listener, crate::sys::fd::Interest::Read)? {
+                    return Ok(Raw::Closed);
+                }
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(
+                    libc::EMFILE
+                    | libc::ENFILE
+                    | libc::ENOBUFS
+                    | libc::ENOMEM
+                    | libc::ECONNABORTED
+                    | libc::EPERM
+                    | libc::EPROTO,
+                ) => {
+                    // Give the process a moment to free descriptors.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    return Ok(Raw::Refused(Error::io(format!("{endpoint}: accept"), e)));
+                }
+                _ => return Err(Error::io(format!("{endpoint}: accept"), e)),
+            },
+        }
+    }
+}
