@@ -36,6 +36,8 @@ fn main() -> ipcx::Result<()> {
     }
     let mut listener = ipcx::listen_typed::<Ack, Order>(&endpoint)?;
     loop {
+        // Established clients only: one that fails its handshake (another
+        // message type, garbage) is logged and never ends this loop.
         let mut conn = listener.accept()?;
         std::thread::spawn(move || {
             while let Ok(order) = conn.recv() {

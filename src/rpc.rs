@@ -484,12 +484,14 @@ impl Server {
                             }
                         }
                         Err(Error::Timeout | Error::WouldBlock) => {}
-                        Err(_) => {
-                            // One client's failed handshake; the listener
-                            // stays usable.
-                            st.refused.fetch_add(1, Ordering::Relaxed);
+                        Err(e) => {
+                            // Only the listener's own failures reach here:
+                            // it accepts no more; served clients go on.
+                            tracing::error!(%e, "rpc server: the listener failed");
+                            break;
                         }
                     }
+                    st.refused.store(listener.refused(), Ordering::Relaxed);
                 }
             })
             .map_err(|e| Error::io(format!("{endpoint}: starting the accept thread"), e))?;

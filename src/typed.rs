@@ -432,6 +432,12 @@ impl<Out: IpcMessage, In: IpcMessage, L: Listener> TypedListener<Out, In, L> {
         self.listener.endpoint()
     }
 
+    /// How many connection attempts failed before they were established;
+    /// see [`Listener::refused`].
+    pub fn refused(&self) -> u64 {
+        self.listener.refused()
+    }
+
     /// The underlying byte listener.
     pub fn into_inner(self) -> L {
         self.listener

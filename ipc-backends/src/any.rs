@@ -133,6 +133,9 @@ macro_rules! define_any {
             fn endpoint(&self) -> &Endpoint {
                 match self { $(AnyListener::$variant(l) => l.endpoint(),)* }
             }
+            fn refused(&self) -> u64 {
+                match self { $(AnyListener::$variant(l) => l.refused(),)* }
+            }
         }
 
         /// Listens on `endpoint` with the transport its scheme names.

@@ -197,16 +197,7 @@ impl Listening {
             {
                 Io::Done(request::LEN) => break,
                 Io::Done(_) | Io::Closed => {
-                    // Not one of ours (writes of 16 bytes are atomic): drop
-                    // whatever is queued so the next request starts aligned.
-                    let mut junk = [0u8; 4096];
-                    while let Ok(Io::Done(n)) =
-                        pipe::read_uninit(self.rendezvous.as_fd(), as_uninit(&mut junk))
-                    {
-                        if n == 0 {
-                            break;
-                        }
-                    }
+                    self.drain();
                     return Ok(Raw::Refused(Error::protocol(format!(
                         "{endpoint}: a connect request of the wrong length"
                     ))));
@@ -220,8 +211,25 @@ impl Listening {
         }
         Ok(match Request::decode(&req, MAGIC) {
             Ok(r) => Raw::Conn(r),
-            Err(e) => Raw::Refused(e),
+            Err(e) => {
+                self.drain();
+                Raw::Refused(e)
+            }
         })
+    }
+
+    /// Drops whatever is queued after bytes that are not a request: 16-byte
+    /// writes are atomic, so a stray write would otherwise misalign every
+    /// request after it. Clients whose requests are dropped with it time
+    /// out and may connect again.
+    fn drain(&self) {
+        let mut junk = [0u8; 4096];
+        while let Ok(Io::Done(n)) = pipe::read_uninit(self.rendezvous.as_fd(), as_uninit(&mut junk))
+        {
+            if n == 0 {
+                break;
+            }
+        }
     }
 }
 
@@ -264,10 +272,11 @@ fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChann
         let creator = fd::owner(up_fd.as_fd()).map_err(|e| io_error(endpoint, "fstat", &up, e))?;
         let halves = stream::pipe_halves(up_fd, down_fd, 0);
         stream::establish_halves(halves, endpoint, schema, deadline, |hello| {
-            if hello.pid != req.pid {
-                return Err(Error::protocol(
-                    "the hello's pid differs from the connect request's",
-                ));
+            if hello.pid != req.pid || hello.uid != creator {
+                return Err(Error::protocol(format!(
+                    "the hello (pid {}, uid {}) differs from the connect request (pid {}) and the owner of its FIFOs (uid {creator})",
+                    hello.pid, hello.uid, req.pid
+                )));
             }
             authorize(endpoint, Object::Permissions, req.pid, creator)
         })

@@ -26,9 +26,18 @@
 //!   any of these returns an error the message was not sent, and when it
 //!   returns `Ok` the message will be delivered while the peer lives.
 //! - **Many clients.** `listen` then `accept` serves any number of concurrent
-//!   clients (except `pipe:`, one parent-child pair by nature). A connection
-//!   that fails its handshake makes that `accept` return the error; the
-//!   listener stays usable.
+//!   clients (except `pipe:`, one parent-child pair by nature). Handshakes
+//!   run off the accept path, each bounded by `connect_timeout`: `accept`
+//!   returns established connections only, so a silent, malformed or
+//!   refused client never delays another and never ends the listener; it
+//!   is logged (`tracing`) and counted ([`Listener::refused`]).
+//! - **Disconnected is final.** Once a channel has seen
+//!   [`Error::Disconnected`], every operation on it (and on both halves of
+//!   it) returns `Disconnected`; a `send` never returns `Ok` once the peer
+//!   is known to be gone.
+//! - **No listener is an error at once.** Connecting where nothing listens
+//!   (or where the listener died) is [`Error::NoListener`] on every
+//!   transport, unless `wait_for_listener` asks to wait for one.
 //! - **Handshake.** Connecting exchanges a hello (protocol version, pid, uid,
 //!   max message size, the types each side sends and receives). A mismatch
 //!   fails the connect on both sides with an error naming both types.
@@ -220,15 +229,26 @@ pub trait Listener: Send {
     /// The connections it accepts.
     type Channel: Channel;
 
-    /// Waits at most until `deadline` for a client and completes its handshake.
+    /// Waits at most until `deadline` for the next established connection
+    /// (one whose handshake completed). Clients that fail their handshake
+    /// are not returned: they are logged and counted in
+    /// [`refused`](Listener::refused).
     ///
     /// # Errors
     /// [`Error::WouldBlock`]/[`Error::Timeout`] when no client came in time;
-    /// a handshake error for that client (the listener stays usable).
+    /// otherwise only failures of the listener itself
+    /// ([`Error::is_fatal`](crate::Error::is_fatal)).
     ///
     /// [`Error::WouldBlock`]: crate::Error::WouldBlock
     /// [`Error::Timeout`]: crate::Error::Timeout
     fn accept_until(&mut self, deadline: Deadline) -> Result<Self::Channel>;
+
+    /// How many connection attempts failed before they were established
+    /// (malformed requests, handshake refusals, clients silent past
+    /// `connect_timeout`, attempts beyond the pending limit).
+    fn refused(&self) -> u64 {
+        0
+    }
 
     /// The endpoint actually listened on (a TCP port 0 is resolved).
     fn endpoint(&self) -> &Endpoint;

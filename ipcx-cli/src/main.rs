@@ -12,6 +12,10 @@ use ipcx_cli::cmd;
     after_help = "Examples:\n  ipcx bench --sizes 64 --pin same\n  ipcx recv unix:/tmp/x.sock --count 1 &  ipcx send unix:/tmp/x.sock hello\n  ipcx ls\n  ipcx clean --dry-run\n  ipcx doctor"
 )]
 struct Cli {
+    /// Log connections, handshake verdicts and disconnects to standard
+    /// error (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +40,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    log(cli.verbose);
     let result = match cli.command {
         Command::Bench(args) => ipcx_cli::bench::main(args),
         Command::Send(args) => cmd::send::main(args),
@@ -49,4 +54,21 @@ fn main() {
         eprintln!("ipcx: {e}");
         std::process::exit(1);
     }
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, else the level `-v` asks
+/// for (warnings by default).
+fn log(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -684,32 +684,25 @@ fn handshake_mismatch(test: &'static str, ep: &str) {
     let mut l = ipcx::listen_with(&parse(ep), &schema).expect("listen");
     let at = l.endpoint().to_string();
 
+    // A refused client is never returned by accept (the listener logs it
+    // and goes on): the client sees the refusal, the listener no channel.
     let peer = Peer::spawn(test, "connect-schema", &at, "schema");
-    match l.accept_timeout(OP) {
-        Err(e @ Error::SchemaMismatch { .. }) => {
-            let text = e.to_string();
-            assert!(
-                text.contains("Ack") && text.contains("Quote"),
-                "listener: {text}"
-            );
-        }
-        other => panic!("listener accepted a mismatched schema: {other:?}"),
-    }
     let e = peer.expect_value("err");
     assert!(e.contains("Quote") && e.contains("Ack"), "client: {e}");
     peer.expect_success();
+    match l.accept_timeout(Duration::from_millis(500)) {
+        Err(Error::Timeout) => {}
+        other => panic!("listener accepted a mismatched schema: {other:?}"),
+    }
 
     let peer = Peer::spawn(test, "connect-schema", &at, "version");
-    match l.accept_timeout(OP) {
-        Err(Error::VersionMismatch {
-            local: 1,
-            remote: 99,
-        }) => {}
-        other => panic!("listener accepted protocol version 99: {other:?}"),
-    }
     let e = peer.expect_value("err");
     assert!(e.contains("99") && e.contains("protocol"), "client: {e}");
     peer.expect_success();
+    match l.accept_timeout(Duration::from_millis(500)) {
+        Err(Error::Timeout) => {}
+        other => panic!("listener accepted protocol version 99: {other:?}"),
+    }
 
     let peer = Peer::spawn(test, "connect-schema", &at, "match");
     let ch = l

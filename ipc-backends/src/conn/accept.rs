@@ -17,7 +17,7 @@
 //! returns.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 
@@ -92,6 +92,7 @@ pub struct Acceptor<C> {
     thread: Option<JoinHandle<()>>,
     /// The listener's own failure, repeated by every later accept.
     failed: Option<String>,
+    refused: Arc<AtomicU64>,
 }
 
 impl<C> std::fmt::Debug for Acceptor<C> {
@@ -111,9 +112,11 @@ impl<C: Send + 'static> Acceptor<C> {
         let (tx, ready) = mpsc::sync_channel(BACKLOG);
         let closer = incoming.closer();
         let name = endpoint.to_string();
+        let refused = Arc::new(AtomicU64::new(0));
+        let count = refused.clone();
         let thread = std::thread::Builder::new()
             .name("ipcx-accept".into())
-            .spawn(move || run(incoming, tx, &name))
+            .spawn(move || run(incoming, tx, &name, &count))
             .map_err(|e| Error::io(format!("{endpoint}: spawning the accepting thread"), e))?;
         tracing::info!(%endpoint, "listening");
         Ok(Acceptor {
@@ -122,16 +125,23 @@ impl<C: Send + 'static> Acceptor<C> {
             closer,
             thread: Some(thread),
             failed: None,
+            refused,
         })
     }
 }
 
-fn run<I: Incoming>(mut incoming: I, tx: mpsc::SyncSender<Result<I::Channel>>, endpoint: &str) {
+fn run<I: Incoming>(
+    mut incoming: I,
+    tx: mpsc::SyncSender<Result<I::Channel>>,
+    endpoint: &str,
+    refused: &Arc<AtomicU64>,
+) {
     let pending = Arc::new(AtomicUsize::new(0));
     loop {
         let job = match incoming.next() {
             Ok(Next::Request(job)) => job,
             Ok(Next::Refused(e)) => {
+                refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(endpoint, error = %e, "refused a connection request");
                 continue;
             }
@@ -144,6 +154,7 @@ fn run<I: Incoming>(mut incoming: I, tx: mpsc::SyncSender<Result<I::Channel>>, e
         };
         if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
             pending.fetch_sub(1, Ordering::AcqRel);
+            refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 endpoint,
                 "{MAX_PENDING} handshakes already in progress: refused a connection"
@@ -151,6 +162,7 @@ fn run<I: Incoming>(mut incoming: I, tx: mpsc::SyncSender<Result<I::Channel>>, e
             continue;
         }
         let (tx, count, ep) = (tx.clone(), pending.clone(), endpoint.to_string());
+        let failures = refused.clone();
         let spawned = std::thread::Builder::new()
             .name("ipcx-handshake".into())
             .stack_size(256 * 1024)
@@ -162,11 +174,15 @@ fn run<I: Incoming>(mut incoming: I, tx: mpsc::SyncSender<Result<I::Channel>>, e
                         // A listener dropped meanwhile drops the connection.
                         let _ = tx.send(Ok(c));
                     }
-                    Err(e) => tracing::warn!(endpoint = ep, error = %e, "handshake failed"),
+                    Err(e) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(endpoint = ep, error = %e, "handshake failed");
+                    }
                 }
             });
         if let Err(e) = spawned {
             pending.fetch_sub(1, Ordering::AcqRel);
+            refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(endpoint, error = %e, "cannot start a handshake thread: refused a connection");
         }
     }
@@ -215,6 +231,10 @@ impl<C: ipc_core::Channel + 'static> Listener for Acceptor<C> {
 
     fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 

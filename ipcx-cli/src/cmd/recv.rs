@@ -33,9 +33,14 @@ pub fn main(args: Args) -> Result<(), String> {
         return Ok(());
     }
     loop {
-        let mut ch = listener
-            .accept()
-            .map_err(|e| format!("accept on {ep}: {e}"))?;
+        let mut ch = match listener.accept() {
+            Ok(ch) => ch,
+            Err(e) if e.is_fatal() => return Err(format!("accept on {ep}: {e}")),
+            Err(e) => {
+                eprintln!("ipcx recv: {ep}: {e}");
+                continue;
+            }
+        };
         loop {
             match ch.recv() {
                 Ok(msg) => {

@@ -33,9 +33,16 @@ pub fn main(args: Args) -> Result<(), String> {
     let mut listener = ipcx::listen(&ep).map_err(|e| format!("listen {ep}: {e}"))?;
     eprintln!("ipcx serve: listening on {}", listener.endpoint());
     loop {
-        let ch = listener
-            .accept()
-            .map_err(|e| format!("accept on {ep}: {e}"))?;
+        // accept returns established clients only; a client that fails its
+        // handshake is logged (ipcx -v) and never ends the server.
+        let ch = match listener.accept() {
+            Ok(ch) => ch,
+            Err(e) if e.is_fatal() => return Err(format!("accept on {ep}: {e}")),
+            Err(e) => {
+                eprintln!("ipcx serve: {ep}: {e}");
+                continue;
+            }
+        };
         let args = args.clone();
         std::thread::Builder::new()
             .name("ipcx-serve-client".into())
