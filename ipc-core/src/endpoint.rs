@@ -30,6 +30,22 @@
 //! assert_eq!(cfg.orders.to_string(), "shm:/orders?capacity=1048576");
 //! assert_eq!(cfg.audit.to_string(), "unix:/run/audit.sock?mode=0660");
 //! ```
+//!
+//! # What is refused
+//!
+//! Every refusal is an [`EndpointError`] naming the part or option, the
+//! value, what is allowed there and a corrected example that parses. Besides
+//! unknown schemes and options and malformed addresses, that includes:
+//!
+//! - control characters (newline, tab, NUL, U+0000 to U+001F, U+007F)
+//!   anywhere, so a stray newline never becomes part of a file name;
+//! - values beyond a limit rather than silently capping them:
+//!   `max_message_size` 1 to 1 GiB, a shared-memory `capacity` 4096 bytes
+//!   to 1 GiB;
+//! - a duration without its unit (`connect_timeout=5`: write `5s` or
+//!   `5ms`), for every duration option; only a bare `0` needs none;
+//! - `mode=` on an abstract socket (`unix:@name`), which has no file and so
+//!   no permission bits (restrict peers with `allow_uid=`).
 
 mod address;
 mod display;
@@ -47,6 +63,7 @@ pub use scheme::Scheme;
 
 use address::validate_address;
 use options::validate_options;
+use parse::refuse_control_chars;
 use scheme::ALLOWED_SCHEMES;
 
 /// Default largest message, in bytes: 1 MiB.
@@ -61,6 +78,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_SPIN_US: u32 = 20;
 /// Smallest `capacity` of a shared-memory ring, in bytes.
 pub const MIN_SHM_CAPACITY: usize = 4096;
+/// Largest `capacity` of a shared-memory ring, in bytes: 1 GiB. Larger
+/// values are refused, not capped.
+pub const MAX_SHM_CAPACITY: usize = 1 << 30;
 /// Longest name accepted for `mq:` and `shm:`, leaving room for the
 /// per-connection suffixes under the kernel's NAME_MAX of 255.
 pub const MAX_POSIX_NAME: usize = 200;
@@ -89,6 +109,16 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`EndpointError`] when the address or an option is invalid for the scheme.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipc_core::endpoint::{Endpoint, Options, Scheme};
+    /// let o = Options { capacity: Some(16), ..Options::default() };
+    /// let e = Endpoint::new(Scheme::Mq, "/orders", o).unwrap();
+    /// assert_eq!(e.to_string(), "mq:/orders?capacity=16");
+    /// assert!(Endpoint::new(Scheme::Mq, "orders", Options::default()).is_err());
+    /// ```
     pub fn new(
         scheme: Scheme,
         address: impl Into<String>,
@@ -100,8 +130,10 @@ impl Endpoint {
             options,
         };
         let input = ep.to_string();
+        refuse_control_chars(&input)?;
         validate_address(&input, scheme, &ep.address)?;
-        validate_options(&input, scheme, &ep.options)?;
+        let mode_given = ep.options.mode != DEFAULT_MODE;
+        validate_options(&input, scheme, &ep.address, &ep.options, mode_given)?;
         Ok(ep)
     }
 
@@ -187,6 +219,13 @@ impl Endpoint {
     /// The spin time of `wait=adaptive`, with the default applied.
     pub fn spin(&self) -> Duration {
         Duration::from_micros(u64::from(self.options.spin_us.unwrap_or(DEFAULT_SPIN_US)))
+    }
+
+    /// How long connecting retries while no listener is there
+    /// (`wait_for_listener=`); zero, the default, means connect does not
+    /// wait and fails at once with `NoListener`.
+    pub fn wait_for_listener(&self) -> Duration {
+        self.options.wait_for_listener
     }
 
     /// Whether `uid` may connect under `allow_uid`.

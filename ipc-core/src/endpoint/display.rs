@@ -35,6 +35,9 @@ impl fmt::Display for Endpoint {
         if o.connect_timeout != d.connect_timeout {
             opt(f, "connect_timeout", format_duration(o.connect_timeout))?;
         }
+        if o.wait_for_listener != d.wait_for_listener {
+            opt(f, "wait_for_listener", format_duration(o.wait_for_listener))?;
+        }
         if let Some(w) = o.wait {
             opt(f, "wait", w.as_str().to_string())?;
         }

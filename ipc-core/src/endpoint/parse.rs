@@ -11,6 +11,7 @@ impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(input: &str) -> Result<Endpoint, EndpointError> {
+        refuse_control_chars(input)?;
         let (head, query) = match input.split_once('?') {
             Some((h, q)) => (h, Some(q)),
             None => (input, None),
@@ -74,11 +75,74 @@ impl FromStr for Endpoint {
             seen.push(k);
             set_option(input, scheme, &mut options, k, value)?;
         }
-        validate_options(input, scheme, &options)?;
+        let mode_given = seen.contains(&OptionKey::Mode);
+        validate_options(input, scheme, address, &options, mode_given)?;
         Ok(Endpoint {
             scheme,
             address: address.to_string(),
             options,
         })
     }
+}
+
+/// Refuses an endpoint with a control character (U+0000 to U+001F, U+007F:
+/// newline, tab, NUL, …) anywhere in it, naming the part it is in. Such a
+/// character is never meant: a trailing newline from a file or a shell would
+/// otherwise become part of a socket's file name.
+pub(super) fn refuse_control_chars(input: &str) -> Result<(), EndpointError> {
+    let Some((at, c)) = input.char_indices().find(|(_, c)| c.is_ascii_control()) else {
+        return Ok(());
+    };
+    let head_len = input.find('?').unwrap_or(input.len());
+    let (part, value) = if at < head_len {
+        let head = &input[..head_len];
+        match head.split_once(':') {
+            Some((_, address)) if at >= head.len() - address.len() => (
+                "the address".to_string(),
+                address.strip_prefix("//").unwrap_or(address),
+            ),
+            _ => (
+                "the scheme".to_string(),
+                head.split(':').next().unwrap_or(head),
+            ),
+        }
+    } else {
+        let query = &input[head_len + 1..];
+        let (key, value, in_key) = option_at(query, at - (head_len + 1));
+        if in_key {
+            ("the option name".to_string(), key)
+        } else {
+            (format!("option {key}"), value)
+        }
+    };
+    let cleaned: String = input.chars().filter(|c| !c.is_ascii_control()).collect();
+    let example = match cleaned.parse::<Endpoint>() {
+        Ok(e) => e.to_string(),
+        Err(e) => e.example,
+    };
+    Err(err(
+        input,
+        format!(
+            "{part} {value:?} contains the control character {c:?} (U+{:04X})",
+            u32::from(c)
+        ),
+        "printable characters only: no newline, tab, NUL or other control character (U+0000 to U+001F, U+007F)",
+        example,
+    ))
+}
+
+/// The `KEY=VALUE` pair of `query` that byte `offset` falls in: its key, its
+/// value, and whether `offset` is in the key.
+fn option_at(query: &str, offset: usize) -> (&str, &str, bool) {
+    let mut start = 0;
+    for pair in query.split('&') {
+        if offset < start + pair.len() {
+            return match pair.split_once('=') {
+                Some((key, value)) => (key, value, offset < start + key.len()),
+                None => (pair, "", true),
+            };
+        }
+        start += pair.len() + 1;
+    }
+    (query, "", true)
 }

@@ -75,6 +75,7 @@ impl Scheme {
         match key {
             MaxMessageSize | ConnectTimeout => true,
             Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp),
+            WaitForListener => self != Scheme::Pipe,
             Capacity => matches!(
                 self,
                 Scheme::Mq | Scheme::SysvMq | Scheme::Shm | Scheme::SysvShm

@@ -66,6 +66,7 @@ struct TableForm {
     mode: Option<Scalar>,
     allow_uid: Option<UidList>,
     connect_timeout: Option<Scalar>,
+    wait_for_listener: Option<Scalar>,
     capacity: Option<Scalar>,
     wait: Option<String>,
     spin_us: Option<Scalar>,
@@ -112,6 +113,10 @@ impl TableForm {
             }),
         );
         push("connect_timeout", self.connect_timeout.map(|v| v.text()));
+        push(
+            "wait_for_listener",
+            self.wait_for_listener.map(|v| v.text()),
+        );
         push("capacity", self.capacity.map(|v| v.text()));
         push("wait", self.wait);
         push("spin_us", self.spin_us.map(|v| v.text()));

@@ -73,7 +73,12 @@ fn durations() {
             .options()
             .connect_timeout
     };
-    assert_eq!(t("250"), Duration::from_millis(250));
+    assert!(
+        bad("tcp://h:1?connect_timeout=250")
+            .problem
+            .contains("has no unit"),
+        "a bare number is no longer read as milliseconds"
+    );
     assert_eq!(t("250ms"), Duration::from_millis(250));
     assert_eq!(t("3s"), Duration::from_secs(3));
     assert_eq!(t("2m"), Duration::from_secs(120));
