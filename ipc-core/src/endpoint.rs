@@ -46,6 +46,26 @@
 //!   `5ms`), for every duration option; only a bare `0` needs none;
 //! - `mode=` on an abstract socket (`unix:@name`), which has no file and so
 //!   no permission bits (restrict peers with `allow_uid=`).
+//!
+//! # Paths
+//!
+//! The file paths of `unix:`, `fifo:`, `sysv-mq:` and `sysv-shm:` are
+//! absolute once parsed. A relative path is resolved against the current
+//! directory ([`std::env::current_dir`]) when the endpoint is parsed or
+//! built with [`Endpoint::new`], and its `.` and `..` components are removed
+//! lexically, without consulting the file system (as `cd ..` in a shell:
+//! `..` after a symbolic link goes back to the link's directory). An
+//! absolute path is kept as written. So the canonical string names one file
+//! whichever directory it is read from later (the object registry and
+//! `ipcx clean` record it), and `parse(display(e)) == e` still holds.
+//!
+//! ```
+//! # use ipc_core::Endpoint;
+//! let e: Endpoint = "unix:run/../orders.sock".parse().unwrap();
+//! let cwd = std::env::current_dir().unwrap();
+//! assert_eq!(e.address(), cwd.join("orders.sock").to_str().unwrap());
+//! assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e);
+//! ```
 
 mod address;
 mod display;
@@ -61,7 +81,7 @@ use std::time::Duration;
 pub use options::{Options, Wait};
 pub use scheme::Scheme;
 
-use address::validate_address;
+use address::resolve_and_validate;
 use options::validate_options;
 use parse::refuse_control_chars;
 use scheme::ALLOWED_SCHEMES;
@@ -105,7 +125,9 @@ pub enum UnixAddress<'a> {
 }
 
 impl Endpoint {
-    /// Builds an endpoint from its parts, validating them as [`str::parse`] does.
+    /// Builds an endpoint from its parts, validating them as [`str::parse`]
+    /// does; a relative file path is made absolute as there (see "Paths" in
+    /// the [module docs](self)).
     ///
     /// # Errors
     /// [`EndpointError`] when the address or an option is invalid for the scheme.
@@ -124,14 +146,14 @@ impl Endpoint {
         address: impl Into<String>,
         options: Options,
     ) -> Result<Endpoint, EndpointError> {
-        let ep = Endpoint {
+        let mut ep = Endpoint {
             scheme,
             address: address.into(),
             options,
         };
         let input = ep.to_string();
         refuse_control_chars(&input)?;
-        validate_address(&input, scheme, &ep.address)?;
+        ep.address = resolve_and_validate(&input, scheme, &ep.address)?;
         let mode_given = ep.options.mode != DEFAULT_MODE;
         validate_options(&input, scheme, &ep.address, &ep.options, mode_given)?;
         Ok(ep)

@@ -1,11 +1,11 @@
 //! Endpoint edge cases through the public API: each refusal names the part
 //! or option, the value, what is allowed and a corrected example that
-//! parses; `wait_for_listener`; and
+//! parses; relative paths become absolute; `wait_for_listener`; and
 //! `parse(display(e)) == e` over every scheme and option.
 
 use std::time::Duration;
 
-use ipc_core::endpoint::{Endpoint, EndpointError, MAX_SHM_CAPACITY, Options, Scheme};
+use ipc_core::endpoint::{Endpoint, EndpointError, MAX_SHM_CAPACITY, Options, Scheme, UnixAddress};
 
 fn ok(s: &str) -> Endpoint {
     s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
@@ -33,6 +33,14 @@ fn refused(s: &str, needles: &[&str]) -> EndpointError {
     e
 }
 
+fn cwd() -> String {
+    std::env::current_dir()
+        .unwrap()
+        .to_str()
+        .expect("tests run from a UTF-8 directory")
+        .to_string()
+}
+
 #[test]
 fn control_characters_are_refused_where_they_are() {
     let cases: &[(&str, &[&str])] = &[
@@ -44,7 +52,7 @@ fn control_characters_are_refused_where_they_are() {
         ("unix:/x\t.sock", &["the address", "'\\t'", "U+0009"]),
         ("unix:@x\r", &["the address", "U+000D"]),
         ("fifo:/tmp/a\u{7f}", &["the address", "U+007F"]),
-        ("sysv-mq:/tmp/rel\n", &["the address"]),
+        ("sysv-mq:rel\n", &["the address"]),
         ("sysv-shm:/tmp/x\u{1b}", &["the address", "U+001B"]),
         ("mq:/orders\n", &["the address"]),
         ("shm:/orders\n", &["the address"]),
@@ -227,12 +235,16 @@ fn display_parses_back_to_the_same_endpoint() {
         "pipe:",
         "pipe:?max_message_size=1&connect_timeout=100us",
         "fifo:/tmp/orders?wait_for_listener=1s",
+        "fifo:rel/orders",
         "mq:/orders?capacity=10&mode=0660&allow_uid=7&wait_for_listener=250ms",
         "sysv-mq:/var/run/orders?connect_timeout=1m&wait_for_listener=1h",
+        "sysv-mq:../orders",
         "shm:/orders?capacity=1073741824&wait=spin&spin_us=0",
         "shm:/o?max_message_size=1073741824&wait_for_listener=5s&wait=block",
         "sysv-shm:/var/run/orders?capacity=4096&wait_for_listener=2m",
+        "sysv-shm:./a/./b",
         "unix:/run/orders.sock?mode=0660&allow_uid=1000,1001&connect_timeout=250ms",
+        "unix:rel.sock?wait_for_listener=3s",
         "unix:@orders?allow_uid=0&wait_for_listener=1500us",
         "tcp://127.0.0.1:7000?wait_for_listener=10s",
         "tcp://[::1]:0?connect_timeout=1h&max_message_size=65536",
@@ -247,5 +259,58 @@ fn display_parses_back_to_the_same_endpoint() {
         );
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Endpoint>(&json).unwrap(), e, "{s}");
+        let is_path = matches!(
+            e.scheme(),
+            Scheme::Unix | Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm
+        ) && !e.address().starts_with('@');
+        if is_path {
+            assert!(e.address().starts_with('/'), "{s}: {shown}");
+        }
     }
+}
+
+#[test]
+fn relative_paths_are_resolved_against_the_current_directory() {
+    let here = cwd();
+    let parent = here.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+    for scheme in ["unix", "fifo", "sysv-mq", "sysv-shm"] {
+        let e = ok(&format!("{scheme}:rel.x"));
+        assert_eq!(e.address(), format!("{here}/rel.x"), "{scheme}");
+        assert_eq!(e.to_string(), format!("{scheme}:{here}/rel.x"));
+        let e = ok(&format!("{scheme}:./a/./b/../c.x?max_message_size=64"));
+        assert_eq!(e.address(), format!("{here}/a/c.x"), "{scheme}");
+        let e = ok(&format!("{scheme}:../up.x"));
+        assert_eq!(e.address(), format!("{parent}/up.x"), "{scheme}");
+        // Absolute paths are kept as written.
+        assert_eq!(ok(&format!("{scheme}:/tmp/./x")).address(), "/tmp/./x");
+        // A spelling that names a directory is refused, not resolved.
+        for dir in [".", "..", "a/..", "a/.", "a/"] {
+            refused(&format!("{scheme}:{dir}"), &["not a directory", dir]);
+        }
+    }
+    assert_eq!(
+        ok("unix:s.sock").unix_address(),
+        Some(UnixAddress::Path(&format!("{here}/s.sock")))
+    );
+    // Names that are not file paths are left alone.
+    assert_eq!(ok("unix:@rel").address(), "@rel");
+    assert_eq!(ok("mq:/rel").address(), "/rel");
+    refused("mq:rel", &["start with '/'"]);
+    // Built from parts, the same.
+    let e = Endpoint::new(Scheme::Fifo, "q/../orders", Options::default()).unwrap();
+    assert_eq!(e.address(), format!("{here}/orders"));
+    assert_eq!(e, ok("fifo:orders"));
+}
+
+#[test]
+fn a_relative_socket_path_too_long_once_resolved_says_so() {
+    let here = cwd();
+    let name = "s".repeat(100);
+    if here.len() + 1 + name.len() <= 107 {
+        return; // The test directory is too short to push it over.
+    }
+    refused(
+        &format!("unix:{name}"),
+        &["107", "resolved against the current directory", &here],
+    );
 }

@@ -1,6 +1,91 @@
-//! The address part of an endpoint, checked per scheme.
+//! The address part of an endpoint: relative file paths made absolute,
+//! then checked per scheme.
 
 use super::{EndpointError, MAX_POSIX_NAME, MAX_UNIX_PATH, Scheme, err};
+
+/// The address as the endpoint keeps it: checked, and for the schemes that
+/// take a file path, absolute (see "Paths" in the module docs).
+pub(super) fn resolve_and_validate(
+    input: &str,
+    scheme: Scheme,
+    address: &str,
+) -> Result<String, EndpointError> {
+    validate_address(input, scheme, address)?;
+    let resolved = resolve_path(input, scheme, address)?;
+    if resolved != address {
+        validate_address(input, scheme, &resolved).map_err(|e| EndpointError {
+            problem: format!(
+                "{} ({address:?} resolved against the current directory is {resolved:?})",
+                e.problem
+            ),
+            ..e
+        })?;
+    }
+    Ok(resolved)
+}
+
+/// Whether `address` is a file path for `scheme` (not a POSIX name, an
+/// abstract socket name or a host).
+fn is_file_path(scheme: Scheme, address: &str) -> bool {
+    match scheme {
+        Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm => true,
+        Scheme::Unix => !address.starts_with('@'),
+        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Tcp => false,
+    }
+}
+
+/// Whether a path names a directory by its spelling alone: it ends with
+/// `/`, or its last component is `.` or `..`.
+fn names_directory(path: &str) -> bool {
+    path.ends_with('/') || matches!(path.rsplit('/').next(), Some("." | ".."))
+}
+
+/// Makes a relative file path absolute against the current directory, with
+/// its `.` and `..` components removed lexically (the file system is not
+/// consulted). Other addresses, absolute paths, and paths
+/// [`validate_address`] refuses are returned as they are.
+fn resolve_path(input: &str, scheme: Scheme, address: &str) -> Result<String, EndpointError> {
+    if !is_file_path(scheme, address)
+        || address.is_empty()
+        || address.starts_with('/')
+        || names_directory(address)
+    {
+        return Ok(address.to_string());
+    }
+    let unresolvable = |why: String| {
+        err(
+            input,
+            format!("the relative path {address:?} cannot be made absolute: {why}"),
+            "an absolute path, or a relative one from a readable, UTF-8 current directory",
+            scheme.example(),
+        )
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| unresolvable(format!("the current directory is unknown ({e})")))?;
+    let Some(cwd) = cwd.to_str() else {
+        return Err(unresolvable(format!(
+            "the current directory {cwd:?} is not valid UTF-8"
+        )));
+    };
+    Ok(join_lexically(cwd, address))
+}
+
+/// `base` (absolute) joined with `relative`, without `.`, `..` or empty
+/// components. `..` drops the component before it, as `cd ..` in a shell
+/// does, and stops at `/`.
+pub(super) fn join_lexically(base: &str, relative: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in base.split('/').chain(relative.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
 
 pub(super) fn validate_address(
     input: &str,
@@ -44,10 +129,10 @@ pub(super) fn validate_address(
             check_name_chars(input, scheme, name)?;
         }
         Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm => {
-            if address.is_empty() || address.ends_with('/') {
+            if address.is_empty() || names_directory(address) {
                 return bad(
                     format!("{scheme} needs a file path (not a directory), found {address:?}"),
-                    "an absolute or relative file path",
+                    "a file path (a relative one is resolved against the current directory)",
                 );
             }
             if address.contains('\0') {
@@ -80,6 +165,14 @@ pub(super) fn validate_address(
                     return bad(
                         "unix: needs a socket path or @name".into(),
                         "unix:PATH or unix:@NAME",
+                    );
+                }
+                if names_directory(address) {
+                    return bad(
+                        format!(
+                            "unix: needs a socket file path (not a directory), found {address:?}"
+                        ),
+                        "unix:PATH naming a file (a relative one is resolved against the current directory) or unix:@NAME",
                     );
                 }
                 if address.len() > MAX_UNIX_PATH {
@@ -150,4 +243,28 @@ pub(super) fn split_host_port(address: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_lexically_removes_dot_and_dot_dot() {
+        assert_eq!(join_lexically("/home/u", "x.sock"), "/home/u/x.sock");
+        assert_eq!(join_lexically("/home/u", "./a//b/./x"), "/home/u/a/b/x");
+        assert_eq!(join_lexically("/home/u", "../v/x"), "/home/v/x");
+        assert_eq!(join_lexically("/home/u", "a/../../../../x"), "/x");
+        assert_eq!(join_lexically("/", "x"), "/x");
+    }
+
+    #[test]
+    fn directory_spellings_are_recognised() {
+        for p in ["a/", ".", "..", "a/.", "a/..", "/"] {
+            assert!(names_directory(p), "{p}");
+        }
+        for p in ["a", "a.sock", "..a", "a/.b", "/tmp/x"] {
+            assert!(!names_directory(p), "{p}");
+        }
+    }
 }

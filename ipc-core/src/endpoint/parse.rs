@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use super::address::validate_address;
+use super::address::resolve_and_validate;
 use super::options::{OptionKey, allowed_options, example_option, set_option, validate_options};
 use super::scheme::{ALLOWED_SCHEMES, suggest_scheme};
 use super::{Endpoint, EndpointError, Options, Scheme, err};
@@ -44,7 +44,7 @@ impl FromStr for Endpoint {
         } else {
             rest
         };
-        validate_address(input, scheme, address)?;
+        let address = resolve_and_validate(input, scheme, address)?;
         let mut options = Options::default();
         let mut seen = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -76,10 +76,10 @@ impl FromStr for Endpoint {
             set_option(input, scheme, &mut options, k, value)?;
         }
         let mode_given = seen.contains(&OptionKey::Mode);
-        validate_options(input, scheme, address, &options, mode_given)?;
+        validate_options(input, scheme, &address, &options, mode_given)?;
         Ok(Endpoint {
             scheme,
-            address: address.to_string(),
+            address,
             options,
         })
     }
