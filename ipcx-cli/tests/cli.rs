@@ -232,6 +232,67 @@ fn ls_shows_a_live_listener_and_clean_removes_only_a_killed_ones_leftovers() {
     );
 }
 
+/// A private working directory, canonical (as a child's getcwd reports it)
+/// and removed on drop with whatever a test left in it.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new(tag: &str) -> WorkDir {
+        let d = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&d).unwrap();
+        WorkDir(std::fs::canonicalize(&d).unwrap())
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn clean_from_another_directory_tells_same_relative_sockets_apart() {
+    let reg = Registry::new();
+    let a = WorkDir::new("dir-a");
+    let b = WorkDir::new("dir-b");
+    let rel = format!("{}.sock", unique("rel"));
+    let ep = format!("unix:{rel}");
+    let dead_path = a.0.join(&rel);
+    let live_path = b.0.join(&rel);
+
+    let mut c = ipcx(&reg);
+    c.current_dir(&a.0).args(["recv", &ep]);
+    let mut dead = listening(c);
+    let mut c = ipcx(&reg);
+    c.current_dir(&b.0).args(["recv", &ep]);
+    let _live = listening(c);
+    assert!(dead_path.exists() && live_path.exists());
+
+    dead.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    dead.0.wait().unwrap();
+    assert!(dead_path.exists());
+
+    let mut c = ipcx(&reg);
+    c.current_dir(&b.0).arg("clean");
+    let clean = run(c, b"");
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(
+        text.contains(&*dead_path.to_string_lossy()),
+        "clean: {text}"
+    );
+    assert!(
+        !text.contains(&*live_path.to_string_lossy()),
+        "clean touched the live one: {text}"
+    );
+    assert!(!dead_path.exists(), "A's dead socket is still there");
+    assert!(live_path.exists(), "B's live socket was removed");
+}
+
 #[test]
 fn doctor_prints_each_limit() {
     let reg = Registry::new();

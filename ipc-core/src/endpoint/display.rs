@@ -1,0 +1,49 @@
+//! The canonical string form of an endpoint.
+
+use std::fmt;
+
+use super::options::format_duration;
+use super::{Endpoint, Options, Scheme};
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scheme {
+            Scheme::Tcp => write!(f, "tcp://{}", self.address)?,
+            s => write!(f, "{s}:{}", self.address)?,
+        }
+        let o = &self.options;
+        let d = Options::default();
+        let mut sep = '?';
+        let mut opt = |f: &mut fmt::Formatter<'_>, k: &str, v: String| {
+            let r = write!(f, "{sep}{k}={v}");
+            sep = '&';
+            r
+        };
+        if let Some(c) = o.capacity {
+            opt(f, "capacity", c.to_string())?;
+        }
+        if o.max_message_size != d.max_message_size {
+            opt(f, "max_message_size", o.max_message_size.to_string())?;
+        }
+        if o.mode != d.mode {
+            opt(f, "mode", format!("{:04o}", o.mode))?;
+        }
+        if !o.allow_uid.is_empty() {
+            let uids: Vec<String> = o.allow_uid.iter().map(u32::to_string).collect();
+            opt(f, "allow_uid", uids.join(","))?;
+        }
+        if o.connect_timeout != d.connect_timeout {
+            opt(f, "connect_timeout", format_duration(o.connect_timeout))?;
+        }
+        if o.wait_for_listener != d.wait_for_listener {
+            opt(f, "wait_for_listener", format_duration(o.wait_for_listener))?;
+        }
+        if let Some(w) = o.wait {
+            opt(f, "wait", w.as_str().to_string())?;
+        }
+        if let Some(s) = o.spin_us {
+            opt(f, "spin_us", s.to_string())?;
+        }
+        Ok(())
+    }
+}
