@@ -174,7 +174,11 @@ pub(crate) fn non_ipcx_peer_is_refused(test: &'static str) {
     let ch = l
         .accept_timeout(OP)
         .expect("a real client after the bad one");
-    assert_eq!(ch.peer().pid, peer.pid(), "accept returned another connection");
+    assert_eq!(
+        ch.peer().pid,
+        peer.pid(),
+        "accept returned another connection"
+    );
     assert_eq!(peer.expect_line(), "ok");
 }
 
@@ -188,7 +192,11 @@ pub(crate) fn silent_peer_times_out(test: &'static str) {
     let ch = l
         .accept_timeout(OP)
         .expect("a real client behind a silent one");
-    assert_eq!(ch.peer().pid, peer.pid(), "accept returned another connection");
+    assert_eq!(
+        ch.peer().pid,
+        peer.pid(),
+        "accept returned another connection"
+    );
     assert_eq!(peer.expect_line(), "ok");
     match l.accept_timeout(Duration::from_millis(600)) {
         Err(Error::Timeout) => {}

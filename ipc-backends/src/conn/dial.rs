@@ -16,7 +16,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// # Errors
 /// The last attempt's error.
 pub(crate) fn dial<C>(endpoint: &Endpoint, mut attempt: impl FnMut() -> Result<C>) -> Result<C> {
-    let until = Instant::now().checked_add(wait_for_listener(endpoint));
+    let until = Instant::now().checked_add(endpoint.wait_for_listener());
     let mut pause = Duration::from_millis(1);
     loop {
         match attempt() {
@@ -41,8 +41,4 @@ pub(crate) fn dial<C>(endpoint: &Endpoint, mut attempt: impl FnMut() -> Result<C
             }
         }
     }
-}
-
-fn wait_for_listener(_endpoint: &Endpoint) -> Duration {
-    Duration::ZERO // FIXME(merge): endpoint.options().wait_for_listener
 }
