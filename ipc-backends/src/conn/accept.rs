@@ -343,3 +343,132 @@ pub(crate) fn next_socket(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_core::{Channel, PeerInfo, Receiver, Schema, Sender};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// A channel that only carries its peer's pid.
+    #[derive(Debug)]
+    struct Fake(PeerInfo);
+
+    impl Sender for Fake {
+        fn send_until(&mut self, _: &[u8], _: Deadline) -> Result<()> {
+            Ok(())
+        }
+        fn max_message_size(&self) -> usize {
+            0
+        }
+    }
+
+    impl Receiver for Fake {
+        fn recv_until(&mut self, _: &mut Vec<u8>, d: Deadline) -> Result<()> {
+            Err(d.elapsed_error())
+        }
+    }
+
+    impl Channel for Fake {
+        type Sender = Fake;
+        type Receiver = Fake;
+        fn split(self) -> (Fake, Fake) {
+            (Fake(self.0.clone()), self)
+        }
+        fn peer(&self) -> &PeerInfo {
+            &self.0
+        }
+    }
+
+    fn info(pid: u32) -> PeerInfo {
+        let hello = ipc_core::handshake::Hello::new(&Schema::bytes(), pid, 0, 64);
+        ipc_core::handshake::check(&hello, &hello).unwrap()
+    }
+
+    /// Requests come from a queue; `None` is the close.
+    struct Queue(
+        Arc<Mutex<mpsc::Receiver<Option<Next<Fake>>>>>,
+        mpsc::Sender<Option<Next<Fake>>>,
+    );
+
+    impl Incoming for Queue {
+        type Channel = Fake;
+        fn next(&mut self) -> Result<Next<Fake>> {
+            match self.0.lock().unwrap().recv() {
+                Ok(Some(n)) => Ok(n),
+                _ => Ok(Next::Closed),
+            }
+        }
+        fn closer(&self) -> Closer {
+            let tx = Mutex::new(self.1.clone());
+            Box::new(move || {
+                let _ = tx.lock().unwrap().send(None);
+            })
+        }
+    }
+
+    #[test]
+    fn slow_and_failing_handshakes_do_not_hold_up_accept() {
+        let (tx, rx) = mpsc::channel();
+        let incoming = Queue(Arc::new(Mutex::new(rx)), tx.clone());
+        let ep: Endpoint = "tcp://127.0.0.1:0".parse().unwrap();
+        let mut acceptor = Acceptor::start(ep, incoming).unwrap();
+        let (release, gate) = mpsc::channel::<()>();
+        // A client that stays silent until released, one that fails, a
+        // malformed request, then a good one.
+        tx.send(Some(Next::Request(Box::new(move || {
+            let _ = gate.recv();
+            Ok(Fake(info(1)))
+        }))))
+        .unwrap();
+        tx.send(Some(Next::Request(Box::new(|| {
+            Err(Error::protocol("garbage hello"))
+        }))))
+        .unwrap();
+        tx.send(Some(Next::Refused(Error::protocol("bad request"))))
+            .unwrap();
+        tx.send(Some(Next::Request(Box::new(|| Ok(Fake(info(3)))))))
+            .unwrap();
+        let first = acceptor.accept_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(first.peer().pid, 3, "the good client is accepted first");
+        let waited = std::time::Instant::now();
+        while acceptor.refused() < 2 && waited.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(acceptor.refused(), 2);
+        release.send(()).unwrap();
+        let second = acceptor.accept_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(second.peer().pid, 1);
+        assert!(matches!(
+            acceptor.accept_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
+        assert!(matches!(
+            acceptor.accept_until(Deadline::Now),
+            Err(Error::WouldBlock)
+        ));
+        // Dropping wakes and joins the accepting thread.
+        drop(acceptor);
+    }
+
+    #[test]
+    fn a_listener_failure_is_fatal_and_repeated() {
+        struct Broken;
+        impl Incoming for Broken {
+            type Channel = Fake;
+            fn next(&mut self) -> Result<Next<Fake>> {
+                Err(Error::io("accept", std::io::ErrorKind::Other.into()))
+            }
+            fn closer(&self) -> Closer {
+                Box::new(|| {})
+            }
+        }
+        let ep: Endpoint = "tcp://127.0.0.1:0".parse().unwrap();
+        let mut acceptor = Acceptor::start(ep, Broken).unwrap();
+        let e = acceptor.accept().unwrap_err();
+        assert!(e.is_fatal(), "{e}");
+        let again = acceptor.accept().unwrap_err();
+        assert!(again.is_fatal() && again.to_string().contains("failed earlier"));
+    }
+}
