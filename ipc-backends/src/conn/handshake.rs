@@ -103,7 +103,18 @@ pub(crate) fn drive(
     deadline: Deadline,
     vet: impl FnOnce(&Hello) -> Result<()>,
 ) -> Result<PeerInfo> {
-    run(wire, local, deadline, vet).map_err(|e| super::fail::in_step(endpoint, "the handshake", e))
+    let result = run(wire, local, deadline, vet);
+    match &result {
+        Ok(peer) => tracing::debug!(
+            %endpoint,
+            peer.pid,
+            peer.uid,
+            sends = %peer.send.name,
+            "handshake agreed"
+        ),
+        Err(e) => tracing::info!(%endpoint, error = %e, "handshake failed"),
+    }
+    result.map_err(|e| super::fail::in_step(endpoint, "the handshake", e))
 }
 
 fn run(
@@ -116,9 +127,11 @@ fn run(
     let mut buf = Vec::new();
     wire.recv_hello(&mut buf, deadline)?;
     let decision = Hello::decode(&buf).and_then(|remote| {
-        let info = check(local, &remote)?;
-        vet(&remote)?;
-        Ok(info)
+        let verdict = check(local, &remote).and_then(|info| vet(&remote).map(|()| info));
+        if let Err(e) = &verdict {
+            tracing::info!(peer.pid = remote.pid, peer.uid = remote.uid, reason = %e, "refusing the peer");
+        }
+        verdict
     });
     // We refused and the peer left without waiting: our reason stands.
     let stands = |e: Error, decision: Result<PeerInfo>| match (e, decision) {
