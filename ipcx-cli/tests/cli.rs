@@ -177,6 +177,79 @@ fn serve_echoes() {
     assert_eq!(out.stdout, b"ping\n");
 }
 
+/// Removes a file on drop (a killed listener's socket file).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// One client's failure is not the server's: `serve` goes on after a client
+/// that sends garbage and one whose hello announces other message types,
+/// and echoes for the next good client.
+#[test]
+fn serve_survives_garbage_and_wrong_type_clients() {
+    use ipcx::{Schema, TypeTag};
+    let reg = Registry::new();
+    for scheme in ["tcp", "unix"] {
+        let ep = endpoint_for(scheme);
+        let endpoint: ipcx::Endpoint = ep.parse().unwrap();
+        let _file = (scheme == "unix").then(|| RemoveOnDrop(endpoint.address().to_string()));
+        let mut serve = ipcx(&reg);
+        serve.args(["serve", &ep, "--echo"]);
+        let mut s = listening(serve);
+        // For failure messages: whether serve went away (it may be on its
+        // way out when a client notices).
+        let mut serve_state = || {
+            let until = Instant::now() + Duration::from_secs(2);
+            loop {
+                match s.0.try_wait().unwrap() {
+                    Some(status) => return format!("serve exited: {status}"),
+                    None if Instant::now() > until => return "serve still runs".to_string(),
+                    None => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        };
+
+        // A frame length no frame may have, then gone.
+        let garbage = [0xFFu8; 4];
+        if scheme == "tcp" {
+            let mut c = std::net::TcpStream::connect(endpoint.address()).unwrap();
+            c.write_all(&garbage).unwrap();
+        } else {
+            let mut c = std::os::unix::net::UnixStream::connect(endpoint.address()).unwrap();
+            c.write_all(&garbage).unwrap();
+        }
+
+        // A client of other message types is refused, and told why.
+        let schema = Schema::new(TypeTag::new("Quote", 33), TypeTag::new("Order", 11));
+        match ipcx::connect_with(&endpoint, &schema) {
+            Err(ipcx::Error::SchemaMismatch { .. }) => {}
+            Err(e) => panic!(
+                "{scheme}: a client of other types got {e:?}, expected SchemaMismatch ({})",
+                serve_state()
+            ),
+            Ok(_) => panic!("{scheme}: serve (raw bytes) accepted a client of other types"),
+        }
+
+        let mut send = ipcx(&reg);
+        send.args(["send", &ep, "ping", "--wait-reply"]);
+        let out = run(send, b"");
+        assert!(
+            out.status.success(),
+            "{scheme}: a good client after the bad ones: {} ({})",
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            serve_state()
+        );
+        assert_eq!(out.stdout, b"ping\n", "{scheme}");
+        if let Some(status) = s.0.try_wait().unwrap() {
+            panic!("{scheme}: serve exited ({status}) after serving the good client");
+        }
+    }
+}
+
 #[test]
 fn ls_shows_a_live_listener_and_clean_removes_only_a_killed_ones_leftovers() {
     let reg = Registry::new();

@@ -29,37 +29,44 @@ const OP: Duration = Duration::from_secs(60);
 matrix!(conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("u"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("f"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, mq => format!("mq:/{}", crate::util::unique("m"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, shm => format!("shm:/{}", crate::util::unique("h"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener listen_in_use);
 
 // pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
 // [`open_pair`] spawns the peer instead of listening. Left out, because the
@@ -68,10 +75,15 @@ matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique
 // - listener_killed: there is no listener; the death of either end is the
 //   same EOF/EPIPE that peer_killed_in_recv and peer_killed_in_send check;
 // - restart_after_kill: anonymous pipes have no name to restart on and
-//   vanish with their last holder.
+//   vanish with their last holder;
+// - bad_clients_do_not_stall_accept, no_listener, no_listener_after_kill,
+//   wait_for_listener, listen_in_use: there is no rendezvous for a stranger
+//   to open, to find empty or to take; the pipes are made by the parent
+//   and inherited by its child only.
 matrix!(conformance, pipe => "pipe:".to_string();
     boundaries stress duplex backpressure peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch);
+    peer_killed_in_send nothing_left_behind handshake_mismatch
+    send_after_disconnect);
 
 use crate::util::parse;
 
@@ -247,6 +259,31 @@ fn run_role() {
             match ipcx::connect_with(&parse(&ep), &schema) {
                 Ok(ch) => report(format!("ok peer_recv={}", ch.peer().recv.name)),
                 Err(e) => report(format!("err={e}")),
+            }
+        }
+        "connect-no-listener" => match ipcx::connect(&parse(&ep)) {
+            Err(e @ Error::NoListener { .. }) => {
+                report("result=NoListener");
+                if let Error::NoListener { endpoint, .. } = &e {
+                    report(format!("endpoint={endpoint}"));
+                }
+                report(format!("message={e}"));
+                report(format!("fatal={}", e.is_fatal()));
+            }
+            other => report(format!("result={:?}", other.map(|_| "connected"))),
+        },
+        "wait-ping" => {
+            let r = ep
+                .parse::<Endpoint>()
+                .map_err(Error::from)
+                .and_then(|e| ipcx::connect(&e))
+                .and_then(|mut ch| {
+                    ch.send(b"early bird")?;
+                    ch.recv_timeout(OP)
+                });
+            match r {
+                Ok(m) if m == b"early bird" => report("result=echoed"),
+                other => report(format!("result={other:?}")),
             }
         }
         other => panic!("unknown peer role {other:?}"),
@@ -755,5 +792,283 @@ fn handshake_mismatch_spawned(test: &'static str, ep: &str, schema: &Schema) {
     };
     assert_eq!(ch.peer().send.name, "Ack");
     assert_eq!(peer.expect_line(), "ok peer_recv=Ack");
+    peer.expect_success();
+}
+
+// ------------------------------------------------- the connection layer --
+
+/// How long a client may take to learn that nothing listens. A connect
+/// that waits out its `connect_timeout` (set to a minute) instead of
+/// saying so fails this.
+const NO_LISTENER_LIMIT: Duration = Duration::from_secs(20);
+/// How long `accept` may take to return the one good client among bad
+/// ones. The listener's `connect_timeout` is set to 30 s, so a listener
+/// that runs the bad clients' handshakes one after the other instead of
+/// beside `accept` needs 30 s per silent client and fails this.
+const ACCEPT_AMONG_BAD: Duration = Duration::from_secs(60);
+
+/// Silent and malformed clients, made at the kernel level and kept open,
+/// cost the listener nothing: `accept` returns the one real client that
+/// came after them, and never an error of theirs.
+fn bad_clients_do_not_stall_accept(test: &'static str, ep: &str) {
+    let mut reclaim = util::Reclaim::new(ep);
+    let mut l = listen(&util::with_option(ep, "connect_timeout=30s"));
+    let at = l.endpoint().to_string();
+    let bad = util::bad_clients::open(l.endpoint());
+    let peer = Peer::spawn(test, "ping", &at, "");
+    reclaim.client(peer.pid());
+    let started = Instant::now();
+    let mut ch = match l.accept_timeout(ACCEPT_AMONG_BAD) {
+        Ok(ch) => ch,
+        Err(e) => panic!(
+            "accept with bad clients waiting ({}) gave {e:?} after {:?} instead of the good client",
+            bad.described.join(", "),
+            started.elapsed()
+        ),
+    };
+    assert_eq!(
+        ch.peer().pid,
+        peer.pid(),
+        "accept returned another connection than the good client's"
+    );
+    echo(&mut ch);
+    peer.expect_success();
+    // The bad clients' failures never come out of accept.
+    match l.accept_timeout(Duration::from_millis(500)) {
+        Err(Error::Timeout) => {}
+        other => panic!(
+            "accept with only bad clients waiting gave {other:?}, expected Timeout ({})",
+            bad.described.join(", ")
+        ),
+    }
+    drop(bad);
+}
+
+/// How a test ends its peer.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// SIGKILL.
+    Kill,
+    /// The peer drops its channel and exits.
+    Close,
+}
+
+#[track_caller]
+fn end_peer(mut peer: Peer, how: End) {
+    match how {
+        End::Kill => peer.kill(),
+        End::Close => {
+            peer.tell("go");
+            peer.expect_success();
+        }
+    }
+}
+
+#[track_caller]
+fn expect_disconnected<T: std::fmt::Debug>(r: ipcx::Result<T>, what: &str) {
+    match r {
+        Err(Error::Disconnected) => {}
+        other => panic!("{what} gave {other:?}, expected Err(Disconnected)"),
+    }
+}
+
+/// Every send a disconnected sender is asked for: small and large, blocking,
+/// `try_` and timed.
+fn sends_all_disconnected(tx: &mut impl Sender, what: &str) {
+    let max = tx.max_message_size();
+    for size in [1, 0, 100, 64 * 1024, max, 1] {
+        expect_disconnected(
+            tx.send(&pattern(size)),
+            &format!("{what}: send of {size} bytes"),
+        );
+    }
+    expect_disconnected(tx.try_send(b"x"), &format!("{what}: try_send"));
+    expect_disconnected(
+        tx.send_timeout(&pattern(4096), Duration::from_millis(100)),
+        &format!("{what}: send_timeout"),
+    );
+    expect_disconnected(
+        tx.send_timeout(&pattern(max), Duration::from_millis(100)),
+        &format!("{what}: send_timeout of {max} bytes"),
+    );
+}
+
+fn recvs_all_disconnected(rx: &mut impl Receiver, what: &str) {
+    expect_disconnected(rx.recv(), &format!("{what}: recv"));
+    expect_disconnected(rx.try_recv(), &format!("{what}: try_recv"));
+    expect_disconnected(
+        rx.recv_timeout(Duration::from_millis(100)),
+        &format!("{what}: recv_timeout"),
+    );
+}
+
+/// Once a channel has seen `Disconnected`, every operation on it returns
+/// `Disconnected`: sends of any size, `try_send`, `send_timeout`, receives;
+/// whether the peer was killed or closed, and on split halves (the sender
+/// half, on another thread, after the receiver half saw it).
+fn send_after_disconnect(test: &'static str, ep: &str) {
+    let _reclaim = util::Reclaim::new(ep);
+    for how in [End::Kill, End::Close] {
+        let (peer, mut ch, _l) = open_pair(test, "hold", ep, None, "");
+        assert_eq!(peer.expect_line(), "connected");
+        end_peer(peer, how);
+        expect_disconnected(
+            ch.recv_timeout(DEATH_LIMIT),
+            &format!("recv after the peer's {how:?}"),
+        );
+        let what = format!("after the peer's {how:?} and a Disconnected recv");
+        util::watchdog(OP, &what.clone(), move || {
+            sends_all_disconnected(&mut ch, &what);
+            recvs_all_disconnected(&mut ch, &what);
+            sends_all_disconnected(&mut ch, &format!("{what}, again"));
+        });
+    }
+
+    let (mut peer, ch, _l) = open_pair(test, "hold", ep, None, "");
+    assert_eq!(peer.expect_line(), "connected");
+    let (mut tx, mut rx) = ch.split();
+    peer.kill();
+    expect_disconnected(
+        rx.recv_timeout(DEATH_LIMIT),
+        "the receiver half's recv after the peer's SIGKILL",
+    );
+    let what = "the sender half, after the receiver half saw Disconnected";
+    util::watchdog(OP, what, move || {
+        sends_all_disconnected(&mut tx, what);
+        tx
+    });
+    recvs_all_disconnected(&mut rx, "the receiver half, after Disconnected");
+}
+
+/// Connects to `ep` (with a minute of `connect_timeout`) where nothing
+/// listens, from a client process: `NoListener`, naming the endpoint, and
+/// at once.
+#[track_caller]
+fn expect_no_listener(test: &'static str, ep: &str, when: &str, reclaim: &mut util::Reclaim) {
+    let client = util::with_option(ep, "connect_timeout=60s");
+    let address = parse(&client).address().to_string();
+    let what = format!("connect to {ep} {when}");
+    let peer = Peer::spawn(test, "connect-no-listener", &client, "");
+    reclaim.client(peer.pid());
+    match peer.value_within("result", NO_LISTENER_LIMIT) {
+        Some(r) if r == "NoListener" => {}
+        Some(other) => panic!("{what} gave {other}, expected Err(NoListener)"),
+        None => panic!(
+            "{what} did not return within {NO_LISTENER_LIMIT:?} (waiting out connect_timeout?)"
+        ),
+    }
+    let endpoint = peer.expect_value("endpoint");
+    assert!(
+        endpoint.contains(&address),
+        "{what}: NoListener names {endpoint:?}, not {address}"
+    );
+    let message = peer.expect_value("message");
+    assert!(message.contains(&address), "{what}: {message}");
+    assert_eq!(
+        peer.expect_value("fatal"),
+        "true",
+        "{what}: NoListener is not fatal"
+    );
+    peer.expect_success();
+}
+
+/// Connecting where nothing ever listened is `NoListener`, at once.
+fn no_listener(test: &'static str, ep: &str) {
+    let mut reclaim = util::Reclaim::new(ep);
+    if parse(ep).scheme() == ipcx::Scheme::Tcp {
+        // Not port 0: a port where a socket is bound and not listening.
+        let (_bound, address) = util::refusing_tcp_address();
+        let ep = format!("tcp://{address}");
+        return expect_no_listener(test, &ep, "where nothing listens", &mut reclaim);
+    }
+    expect_no_listener(test, ep, "where nothing ever listened", &mut reclaim);
+}
+
+/// Connecting to the endpoint of a listener that was SIGKILLed is
+/// `NoListener`, at once: the kernel says so for sockets and FIFOs; for
+/// queues, whose rendezvous outlives the listener, the registry does.
+fn no_listener_after_kill(test: &'static str, ep: &str) {
+    let mut reclaim = util::Reclaim::new(ep);
+    let mut listener = Peer::spawn(test, "listen-hold", ep, "");
+    let at = listener.expect_value("endpoint");
+    listener.kill();
+    expect_no_listener(test, &at, "after its listener's SIGKILL", &mut reclaim);
+}
+
+/// A client with `wait_for_listener` that starts before the listener
+/// connects once the listener comes, and a message goes both ways.
+fn wait_for_listener(test: &'static str, ep: &str) {
+    let ep = if parse(ep).scheme() == ipcx::Scheme::Tcp {
+        format!("tcp://{}", util::free_tcp_address())
+    } else {
+        ep.to_string()
+    };
+    let mut reclaim = util::Reclaim::new(&ep);
+    let waiting = util::with_option(&ep, "wait_for_listener=20s");
+    let client = Peer::spawn(test, "wait-ping", &waiting, "");
+    reclaim.client(client.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(line) = client.try_line() {
+        panic!("connect to {waiting} returned before any listener came: {line}");
+    }
+    let server = Peer::spawn(test, "serve-one", &ep, "");
+    assert_eq!(
+        client.expect_value("result"),
+        "echoed",
+        "connect to {waiting}, listener 300 ms late"
+    );
+    client.expect_success();
+    server.expect_success();
+}
+
+/// Checks a refused second listen: `AddrInUse`, naming the endpoint and,
+/// when it names an owner, the right one.
+#[track_caller]
+fn expect_in_use(at: &str, owner_pid: u32, who: &str) {
+    match ipcx::listen(&parse(at)) {
+        Err(e @ Error::AddrInUse { .. }) => {
+            let Error::AddrInUse {
+                endpoint, owner, ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            let address = parse(at).address().to_string();
+            assert!(endpoint.contains(&address), "{who}: {e}");
+            if let Some(pid) = owner {
+                assert_eq!(
+                    *pid, owner_pid,
+                    "{who}: the owner named is not the listener"
+                );
+            }
+            assert!(e.is_fatal(), "{who}: AddrInUse is not fatal");
+        }
+        other => panic!(
+            "a second listen on {at} ({who}) gave {:?}, expected Err(AddrInUse)",
+            other.map(|l| l.endpoint().to_string())
+        ),
+    }
+}
+
+/// Listening where a live listener listens is `AddrInUse` (whether that
+/// listener is in another process or this one), and the live listener
+/// carries on serving.
+fn listen_in_use(test: &'static str, ep: &str) {
+    let _reclaim = util::Reclaim::new(ep);
+    let mut first = Peer::spawn(test, "listen-hold", ep, "");
+    let at = first.expect_value("endpoint");
+    expect_in_use(&at, first.pid(), "listener in another process");
+    let ch = connect(&at);
+    assert_eq!(first.expect_line(), "accepted");
+    drop(ch);
+    first.tell("go");
+    first.expect_success();
+
+    let mut l = listen(ep);
+    let at = l.endpoint().to_string();
+    expect_in_use(&at, std::process::id(), "listener in this process");
+    let peer = Peer::spawn(test, "ping", &at, "");
+    let mut ch = accept(&mut l);
+    echo(&mut ch);
     peer.expect_success();
 }

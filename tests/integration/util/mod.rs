@@ -31,6 +31,8 @@ macro_rules! matrix {
     };
 }
 
+pub mod bad_clients;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -149,6 +151,22 @@ impl Peer {
         match self.lines.recv_timeout(Duration::from_secs(30)) {
             Ok(l) => l,
             Err(_) => panic!("peer {} reported nothing within 30 s", self.pid()),
+        }
+    }
+
+    /// The next report line if the peer has printed one, without waiting.
+    pub fn try_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// Waits at most `limit` for a report line `key=value` and returns the
+    /// value, or `None` when the peer printed nothing by then.
+    #[track_caller]
+    pub fn value_within(&self, key: &str, limit: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(limit).ok()?;
+        match line.strip_prefix(&format!("{key}=")) {
+            Some(v) => Some(v.to_string()),
+            None => panic!("peer reported {line:?}, expected {key}=…"),
         }
     }
 
@@ -439,4 +457,159 @@ pub fn run_case(
 #[track_caller]
 pub fn parse(ep: &str) -> ipcx::Endpoint {
     ep.parse().unwrap_or_else(|e| panic!("{ep}: {e}"))
+}
+
+/// `ep` with one more option, `key=value` (given as a string, so options
+/// the parser does not know yet can be written down).
+pub fn with_option(ep: &str, option: &str) -> String {
+    let sep = if ep.contains('?') { '&' } else { '?' };
+    format!("{ep}{sep}{option}")
+}
+
+/// A loopback TCP address that was free a moment ago (for a listener that
+/// must be known before it starts).
+pub fn free_tcp_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").to_string()
+}
+
+/// A loopback TCP address where nothing listens: a socket is bound there
+/// and does not listen, so connecting is refused, and the port stays
+/// taken (no other test can start listening there) while the returned
+/// descriptor lives.
+pub fn refusing_tcp_address() -> (std::os::fd::OwnedFd, String) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket takes integers only.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a descriptor socket just returned, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_in is a plain C struct for which all-zero is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `sin` is a live sockaddr_in and `len` its size.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            len,
+        )
+    };
+    assert!(
+        r == 0,
+        "bind 127.0.0.1:0: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: getsockname writes at most `len` bytes into the live `sin`.
+    let r = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut sin as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        )
+    };
+    assert!(r == 0, "getsockname: {}", std::io::Error::last_os_error());
+    (fd, format!("127.0.0.1:{}", u16::from_be(sin.sin_port)))
+}
+
+/// Removes, when dropped, what a case that failed half-way may have left
+/// on its endpoint (a fresh one of this process): a killed listener's
+/// rendezvous, reclaimed by listening there once more and closing; files
+/// and FIFOs whose names are the endpoint's name or begin with it; the
+/// POSIX queues of the client processes named with [`Reclaim::client`]
+/// (a client killed before the listener took its queues leaves them);
+/// and the System V queues and registry records of the endpoint. Declare
+/// it first in a case, so it runs after the case's peers are gone.
+pub struct Reclaim {
+    endpoint: String,
+    clients: Vec<u32>,
+}
+
+impl Reclaim {
+    /// A guard for `endpoint`.
+    pub fn new(endpoint: &str) -> Reclaim {
+        Reclaim {
+            endpoint: endpoint.to_string(),
+            clients: Vec::new(),
+        }
+    }
+
+    /// Also removes what client process `pid` may leave.
+    pub fn client(&mut self, pid: u32) {
+        self.clients.push(pid);
+    }
+}
+
+impl Drop for Reclaim {
+    fn drop(&mut self) {
+        use ipcx::Scheme;
+        let Ok(ep) = self.endpoint.parse::<ipcx::Endpoint>() else {
+            return;
+        };
+        if matches!(ep.scheme(), Scheme::Tcp | Scheme::Pipe) {
+            return;
+        }
+        drop(ipcx::listen(&ep));
+        let addr = ep.address();
+        let base = addr.rsplit('/').next().unwrap_or(addr);
+        if base.is_empty() {
+            return;
+        }
+        if ep.scheme() == Scheme::Mq {
+            // The rendezvous `/ipcx.NAME` and a client's `/ipcx.NAME.PID.N.up`
+            // and `.down` (N counts that process's connects: one here).
+            let rendezvous = format!("/ipcx.{base}");
+            let mut names = vec![rendezvous.clone()];
+            for pid in &self.clients {
+                for n in 0..4 {
+                    for dir in ["up", "down"] {
+                        names.push(format!("{rendezvous}.{pid}.{n}.{dir}"));
+                    }
+                }
+            }
+            for name in names {
+                if let Ok(c) = std::ffi::CString::new(name) {
+                    // SAFETY: `c` is a NUL-terminated string alive for the call.
+                    unsafe { libc::mq_unlink(c.as_ptr()) };
+                }
+            }
+        }
+        let ours = |name: &str| {
+            let name = name.strip_prefix("ipcx.").unwrap_or(name);
+            name == base || name.strip_prefix(base).is_some_and(|r| r.starts_with('.'))
+        };
+        let dir = std::path::Path::new(addr)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for d in ["/dev/mqueue", "/dev/shm", dir.as_str()] {
+            let Ok(rd) = std::fs::read_dir(if d.is_empty() { "." } else { d }) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if ours(&e.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let same = |s: &str| {
+            s.parse::<ipcx::Endpoint>()
+                .is_ok_and(|e| e.scheme() == ep.scheme() && e.address() == ep.address())
+        };
+        for r in ipcx::backends::registry::list() {
+            if !same(&r.endpoint) {
+                continue;
+            }
+            if r.kind == "sysv-msq" {
+                if let Ok(id) = r.id.parse::<i32>() {
+                    // SAFETY: IPC_RMID takes no buffer; a queue already
+                    // removed only makes the call fail.
+                    unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+                }
+            }
+            ipcx::backends::registry::unregister(&r.kind, &r.id);
+        }
+    }
 }
