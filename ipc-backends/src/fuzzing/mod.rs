@@ -12,6 +12,7 @@
 mod endpoint;
 mod fragment;
 mod hello;
+mod message;
 mod seeds;
 mod shm;
 mod stream;
@@ -19,6 +20,7 @@ mod stream;
 pub use endpoint::endpoint;
 pub use fragment::fragment;
 pub use hello::hello;
+pub use message::message;
 pub use seeds::seeds;
 pub use shm::{shm_consumer, shm_header, shm_ring};
 pub use stream::stream;
@@ -36,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("shm_consumer", shm_consumer),
     ("shm_header", shm_header),
     ("endpoint", endpoint),
+    ("message", message),
 ];
 
 /// Fixed-size fields read off the front of a fuzz input. Past the end

@@ -172,5 +172,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "tcp://[::1]:0?connect_timeout=2m",
     ];
     add("endpoint", "docs", docs.join("\n").into_bytes());
+
+    for (name, bytes) in super::message::seeds() {
+        add("message", name, bytes);
+    }
     out
 }
