@@ -3,8 +3,8 @@
 use ipc_core::{Endpoint, Options, Scheme};
 
 /// Parses each line of `data` (when UTF-8) as an endpoint, and builds an
-/// endpoint of every scheme with the line as its address: one input can
-/// hold many, which keeps the committed corpus small.
+/// endpoint with the line as its address: one input can hold many, which
+/// keeps the committed corpus small.
 ///
 /// Parsing never panics and an error names the input. Whatever parses,
 /// and whatever [`Endpoint::new`] accepts, prints a canonical form that
@@ -15,10 +15,10 @@ pub fn endpoint(data: &[u8]) {
     };
     for line in text.split('\n') {
         parsed(line);
-        for scheme in Scheme::ALL {
-            if let Ok(e) = Endpoint::new(scheme, line, Options::default()) {
-                round_trip(&format!("{scheme} address {line:?}"), &e);
-            }
+        // One scheme per line, picked by its length, keeps runs fast.
+        let scheme = Scheme::ALL[line.len() % Scheme::ALL.len()];
+        if let Ok(e) = Endpoint::new(scheme, line, Options::default()) {
+            round_trip(&format!("{scheme} address {line:?}"), &e);
         }
     }
 }
