@@ -5,11 +5,7 @@
 use ipc_core::handshake::{Hello, MAX_HELLO_LEN, check, conclude, verdict_of};
 use ipc_core::{Deadline, Error, PeerInfo, Receiver, Result, Sender};
 
-/// A half whose largest message can be changed once the handshake agreed one.
-pub(crate) trait Limit {
-    /// Sets the largest message this half sends or accepts.
-    fn set_max(&mut self, max: usize);
-}
+pub(crate) use crate::conn::handshake::Limit;
 
 /// Runs the handshake within `deadline`; `vet` adds transport checks on
 /// the peer's hello (e.g. `allow_uid`) whose refusal is sent as the verdict.

@@ -9,6 +9,8 @@ pub mod any;
 pub mod conn;
 pub mod fifo;
 pub mod fragment;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 pub mod mq;
 pub mod pipe;

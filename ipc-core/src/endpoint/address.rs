@@ -93,6 +93,14 @@ pub(super) fn validate_address(
     address: &str,
 ) -> Result<(), EndpointError> {
     let bad = |problem: String, allowed: &str| Err(err(input, problem, allowed, scheme.example()));
+    // '?' starts the options: an address holding one would not print back
+    // as itself (only `Endpoint::new` can be handed one).
+    if address.contains('?') {
+        return bad(
+            format!("'?' starts the options and cannot be part of an address, found {address:?}"),
+            "an address without '?'",
+        );
+    }
     match scheme {
         Scheme::Pipe => {
             if !address.is_empty() {
