@@ -1,5 +1,6 @@
 //! Transport-independent core of ipcx: endpoints, the transport traits and
-//! their contract, errors, the connection handshake and the message trait.
+//! their contract, loans and in-place receipts ([`loan`]), errors, the
+//! connection handshake and the message trait.
 //!
 //! A library that only needs to be generic over transports depends on this
 //! crate alone; the binary picks the transports (through `ipcx`).
@@ -14,12 +15,14 @@ extern crate self as ipc_core;
 pub mod endpoint;
 pub mod error;
 pub mod handshake;
+pub mod loan;
 pub mod message;
 pub mod transport;
 
 pub use endpoint::{Endpoint, EndpointError, Options, Scheme, Wait};
 pub use error::{Direction, Error, Result};
 pub use handshake::{PeerInfo, Schema, TypeTag};
+pub use loan::{Commit, InPlaceReceiver, LoanSender, Received};
 // `IpcMessage` is both the trait and, with the `derive` feature, its derive.
 pub use message::{Encoding, IpcMessage, TypeFingerprint, ZeroCopy};
 pub use transport::{Channel, Deadline, Duplex, Listener, Receiver, Sender, Transport};
