@@ -1,9 +1,10 @@
 //! Transport-independent core of ipcx: endpoints, the transport traits and
 //! their contract, loans and in-place receipts ([`loan`]), errors, the
-//! connection handshake and the message trait.
+//! connection handshake, the message trait and typed channels ([`typed`]).
 //!
 //! A library that only needs to be generic over transports depends on this
-//! crate alone; the binary picks the transports (through `ipcx`).
+//! crate alone, typed channels included; the binary picks the transports
+//! (through `ipcx`).
 //!
 //! This crate makes no system calls.
 
@@ -18,6 +19,7 @@ pub mod handshake;
 pub mod loan;
 pub mod message;
 pub mod transport;
+pub mod typed;
 
 pub use endpoint::{Endpoint, EndpointError, Options, Scheme, Wait};
 pub use error::{Direction, Error, Result};
