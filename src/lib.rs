@@ -33,7 +33,9 @@ pub use typed::{
     listen as listen_typed,
 };
 
-pub use ipc_backends::{self as backends, AnyChannel, AnyListener, AnyReceiver, AnySender};
+pub use ipc_backends::{
+    self as backends, AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender,
+};
 pub use ipc_core::{self as core, *};
 
 /// Listens on `endpoint` for raw byte channels.

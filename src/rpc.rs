@@ -60,7 +60,7 @@ use ipc_core::{
     Sender, TypeTag,
 };
 
-use crate::{AnyChannel, AnyReceiver, AnySender};
+use crate::AnySender;
 
 /// Length of a request's envelope: the `u64` correlation id.
 pub const REQUEST_HEADER: usize = 8;
@@ -89,12 +89,20 @@ fn envelope_tag(kind: &str, inner: TypeTag) -> TypeTag {
 }
 
 /// The schema a client of `Req`/`Resp` announces (a server announces the
-/// mirror image).
+/// mirror image, [`server_schema`]).
 pub fn client_schema<Req: IpcMessage, Resp: IpcMessage>() -> Schema {
     Schema::new(
         envelope_tag("rpc.request", Req::type_tag()),
         envelope_tag("rpc.reply", Resp::type_tag()),
     )
+}
+
+/// The schema a server of `Req`/`Resp` announces: the mirror image of
+/// [`client_schema`]. A listener given to [`Server::from_listener`]
+/// announces it.
+pub fn server_schema<Req: IpcMessage, Resp: IpcMessage>() -> Schema {
+    let client = client_schema::<Req, Resp>();
+    Schema::new(client.recv, client.send)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,18 +127,20 @@ struct Shared {
     arrived: Condvar,
 }
 
-struct Outgoing {
+struct Outgoing<S> {
     /// `None` once the client is being dropped.
-    sender: Option<AnySender>,
+    sender: Option<S>,
     buf: Vec<u8>,
 }
 
-/// A request–reply client sending `Req` and receiving `Resp`.
+/// A request–reply client sending `Req` and receiving `Resp`, over any
+/// transport (`S` is its channel's sending half, by default the run-time
+/// choice [`AnySender`]).
 ///
 /// Calls may be made from several threads at once (`&self`); each waits
 /// only for its own reply.
-pub struct Client<Req, Resp> {
-    out: Mutex<Outgoing>,
+pub struct Client<Req, Resp, S = AnySender> {
+    out: Mutex<Outgoing<S>>,
     shared: Arc<Shared>,
     next_id: AtomicU64,
     peer: PeerInfo,
@@ -139,7 +149,7 @@ pub struct Client<Req, Resp> {
     types: PhantomData<fn(&Req) -> Resp>,
 }
 
-impl<Req, Resp> Drop for Client<Req, Resp> {
+impl<Req, Resp, S> Drop for Client<Req, Resp, S> {
     fn drop(&mut self) {
         // Closing the sending half makes the server close the connection;
         // the reader then sees the end and drops the receiving half, which
@@ -160,7 +170,7 @@ impl<Req, Resp> Drop for Client<Req, Resp> {
 /// How long dropping a [`Client`] waits for the server to close.
 const READER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl<Req, Resp> std::fmt::Debug for Client<Req, Resp> {
+impl<Req, Resp, S> std::fmt::Debug for Client<Req, Resp, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("peer", &self.peer).finish()
     }
@@ -176,8 +186,41 @@ impl<Req: IpcMessage, Resp: IpcMessage> Client<Req, Resp> {
         let channel = crate::connect_with(endpoint, &client_schema::<Req, Resp>())?;
         Ok(Self::from_channel(channel))
     }
+}
 
-    fn from_channel(channel: AnyChannel) -> Self {
+impl<Req: IpcMessage, Resp: IpcMessage, S: Sender> Client<Req, Resp, S> {
+    /// A client over a channel already connected to a [`Server`], of any
+    /// transport; its handshake should have announced
+    /// [`client_schema::<Req, Resp>()`](client_schema) (as
+    /// [`connect`](Client::connect) does). Starts the thread that reads
+    /// replies.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipcx::backends::unix::Unix;
+    /// use ipcx::rpc::{Client, client_schema};
+    /// use ipcx::{IpcMessage, Transport};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(IpcMessage, Serialize, Deserialize)]
+    /// struct Add { a: i64, b: i64 }
+    ///
+    /// #[derive(IpcMessage, Serialize, Deserialize)]
+    /// struct Sum(i64);
+    ///
+    /// # fn main() -> ipcx::Result<()> {
+    /// let endpoint = "unix:/tmp/adder.sock".parse()?;
+    /// let channel = Unix::connect(&endpoint, &client_schema::<Add, Sum>())?;
+    /// let client = Client::<Add, Sum, _>::from_channel(channel);
+    /// assert_eq!(client.call(&Add { a: 2, b: 3 })?.0, 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_channel<C>(channel: C) -> Self
+    where
+        C: Channel<Sender = S>,
+        C::Receiver: 'static,
+    {
         let peer = channel.peer().clone();
         let (sender, receiver) = channel.split();
         let shared = Arc::new(Shared {
@@ -288,7 +331,7 @@ fn closed_error(p: &Pending) -> Option<Error> {
     }
 }
 
-fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
+fn read_replies<R: Receiver>(mut receiver: R, shared: &Shared) {
     let end = read_until_end(&mut receiver, shared);
     drop(receiver);
     let mut p = lock(&shared.pending);
@@ -300,7 +343,7 @@ fn read_replies(mut receiver: AnyReceiver, shared: &Shared) {
 }
 
 /// Routes replies to their calls until the connection ends; returns how.
-fn read_until_end(receiver: &mut AnyReceiver, shared: &Shared) -> Error {
+fn read_until_end<R: Receiver>(receiver: &mut R, shared: &Shared) -> Error {
     let mut buf = Vec::new();
     loop {
         if let Err(e) = receiver.recv_until(&mut buf, Deadline::Never) {
@@ -450,8 +493,49 @@ impl Server {
         E: Display,
         F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
     {
-        let client = client_schema::<Req, Resp>();
-        let mut listener = crate::listen_with(endpoint, &Schema::new(client.recv, client.send))?;
+        let listener = crate::listen_with(endpoint, &server_schema::<Req, Resp>())?;
+        Server::from_listener(listener, handler)
+    }
+
+    /// As [`serve`](Self::serve), on a listener already made, of any
+    /// transport; its handshake should announce
+    /// [`server_schema::<Req, Resp>()`](server_schema) (as `serve` does).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the accept thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipcx::backends::unix::Unix;
+    /// use ipcx::rpc::{Server, server_schema};
+    /// use ipcx::{IpcMessage, Transport};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(IpcMessage, Serialize, Deserialize)]
+    /// struct Add { a: i64, b: i64 }
+    ///
+    /// #[derive(IpcMessage, Serialize, Deserialize)]
+    /// struct Sum(i64);
+    ///
+    /// # fn main() -> ipcx::Result<()> {
+    /// let endpoint = "unix:/tmp/adder.sock".parse()?;
+    /// let listener = Unix::listen(&endpoint, &server_schema::<Add, Sum>())?;
+    /// let server = Server::from_listener(listener, |req: Add| {
+    ///     req.a.checked_add(req.b).map(Sum).ok_or("overflow")
+    /// })?;
+    /// # server.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn from_listener<L, Req, Resp, E, F>(mut listener: L, handler: F) -> Result<Server>
+    where
+        L: Listener + 'static,
+        L::Channel: 'static,
+        Req: IpcMessage + 'static,
+        Resp: IpcMessage + 'static,
+        E: Display,
+        F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
+    {
         let endpoint = listener.endpoint().clone();
         let state = Arc::new(ServerState {
             stop: AtomicBool::new(false),
@@ -473,7 +557,7 @@ impl Server {
                             let spawned = std::thread::Builder::new()
                                 .name("ipcx-rpc-conn".into())
                                 .spawn(move || {
-                                    serve_connection::<Req, Resp, E, F>(channel, &*h, &s)
+                                    serve_connection::<_, Req, Resp, E, F>(channel, &*h, &s)
                                 });
                             let mut conns = lock(&st.connections);
                             conns.retain(|c| !c.is_finished());
@@ -542,8 +626,9 @@ impl Drop for Server {
     }
 }
 
-fn serve_connection<Req, Resp, E, F>(channel: AnyChannel, handler: &F, state: &ServerState)
+fn serve_connection<C, Req, Resp, E, F>(channel: C, handler: &F, state: &ServerState)
 where
+    C: Channel,
     Req: IpcMessage,
     Resp: IpcMessage,
     E: Display,

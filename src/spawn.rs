@@ -40,7 +40,7 @@ pub fn spawn_with(
             .spawn()
             .map_err(|e| Error::io(format!("{endpoint}: spawn"), e))?;
         return match pair.into_parent(endpoint, &schema) {
-            Ok(ch) => Ok((child, AnyChannel::Pipe(ch))),
+            Ok(ch) => Ok((child, AnyChannel::from_pipe(ch))),
             Err(e) => Err(reap(child, endpoint, e)),
         };
     }

@@ -1,19 +1,27 @@
-//! The run-time choice of transport: enums over every backend, chosen by
-//! an [`Endpoint`]'s scheme. Dispatch is a `match` per call (static, no
-//! `Box<dyn>`), as crossbeam-channel does over its flavors.
+//! The run-time choice of transport, chosen by an [`Endpoint`]'s scheme.
 //!
-//! Adding a backend is one line in [`with_backends!`].
+//! [`AnyChannel`], [`AnySender`], [`AnyReceiver`] and [`AnyListener`] are
+//! structs around private enums over every backend, as crossbeam-channel's
+//! `Sender { flavor: SenderFlavor }`: dispatch is a `match` per call
+//! (static, no `Box<dyn>`), and adding a transport breaks no user, since no
+//! one can match on the variants. Ask [`AnyChannel::scheme`] which one it is.
+//!
+//! Adding a backend is one line in [`with_backends!`], once its channel
+//! and halves implement [`LoanSender`] and [`InPlaceReceiver`]
+//! (`crate::loan`; a channel's loan must be its sender's, as a
+//! [`Duplex`](ipc_core::Duplex) gives).
 //!
 //! In place: [`AnySender::loan`] and [`AnyReceiver::recv_in_place`] (also on
 //! [`AnyChannel`]) write and read a message inside the segment on `shm:`
 //! and `sysv-shm:`, and work with one copy on every other transport, so code
 //! using them switches transport by configuration.
 
-use std::cell::Cell;
-use std::marker::PhantomData;
+use std::fmt;
 use std::ops::{Deref, DerefMut, Range};
 
-use crate::shm;
+use crate::pipe::PipeChannel;
+use crate::shm::ShmChannel;
+use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};
 use ipc_core::{
     Channel, Deadline, Endpoint, Error, Listener, PeerInfo, Receiver, Result, Schema, Scheme,
     Sender, Transport,
@@ -35,58 +43,66 @@ macro_rules! with_backends {
     };
 }
 
+/// The sending half of transport `$t`.
+macro_rules! sender_of {
+    ($t:ty) => {
+        <<$t as Transport>::Channel as Channel>::Sender
+    };
+}
+
+/// The receiving half of transport `$t`.
+macro_rules! receiver_of {
+    ($t:ty) => {
+        <<$t as Transport>::Channel as Channel>::Receiver
+    };
+}
+
 macro_rules! define_any {
     ($($variant:ident => $t:ty, $scheme:path;)*) => {
-        /// A connected channel of any transport.
         #[derive(Debug)]
-        pub enum AnyChannel {
-            $(
-                #[doc = concat!("A `", stringify!($variant), "` channel.")]
-                $variant(<$t as Transport>::Channel),
-            )*
+        enum ChannelFlavor {
+            $($variant(<$t as Transport>::Channel),)*
         }
 
-        /// The sending half of an [`AnyChannel`].
         #[derive(Debug)]
-        pub enum AnySender {
-            $(
-                #[doc = concat!("A `", stringify!($variant), "` sender.")]
-                $variant(<<$t as Transport>::Channel as Channel>::Sender),
-            )*
+        enum SenderFlavor {
+            $($variant(sender_of!($t)),)*
         }
 
-        /// The receiving half of an [`AnyChannel`].
         #[derive(Debug)]
-        pub enum AnyReceiver {
-            $(
-                #[doc = concat!("A `", stringify!($variant), "` receiver.")]
-                $variant(<<$t as Transport>::Channel as Channel>::Receiver),
-            )*
+        enum ReceiverFlavor {
+            $($variant(receiver_of!($t)),)*
         }
 
-        /// A listener of any transport.
         #[derive(Debug)]
-        pub enum AnyListener {
-            $(
-                #[doc = concat!("A `", stringify!($variant), "` listener.")]
-                $variant(<$t as Transport>::Listener),
-            )*
+        enum ListenerFlavor {
+            $($variant(<$t as Transport>::Listener),)*
+        }
+
+        #[derive(Debug)]
+        enum LoanFlavor<'a> {
+            $($variant(<sender_of!($t) as LoanSender>::Loan<'a>),)*
+        }
+
+        #[derive(Debug)]
+        enum InPlaceFlavor<'a> {
+            $($variant(<receiver_of!($t) as InPlaceReceiver>::InPlace<'a>),)*
         }
 
         impl Sender for AnyChannel {
             #[inline]
             fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-                match self { $(AnyChannel::$variant(c) => c.send_until(msg, deadline),)* }
+                match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.send_until(msg, deadline),)* }
             }
             fn max_message_size(&self) -> usize {
-                match self { $(AnyChannel::$variant(c) => c.max_message_size(),)* }
+                match &self.flavor { $(ChannelFlavor::$variant(c) => c.max_message_size(),)* }
             }
         }
 
         impl Receiver for AnyChannel {
             #[inline]
             fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-                match self { $(AnyChannel::$variant(c) => c.recv_until(buf, deadline),)* }
+                match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.recv_until(buf, deadline),)* }
             }
         }
 
@@ -94,47 +110,180 @@ macro_rules! define_any {
             type Sender = AnySender;
             type Receiver = AnyReceiver;
             fn split(self) -> (AnySender, AnyReceiver) {
-                match self {
-                    $(AnyChannel::$variant(c) => {
+                match self.flavor {
+                    $(ChannelFlavor::$variant(c) => {
                         let (s, r) = c.split();
-                        (AnySender::$variant(s), AnyReceiver::$variant(r))
+                        (
+                            AnySender { flavor: SenderFlavor::$variant(s) },
+                            AnyReceiver { flavor: ReceiverFlavor::$variant(r) },
+                        )
                     })*
                 }
             }
             fn peer(&self) -> &PeerInfo {
-                match self { $(AnyChannel::$variant(c) => c.peer(),)* }
+                match &self.flavor { $(ChannelFlavor::$variant(c) => c.peer(),)* }
+            }
+        }
+
+        impl LoanSender for AnyChannel {
+            type Loan<'a> = AnyLoan<'a>;
+
+            #[inline]
+            fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
+                match &mut self.flavor {
+                    $(ChannelFlavor::$variant(c) => c
+                        .loan_until(len, deadline)
+                        .map(|l| AnyLoan { flavor: LoanFlavor::$variant(l) }),)*
+                }
+            }
+        }
+
+        impl InPlaceReceiver for AnyChannel {
+            type InPlace<'a> = AnyInPlace<'a>;
+
+            #[inline]
+            fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
+                match &mut self.flavor {
+                    $(ChannelFlavor::$variant(c) => c
+                        .recv_in_place_until(deadline)
+                        .map(|m| AnyInPlace { flavor: InPlaceFlavor::$variant(m) }),)*
+                }
             }
         }
 
         impl Sender for AnySender {
             #[inline]
             fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-                match self { $(AnySender::$variant(c) => c.send_until(msg, deadline),)* }
+                match &mut self.flavor { $(SenderFlavor::$variant(c) => c.send_until(msg, deadline),)* }
             }
             fn max_message_size(&self) -> usize {
-                match self { $(AnySender::$variant(c) => c.max_message_size(),)* }
+                match &self.flavor { $(SenderFlavor::$variant(c) => c.max_message_size(),)* }
+            }
+        }
+
+        impl LoanSender for AnySender {
+            type Loan<'a> = AnyLoan<'a>;
+
+            #[inline]
+            fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
+                match &mut self.flavor {
+                    $(SenderFlavor::$variant(s) => s
+                        .loan_until(len, deadline)
+                        .map(|l| AnyLoan { flavor: LoanFlavor::$variant(l) }),)*
+                }
             }
         }
 
         impl Receiver for AnyReceiver {
             #[inline]
             fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-                match self { $(AnyReceiver::$variant(c) => c.recv_until(buf, deadline),)* }
+                match &mut self.flavor { $(ReceiverFlavor::$variant(c) => c.recv_until(buf, deadline),)* }
+            }
+        }
+
+        impl InPlaceReceiver for AnyReceiver {
+            type InPlace<'a> = AnyInPlace<'a>;
+
+            #[inline]
+            fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
+                match &mut self.flavor {
+                    $(ReceiverFlavor::$variant(r) => r
+                        .recv_in_place_until(deadline)
+                        .map(|m| AnyInPlace { flavor: InPlaceFlavor::$variant(m) }),)*
+                }
             }
         }
 
         impl Listener for AnyListener {
             type Channel = AnyChannel;
             fn accept_until(&mut self, deadline: Deadline) -> Result<AnyChannel> {
-                match self {
-                    $(AnyListener::$variant(l) => l.accept_until(deadline).map(AnyChannel::$variant),)*
+                match &mut self.flavor {
+                    $(ListenerFlavor::$variant(l) => l
+                        .accept_until(deadline)
+                        .map(|c| AnyChannel { flavor: ChannelFlavor::$variant(c) }),)*
                 }
             }
             fn endpoint(&self) -> &Endpoint {
-                match self { $(AnyListener::$variant(l) => l.endpoint(),)* }
+                match &self.flavor { $(ListenerFlavor::$variant(l) => l.endpoint(),)* }
             }
             fn refused(&self) -> u64 {
-                match self { $(AnyListener::$variant(l) => l.refused(),)* }
+                match &self.flavor { $(ListenerFlavor::$variant(l) => l.refused(),)* }
+            }
+        }
+
+        impl ChannelFlavor {
+            fn scheme(&self) -> Scheme {
+                match self { $(ChannelFlavor::$variant(_) => $scheme,)* }
+            }
+        }
+
+        impl SenderFlavor {
+            fn scheme(&self) -> Scheme {
+                match self { $(SenderFlavor::$variant(_) => $scheme,)* }
+            }
+        }
+
+        impl ReceiverFlavor {
+            fn scheme(&self) -> Scheme {
+                match self { $(ReceiverFlavor::$variant(_) => $scheme,)* }
+            }
+        }
+
+        impl ListenerFlavor {
+            fn scheme(&self) -> Scheme {
+                match self { $(ListenerFlavor::$variant(_) => $scheme,)* }
+            }
+        }
+
+        impl Deref for AnyLoan<'_> {
+            type Target = [u8];
+
+            #[inline]
+            fn deref(&self) -> &[u8] {
+                match &self.flavor { $(LoanFlavor::$variant(l) => l,)* }
+            }
+        }
+
+        impl DerefMut for AnyLoan<'_> {
+            #[inline]
+            fn deref_mut(&mut self) -> &mut [u8] {
+                match &mut self.flavor { $(LoanFlavor::$variant(l) => l,)* }
+            }
+        }
+
+        // SAFETY: the flavor is fixed when the loan is made, and each
+        // backend's loan keeps `Commit`'s contract: every deref gives that
+        // loan's bytes, whose address and length it keeps fixed, and only
+        // `deref_mut` writes them.
+        unsafe impl Commit for AnyLoan<'_> {
+            #[inline]
+            fn commit(self) -> Result<()> {
+                match self.flavor { $(LoanFlavor::$variant(l) => Commit::commit(l),)* }
+            }
+
+            #[inline]
+            fn is_in_place(&self) -> bool {
+                match &self.flavor { $(LoanFlavor::$variant(l) => Commit::is_in_place(l),)* }
+            }
+        }
+
+        impl Deref for AnyInPlace<'_> {
+            type Target = [u8];
+
+            #[inline]
+            fn deref(&self) -> &[u8] {
+                match &self.flavor { $(InPlaceFlavor::$variant(m) => m,)* }
+            }
+        }
+
+        // SAFETY: the flavor is fixed when the message is received, and
+        // each backend's receipt keeps `Received`'s contract (fixed address
+        // and length; fixed `is_in_place`, true whenever the peer can write
+        // the bytes), which this forwards unchanged.
+        unsafe impl Received for AnyInPlace<'_> {
+            #[inline]
+            fn is_in_place(&self) -> bool {
+                match &self.flavor { $(InPlaceFlavor::$variant(m) => Received::is_in_place(m),)* }
             }
         }
 
@@ -145,7 +294,8 @@ macro_rules! define_any {
         /// the transport's errors.
         pub fn listen(endpoint: &Endpoint, schema: &Schema) -> Result<AnyListener> {
             match endpoint.scheme() {
-                $($scheme => <$t as Transport>::listen(endpoint, schema).map(AnyListener::$variant),)*
+                $($scheme => <$t as Transport>::listen(endpoint, schema)
+                    .map(|l| AnyListener { flavor: ListenerFlavor::$variant(l) }),)*
                 #[allow(unreachable_patterns)]
                 other => Err(unsupported(other)),
             }
@@ -158,7 +308,8 @@ macro_rules! define_any {
         /// the transport's errors.
         pub fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<AnyChannel> {
             match endpoint.scheme() {
-                $($scheme => <$t as Transport>::connect(endpoint, schema).map(AnyChannel::$variant),)*
+                $($scheme => <$t as Transport>::connect(endpoint, schema)
+                    .map(|c| AnyChannel { flavor: ChannelFlavor::$variant(c) }),)*
                 #[allow(unreachable_patterns)]
                 other => Err(unsupported(other)),
             }
@@ -182,58 +333,50 @@ fn unsupported(scheme: Scheme) -> Error {
     }
 }
 
-// ---------------------------------------------------------------------------
-// In place: loans and received messages, inside the segment on shared
-// memory, in a reused buffer with one copy elsewhere.
-
-thread_local! {
-    /// A buffer kept between loans and receipts on other transports, so
-    /// they allocate nothing once it has grown to the largest message.
-    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+/// A connected channel of any transport, made by [`connect`] or
+/// [`AnyListener`]'s `accept`.
+pub struct AnyChannel {
+    flavor: ChannelFlavor,
 }
 
-/// A buffer taken from [`SPARE`] and given back when dropped.
-#[derive(Debug)]
-struct Scratch(Vec<u8>);
+/// The sending half of an [`AnyChannel`].
+pub struct AnySender {
+    flavor: SenderFlavor,
+}
 
-impl Scratch {
-    fn take() -> Scratch {
-        // During thread teardown the spare may be gone: start afresh.
-        let mut v = SPARE.try_with(Cell::take).unwrap_or_default();
-        v.clear();
-        Scratch(v)
+/// The receiving half of an [`AnyChannel`].
+pub struct AnyReceiver {
+    flavor: ReceiverFlavor,
+}
+
+/// A listener of any transport, made by [`listen`].
+pub struct AnyListener {
+    flavor: ListenerFlavor,
+}
+
+// Debug shows the transport's own value, as `Unix(Duplex { .. })`.
+impl fmt::Debug for AnyChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
-        SPARE.with(|spare| {
-            let kept = spare.take();
-            spare.set(if kept.capacity() >= v.capacity() {
-                kept
-            } else {
-                v
-            });
-        });
+impl fmt::Debug for AnySender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
     }
 }
 
-/// Where a copied loan is sent on commit.
-#[derive(Debug)]
-enum CopyTo<'a> {
-    Sender(&'a mut AnySender),
-    Channel(&'a mut AnyChannel),
+impl fmt::Debug for AnyReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
+    }
 }
 
-#[derive(Debug)]
-enum LoanInner<'a> {
-    Ring(shm::Loan<'a>),
-    Copy {
-        to: CopyTo<'a>,
-        buf: Scratch,
-        deadline: Deadline,
-    },
+impl fmt::Debug for AnyListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
+    }
 }
 
 /// A message being written in place, from [`AnySender::loan`] or
@@ -243,9 +386,8 @@ enum LoanInner<'a> {
 /// On `shm:` and `sysv-shm:` the bytes are the ring slot itself (no copy);
 /// on every other transport they are a buffer that `commit` sends with one
 /// copy. The initial contents are unspecified.
-#[derive(Debug)]
 pub struct AnyLoan<'a> {
-    inner: LoanInner<'a>,
+    flavor: LoanFlavor<'a>,
 }
 
 impl AnyLoan<'_> {
@@ -256,57 +398,31 @@ impl AnyLoan<'_> {
     /// transports the send's errors: [`Error::Disconnected`], and the
     /// loan's deadline ([`Error::Timeout`], [`Error::WouldBlock`]) while
     /// waiting for room; nothing is sent on error.
+    #[inline]
     pub fn commit(self) -> Result<()> {
-        match self.inner {
-            LoanInner::Ring(loan) => {
-                loan.commit();
-                Ok(())
-            }
-            LoanInner::Copy { to, buf, deadline } => match to {
-                CopyTo::Sender(s) => s.send_until(&buf.0, deadline),
-                CopyTo::Channel(c) => c.send_until(&buf.0, deadline),
-            },
-        }
+        Commit::commit(self)
     }
 
     /// Publishes the message (same as [`commit`](Self::commit)).
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
+    #[inline]
     pub fn send(self) -> Result<()> {
-        self.commit()
+        Commit::commit(self)
     }
 
     /// Whether the bytes lie in shared memory (no copy on commit).
+    #[inline]
     pub fn is_in_place(&self) -> bool {
-        matches!(self.inner, LoanInner::Ring(_))
+        Commit::is_in_place(self)
     }
 }
 
-impl Deref for AnyLoan<'_> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match &self.inner {
-            LoanInner::Ring(loan) => loan,
-            LoanInner::Copy { buf, .. } => &buf.0,
-        }
+impl fmt::Debug for AnyLoan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
     }
-}
-
-impl DerefMut for AnyLoan<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        match &mut self.inner {
-            LoanInner::Ring(loan) => loan,
-            LoanInner::Copy { buf, .. } => &mut buf.0,
-        }
-    }
-}
-
-#[derive(Debug)]
-enum InPlaceInner<'a> {
-    Ring(shm::InPlace<'a>),
-    Copy(Scratch, PhantomData<&'a mut ()>),
 }
 
 /// A received message, from [`AnyReceiver::recv_in_place`] or
@@ -317,75 +433,22 @@ enum InPlaceInner<'a> {
 /// message lies there in one piece (always for a message sent with a loan);
 /// elsewhere they are a buffer the message was received into (one copy).
 /// Shared memory is the peer's memory too: validate what you decode.
-#[derive(Debug)]
 pub struct AnyInPlace<'a> {
-    inner: InPlaceInner<'a>,
+    flavor: InPlaceFlavor<'a>,
 }
 
 impl AnyInPlace<'_> {
     /// Whether the bytes are read in place in shared memory (not copied).
+    #[inline]
     pub fn is_in_place(&self) -> bool {
-        match &self.inner {
-            InPlaceInner::Ring(m) => m.is_in_place(),
-            InPlaceInner::Copy(..) => false,
-        }
+        Received::is_in_place(self)
     }
 }
 
-impl Deref for AnyInPlace<'_> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match &self.inner {
-            InPlaceInner::Ring(m) => m,
-            InPlaceInner::Copy(buf, _) => &buf.0,
-        }
+impl fmt::Debug for AnyInPlace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.flavor.fmt(f)
     }
-}
-
-fn copy_loan<'a>(
-    to: CopyTo<'a>,
-    max: usize,
-    len: usize,
-    deadline: Deadline,
-) -> Result<AnyLoan<'a>> {
-    if len > max {
-        return Err(Error::MessageTooLarge { size: len, max });
-    }
-    let mut buf = Scratch::take();
-    buf.0.resize(len, 0);
-    Ok(AnyLoan {
-        inner: LoanInner::Copy { to, buf, deadline },
-    })
-}
-
-fn copy_recv<'a, R: Receiver>(rx: &'a mut R, deadline: Deadline) -> Result<AnyInPlace<'a>> {
-    let mut buf = Scratch::take();
-    rx.recv_until(&mut buf.0, deadline)?;
-    Ok(AnyInPlace {
-        inner: InPlaceInner::Copy(buf, PhantomData),
-    })
-}
-
-/// Byte senders that lend a buffer to write a message into:
-/// [`AnySender`] and [`AnyChannel`].
-pub trait LoanSender: Sender {
-    /// A writable slice of `len` bytes, sent by [`AnyLoan::commit`]; see
-    /// [`AnySender::loan_until`].
-    ///
-    /// # Errors
-    /// As [`AnySender::loan_until`].
-    fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>>;
-}
-
-/// Byte receivers that lend the received message in place:
-/// [`AnyReceiver`] and [`AnyChannel`].
-pub trait InPlaceReceiver: Receiver {
-    /// The next message; see [`AnyReceiver::recv_in_place_until`].
-    ///
-    /// # Errors
-    /// As [`AnyReceiver::recv_in_place_until`].
-    fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>>;
 }
 
 impl AnySender {
@@ -398,8 +461,9 @@ impl AnySender {
     /// [`Error::MessageTooLarge`] above `max_message_size` (on shared
     /// memory also above half the ring), before anything moves;
     /// [`Error::Disconnected`].
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<AnyLoan<'_>> {
-        self.loan_until(len, Deadline::Never)
+        LoanSender::loan_until(self, len, Deadline::Never)
     }
 
     /// As [`loan`](Self::loan), waiting at most until `deadline` for room
@@ -408,36 +472,41 @@ impl AnySender {
     /// # Errors
     /// As [`loan`](Self::loan); [`Error::Timeout`] or [`Error::WouldBlock`]
     /// at the deadline.
+    #[inline]
     pub fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
-        match self {
-            AnySender::Shm(s) | AnySender::SysvShm(s) => Ok(AnyLoan {
-                inner: LoanInner::Ring(s.loan_until(len, deadline)?),
-            }),
-            other => {
-                let max = other.max_message_size();
-                copy_loan(CopyTo::Sender(other), max, len, deadline)
-            }
-        }
+        LoanSender::loan_until(self, len, deadline)
     }
 
     /// Whether loans lie in shared memory (`shm:`, `sysv-shm:`).
     pub fn is_shared_memory(&self) -> bool {
-        matches!(self, AnySender::Shm(_) | AnySender::SysvShm(_))
+        is_shared_memory(self.scheme())
+    }
+
+    /// The transport of this sender.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::Scheme;
+    /// use ipc_core::{Channel, Schema};
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "mq:/orders".parse()?;
+    /// let (tx, _rx) = ipc_backends::connect(&endpoint, &Schema::bytes())?.split();
+    /// assert_eq!(tx.scheme(), Scheme::Mq);
+    /// # Ok(()) }
+    /// ```
+    pub fn scheme(&self) -> Scheme {
+        self.flavor.scheme()
     }
 
     /// The addresses of the shared-memory segment, on `shm:`/`sysv-shm:`.
     #[doc(hidden)]
     pub fn mapped_range(&self) -> Option<Range<usize>> {
-        match self {
-            AnySender::Shm(s) | AnySender::SysvShm(s) => Some(s.mapped_range()),
+        match &self.flavor {
+            SenderFlavor::Shm(s) | SenderFlavor::SysvShm(s) => Some(s.mapped_range()),
             _ => None,
         }
-    }
-}
-
-impl LoanSender for AnySender {
-    fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
-        AnySender::loan_until(self, len, deadline)
     }
 }
 
@@ -448,8 +517,9 @@ impl AnyReceiver {
     ///
     /// # Errors
     /// As [`Receiver::recv`]: [`Error::Disconnected`], [`Error::Protocol`].
+    #[inline]
     pub fn recv_in_place(&mut self) -> Result<AnyInPlace<'_>> {
-        self.recv_in_place_until(Deadline::Never)
+        InPlaceReceiver::recv_in_place_until(self, Deadline::Never)
     }
 
     /// As [`recv_in_place`](Self::recv_in_place), waiting at most until
@@ -458,28 +528,36 @@ impl AnyReceiver {
     /// # Errors
     /// As [`recv_in_place`](Self::recv_in_place); [`Error::Timeout`] or
     /// [`Error::WouldBlock`] at the deadline.
+    #[inline]
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
-        match self {
-            AnyReceiver::Shm(r) | AnyReceiver::SysvShm(r) => Ok(AnyInPlace {
-                inner: InPlaceInner::Ring(r.recv_in_place_until(deadline)?),
-            }),
-            other => copy_recv(other, deadline),
-        }
+        InPlaceReceiver::recv_in_place_until(self, deadline)
+    }
+
+    /// The transport of this receiver.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::Scheme;
+    /// use ipc_core::{Channel, Schema};
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "shm:/ticks".parse()?;
+    /// let (_tx, rx) = ipc_backends::connect(&endpoint, &Schema::bytes())?.split();
+    /// assert_eq!(rx.scheme(), Scheme::Shm);
+    /// # Ok(()) }
+    /// ```
+    pub fn scheme(&self) -> Scheme {
+        self.flavor.scheme()
     }
 
     /// The addresses of the shared-memory segment, on `shm:`/`sysv-shm:`.
     #[doc(hidden)]
     pub fn mapped_range(&self) -> Option<Range<usize>> {
-        match self {
-            AnyReceiver::Shm(r) | AnyReceiver::SysvShm(r) => Some(r.mapped_range()),
+        match &self.flavor {
+            ReceiverFlavor::Shm(r) | ReceiverFlavor::SysvShm(r) => Some(r.mapped_range()),
             _ => None,
         }
-    }
-}
-
-impl InPlaceReceiver for AnyReceiver {
-    fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
-        AnyReceiver::recv_in_place_until(self, deadline)
     }
 }
 
@@ -488,71 +566,155 @@ impl AnyChannel {
     ///
     /// # Errors
     /// As [`AnySender::loan`].
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<AnyLoan<'_>> {
-        self.loan_until(len, Deadline::Never)
+        LoanSender::loan_until(self, len, Deadline::Never)
     }
 
     /// See [`AnySender::loan_until`].
     ///
     /// # Errors
     /// As [`AnySender::loan_until`].
+    #[inline]
     pub fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
-        match self {
-            AnyChannel::Shm(c) | AnyChannel::SysvShm(c) => Ok(AnyLoan {
-                inner: LoanInner::Ring(c.loan_until(len, deadline)?),
-            }),
-            other => {
-                let max = other.max_message_size();
-                copy_loan(CopyTo::Channel(other), max, len, deadline)
-            }
-        }
+        LoanSender::loan_until(self, len, deadline)
     }
 
     /// See [`AnyReceiver::recv_in_place`].
     ///
     /// # Errors
     /// As [`AnyReceiver::recv_in_place`].
+    #[inline]
     pub fn recv_in_place(&mut self) -> Result<AnyInPlace<'_>> {
-        self.recv_in_place_until(Deadline::Never)
+        InPlaceReceiver::recv_in_place_until(self, Deadline::Never)
     }
 
     /// See [`AnyReceiver::recv_in_place_until`].
     ///
     /// # Errors
     /// As [`AnyReceiver::recv_in_place_until`].
+    #[inline]
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
-        match self {
-            AnyChannel::Shm(c) | AnyChannel::SysvShm(c) => Ok(AnyInPlace {
-                inner: InPlaceInner::Ring(c.recv_in_place_until(deadline)?),
-            }),
-            other => copy_recv(other, deadline),
-        }
+        InPlaceReceiver::recv_in_place_until(self, deadline)
     }
 
     /// Whether loans and in-place messages lie in shared memory (`shm:`,
     /// `sysv-shm:`).
     pub fn is_shared_memory(&self) -> bool {
-        matches!(self, AnyChannel::Shm(_) | AnyChannel::SysvShm(_))
+        is_shared_memory(self.scheme())
+    }
+
+    /// The transport of this channel (the scheme of the endpoint it was
+    /// opened with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::Scheme;
+    /// use ipc_core::Schema;
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "unix:/tmp/orders.sock".parse()?;
+    /// let channel = ipc_backends::connect(&endpoint, &Schema::bytes())?;
+    /// assert_eq!(channel.scheme(), Scheme::Unix);
+    /// # Ok(()) }
+    /// ```
+    pub fn scheme(&self) -> Scheme {
+        self.flavor.scheme()
+    }
+
+    /// The shared-memory channel inside, on `shm:` and `sysv-shm:`; the
+    /// channel itself back otherwise. For code that drives
+    /// [`ShmSender`](crate::shm::ShmSender) and
+    /// [`ShmReceiver`](crate::shm::ShmReceiver) directly.
+    ///
+    /// # Errors
+    /// The channel, unchanged, when it is of another transport.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::{Channel, Schema};
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "shm:/ticks".parse()?;
+    /// let channel = ipc_backends::connect(&endpoint, &Schema::bytes())?;
+    /// let Ok(shm) = channel.into_shm() else {
+    ///     panic!("shm: gives a shared-memory channel");
+    /// };
+    /// let (mut tx, _rx) = shm.split();
+    /// let mut loan = tx.loan(4)?; // ring space, no copy
+    /// loan.copy_from_slice(b"tick");
+    /// loan.commit();
+    /// # Ok(()) }
+    /// ```
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the channel itself, handed back"
+    )]
+    pub fn into_shm(self) -> std::result::Result<ShmChannel, AnyChannel> {
+        match self.flavor {
+            ChannelFlavor::Shm(c) | ChannelFlavor::SysvShm(c) => Ok(c),
+            flavor => Err(AnyChannel { flavor }),
+        }
+    }
+
+    /// The channel of a `pipe:` pair set up by hand
+    /// ([`pipe::Pair`](crate::pipe::Pair)), as an `AnyChannel`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_backends::{AnyChannel, pipe::Pair};
+    /// use ipc_core::Scheme;
+    /// use ipc_core::Schema;
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "pipe:".parse()?;
+    /// let pair = Pair::new()?;
+    /// let mut command = std::process::Command::new("child");
+    /// pair.prepare(&mut command);
+    /// let _child = command.spawn().expect("spawn");
+    /// let channel = AnyChannel::from_pipe(pair.into_parent(&endpoint, &Schema::bytes())?);
+    /// assert_eq!(channel.scheme(), Scheme::Pipe);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pipe(channel: PipeChannel) -> AnyChannel {
+        AnyChannel {
+            flavor: ChannelFlavor::Pipe(channel),
+        }
     }
 
     /// The addresses of the shared-memory segment, on `shm:`/`sysv-shm:`.
     #[doc(hidden)]
     pub fn mapped_range(&self) -> Option<Range<usize>> {
-        match self {
-            AnyChannel::Shm(c) | AnyChannel::SysvShm(c) => Some(c.mapped_range()),
+        match &self.flavor {
+            ChannelFlavor::Shm(c) | ChannelFlavor::SysvShm(c) => Some(c.mapped_range()),
             _ => None,
         }
     }
 }
 
-impl LoanSender for AnyChannel {
-    fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<AnyLoan<'_>> {
-        AnyChannel::loan_until(self, len, deadline)
+impl AnyListener {
+    /// The transport of this listener.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::Scheme;
+    /// use ipc_core::Schema;
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let endpoint = "sysv-mq:/var/run/orders".parse()?;
+    /// let listener = ipc_backends::listen(&endpoint, &Schema::bytes())?;
+    /// assert_eq!(listener.scheme(), Scheme::SysvMq);
+    /// # Ok(()) }
+    /// ```
+    pub fn scheme(&self) -> Scheme {
+        self.flavor.scheme()
     }
 }
 
-impl InPlaceReceiver for AnyChannel {
-    fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<AnyInPlace<'_>> {
-        AnyChannel::recv_in_place_until(self, deadline)
-    }
+fn is_shared_memory(scheme: Scheme) -> bool {
+    matches!(scheme, Scheme::Shm | Scheme::SysvShm)
 }

@@ -1,7 +1,10 @@
 //! The operating-system transports of ipcx.
 //!
-//! Each module implements [`ipc_core::Transport`] for one mechanism; [`any`]
-//! chooses among them at run time from an [`Endpoint`](ipc_core::Endpoint).
+//! Each module implements [`ipc_core::Transport`] for one mechanism, and
+//! every channel and half lends in place ([`LoanSender`],
+//! [`InPlaceReceiver`]: natively on shared memory, with one copy
+//! elsewhere); [`any`] chooses among them at run time from an
+//! [`Endpoint`](ipc_core::Endpoint).
 //! Every system call lives under [`sys`].
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -12,6 +15,7 @@ pub mod fragment;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handshake;
+mod loan;
 pub mod mq;
 pub mod pipe;
 pub mod registry;
@@ -23,6 +27,6 @@ pub mod tcp;
 pub mod unix;
 
 pub use any::{
-    AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, InPlaceReceiver,
-    LoanSender, connect, listen,
+    AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, connect, listen,
 };
+pub use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};

@@ -232,7 +232,7 @@ fn typed(test: &'static str, ep: &str) {
     let mut l = ipcx::listen_typed::<Tick, Tick>(&parse(ep)).expect("listen typed");
     let peer = Peer::spawn(test, "echo_ticks", &l.endpoint().to_string(), "");
     let mut ch = l.accept_timeout(OP).expect("accept");
-    let shared = ch.mapped_range().is_some();
+    let shared = ch.get_ref().mapped_range().is_some();
     for t in ticks() {
         let mut loan = ch.loan().expect("loan");
         assert_eq!(loan.is_in_place(), shared);
@@ -318,6 +318,7 @@ fn no_copy(test: &'static str, ep: &str) {
     let peer = Peer::spawn(test, "echo_quotes", &l.endpoint().to_string(), "");
     let mut ch = l.accept_timeout(OP).expect("accept");
     let segment = ch
+        .get_ref()
         .mapped_range()
         .expect("a shared-memory channel has a segment");
     let inside = |addr: usize, len: usize| segment.start <= addr && addr + len <= segment.end;
@@ -348,7 +349,7 @@ fn no_copy(test: &'static str, ep: &str) {
     let mut l = ipcx::listen_typed::<Tick, Tick>(&parse(ep)).expect("listen typed");
     let peer = Peer::spawn(test, "echo_ticks", &l.endpoint().to_string(), "");
     let mut ch = l.accept_timeout(OP).expect("accept");
-    let segment = ch.mapped_range().expect("segment");
+    let segment = ch.get_ref().mapped_range().expect("segment");
     let inside = |addr: usize, len: usize| segment.start <= addr && addr + len <= segment.end;
     let size = size_of::<Tick>();
     for t in ticks().into_iter().take(20) {

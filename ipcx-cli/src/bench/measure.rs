@@ -150,12 +150,12 @@ impl LoanLink {
     /// # Errors
     /// When `ch` is of another transport.
     pub fn new(ch: ipcx::AnyChannel) -> Result<LoanLink, String> {
-        match ch {
-            ipcx::AnyChannel::Shm(c) | ipcx::AnyChannel::SysvShm(c) => {
+        match ch.into_shm() {
+            Ok(c) => {
                 let (tx, rx) = c.split();
                 Ok(LoanLink { tx, rx })
             }
-            other => Err(format!("loan needs a shared-memory channel, not {other:?}")),
+            Err(other) => Err(format!("loan needs a shared-memory channel, not {other:?}")),
         }
     }
 }
