@@ -9,7 +9,8 @@
 
 use ipc_core::{Deadline, Error, Receiver, Result, Sender};
 
-use crate::handshake::Limit;
+use crate::conn::handshake::Limit;
+use crate::conn::link::Link;
 
 /// Kind byte of a message's first fragment.
 pub const FIRST: u8 = 1;
@@ -228,6 +229,33 @@ pub trait UnitSource: Send + std::fmt::Debug {
     fn wait(&mut self, deadline: Deadline) -> Result<()>;
 }
 
+/// The two halves of one queue connection: messages go out through
+/// `sink` in units of at most `unit` bytes and come in from `source`. The
+/// halves share a [`Link`], so once the receiver has seen the peer gone,
+/// both return [`Error::Disconnected`].
+pub fn halves<S: UnitSink, R: UnitSource>(
+    sink: S,
+    source: R,
+    unit: usize,
+) -> (FragmentSender<S>, FragmentReceiver<R>) {
+    let link = Link::new();
+    (
+        FragmentSender {
+            q: sink,
+            unit,
+            max: 0,
+            link: link.clone(),
+        },
+        FragmentReceiver {
+            q: source,
+            max: 0,
+            partial: Reassembly::default(),
+            dead: false,
+            link,
+        },
+    )
+}
+
 /// The sending half of a queue transport: messages cut into kernel units.
 #[derive(Debug)]
 pub struct FragmentSender<Q: UnitSink> {
@@ -235,17 +263,12 @@ pub struct FragmentSender<Q: UnitSink> {
     pub(crate) q: Q,
     unit: usize,
     max: usize,
-}
-
-impl<Q: UnitSink> FragmentSender<Q> {
-    /// Sends through `q` in units of at most `unit` bytes.
-    pub fn new(q: Q, unit: usize) -> FragmentSender<Q> {
-        FragmentSender { q, unit, max: 0 }
-    }
+    link: Link,
 }
 
 impl<Q: UnitSink> Sender for FragmentSender<Q> {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.link.check()?;
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge {
                 size: msg.len(),
@@ -276,7 +299,8 @@ impl<Q: UnitSink> Limit for FragmentSender<Q> {
 
 impl<Q: UnitSink> Drop for FragmentSender<Q> {
     fn drop(&mut self) {
-        // Tell the peer's receiver; wait a little for room, not forever.
+        // Tell the peer's receiver, even after its CLOSE reached us (it may
+        // still be reading); wait a little for room, not forever.
         let _ = self.q.put(
             &[CLOSE],
             &[],
@@ -294,29 +318,23 @@ pub struct FragmentReceiver<Q: UnitSource> {
     pub(crate) q: Q,
     max: usize,
     partial: Reassembly,
-    closed: bool,
     /// The peer was gone before the channel was made.
     pub(crate) dead: bool,
-}
-
-impl<Q: UnitSource> FragmentReceiver<Q> {
-    /// Receives from `q`.
-    pub fn new(q: Q) -> FragmentReceiver<Q> {
-        FragmentReceiver {
-            q,
-            max: 0,
-            partial: Reassembly::default(),
-            closed: false,
-            dead: false,
-        }
-    }
+    link: Link,
 }
 
 impl<Q: UnitSource> Receiver for FragmentReceiver<Q> {
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        if self.closed {
-            return Err(Error::Disconnected);
-        }
+        self.link.check()?;
+        let result = self.receive(out, deadline);
+        self.link.observe(result)
+    }
+}
+
+impl<Q: UnitSource> FragmentReceiver<Q> {
+    /// Receives one message; `Disconnected` once the peer closed, or is
+    /// gone and everything it sent has been read.
+    fn receive(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         let mut peer_gone = false;
         loop {
             let block = deadline == Deadline::Never && !peer_gone;
@@ -326,20 +344,13 @@ impl<Q: UnitSource> Receiver for FragmentReceiver<Q> {
                         self.partial.take(out);
                         return Ok(());
                     }
-                    Step::Closed => {
-                        self.closed = true;
-                        return Err(Error::Disconnected);
-                    }
+                    Step::Closed => return Err(Error::Disconnected),
                     Step::Incomplete => {}
                 },
-                Taken::Removed => {
-                    self.closed = true;
-                    return Err(Error::Disconnected);
-                }
+                Taken::Removed => return Err(Error::Disconnected),
                 Taken::Empty => {
                     // Seen empty after the peer exited: nothing more will come.
                     if peer_gone {
-                        self.closed = true;
                         return Err(Error::Disconnected);
                     }
                     if self.dead || self.q.peer_exited()? {

@@ -14,10 +14,10 @@ pub mod fifo;
 pub mod fragment;
 #[doc(hidden)]
 pub mod fuzzing;
-mod handshake;
 mod loan;
 pub mod mq;
 pub mod pipe;
+mod queue;
 pub mod registry;
 pub mod shm;
 pub mod stream;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use ipc_backends::fifo::Fifo;
 use ipc_backends::mq::Mq;
 use ipc_backends::sysv_mq::SysvMq;
-use ipc_core::{Channel, Endpoint, Error, Listener, Receiver, Schema, Sender, Transport, TypeTag};
+use ipc_core::{
+    Channel, Deadline, Endpoint, Error, Listener, Receiver, Schema, Sender, Transport, TypeTag,
+};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -71,6 +73,10 @@ fn run_child<T: Transport>(role: &str, endpoint: &Endpoint) {
         }
         "sleep" => {
             let _ch = T::connect(endpoint, &Schema::bytes()).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "listen" => {
+            let _l = T::listen(endpoint, &Schema::bytes()).unwrap();
             std::thread::sleep(Duration::from_secs(60));
         }
         "mismatch" => {
@@ -152,16 +158,12 @@ where
     std::thread::sleep(Duration::from_millis(100));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(matches!(recv.join().unwrap(), Err(Error::Disconnected)));
-    // A sender keeps failing once the queue is full.
-    let mut res = Ok(());
-    for _ in 0..1000 {
-        res = tx.send(&[0; 1000]);
-        if res.is_err() {
-            break;
-        }
-    }
-    assert!(matches!(res, Err(Error::Disconnected)), "{res:?}");
+    let rx = recv.join().unwrap();
+    assert!(matches!(rx, Err(Error::Disconnected)), "{rx:?}");
+    // Once the receiver saw the peer gone, the sender knows it too, even
+    // with room in the queue.
+    let sent = tx.send(&[0; 10]);
+    assert!(matches!(sent, Err(Error::Disconnected)), "{sent:?}");
     drop(tx);
     drop(l);
     assert_nothing_left(&ep);
@@ -178,33 +180,141 @@ fn mismatch<T: Transport>(test: &str, scheme: &str) {
     let ep = unique(scheme);
     let s = Schema::new(TypeTag::BYTES, TypeTag::new("Order", 7));
     let mut l = T::listen(&ep, &s).unwrap();
+    // The client sees the mismatch (the child asserts it); the listener
+    // logs it and hands out nothing.
     let mut child = peer(test, "mismatch", &ep);
-    assert!(matches!(l.accept(), Err(Error::SchemaMismatch { .. })));
+    assert!(child.wait().unwrap().success());
+    assert!(matches!(
+        l.accept_until(Deadline::Now),
+        Err(Error::WouldBlock)
+    ));
+    drop(l);
+    assert_nothing_left(&ep);
+}
+
+/// The listener carries on after a request that is not one and after a
+/// refused handshake; both refusals are the client's, not the listener's.
+fn listener_carries_on<T: Transport>(test: &str, scheme: &str) {
+    if let Some((r, e)) = role() {
+        return run_child::<T>(&r, &e);
+    }
+    watchdog(60);
+    let ep = unique(scheme);
+    // A listener of other types: the client is refused.
+    let s = Schema::new(TypeTag::BYTES, TypeTag::new("Order", 7));
+    let l = T::listen(&ep, &s).unwrap();
+    garbage_request(&ep);
+    let mut child = peer(test, "mismatch", &ep);
+    assert!(child.wait().unwrap().success());
+    drop(l);
+    // A listener of bytes, after garbage: the client is served.
+    let mut l = T::listen(&ep, &Schema::bytes()).unwrap();
+    garbage_request(&ep);
+    let mut child = peer(test, "echo", &ep);
+    let mut ch = l.accept().unwrap();
+    ch.send(b"still here").unwrap();
+    assert_eq!(ch.recv().unwrap(), b"still here");
+    drop(ch);
     assert!(child.wait().unwrap().success());
     drop(l);
     assert_nothing_left(&ep);
 }
 
+/// Writes a message that is not a connect request to `ep`'s rendezvous.
+fn garbage_request(ep: &Endpoint) {
+    use ipc_backends::sys::{mqueue, sysv_msg};
+    if ep.scheme() == ipc_core::Scheme::Mq {
+        let q = mqueue::Mq::open(
+            &ipc_backends::mq::rendezvous_name(ep),
+            mqueue::Access::Write,
+        )
+        .unwrap();
+        assert_eq!(q.send(b"junk").unwrap(), mqueue::Op::Done(4));
+    } else {
+        let key = sysv_msg::key_of(ep.address(), b'x').unwrap();
+        let q = sysv_msg::MsgQueue::open(key).unwrap();
+        let mut buf = sysv_msg::MsgBuf::default();
+        let sent = q.send(&mut buf, &[&[7u8; 200]], true).unwrap();
+        assert_eq!(sent, sysv_msg::Op::Done(200));
+    }
+}
+
+/// Connecting where nothing listens, or where the listener was killed, is
+/// `NoListener` at once; listening on a name a live listener holds is
+/// `AddrInUse` naming it; a killed listener's name is reclaimed.
+fn rendezvous_errors<T: Transport>(test: &str, scheme: &str) {
+    if let Some((r, e)) = role() {
+        return run_child::<T>(&r, &e);
+    }
+    watchdog(60);
+    let ep = unique(scheme);
+    match T::connect(&ep, &Schema::bytes()) {
+        Err(Error::NoListener { .. }) => {}
+        other => panic!("connect to nothing: {:?}", other.map(|_| ())),
+    }
+
+    let l = T::listen(&ep, &Schema::bytes()).unwrap();
+    match T::listen(&ep, &Schema::bytes()) {
+        Err(Error::AddrInUse { owner, .. }) => assert_eq!(owner, Some(std::process::id())),
+        other => panic!("listening twice: {:?}", other.map(|_| ())),
+    }
+    drop(l);
+
+    // A listener killed with its rendezvous in place.
+    let mut child = peer(test, "listen", &ep);
+    while !ipc_backends::registry::list()
+        .iter()
+        .any(|r| r.endpoint == ep.to_string() && r.pid == child.id())
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut slow = ep.clone();
+    slow.options_mut().connect_timeout = Duration::from_secs(600);
+    match T::connect(&slow, &Schema::bytes()) {
+        Err(Error::NoListener { .. }) => {}
+        other => panic!("connect to a killed listener: {:?}", other.map(|_| ())),
+    }
+    let l = T::listen(&ep, &Schema::bytes()).unwrap();
+    drop(l);
+    assert_nothing_left(&ep);
+}
+
+/// Fails unless nothing of `ep` is left within a few seconds (a refused
+/// handshake's thread may still be finishing when the test gets here).
 fn assert_nothing_left(ep: &Endpoint) {
+    let mut left = leftovers(ep);
+    for _ in 0..500 {
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        left = leftovers(ep);
+    }
+    panic!("left behind: {left:?}");
+}
+
+fn leftovers(ep: &Endpoint) -> Vec<String> {
+    let mut left = Vec::new();
     let tag = ep.address().trim_start_matches('/').replace('/', ".");
     let short = tag.rsplit('.').next().unwrap_or(&tag).to_string();
     let base = ep.address().rsplit('/').next().unwrap().to_string();
     for dir in ["/dev/mqueue", "/tmp"] {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            assert!(
-                !(name.contains(&format!("{base}.")) || name == format!("ipcx.{short}")),
-                "left behind: {dir}/{name}"
-            );
+            if name.contains(&format!("{base}.")) || name == format!("ipcx.{short}") {
+                left.push(format!("{dir}/{name}"));
+            }
         }
     }
     // Per-connection System V queues are checked through the registry.
     for r in ipc_backends::registry::list() {
-        assert!(
-            r.endpoint != ep.to_string() || !r.owner_alive() || r.pid != std::process::id(),
-            "record left: {r:?}"
-        );
+        if r.endpoint == ep.to_string() && r.owner_alive() && r.pid == std::process::id() {
+            left.push(format!("record {r:?}"));
+        }
     }
+    left
 }
 
 macro_rules! suite {
@@ -227,6 +337,31 @@ macro_rules! suite {
     };
 }
 
+/// The queue transports' own cases.
+macro_rules! queue_suite {
+    ($m:ident, $t:ty, $scheme:literal) => {
+        mod $m {
+            use super::*;
+            #[test]
+            fn listener_carries_on() {
+                super::listener_carries_on::<$t>(
+                    concat!(stringify!($m), "::listener_carries_on"),
+                    $scheme,
+                );
+            }
+            #[test]
+            fn rendezvous_errors() {
+                super::rendezvous_errors::<$t>(
+                    concat!(stringify!($m), "::rendezvous_errors"),
+                    $scheme,
+                );
+            }
+        }
+    };
+}
+
 suite!(mq, Mq, "mq");
 suite!(fifo, Fifo, "fifo");
 suite!(sysv_mq, SysvMq, "sysv-mq");
+queue_suite!(mq_rendezvous, Mq, "mq");
+queue_suite!(sysv_mq_rendezvous, SysvMq, "sysv-mq");

@@ -286,7 +286,6 @@ fn bad_clients(test: &'static str, ep: &str) {
         Reply::Quotient(2)
     );
     drop(client);
-    assert!(server.refused() >= 1, "refused = {}", server.refused());
 
     // Shutdown with a client connected: its next call fails with
     // Disconnected instead of hanging.

@@ -338,8 +338,9 @@ fn split(test: &'static str, ep: &str) {
     peer.expect_success();
 }
 
-/// A peer whose types differ is refused on both sides, naming both types
-/// and both fingerprints; a matching peer is accepted afterwards.
+/// A peer whose types differ is refused on both sides: the peer's error
+/// names both types and both fingerprints, the listener logs its refusal
+/// and hands out nothing; a matching peer is accepted afterwards.
 fn mismatch(test: &'static str, ep: &str) {
     let mut l = ipcx::listen_typed::<Order, Point>(&parse(ep)).expect("listen typed");
     let at = l.endpoint().to_string();

@@ -290,13 +290,6 @@ impl Stop {
         Ok(ready == Ready::Index(1))
     }
 
-    /// Whether the stop was signalled.
-    pub(crate) fn stopped(&self) -> bool {
-        use crate::sys::fd::{Interest, wait};
-        use std::os::fd::AsFd;
-        wait(self.0.as_fd(), Interest::Read, Deadline::Now).unwrap_or(true)
-    }
-
     /// The closer that signals this stop.
     pub(crate) fn closer(&self) -> Closer {
         let event = self.0.clone();

@@ -9,7 +9,7 @@ use ipc_core::{Deadline, Error, Receiver, Result};
 
 use super::{Input, capacity_bound};
 use crate::conn::handshake::Limit;
-use crate::fragment::{FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
+use crate::fragment::{Taken, UnitSink, UnitSource};
 
 /// Unit length byte that stands for "the queue is empty for now".
 const EMPTY: u8 = 0xff;
@@ -38,17 +38,20 @@ pub fn fragment(data: &[u8]) {
         });
     }
     let count = units.len();
-    let mut rx = FragmentReceiver::new(Queue {
-        units,
-        last: Vec::new(),
-    });
+    let (mut tx, mut rx) = crate::fragment::halves(
+        Discard,
+        Queue {
+            units,
+            last: Vec::new(),
+        },
+        crate::fragment::MIN_UNIT,
+    );
     rx.dead = flags & 1 != 0;
     let style = (flags >> 2) & 3;
     let max = if flags & 2 == 0 {
         rx.set_max(max);
         max
     } else {
-        let mut tx = FragmentSender::new(Discard, crate::fragment::MIN_UNIT);
         let local = Hello::new(&Schema::bytes(), 1, 1, max);
         let deadline = match style {
             0 => Deadline::Never,

@@ -17,8 +17,9 @@
 //! - [`pipe`]: anonymous pipes and FIFOs, non-blocking reads and writes,
 //!   descriptors inherited by a child.
 //! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
-//! - [`sysv_msg`]: System V message queues (not pollable; removal wakes
-//!   blocked callers).
+//! - [`sysv_msg`]: System V message queues as handles that remove what they
+//!   own (not pollable; removal wakes blocked callers).
+//! - [`limits`]: kernel limits read from `/proc`.
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
@@ -29,6 +30,7 @@
 pub mod event;
 pub mod fd;
 pub mod futex;
+pub mod limits;
 pub mod mqueue;
 pub mod pipe;
 pub mod process;

@@ -5,20 +5,20 @@
 //! [mq_overview(7)]: https://man7.org/linux/man-pages/man7/mq_overview.7.html
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_attr_member_t};
+use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
 
-/// Where the kernel's limits on queues live.
+/// Where the kernel's limit on a queue's length (in messages) lives.
 pub const MSG_MAX_PATH: &str = "/proc/sys/fs/mqueue/msg_max";
 /// Where the kernel's limit on a queue's message size lives.
 pub const MSGSIZE_MAX_PATH: &str = "/proc/sys/fs/mqueue/msgsize_max";
-
-/// Reads one number from a `/proc/sys` file.
-pub fn proc_limit(path: &str) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
+/// Where the kernel's limit on the number of queues (system-wide) lives.
+pub const QUEUES_MAX_PATH: &str = "/proc/sys/fs/mqueue/queues_max";
 
 /// The calling process's `RLIMIT_MSGQUEUE` (bytes of queue memory per user).
 pub fn rlimit_msgqueue() -> Option<u64> {
@@ -27,12 +27,13 @@ pub fn rlimit_msgqueue() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
-/// An open queue descriptor; closed on drop. The descriptor blocks, but
-/// every call is timed: `send`/`receive` return at once when they would
-/// wait (callers then wait with `poll(2)`, beside the peer's pidfd), and
-/// `receive_within` waits in the kernel for a bounded slice.
+/// An open queue descriptor; closed on drop, deliberately not `Clone`.
+/// The descriptor blocks, but every call is timed: `send`/`receive` return
+/// at once when they would wait (callers then wait with `poll(2)`, beside
+/// the peer's pidfd), and `receive_within` waits in the kernel for a
+/// bounded slice.
 #[derive(Debug)]
-pub struct Mq(OwnedFd);
+pub struct Mq(MqdT);
 
 /// How to open a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,19 @@ pub enum Op {
     WouldBlock,
 }
 
+/// A queue's attributes ([mq_getattr(3)]).
+///
+/// [mq_getattr(3)]: https://man7.org/linux/man-pages/man3/mq_getattr.3.html
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// Most messages it holds.
+    pub capacity: usize,
+    /// Largest message, in bytes.
+    pub message_size: usize,
+    /// Messages queued now.
+    pub queued: usize,
+}
+
 impl Mq {
     /// Creates queue `name` (which starts with '/') exclusively with `mode`
     /// and room for `capacity` messages of `msgsize` bytes, and opens it.
@@ -68,39 +82,46 @@ impl Mq {
         capacity: usize,
         msgsize: usize,
     ) -> io::Result<Mq> {
-        let mut attr: libc::mq_attr = zeroed_attr();
-        attr.mq_maxmsg = capacity as libc::c_long;
-        attr.mq_msgsize = msgsize as libc::c_long;
-        let flags = libc::O_CREAT | libc::O_EXCL | flags_of(access);
-        let q = open(name, flags, mode, Some(&attr))?;
+        let attr = MqAttr::new(
+            0,
+            capacity as mq_attr_member_t,
+            msgsize as mq_attr_member_t,
+            0,
+        );
+        let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | flags_of(access);
+        let mode = Mode::from_bits_truncate(mode & 0o777);
+        let q = Mq(nix::mqueue::mq_open(name, flags, mode, Some(&attr))?);
         // mq_open narrows the mode by the umask; set exactly what was asked.
-        nix::sys::stat::fchmod(&q.0, nix::sys::stat::Mode::from_bits_truncate(mode & 0o777))?;
+        nix::sys::stat::fchmod(q.as_fd(), mode)?;
         Ok(q)
     }
 
     /// Opens existing queue `name`.
     ///
     /// # Errors
-    /// The OS error of [mq_open(3)](https://man7.org/linux/man-pages/man3/mq_open.3.html).
+    /// The OS error of [mq_open(3)](https://man7.org/linux/man-pages/man3/mq_open.3.html)
+    /// (`ENOENT` when there is none).
     pub fn open(name: &str, access: Access) -> io::Result<Mq> {
-        open(name, flags_of(access), 0, None)
+        Ok(Mq(nix::mqueue::mq_open(
+            name,
+            flags_of(access),
+            Mode::empty(),
+            None,
+        )?))
     }
 
-    /// `(capacity, message size, messages queued now)`.
+    /// The queue's attributes.
     ///
     /// # Errors
     /// The OS error of `mq_getattr(3)`.
-    pub fn attr(&self) -> io::Result<(usize, usize, usize)> {
-        let mut attr = zeroed_attr();
-        // SAFETY: the descriptor is an open queue (owned by self) and
-        // mq_getattr writes one mq_attr through the pointer, which points at
-        // a live local of that type.
-        let r = unsafe { libc::mq_getattr(self.0.as_raw_fd(), &mut attr) };
-        if r == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = |v: libc::c_long| usize::try_from(v).unwrap_or(0);
-        Ok((n(attr.mq_maxmsg), n(attr.mq_msgsize), n(attr.mq_curmsgs)))
+    pub fn attr(&self) -> io::Result<Attr> {
+        let a = nix::mqueue::mq_getattr(&self.0)?;
+        let n = |v: mq_attr_member_t| usize::try_from(v).unwrap_or(0);
+        Ok(Attr {
+            capacity: n(a.maxmsg()),
+            message_size: n(a.msgsize()),
+            queued: n(a.curmsgs()),
+        })
     }
 
     /// Sends one message if there is room.
@@ -109,24 +130,26 @@ impl Mq {
     /// OS errors other than a full queue (`EMSGSIZE` when `msg` is longer
     /// than the queue's message size).
     pub fn send(&self, msg: &[u8]) -> io::Result<Op> {
-        self.send_by(msg, &EXPIRED)
-    }
-
-    fn send_by(&self, msg: &[u8], until: &libc::timespec) -> io::Result<Op> {
         loop {
+            // nix has no mq_timedsend; a deadline long past makes the blocking
+            // descriptor's send return at once when the queue is full.
             // SAFETY: `msg` is valid for reads of `msg.len()` bytes during
-            // the call; `until` is a live timespec; the descriptor is an
-            // open queue owned by self.
+            // the call; EXPIRED is a live timespec; the descriptor is an open
+            // queue owned by self.
             let r = unsafe {
-                libc::mq_timedsend(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0, until)
+                libc::mq_timedsend(
+                    self.0.as_raw_fd(),
+                    msg.as_ptr().cast(),
+                    msg.len(),
+                    0,
+                    EXPIRED.as_ref(),
+                )
             };
-            if r == 0 {
-                return Ok(Op::Done(msg.len()));
-            }
-            match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::EAGAIN | Errno::ETIMEDOUT => return Ok(Op::WouldBlock),
-                e => return Err(e.into()),
+            match Errno::result(r) {
+                Ok(_) => return Ok(Op::Done(msg.len())),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok(Op::WouldBlock),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -146,32 +169,19 @@ impl Mq {
     /// # Errors
     /// OS errors other than an empty queue.
     pub fn receive_within(&self, buf: &mut [u8], within: Duration) -> io::Result<Op> {
-        let until = realtime_after(within)?;
-        self.receive_by(buf, &until)
+        // The clock of the mq_timed* calls is CLOCK_REALTIME.
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+        self.receive_by(buf, &(now + TimeSpec::from_duration(within)))
     }
 
-    fn receive_by(&self, buf: &mut [u8], until: &libc::timespec) -> io::Result<Op> {
+    fn receive_by(&self, buf: &mut [u8], until: &TimeSpec) -> io::Result<Op> {
         loop {
             let mut prio = 0;
-            // SAFETY: mq_timedreceive writes at most `buf.len()` bytes into
-            // `buf`; `prio` and `until` are live locals; the descriptor is an
-            // open queue owned by self.
-            let r = unsafe {
-                libc::mq_timedreceive(
-                    self.0.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut prio,
-                    until,
-                )
-            };
-            if r >= 0 {
-                return Ok(Op::Done(r as usize));
-            }
-            match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::EAGAIN | Errno::ETIMEDOUT => return Ok(Op::WouldBlock),
-                e => return Err(e.into()),
+            match nix::mqueue::mq_timedreceive(&self.0, buf, &mut prio, until) {
+                Ok(n) => return Ok(Op::Done(n)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok(Op::WouldBlock),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -180,26 +190,19 @@ impl Mq {
 /// An absolute time long past: a timed call with it returns at once when it
 /// would have to wait (the descriptors are blocking, so that the common
 /// case of a waiting receiver takes one call; see [`Mq::receive_within`]).
-const EXPIRED: libc::timespec = libc::timespec {
-    tv_sec: 0,
-    tv_nsec: 0,
-};
-
-/// `CLOCK_REALTIME` (the clock of the `mq_timed*` calls) plus `d`.
-fn realtime_after(d: Duration) -> io::Result<libc::timespec> {
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
-    let nanos = now.tv_nsec() as u64 + u64::from(d.subsec_nanos());
-    Ok(libc::timespec {
-        tv_sec: now.tv_sec()
-            + d.as_secs() as libc::time_t
-            + (nanos / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    })
-}
+const EXPIRED: TimeSpec = TimeSpec::new(0, 0);
 
 impl AsFd for Mq {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+impl Drop for Mq {
+    fn drop(&mut self) {
+        // MqdT does not close itself, and mq_close would need it by value;
+        // on Linux the queue descriptor is a file descriptor.
+        let _ = nix::unistd::close(self.0.as_raw_fd());
     }
 }
 
@@ -212,32 +215,10 @@ pub fn unlink(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn flags_of(access: Access) -> libc::c_int {
-    libc::O_CLOEXEC
+fn flags_of(access: Access) -> MQ_OFlag {
+    MQ_OFlag::O_CLOEXEC
         | match access {
-            Access::Read => libc::O_RDONLY,
-            Access::Write => libc::O_WRONLY,
+            Access::Read => MQ_OFlag::O_RDONLY,
+            Access::Write => MQ_OFlag::O_WRONLY,
         }
-}
-
-fn zeroed_attr() -> libc::mq_attr {
-    // SAFETY: mq_attr is a plain C struct of integers (and padding) for
-    // which all-zero bytes are a valid value.
-    unsafe { std::mem::zeroed() }
-}
-
-fn open(name: &str, flags: libc::c_int, mode: u32, attr: Option<&libc::mq_attr>) -> io::Result<Mq> {
-    let cname =
-        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let attr_ptr = attr.map_or(std::ptr::null(), |a| a as *const libc::mq_attr);
-    // SAFETY: `cname` is a NUL-terminated string that outlives the call;
-    // `attr_ptr` is null or points at a live mq_attr; mode and attr are
-    // passed as the variadic arguments mq_open reads when O_CREAT is set.
-    let fd = unsafe { libc::mq_open(cname.as_ptr(), flags, mode as libc::mode_t, attr_ptr) };
-    if fd == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on Linux mqd_t is a descriptor; mq_open returned a fresh one
-    // that nothing else owns.
-    Ok(Mq(unsafe { OwnedFd::from_raw_fd(fd) }))
 }

@@ -1,13 +1,16 @@
-//! System V message queues ([sysvipc(7)]): keys, create/remove, status,
-//! and sends and receives that block or not.
+//! System V message queues ([sysvipc(7)]): keys, a queue handle that
+//! removes what it owns when dropped, status, and sends and receives that
+//! block or not.
 //!
 //! These queues are not descriptors and cannot be polled; a blocked
 //! `msgrcv`/`msgsnd` wakes with `EIDRM` when the queue is removed, which
-//! is how a waiting side is told its peer died.
+//! is how a waiting side is told its peer died, and how a waiting listener
+//! is told to stop.
 //!
 //! [sysvipc(7)]: https://man7.org/linux/man-pages/man7/sysvipc.7.html
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
@@ -15,6 +18,8 @@ use nix::errno::Errno;
 pub const MSGMAX_PATH: &str = "/proc/sys/kernel/msgmax";
 /// Where the kernel's default (and, unprivileged, largest) queue byte size lives.
 pub const MSGMNB_PATH: &str = "/proc/sys/kernel/msgmnb";
+/// Where the kernel's limit on the number of queues (system-wide) lives.
+pub const MSGMNI_PATH: &str = "/proc/sys/kernel/msgmni";
 
 /// The message type ipcx uses on every queue (`mtype` must be positive).
 pub const MTYPE: libc::c_long = 1;
@@ -28,44 +33,10 @@ const HEADER: usize = std::mem::size_of::<libc::c_long>();
 ///
 /// [ftok(3)]: https://man7.org/linux/man-pages/man3/ftok.3.html
 pub fn key_of(path: &str, project: u8) -> io::Result<libc::key_t> {
-    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from(Errno::EINVAL))?;
     // SAFETY: `c` is a NUL-terminated string that outlives the call.
     let k = unsafe { libc::ftok(c.as_ptr(), libc::c_int::from(project)) };
-    if k == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(k)
-}
-
-/// Creates a queue: under `key` exclusively, or private when `key` is `None`.
-///
-/// # Errors
-/// The OS error of [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
-/// (`EEXIST` when the key is taken).
-pub fn create(key: Option<libc::key_t>, mode: u32) -> io::Result<i32> {
-    let (k, flags) = match key {
-        Some(k) => (k, libc::IPC_CREAT | libc::IPC_EXCL),
-        None => (libc::IPC_PRIVATE, libc::IPC_CREAT),
-    };
-    // SAFETY: msgget takes integers only.
-    let id = unsafe { libc::msgget(k, flags | (mode & 0o777) as libc::c_int) };
-    if id == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(id)
-}
-
-/// The id of the existing queue under `key`.
-///
-/// # Errors
-/// The OS error of `msgget(2)` (`ENOENT` when there is none).
-pub fn lookup(key: libc::key_t) -> io::Result<i32> {
-    // SAFETY: msgget takes integers only.
-    let id = unsafe { libc::msgget(key, 0) };
-    if id == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(id)
+    Ok(Errno::result(k)?)
 }
 
 /// A queue's state.
@@ -81,46 +52,8 @@ pub struct Status {
     pub creator_uid: u32,
     /// The owner's uid.
     pub owner_uid: u32,
-}
-
-/// The state of queue `id` (`IPC_STAT`).
-///
-/// # Errors
-/// The OS error of [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-/// (`EINVAL`/`EIDRM` when it was removed).
-pub fn status(id: i32) -> io::Result<Status> {
-    // SAFETY: msqid_ds is a plain C struct for which all-zero is valid.
-    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: IPC_STAT writes one msqid_ds through the pointer, which points
-    // at a live local of that type.
-    let r = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Status {
-        messages: ds.msg_qnum as usize,
-        bytes: ds.__msg_cbytes as usize,
-        capacity: ds.msg_qbytes as usize,
-        creator_uid: ds.msg_perm.cuid,
-        owner_uid: ds.msg_perm.uid,
-    })
-}
-
-/// Removes queue `id`, waking every blocked caller with `EIDRM`. Removing
-/// a queue that is already gone is not an error.
-///
-/// # Errors
-/// Other OS errors of `msgctl(IPC_RMID)` (`EPERM`).
-pub fn remove(id: i32) -> io::Result<()> {
-    // SAFETY: IPC_RMID ignores the buffer argument, so null is fine.
-    let r = unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) {
-            return Err(e);
-        }
-    }
-    Ok(())
+    /// The process that sent the last message (`msg_lspid`), 0 if none did.
+    pub last_sender: u32,
 }
 
 /// Outcome of a send or receive.
@@ -132,6 +65,215 @@ pub enum Op {
     WouldBlock,
     /// The queue was removed.
     Removed,
+}
+
+/// A System V message queue: its id and whether this handle removes it.
+///
+/// Deliberately not `Clone`. A handle that owns its queue (one it created)
+/// removes it when dropped; one that does not (a queue found by key, or
+/// named by a peer or a record) leaves it, unless told to [`remove`]
+/// it. Removal happens at most once per handle.
+///
+/// [`remove`]: MsgQueue::remove
+#[derive(Debug)]
+pub struct MsgQueue {
+    id: i32,
+    owned: AtomicBool,
+    removed: AtomicBool,
+}
+
+impl MsgQueue {
+    fn new(id: i32, owned: bool) -> MsgQueue {
+        MsgQueue {
+            id,
+            owned: AtomicBool::new(owned),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Creates a queue with the `mode` bits, owned by the handle: under
+    /// `key` exclusively, or private when `key` is `None`.
+    ///
+    /// # Errors
+    /// The OS error of [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
+    /// (`EEXIST` when the key is taken).
+    pub fn create(key: Option<libc::key_t>, mode: u32) -> io::Result<MsgQueue> {
+        let (k, flags) = match key {
+            Some(k) => (k, libc::IPC_CREAT | libc::IPC_EXCL),
+            None => (libc::IPC_PRIVATE, libc::IPC_CREAT),
+        };
+        // SAFETY: msgget takes integers only.
+        let id = unsafe { libc::msgget(k, flags | (mode & 0o777) as libc::c_int) };
+        Ok(MsgQueue::new(Errno::result(id)?, true))
+    }
+
+    /// The existing queue under `key`, not owned.
+    ///
+    /// # Errors
+    /// The OS error of `msgget(2)` (`ENOENT` when there is none).
+    pub fn open(key: libc::key_t) -> io::Result<MsgQueue> {
+        // SAFETY: msgget takes integers only.
+        let id = unsafe { libc::msgget(key, 0) };
+        Ok(MsgQueue::new(Errno::result(id)?, false))
+    }
+
+    /// The queue `id` (from a peer or a record), not owned. Whether it
+    /// exists shows at its first use.
+    pub fn from_id(id: i32) -> MsgQueue {
+        MsgQueue::new(id, false)
+    }
+
+    /// The kernel's id of the queue.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Whether dropping the handle removes the queue.
+    pub fn is_owned(&self) -> bool {
+        self.owned.load(Ordering::Relaxed)
+    }
+
+    /// Makes dropping the handle remove the queue (`true`) or leave it.
+    pub fn set_owned(&self, owned: bool) {
+        self.owned.store(owned, Ordering::Relaxed);
+    }
+
+    /// Whether this handle removed the queue.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Removes the queue now (`IPC_RMID`), waking every blocked caller with
+    /// `EIDRM`; later calls do nothing. A queue that is already gone is not
+    /// an error.
+    ///
+    /// # Errors
+    /// Other OS errors of [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
+    /// (`EPERM`).
+    pub fn remove(&self) -> io::Result<()> {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // SAFETY: IPC_RMID ignores the buffer argument, so null is fine.
+        let r = unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        match Errno::result(r) {
+            Ok(_) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn stat(&self) -> io::Result<libc::msqid_ds> {
+        // SAFETY: msqid_ds is a plain C struct for which all-zero is valid.
+        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one msqid_ds through the pointer, which
+        // points at a live local of that type.
+        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        Ok(ds)
+    }
+
+    /// The queue's state (`IPC_STAT`).
+    ///
+    /// # Errors
+    /// The OS error of `msgctl(2)` (`EINVAL`/`EIDRM` when it was removed).
+    pub fn status(&self) -> io::Result<Status> {
+        let ds = self.stat()?;
+        Ok(Status {
+            messages: ds.msg_qnum as usize,
+            bytes: ds.__msg_cbytes as usize,
+            capacity: ds.msg_qbytes as usize,
+            creator_uid: ds.msg_perm.cuid,
+            owner_uid: ds.msg_perm.uid,
+            last_sender: u32::try_from(ds.msg_lspid).unwrap_or(0),
+        })
+    }
+
+    /// Sets the queue's capacity in bytes (`msg_qbytes`, `IPC_SET`).
+    ///
+    /// # Errors
+    /// The OS error of `msgctl(2)` (`EPERM` above `msgmnb` without privilege).
+    pub fn set_capacity(&self, bytes: usize) -> io::Result<()> {
+        let mut ds = self.stat()?;
+        ds.msg_qbytes = bytes as libc::msglen_t;
+        // SAFETY: IPC_SET reads one msqid_ds through the pointer to a live local.
+        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) })?;
+        Ok(())
+    }
+
+    /// Sends `parts` concatenated as one message.
+    ///
+    /// # Errors
+    /// OS errors other than full (with `nowait`) and removed.
+    pub fn send(&self, buf: &mut MsgBuf, parts: &[&[u8]], nowait: bool) -> io::Result<Op> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        buf.reserve_text(len);
+        buf.0[0] = MTYPE;
+        let mut at = 0;
+        let text = buf.text_mut();
+        for p in parts {
+            text[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
+        loop {
+            // SAFETY: the buffer starts with a long mtype followed by at
+            // least `len` text bytes (reserved above), valid for reads
+            // during the call.
+            let r = unsafe { libc::msgsnd(self.id, buf.0.as_ptr().cast(), len, flags) };
+            match Errno::result(r) {
+                Ok(_) => return Ok(Op::Done(len)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(Op::WouldBlock),
+                Err(Errno::EIDRM | Errno::EINVAL) => return Ok(Op::Removed),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one message into `buf`, whose text capacity becomes at
+    /// least `max` bytes; a longer message fails with `E2BIG` and stays
+    /// queued.
+    ///
+    /// # Errors
+    /// OS errors other than empty (with `nowait`) and removed.
+    pub fn receive(&self, buf: &mut MsgBuf, max: usize, nowait: bool) -> io::Result<Op> {
+        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
+        self.receive_with(buf, max, flags)
+    }
+
+    /// Waits for one message and receives it into `buf`, cut to `max`
+    /// bytes if longer (`MSG_NOERROR`): for a queue anyone may write to,
+    /// where an overlong message must not block the queue.
+    ///
+    /// # Errors
+    /// OS errors other than removed.
+    pub fn receive_cut(&self, buf: &mut MsgBuf, max: usize) -> io::Result<Op> {
+        self.receive_with(buf, max, libc::MSG_NOERROR)
+    }
+
+    fn receive_with(&self, buf: &mut MsgBuf, max: usize, flags: libc::c_int) -> io::Result<Op> {
+        buf.reserve_text(max);
+        let cap = buf.text_capacity().min(max);
+        loop {
+            // SAFETY: the buffer holds a long followed by at least `cap`
+            // text bytes, valid for writes; msgrcv writes at most that many.
+            let r = unsafe { libc::msgrcv(self.id, buf.0.as_mut_ptr().cast(), cap, 0, flags) };
+            match Errno::result(r) {
+                Ok(n) => return Ok(Op::Done(n as usize)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::ENOMSG | Errno::EAGAIN) => return Ok(Op::WouldBlock),
+                Err(Errno::EIDRM | Errno::EINVAL) => return Ok(Op::Removed),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for MsgQueue {
+    fn drop(&mut self) {
+        if self.is_owned() {
+            let _ = self.remove();
+        }
+    }
 }
 
 /// A reusable message buffer: the `long mtype` header followed by the text,
@@ -166,84 +308,9 @@ impl MsgBuf {
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
     }
 
-    /// The text part, for the caller to fill before [`send`] or read after
-    /// [`receive`].
+    /// The text part, for the caller to fill before a send or read after a
+    /// receive.
     pub fn text_mut(&mut self) -> &mut [u8] {
         &mut self.bytes_mut()[HEADER..]
     }
-}
-
-/// Sends `parts` concatenated as one message on queue `id`.
-///
-/// # Errors
-/// OS errors other than full (with `nowait`) and removed.
-pub fn send(id: i32, buf: &mut MsgBuf, parts: &[&[u8]], nowait: bool) -> io::Result<Op> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    buf.reserve_text(len);
-    buf.0[0] = MTYPE;
-    let mut at = 0;
-    let text = buf.text_mut();
-    for p in parts {
-        text[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
-    loop {
-        // SAFETY: the buffer starts with a long mtype followed by at least
-        // `len` text bytes (reserved above), valid for reads during the call.
-        let r = unsafe { libc::msgsnd(id, buf.0.as_ptr().cast(), len, flags) };
-        if r == 0 {
-            return Ok(Op::Done(len));
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            Errno::EAGAIN => return Ok(Op::WouldBlock),
-            Errno::EIDRM | Errno::EINVAL => return Ok(Op::Removed),
-            e => return Err(e.into()),
-        }
-    }
-}
-
-/// Receives one message from queue `id` into `buf`, whose text capacity
-/// is at least `max` bytes; longer messages fail with `E2BIG`.
-///
-/// # Errors
-/// OS errors other than empty (with `nowait`) and removed.
-pub fn receive(id: i32, buf: &mut MsgBuf, max: usize, nowait: bool) -> io::Result<Op> {
-    buf.reserve_text(max);
-    let cap = buf.text_capacity().min(max);
-    let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
-    loop {
-        // SAFETY: the buffer holds a long followed by at least `cap` text
-        // bytes, valid for writes; msgrcv writes at most that many.
-        let r = unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), cap, 0, flags) };
-        if r >= 0 {
-            return Ok(Op::Done(r as usize));
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            Errno::ENOMSG | Errno::EAGAIN => return Ok(Op::WouldBlock),
-            Errno::EIDRM | Errno::EINVAL => return Ok(Op::Removed),
-            e => return Err(e.into()),
-        }
-    }
-}
-
-/// Sets queue `id`'s capacity in bytes (`msg_qbytes`, `IPC_SET`).
-///
-/// # Errors
-/// The OS error of `msgctl(2)` (`EPERM` above `msgmnb` without privilege).
-pub fn set_capacity(id: i32, bytes: usize) -> io::Result<()> {
-    // SAFETY: msqid_ds is a plain C struct for which all-zero is valid.
-    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: IPC_STAT writes one msqid_ds through the pointer to a live local.
-    if unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    ds.msg_qbytes = bytes as libc::msglen_t;
-    // SAFETY: IPC_SET reads one msqid_ds through the pointer to a live local.
-    if unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `ipcx doctor`: the kernel limits each transport depends on, what they
 //! allow, and what to change.
 
-use nix::sys::resource::{Resource, getrlimit};
+use ipcx::backends::sys::limits::{proc_limit, proc_limits};
+use ipcx::backends::sys::{mqueue, sysv_msg};
 
 /// The kernel message size the queue transports use by default.
 const QUEUE_UNIT: u64 = ipcx::backends::fragment::DEFAULT_UNIT as u64;
@@ -15,10 +16,6 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_string())
-}
-
-fn num(path: &str) -> Option<u64> {
-    read(path)?.split_whitespace().next()?.parse().ok()
 }
 
 fn show(v: Option<u64>) -> String {
@@ -55,30 +52,22 @@ pub fn main(_: Args) -> Result<(), String> {
     };
 
     // POSIX message queues.
-    let msg_max = num("/proc/sys/fs/mqueue/msg_max");
-    let msgsize_max = num("/proc/sys/fs/mqueue/msgsize_max");
-    let queues_max = num("/proc/sys/fs/mqueue/queues_max");
-    let rl_mq = getrlimit(Resource::RLIMIT_MSGQUEUE)
-        .ok()
-        .map(|(soft, _)| soft);
+    let msg_max = proc_limit(mqueue::MSG_MAX_PATH);
+    let msgsize_max = proc_limit(mqueue::MSGSIZE_MAX_PATH);
+    let queues_max = proc_limit(mqueue::QUEUES_MAX_PATH);
+    let rl_mq = mqueue::rlimit_msgqueue();
     let mq_mounted = read("/proc/mounts").is_some_and(|m| {
         m.lines()
             .any(|l| l.split_whitespace().nth(2) == Some("mqueue"))
     });
     // System V.
-    let msgmax = num("/proc/sys/kernel/msgmax");
-    let msgmnb = num("/proc/sys/kernel/msgmnb");
-    let msgmni = num("/proc/sys/kernel/msgmni");
-    let shmmax = num("/proc/sys/kernel/shmmax");
-    let shmall = num("/proc/sys/kernel/shmall");
-    let shmmni = num("/proc/sys/kernel/shmmni");
-    let sem: Vec<u64> = read("/proc/sys/kernel/sem")
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let msgmax = proc_limit(sysv_msg::MSGMAX_PATH);
+    let msgmnb = proc_limit(sysv_msg::MSGMNB_PATH);
+    let msgmni = proc_limit(sysv_msg::MSGMNI_PATH);
+    let shmmax = proc_limit("/proc/sys/kernel/shmmax");
+    let shmall = proc_limit("/proc/sys/kernel/shmall");
+    let shmmni = proc_limit("/proc/sys/kernel/shmmni");
+    let sem = proc_limits("/proc/sys/kernel/sem");
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
@@ -89,8 +78,8 @@ pub fn main(_: Args) -> Result<(), String> {
         (s.blocks() * f, s.blocks_available() * f)
     });
     // Pipes and sockets.
-    let pipe_max = num("/proc/sys/fs/pipe-max-size");
-    let somaxconn = num("/proc/sys/net/core/somaxconn");
+    let pipe_max = proc_limit("/proc/sys/fs/pipe-max-size");
+    let somaxconn = proc_limit("/proc/sys/net/core/somaxconn");
 
     o.push_str("Kernel limits\n");
     line(

@@ -101,7 +101,7 @@ fn from_record(r: Record) -> Object {
         "sysv-msq" => {
             r.id.parse()
                 .ok()
-                .and_then(|id| sysv_msg::status(id).ok())
+                .and_then(|id| sysv_msg::MsgQueue::from_id(id).status().ok())
                 .map_or_else(
                     || "gone".into(),
                     |s| format!("{} msgs, {} B queued", s.messages, s.bytes),
