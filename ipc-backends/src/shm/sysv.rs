@@ -69,7 +69,15 @@ pub fn remove_recorded(kind: &str, id: &str) -> bool {
 /// Removes recorded segments and semaphore sets whose owner died.
 pub fn remove_orphans() {
     for r in registry::orphans() {
-        remove_recorded(&r.kind, &r.id);
+        if remove_recorded(&r.kind, &r.id) {
+            tracing::info!(
+                kind = %r.kind,
+                id = %r.id,
+                endpoint = %r.endpoint,
+                owner = r.pid,
+                "removed an object of a dead owner"
+            );
+        }
     }
 }
 
