@@ -62,6 +62,20 @@ impl ShmReceiver {
         }
     }
 
+    /// A receive failed with `e`: when that ends the connection (the peer
+    /// is gone and everything was read, or it broke the ring), both halves
+    /// return `Disconnected` from now on. Out of line: the error path
+    /// only, so a received message pays one load for the link.
+    #[cold]
+    #[inline(never)]
+    fn ended(&self, e: Error) -> Error {
+        if e.is_disconnect() && !self.link.is_closed() {
+            self.link.close();
+            tracing::debug!(endpoint = self.shared.endpoint, error = %e, "connection closed");
+        }
+        e
+    }
+
     /// The next message header, skipping padding: its length and the bytes
     /// available.
     fn next_message(&mut self, deadline: Deadline) -> Result<(u64, u64)> {
@@ -142,8 +156,10 @@ impl ShmReceiver {
     /// As [`Receiver::recv_until`].
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
         self.link.check()?;
-        let next = self.next_message(deadline);
-        let (len, avail) = self.link.observe(next)?;
+        let (len, avail) = match self.next_message(deadline) {
+            Ok(next) => next,
+            Err(e) => return Err(self.ended(e)),
+        };
         if let Some(ptr) = self.ring.contiguous(len, avail) {
             return Ok(InPlace {
                 ptr,
@@ -155,7 +171,9 @@ impl ShmReceiver {
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = self.read_body(len, avail, &mut scratch);
         self.scratch = scratch;
-        self.link.observe(r)?;
+        if let Err(e) = r {
+            return Err(self.ended(e));
+        }
         Ok(InPlace {
             ptr: self.scratch.as_ptr(),
             len: self.scratch.len(),
@@ -172,7 +190,10 @@ impl Receiver for ShmReceiver {
             Ok((len, avail)) => self.read_body(len, avail, buf),
             Err(e) => Err(e),
         };
-        self.link.observe(r)
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.ended(e)),
+        }
     }
 }
 
