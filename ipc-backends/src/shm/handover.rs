@@ -65,7 +65,7 @@ pub(super) fn offer(
         client_start: peer_start.unwrap_or(0),
     };
     let step = "handing over the segment";
-    let (map, signal, mut created) = match scheme {
+    let (map, pending) = match scheme {
         Scheme::SysvShm => offer_sysv(ep, sock, &layout, deadline),
         _ => offer_posix(ep, sock, &layout, deadline),
     }
@@ -79,12 +79,12 @@ pub(super) fn offer(
             peer.pid
         )));
     }
-    if let Some(c) = created.as_mut() {
+    let signal = match pending {
         // Both attached: the segment now lives exactly as long as the
         // mappings. The semaphore set passes to the connection.
-        c.remove_segment();
-        c.semid = None;
-    }
+        Some(created) => Signal::Semaphores(created.attached()),
+        None => Signal::Futex,
+    };
     Ok(Mapped {
         map,
         layout,
@@ -93,21 +93,23 @@ pub(super) fn offer(
 }
 
 /// A System V segment and semaphore set, sent as their ids.
+/// Until the client acknowledged it, the System V objects stay
+/// [`sysv::Created`] (removed if anything fails).
 fn offer_sysv(
     ep: &Endpoint,
     sock: BorrowedFd<'_>,
     layout: &Layout,
     deadline: Deadline,
-) -> Result<(Mapping, Signal, Option<sysv::Created>)> {
+) -> Result<(Mapping, Option<sysv::Created>)> {
     let (created, map) = sysv::create(ep, layout.segment_size() as usize)?;
     write_header(&map, layout);
     announce_wait(&map, Side::Listener, ep.wait());
-    let (shmid, semid) = (created.shmid.unwrap_or(-1), created.semid.unwrap_or(-1));
+    let (shmid, semid) = created.ids();
     let mut msg = vec![SEGMENT_FOLLOWS];
     msg.extend_from_slice(&shmid.to_le_bytes());
     msg.extend_from_slice(&semid.to_le_bytes());
     write_all(sock, &msg, deadline, &ep.to_string())?;
-    Ok((map, Signal::Semaphores(semid), Some(created)))
+    Ok((map, Some(created)))
 }
 
 /// A POSIX segment, sent as a descriptor.
@@ -116,13 +118,13 @@ fn offer_posix(
     sock: BorrowedFd<'_>,
     layout: &Layout,
     deadline: Deadline,
-) -> Result<(Mapping, Signal, Option<sysv::Created>)> {
+) -> Result<(Mapping, Option<sysv::Created>)> {
     let (fd, map) = posix::create(ep, layout.segment_size() as usize)?;
     write_header(&map, layout);
     announce_wait(&map, Side::Listener, ep.wait());
     loop {
         match scm::send_fd(sock, SEGMENT_FOLLOWS, fd.as_fd()) {
-            Ok(true) => return Ok((map, Signal::Futex, None)),
+            Ok(true) => return Ok((map, None)),
             Ok(false) => {
                 if !fd::wait(sock, Interest::Write, deadline)? {
                     return Err(Error::Timeout);
@@ -187,7 +189,7 @@ fn take_sysv(
     }
     let shmid = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
     let semid = i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]);
-    Ok(sysv::open(ep, shmid, semid, listener_uid).map(|m| (m, Signal::Semaphores(semid))))
+    Ok(sysv::open(ep, shmid, semid, listener_uid).map(|(m, set)| (m, Signal::Semaphores(set))))
 }
 
 /// A POSIX segment's descriptor; errors as for [`take_sysv`].

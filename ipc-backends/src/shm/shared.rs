@@ -17,7 +17,7 @@ use super::ring::{self, RingMem, Violation};
 use super::segment::{self, Layout};
 use super::{rendezvous, sysv};
 use crate::sys::shm::Mapping;
-use crate::sys::{futex, process, sysv_shm};
+use crate::sys::{futex, process};
 
 /// Looks at the ring before a spinning wait first reads the clock.
 const PRE_SPIN: u32 = 64;
@@ -33,7 +33,7 @@ pub(super) enum Signal {
     Futex,
     /// A System V semaphore set: `2 * ring` for data, `2 * ring + 1` for
     /// space.
-    Semaphores(i32),
+    Semaphores(sysv::SemaphoreSet),
 }
 
 /// What a waiter waits for.
@@ -163,7 +163,7 @@ impl Shared {
             Signal::Futex => futex::wake_all(seq),
             // A failure means the set is gone, i.e. so is the peer: the
             // next wait notices.
-            Signal::Semaphores(id) => drop(sysv_shm::sem_post(id, num)),
+            Signal::Semaphores(ref set) => drop(set.post(num)),
         }
     }
 
@@ -172,10 +172,10 @@ impl Shared {
     fn sleep(&self, seq: &AtomicU32, expected: u32, num: u16, slice: Duration) -> Result<()> {
         match self.signal {
             Signal::Futex => futex::wait(seq, expected, slice),
-            Signal::Semaphores(id) => {
-                sysv_shm::sem_wait(id, num, slice).map_err(|e| match e.raw_os_error() {
+            Signal::Semaphores(ref set) => {
+                set.wait(num, slice).map_err(|e| match e.raw_os_error() {
                     Some(libc::EIDRM | libc::EINVAL) => Error::Disconnected,
-                    _ => Error::io(format!("{}: semtimedop({id})", self.endpoint), e),
+                    _ => Error::io(format!("{}: semtimedop({})", self.endpoint, set.id()), e),
                 })
             }
         }
@@ -295,12 +295,15 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Signal::Semaphores(id) = self.signal {
-            // SAFETY: the mapping is live until the end of this drop.
-            let refs = unsafe { segment::refs(self.map.ptr()) };
-            if refs.fetch_sub(1, Ordering::AcqRel) == 1 || self.peer_gone() {
-                sysv::remove_semaphores(id);
-            }
+        let Signal::Semaphores(set) = std::mem::replace(&mut self.signal, Signal::Futex) else {
+            return;
+        };
+        // SAFETY: the mapping is live until the end of this drop.
+        let refs = unsafe { segment::refs(self.map.ptr()) };
+        // The side that closes last, or a survivor, removes the set (by
+        // dropping it); the first to close leaves it to the peer.
+        if refs.fetch_sub(1, Ordering::AcqRel) != 1 && !self.peer_gone() {
+            set.leave();
         }
     }
 }
