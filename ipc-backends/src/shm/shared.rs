@@ -187,6 +187,7 @@ impl Shared {
     /// # Errors
     /// The deadline's error, [`Error::Disconnected`] when the peer died
     /// (after a last check of `ready`), or what `ready` returns.
+    #[inline]
     pub(super) fn wait_for(
         &self,
         ring: usize,
@@ -195,9 +196,24 @@ impl Shared {
         deadline: Deadline,
         mut ready: impl FnMut() -> Result<bool>,
     ) -> Result<()> {
+        // Inlined: a ready ring (the usual case) costs one look at it.
         if ready()? {
             return Ok(());
         }
+        self.wait(ring, event, how, deadline, &mut ready)
+    }
+
+    /// [`wait_for`](Self::wait_for) once the ring was not ready at the
+    /// first look.
+    #[inline(never)]
+    fn wait(
+        &self,
+        ring: usize,
+        event: Event,
+        how: WaitCfg,
+        deadline: Deadline,
+        ready: &mut impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
         if deadline == Deadline::Now {
             return Err(Error::WouldBlock);
         }
@@ -218,10 +234,10 @@ impl Shared {
             Wait::Adaptive => Some(start + how.spin),
             Wait::Block => Some(start),
         };
-        if self.spin(spin_until, &mut liveness, deadline, &mut ready)? {
+        if self.spin(spin_until, &mut liveness, deadline, ready)? {
             return Ok(());
         }
-        self.block(ring, event, &mut liveness, deadline, &mut ready)
+        self.block(ring, event, &mut liveness, deadline, ready)
     }
 
     /// Spins until `ready` (`Ok(true)`) or `until` (`Ok(false)`: go to
