@@ -3,6 +3,8 @@
 //! of each ring; removed on close), both recorded in the registry while
 //! they exist.
 
+use std::time::Duration;
+
 use ipc_core::{Endpoint, Error, Result};
 
 use super::posix::checked_size;
@@ -17,38 +19,89 @@ pub const KIND_SEMAPHORES: &str = "sysv-sem";
 /// Semaphores per set: data and space for each of the two rings.
 pub const SEMAPHORES: i32 = 4;
 
-/// System V objects being set up; removed on drop unless kept.
+/// A segment this listener created, recorded in the registry. On drop the
+/// segment is removed (it lives on while attached) and so is its record.
+#[derive(Debug)]
+pub struct RecordedSegment(sys::Segment);
+
+impl Drop for RecordedSegment {
+    fn drop(&mut self) {
+        registry::unregister(KIND_SEGMENT, &self.0.id().to_string());
+    }
+}
+
+/// A connection's semaphore set (recorded in the registry by the listener
+/// that created it). On drop the set is removed with its record, unless it
+/// was [left](Self::leave) to the peer.
+#[derive(Debug)]
+pub struct SemaphoreSet {
+    set: sys::Semaphores,
+    left: bool,
+}
+
+impl SemaphoreSet {
+    /// The set's id, to hand to the peer.
+    pub fn id(&self) -> i32 {
+        self.set.id()
+    }
+
+    /// See [`sys::Semaphores::post`].
+    ///
+    /// # Errors
+    /// As [`sys::Semaphores::post`].
+    pub fn post(&self, num: u16) -> std::io::Result<()> {
+        self.set.post(num)
+    }
+
+    /// See [`sys::Semaphores::wait`].
+    ///
+    /// # Errors
+    /// As [`sys::Semaphores::wait`].
+    pub fn wait(&self, num: u16, timeout: Duration) -> std::io::Result<()> {
+        self.set.wait(num, timeout)
+    }
+
+    /// Lets go of the set without removing it: the peer still uses it and
+    /// removes it when it closes.
+    pub fn leave(mut self) {
+        self.set.disown();
+        self.left = true;
+    }
+}
+
+impl Drop for SemaphoreSet {
+    fn drop(&mut self) {
+        if !self.left {
+            registry::unregister(KIND_SEMAPHORES, &self.id().to_string());
+        }
+    }
+}
+
+/// A connection's System V objects, being handed over: dropped, both are
+/// removed with their records.
 #[derive(Debug)]
 pub struct Created {
-    /// The segment id, until removed.
-    pub shmid: Option<i32>,
-    /// The semaphore set id, until handed to the connection.
-    pub semid: Option<i32>,
+    segment: RecordedSegment,
+    semaphores: SemaphoreSet,
 }
 
 impl Created {
-    /// Removes the segment id (it lives on while attached).
-    pub fn remove_segment(&mut self) {
-        if let Some(id) = self.shmid.take() {
-            sys::segment_remove(id);
-            registry::unregister(KIND_SEGMENT, &id.to_string());
-        }
+    /// The ids of the segment and the semaphore set, to hand over.
+    pub fn ids(&self) -> (i32, i32) {
+        (self.segment.0.id(), self.semaphores.id())
     }
-}
 
-impl Drop for Created {
-    fn drop(&mut self) {
-        self.remove_segment();
-        if let Some(id) = self.semid.take() {
-            remove_semaphores(id);
-        }
+    /// Both sides attached: removes the segment (it now lives exactly as
+    /// long as the mappings) and passes the semaphore set on to the
+    /// connection.
+    pub fn attached(self) -> SemaphoreSet {
+        let Created {
+            segment,
+            semaphores,
+        } = self;
+        drop(segment);
+        semaphores
     }
-}
-
-/// Removes a semaphore set and its record.
-pub fn remove_semaphores(id: i32) {
-    sys::sem_remove(id);
-    registry::unregister(KIND_SEMAPHORES, &id.to_string());
 }
 
 /// Removes the recorded object `kind`/`id` (a segment or semaphore set)
@@ -69,7 +122,15 @@ pub fn remove_recorded(kind: &str, id: &str) -> bool {
 /// Removes recorded segments and semaphore sets whose owner died.
 pub fn remove_orphans() {
     for r in registry::orphans() {
-        remove_recorded(&r.kind, &r.id);
+        if remove_recorded(&r.kind, &r.id) {
+            tracing::info!(
+                kind = %r.kind,
+                id = %r.id,
+                endpoint = %r.endpoint,
+                owner = r.pid,
+                "removed an object of a dead owner"
+            );
+        }
     }
 }
 
@@ -80,11 +141,7 @@ pub fn remove_orphans() {
 /// [`Error::Io`] naming the call and the kernel limit that usually causes it.
 pub fn create(endpoint: &Endpoint, size: usize) -> Result<(Created, Mapping)> {
     let mode = endpoint.options().mode;
-    let mut created = Created {
-        shmid: None,
-        semid: None,
-    };
-    let shmid = sys::segment_create(size, mode).map_err(|e| {
+    let segment = sys::Segment::create(size, mode).map_err(|e| {
         Error::io(
             format!(
                 "{endpoint}: shmget({size} bytes); the limits are kernel.shmmax, kernel.shmall and kernel.shmmni: lower capacity or raise them"
@@ -92,36 +149,49 @@ pub fn create(endpoint: &Endpoint, size: usize) -> Result<(Created, Mapping)> {
             e,
         )
     })?;
-    created.shmid = Some(shmid);
-    let _ = registry::register(&Record::mine(
-        KIND_SEGMENT,
-        shmid.to_string(),
-        endpoint.to_string(),
-    ));
-    let semid = sys::sem_create(SEMAPHORES, mode).map_err(|e| {
+    record(KIND_SEGMENT, segment.id(), endpoint);
+    let segment = RecordedSegment(segment);
+    let set = sys::Semaphores::create(SEMAPHORES, mode).map_err(|e| {
         Error::io(
             format!("{endpoint}: semget({SEMAPHORES}); the limit is kernel.sem (SEMMNI): raise it or run `ipcx clean`"),
             e,
         )
     })?;
-    created.semid = Some(semid);
-    let _ = registry::register(&Record::mine(
-        KIND_SEMAPHORES,
-        semid.to_string(),
-        endpoint.to_string(),
-    ));
-    let map = sys::segment_attach(shmid, size)
+    record(KIND_SEMAPHORES, set.id(), endpoint);
+    let semaphores = SemaphoreSet { set, left: false };
+    let shmid = segment.0.id();
+    let map = segment
+        .0
+        .attach(size)
         .map_err(|e| Error::io(format!("{endpoint}: shmat({shmid})"), e))?;
-    Ok((created, map))
+    Ok((
+        Created {
+            segment,
+            semaphores,
+        },
+        map,
+    ))
 }
 
-/// Attaches a segment received from the listener after checking owners
-/// and size.
+/// Records the object `id` of `kind` as this process's, for `ipcx clean`
+/// should this process die before removing it.
+fn record(kind: &str, id: i32, endpoint: &Endpoint) {
+    let _ = registry::register(&Record::mine(kind, id.to_string(), endpoint.to_string()));
+}
+
+/// Attaches a segment received from the listener and takes charge of its
+/// semaphore set (this side removes it if it closes last or finds the
+/// listener dead), after checking owners and size.
 ///
 /// # Errors
 /// [`Error::PermissionDenied`] for a foreign owner, [`Error::Protocol`] for
 /// an impossible size, [`Error::Io`] when the calls fail.
-pub fn open(endpoint: &Endpoint, shmid: i32, semid: i32, listener_uid: u32) -> Result<Mapping> {
+pub fn open(
+    endpoint: &Endpoint,
+    shmid: i32,
+    semid: i32,
+    listener_uid: u32,
+) -> Result<(Mapping, SemaphoreSet)> {
     let (owner, size) = sys::segment_owner_and_size(shmid)
         .map_err(|e| Error::io(format!("{endpoint}: shmctl({shmid}, IPC_STAT)"), e))?;
     let sem_owner = sys::sem_owner(semid)
@@ -132,8 +202,13 @@ pub fn open(endpoint: &Endpoint, shmid: i32, semid: i32, listener_uid: u32) -> R
         )));
     }
     let size = checked_size(endpoint, size)?;
-    sys::segment_attach(shmid, size)
-        .map_err(|e| Error::io(format!("{endpoint}: shmat({shmid})"), e))
+    let map = sys::segment_attach(shmid, size)
+        .map_err(|e| Error::io(format!("{endpoint}: shmat({shmid})"), e))?;
+    let semaphores = SemaphoreSet {
+        set: sys::Semaphores::adopt(semid),
+        left: false,
+    };
+    Ok((map, semaphores))
 }
 
 #[cfg(test)]
@@ -145,7 +220,10 @@ mod tests {
     /// listener runs it.
     #[test]
     fn orphans_of_dead_owners_are_removed() {
-        let id = sys::sem_create(SEMAPHORES, 0o600).unwrap();
+        let mut set = sys::Semaphores::create(SEMAPHORES, 0o600).unwrap();
+        set.disown();
+        let id = set.id();
+        drop(set);
         let mut r = Record::mine(KIND_SEMAPHORES, id.to_string(), "sysv-shm:/tmp/orphan-test");
         r.start_time += 1;
         registry::register(&r).unwrap();

@@ -6,6 +6,13 @@
 //! when its creator dies, which is why callers record them in the
 //! [`registry`](crate::registry).
 //!
+//! A segment or set in use is a handle, not an id: [`Segment`] (removed on
+//! drop; the memory lives on while attached, and is detached by dropping
+//! its [`Mapping`]) and [`Semaphores`] (removed on drop unless
+//! [disowned](Semaphores::disown) because the peer still uses it). Neither is `Clone`. The free
+//! functions taking ids serve ids read from the peer or from registry
+//! records.
+//!
 //! [shmget(2)]: https://man7.org/linux/man-pages/man2/shmget.2.html
 //! [shmat(2)]: https://man7.org/linux/man-pages/man2/shmat.2.html
 //! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
@@ -21,24 +28,52 @@ fn perm(mode: u32) -> libc::c_int {
     (mode & 0o777) as libc::c_int
 }
 
-/// Creates a private segment of `size` bytes with `mode`; returns its id.
-///
-/// # Errors
-/// The OS error of `shmget` (`EINVAL` above `kernel.shmmax`, `ENOSPC`
-/// above `kernel.shmmni`/`shmall`).
-pub fn segment_create(size: usize, mode: u32) -> io::Result<i32> {
-    // SAFETY: shmget takes values only and returns an id or -1.
-    let id = unsafe {
-        libc::shmget(
-            libc::IPC_PRIVATE,
-            size,
-            libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
-        )
-    };
-    if id < 0 {
-        return Err(io::Error::last_os_error());
+/// A System V segment this process created, removed (`IPC_RMID`) when the
+/// handle drops: it then disappears once the last process detaches.
+#[derive(Debug)]
+pub struct Segment {
+    id: i32,
+}
+
+impl Segment {
+    /// Creates a private segment of `size` bytes with `mode`.
+    ///
+    /// # Errors
+    /// The OS error of `shmget` (`EINVAL` above `kernel.shmmax`, `ENOSPC`
+    /// above `kernel.shmmni`/`shmall`).
+    pub fn create(size: usize, mode: u32) -> io::Result<Segment> {
+        // SAFETY: shmget takes values only and returns an id or -1.
+        let id = unsafe {
+            libc::shmget(
+                libc::IPC_PRIVATE,
+                size,
+                libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
+            )
+        };
+        if id < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Segment { id })
     }
-    Ok(id)
+
+    /// The kernel's id, to hand to the peer.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Attaches the segment read-write; `len` is its size.
+    ///
+    /// # Errors
+    /// The OS error of `shmat`.
+    pub fn attach(&self, len: usize) -> io::Result<Mapping> {
+        segment_attach(self.id, len)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        segment_remove(self.id);
+    }
 }
 
 /// Owner uid and size of segment `id` (`IPC_STAT`).
@@ -79,23 +114,78 @@ pub fn segment_remove(id: i32) {
     unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
 
-/// Creates a private set of `n` semaphores, all zero, with `mode`.
-///
-/// # Errors
-/// The OS error of `semget` (`ENOSPC` above `kernel.sem`'s SEMMNI).
-pub fn sem_create(n: i32, mode: u32) -> io::Result<i32> {
-    // SAFETY: semget takes values only. Linux initialises the values to 0.
-    let id = unsafe {
-        libc::semget(
-            libc::IPC_PRIVATE,
-            n,
-            libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
-        )
-    };
-    if id < 0 {
-        return Err(io::Error::last_os_error());
+/// A System V semaphore set in use by this process, removed (`IPC_RMID`,
+/// which wakes its waiters with `EIDRM`) when the handle drops, unless it
+/// was [disowned](Self::disown) in favour of the other process using it.
+#[derive(Debug)]
+pub struct Semaphores {
+    id: i32,
+    remove: bool,
+}
+
+impl Semaphores {
+    /// Creates a private set of `n` semaphores, all zero, with `mode`.
+    ///
+    /// # Errors
+    /// The OS error of `semget` (`ENOSPC` above `kernel.sem`'s SEMMNI).
+    pub fn create(n: i32, mode: u32) -> io::Result<Semaphores> {
+        // SAFETY: semget takes values only. Linux initialises the values to 0.
+        let id = unsafe {
+            libc::semget(
+                libc::IPC_PRIVATE,
+                n,
+                libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
+            )
+        };
+        if id < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Semaphores { id, remove: true })
     }
-    Ok(id)
+
+    /// Takes charge of the set `id` another process created and handed
+    /// over (check its owner with [`sem_owner`] first).
+    pub fn adopt(id: i32) -> Semaphores {
+        Semaphores { id, remove: true }
+    }
+
+    /// The kernel's id, to hand to the peer.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Makes the drop leave the set alone: the other process still uses
+    /// it, and removes it.
+    pub fn disown(&mut self) {
+        self.remove = false;
+    }
+
+    /// Adds one to semaphore `num`. A value already at the kernel's
+    /// maximum (`ERANGE`) means wake-ups are pending anyway: fine.
+    ///
+    /// # Errors
+    /// The OS error of `semop` (`EIDRM`/`EINVAL` when the set is gone).
+    pub fn post(&self, num: u16) -> io::Result<()> {
+        sem_post(self.id, num)
+    }
+
+    /// Takes one from semaphore `num`, sleeping at most `timeout` for it
+    /// to become positive. Returns on success, timeout or signal alike:
+    /// the caller re-checks its condition.
+    ///
+    /// # Errors
+    /// The OS error of `semtimedop` (`EIDRM`/`EINVAL` when the set is gone).
+    pub fn wait(&self, num: u16, timeout: Duration) -> io::Result<()> {
+        sem_wait(self.id, num, timeout)
+    }
+}
+
+impl Drop for Semaphores {
+    fn drop(&mut self) {
+        if self.remove {
+            sem_remove(self.id);
+        }
+    }
 }
 
 /// Owner uid of semaphore set `id` (`IPC_STAT`).
@@ -121,12 +211,8 @@ pub fn sem_remove(id: i32) {
     unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
 }
 
-/// Adds one to semaphore `num` of set `id`. A value already at the
-/// kernel's maximum (`ERANGE`) means wake-ups are pending anyway: fine.
-///
-/// # Errors
-/// The OS error of `semop` (`EIDRM`/`EINVAL` when the set is gone).
-pub fn sem_post(id: i32, num: u16) -> io::Result<()> {
+/// See [`Semaphores::post`].
+fn sem_post(id: i32, num: u16) -> io::Result<()> {
     let mut op = libc::sembuf {
         sem_num: num,
         sem_op: 1,
@@ -146,13 +232,8 @@ pub fn sem_post(id: i32, num: u16) -> io::Result<()> {
     }
 }
 
-/// Takes one from semaphore `num` of set `id`, sleeping at most `timeout`
-/// for it to become positive. Returns on success, timeout or signal alike:
-/// the caller re-checks its condition.
-///
-/// # Errors
-/// The OS error of `semtimedop` (`EIDRM`/`EINVAL` when the set is gone).
-pub fn sem_wait(id: i32, num: u16, timeout: Duration) -> io::Result<()> {
+/// See [`Semaphores::wait`].
+fn sem_wait(id: i32, num: u16, timeout: Duration) -> io::Result<()> {
     let mut op = libc::sembuf {
         sem_num: num,
         sem_op: -1,

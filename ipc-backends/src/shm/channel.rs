@@ -1,0 +1,184 @@
+//! A connected channel: a sender on one ring and a receiver on the other,
+//! over one mapped segment.
+
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ipc_core::{Channel, Deadline, Endpoint, PeerInfo, Receiver, Result, Sender};
+
+use super::receiver::{InPlace, ShmReceiver};
+use super::ring::{Consumer, Producer};
+use super::segment::Layout;
+use super::sender::{Loan, ShmSender};
+use super::shared::{Shared, Signal, WaitCfg};
+use crate::conn::link::Link;
+use crate::sys::shm::Mapping;
+
+/// A connected shared-memory channel.
+#[derive(Debug)]
+pub struct ShmChannel {
+    sender: ShmSender,
+    receiver: ShmReceiver,
+    peer: PeerInfo,
+}
+
+/// A segment mapped and checked by this side, ready to carry messages.
+#[derive(Debug)]
+pub(super) struct Mapped {
+    pub(super) map: Mapping,
+    pub(super) layout: Layout,
+    pub(super) signal: Signal,
+}
+
+/// Who this side is in the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Sends on ring 0, receives on ring 1.
+    Listener,
+    /// Sends on ring 1, receives on ring 0.
+    Client,
+}
+
+impl Side {
+    /// The ring this side produces into.
+    pub(super) fn ring(self) -> usize {
+        match self {
+            Side::Listener => 0,
+            Side::Client => 1,
+        }
+    }
+}
+
+/// Builds a channel over `seg`, for the connection on `socket` with `peer`
+/// (whose process started at `peer_start`, when known).
+pub(super) fn build(
+    seg: Mapped,
+    socket: OwnedFd,
+    endpoint: &Endpoint,
+    side: Side,
+    peer: PeerInfo,
+    peer_start: Option<u64>,
+) -> ShmChannel {
+    let Mapped {
+        map,
+        layout,
+        signal,
+    } = seg;
+    let shared = Arc::new(Shared {
+        map,
+        signal,
+        socket,
+        endpoint: endpoint.to_string(),
+        peer_pid: peer.pid,
+        peer_start,
+    });
+    let (tx, rx) = (side.ring(), 1 - side.ring());
+    let max = peer.max_message_size;
+    // What the peer announced before the segment carried messages, read
+    // once. A peer that claims to spin and then sleeps only delays its own
+    // wake-ups (to the end of its 10 ms slice).
+    let consumer_spins = shared.control(tx).consumer_spins.load(Ordering::Acquire) != 0;
+    let producer_spins = shared.control(rx).producer_spins.load(Ordering::Acquire) != 0;
+    // SAFETY: the rings lie in `shared.map` (layout checked against its
+    // size), which the Arc keeps alive as long as they are; this side alone
+    // produces into ring `tx` and consumes from ring `rx`.
+    let (producer, consumer) = unsafe {
+        (
+            Producer::new(shared.ring_mem(&layout, tx), consumer_spins),
+            Consumer::new(shared.ring_mem(&layout, rx), max as u64, producer_spins),
+        )
+    };
+    let how = WaitCfg::of(endpoint);
+    let link = Link::new();
+    ShmChannel {
+        sender: ShmSender {
+            shared: shared.clone(),
+            ring: producer,
+            index: tx,
+            max,
+            how,
+            link: link.clone(),
+        },
+        receiver: ShmReceiver {
+            shared,
+            ring: consumer,
+            index: rx,
+            how,
+            scratch: Vec::new(),
+            link,
+        },
+        peer,
+    }
+}
+
+impl ShmChannel {
+    /// The addresses of the mapped segment (for tests that check a message
+    /// is written or read in place).
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Range<usize> {
+        self.sender.mapped_range()
+    }
+
+    /// See [`ShmSender::loan`].
+    ///
+    /// # Errors
+    /// As [`ShmSender::loan`].
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        self.sender.loan(len)
+    }
+
+    /// See [`ShmSender::loan_until`].
+    ///
+    /// # Errors
+    /// As [`ShmSender::loan_until`].
+    pub fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
+        self.sender.loan_until(len, deadline)
+    }
+
+    /// See [`ShmReceiver::recv_in_place`].
+    ///
+    /// # Errors
+    /// As [`ShmReceiver::recv_in_place`].
+    pub fn recv_in_place(&mut self) -> Result<InPlace<'_>> {
+        self.receiver.recv_in_place()
+    }
+
+    /// See [`ShmReceiver::recv_in_place_until`].
+    ///
+    /// # Errors
+    /// As [`ShmReceiver::recv_in_place_until`].
+    pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
+        self.receiver.recv_in_place_until(deadline)
+    }
+}
+
+impl Sender for ShmChannel {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.sender.send_until(msg, deadline)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.sender.max
+    }
+}
+
+impl Receiver for ShmChannel {
+    fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        self.receiver.recv_until(buf, deadline)
+    }
+}
+
+impl Channel for ShmChannel {
+    type Sender = ShmSender;
+    type Receiver = ShmReceiver;
+
+    fn split(self) -> (ShmSender, ShmReceiver) {
+        (self.sender, self.receiver)
+    }
+
+    fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+}

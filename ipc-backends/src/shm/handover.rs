@@ -1,0 +1,283 @@
+//! Steps 3 and 4 of the rendezvous (`docs/wire-format.md`): the listener
+//! creates the connection's segment, writes its header and hands it over
+//! (a descriptor for `shm:`, the ids for `sysv-shm:`); the client maps it,
+//! validates the header once and acknowledges.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+
+use ipc_core::{Deadline, Endpoint, Error, PeerInfo, Result, Scheme, Wait};
+
+use super::channel::{Mapped, Side};
+use super::rendezvous::{read_exact, write_all};
+use super::segment::{self, Layout};
+use super::shared::Signal;
+use super::{posix, ring, sysv};
+use crate::conn::fail;
+use crate::sys::fd::{self, Interest};
+use crate::sys::process;
+use crate::sys::scm::{self, Received};
+use crate::sys::shm::Mapping;
+
+/// Smallest and largest default ring.
+const DEFAULT_RING_MIN: u64 = 1 << 20;
+const DEFAULT_RING_MAX: u64 = 4 << 20;
+/// Step 3's first byte: the segment follows.
+const SEGMENT_FOLLOWS: u8 = 1;
+/// Step 4: the client mapped and validated the segment.
+const ACK_MAPPED: u8 = 1;
+
+/// The ring size for an endpoint's options.
+fn ring_capacity(endpoint: &Endpoint) -> u64 {
+    let o = endpoint.options();
+    match o.capacity {
+        Some(c) => (c as u64)
+            .clamp(segment::MIN_RING, segment::MAX_RING)
+            .next_power_of_two(),
+        None => ring::record_size(o.max_message_size as u64)
+            .next_power_of_two()
+            .clamp(DEFAULT_RING_MIN, DEFAULT_RING_MAX),
+    }
+}
+
+/// The listener's side: creates the segment for the client `peer` (whose
+/// process started at `peer_start`), hands it over on `sock` and waits for
+/// the client's acknowledgement, all by `deadline`.
+///
+/// # Errors
+/// [`Error::Io`] when the segment cannot be created, what the socket
+/// reports ([`Error::ConnectTimeout`] at the deadline), [`Error::Protocol`]
+/// when the client could not map it.
+pub(super) fn offer(
+    scheme: Scheme,
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    peer: &PeerInfo,
+    peer_start: Option<u64>,
+    deadline: Deadline,
+) -> Result<Mapped> {
+    let layout = Layout {
+        ring_capacity: ring_capacity(ep),
+        max_message_size: peer.max_message_size as u64,
+        listener_pid: process::pid(),
+        client_pid: peer.pid,
+        listener_start: process::start_time(process::pid()).unwrap_or(0),
+        client_start: peer_start.unwrap_or(0),
+    };
+    let step = "handing over the segment";
+    let (map, pending) = match scheme {
+        Scheme::SysvShm => offer_sysv(ep, sock, &layout, deadline),
+        _ => offer_posix(ep, sock, &layout, deadline),
+    }
+    .map_err(|e| fail::in_step(ep, step, e))?;
+    let mut ack = [0u8; 1];
+    read_exact(sock, &mut ack, deadline, &ep.to_string())
+        .map_err(|e| fail::in_step(ep, "waiting for the client to map the segment", e))?;
+    if ack[0] != ACK_MAPPED {
+        return Err(Error::protocol(format!(
+            "{ep}: the client (pid {}) could not map the segment",
+            peer.pid
+        )));
+    }
+    let signal = match pending {
+        // Both attached: the segment now lives exactly as long as the
+        // mappings. The semaphore set passes to the connection.
+        Some(created) => Signal::Semaphores(created.attached()),
+        None => Signal::Futex,
+    };
+    Ok(Mapped {
+        map,
+        layout,
+        signal,
+    })
+}
+
+/// A System V segment and semaphore set, sent as their ids.
+/// Until the client acknowledged it, the System V objects stay
+/// [`sysv::Created`] (removed if anything fails).
+fn offer_sysv(
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    layout: &Layout,
+    deadline: Deadline,
+) -> Result<(Mapping, Option<sysv::Created>)> {
+    let (created, map) = sysv::create(ep, layout.segment_size() as usize)?;
+    write_header(&map, layout);
+    announce_wait(&map, Side::Listener, ep.wait());
+    let (shmid, semid) = created.ids();
+    let mut msg = vec![SEGMENT_FOLLOWS];
+    msg.extend_from_slice(&shmid.to_le_bytes());
+    msg.extend_from_slice(&semid.to_le_bytes());
+    write_all(sock, &msg, deadline, &ep.to_string())?;
+    Ok((map, Some(created)))
+}
+
+/// A POSIX segment, sent as a descriptor.
+fn offer_posix(
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    layout: &Layout,
+    deadline: Deadline,
+) -> Result<(Mapping, Option<sysv::Created>)> {
+    let (fd, map) = posix::create(ep, layout.segment_size() as usize)?;
+    write_header(&map, layout);
+    announce_wait(&map, Side::Listener, ep.wait());
+    loop {
+        match scm::send_fd(sock, SEGMENT_FOLLOWS, fd.as_fd()) {
+            Ok(true) => return Ok((map, None)),
+            Ok(false) => {
+                if !fd::wait(sock, Interest::Write, deadline)? {
+                    return Err(Error::Timeout);
+                }
+            }
+            Err(e) => return Err(Error::io(format!("{ep}: sendmsg(SCM_RIGHTS)"), e)),
+        }
+    }
+}
+
+/// The client's side: receives the segment from the listener `peer` (pid
+/// and uid from the kernel) on `sock`, maps and validates it, and
+/// acknowledges, all by `deadline`.
+///
+/// # Errors
+/// What the socket reports ([`Error::ConnectTimeout`] at the deadline),
+/// [`Error::PermissionDenied`] for a segment the listener's user does not
+/// own, [`Error::Protocol`] for a bad hand-over or header.
+pub(super) fn take(
+    scheme: Scheme,
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    peer: &PeerInfo,
+    deadline: Deadline,
+) -> Result<Mapped> {
+    let step = "receiving the segment";
+    let attached = match scheme {
+        Scheme::SysvShm => take_sysv(ep, sock, peer.uid, deadline),
+        _ => take_posix(ep, sock, peer.uid, deadline),
+    }
+    .map_err(|e| fail::in_step(ep, step, e))?;
+    let checked = attached.and_then(|(map, signal)| {
+        let layout = check_header(ep, &map, peer)?;
+        announce_wait(&map, Side::Client, ep.wait());
+        Ok(Mapped {
+            map,
+            layout,
+            signal,
+        })
+    });
+    let ack = if checked.is_ok() { ACK_MAPPED } else { 0 };
+    write_all(sock, &[ack], deadline, &ep.to_string())
+        .map_err(|e| fail::in_step(ep, "acknowledging the segment", e))?;
+    checked
+}
+
+/// The ids of a System V segment and semaphore set; the outer error ends
+/// the exchange, the inner one is acknowledged as a failure to map.
+fn take_sysv(
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    listener_uid: u32,
+    deadline: Deadline,
+) -> Result<Result<(Mapping, Signal)>> {
+    let mut msg = [0u8; 9];
+    read_exact(sock, &mut msg, deadline, &ep.to_string())?;
+    if msg[0] != SEGMENT_FOLLOWS {
+        return Err(Error::protocol(format!(
+            "{ep}: unexpected hand-over byte {}",
+            msg[0]
+        )));
+    }
+    let shmid = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
+    let semid = i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]);
+    Ok(sysv::open(ep, shmid, semid, listener_uid).map(|(m, set)| (m, Signal::Semaphores(set))))
+}
+
+/// A POSIX segment's descriptor; errors as for [`take_sysv`].
+fn take_posix(
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    listener_uid: u32,
+    deadline: Deadline,
+) -> Result<Result<(Mapping, Signal)>> {
+    let fd = loop {
+        match scm::recv_fd(sock).map_err(|e| Error::io(format!("{ep}: recvmsg(SCM_RIGHTS)"), e))? {
+            Received::Byte(SEGMENT_FOLLOWS, Some(fd)) => break fd,
+            Received::Byte(b, _) => {
+                return Err(Error::protocol(format!(
+                    "{ep}: the listener sent hand-over byte {b} without a segment"
+                )));
+            }
+            Received::Closed => return Err(Error::Disconnected),
+            Received::WouldBlock => {
+                if !fd::wait(sock, Interest::Read, deadline)? {
+                    return Err(Error::Timeout);
+                }
+            }
+        }
+    };
+    Ok(posix::open(ep, &fd, listener_uid).map(|m| (m, Signal::Futex)))
+}
+
+/// Reads the header of `map` once and checks it against the connection
+/// with the listener `peer`.
+fn check_header(ep: &Endpoint, map: &Mapping, peer: &PeerInfo) -> Result<Layout> {
+    let max = peer.max_message_size as u64;
+    let layout = segment::validate_header(&read_header(map), map.len() as u64, max)
+        .map_err(|e| refused(ep, peer, e))?;
+    if layout.listener_pid != peer.pid || layout.client_pid != process::pid() {
+        return Err(refused(
+            ep,
+            peer,
+            format!(
+                "the segment names pids {} and {}, the connection is between {} and {}",
+                layout.listener_pid,
+                layout.client_pid,
+                peer.pid,
+                process::pid()
+            ),
+        ));
+    }
+    Ok(layout)
+}
+
+/// A segment header the listener got wrong: logged, and a protocol error.
+fn refused(ep: &Endpoint, peer: &PeerInfo, why: String) -> Error {
+    tracing::warn!(endpoint = %ep, peer.pid, peer.uid, why, "refused the listener's segment");
+    Error::protocol(format!("{ep}: {why}"))
+}
+
+/// Announces in the segment, before it carries messages, whether `side`
+/// never sleeps (`wait=spin`): as producer of its ring and consumer of the
+/// other. The peer reads it once, after the rendezvous
+/// socket ordered this write before its read, and then skips the wake-up
+/// check (and its fence) on every publish.
+pub(super) fn announce_wait(map: &Mapping, side: Side, wait: Wait) {
+    let spins = u32::from(wait == Wait::Spin);
+    let side = side.ring();
+    // SAFETY: the mapping holds at least HEADER_SIZE bytes (created so, or
+    // validated against the object's size) and stays mapped for the call.
+    let (tx, rx) = unsafe {
+        (
+            segment::control(map.ptr(), side),
+            segment::control(map.ptr(), 1 - side),
+        )
+    };
+    tx.producer_spins.store(spins, Ordering::Release);
+    rx.consumer_spins.store(spins, Ordering::Release);
+}
+
+/// Writes the header of a segment no one else has yet.
+pub(super) fn write_header(map: &Mapping, layout: &Layout) {
+    let fields = layout.encode();
+    // SAFETY: the mapping was just created with segment_size >= HEADER_SIZE
+    // bytes, no one else has it yet, and the source is a local array.
+    unsafe { std::ptr::copy_nonoverlapping(fields.as_ptr(), map.ptr(), fields.len()) };
+}
+
+fn read_header(map: &Mapping) -> [u8; segment::FIELDS_LEN] {
+    let mut fields = [0u8; segment::FIELDS_LEN];
+    // SAFETY: the mapping holds at least HEADER_SIZE bytes (checked_size);
+    // the header is read once, into a local.
+    unsafe { std::ptr::copy_nonoverlapping(map.ptr(), fields.as_mut_ptr(), fields.len()) };
+    fields
+}

@@ -1,0 +1,253 @@
+//! The sending half: copies into the ring ([`ShmSender::send_until`]) or
+//! lends ring space to write in place ([`ShmSender::loan`]).
+
+use std::ops::{Deref, DerefMut, Range};
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+
+use ipc_core::{Deadline, Error, Result, Sender};
+
+use super::ring::{self, Producer};
+use super::shared::{Event, Shared, WaitCfg};
+use crate::conn::link::Link;
+
+/// The sending half of a shared-memory connection.
+#[derive(Debug)]
+pub struct ShmSender {
+    pub(super) shared: Arc<Shared>,
+    pub(super) ring: Producer,
+    pub(super) index: usize,
+    pub(super) max: usize,
+    pub(super) how: WaitCfg,
+    /// Marked by the receiving half once it has seen the peer gone.
+    pub(super) link: Link,
+}
+
+impl ShmSender {
+    /// Whether the peer's receiver closed the ring (it dropped cleanly).
+    fn closed(&self) -> bool {
+        self.ring.control().consumer_closed.load(Ordering::Acquire) != 0
+    }
+
+    /// `Err(Disconnected)` when the peer is known to be gone: its receiver
+    /// closed the ring, or our receiver saw the connection end.
+    #[inline]
+    fn check_open(&self) -> Result<()> {
+        self.link.check()?;
+        if self.closed() {
+            return Err(Error::Disconnected);
+        }
+        Ok(())
+    }
+
+    fn free(&mut self) -> Result<u64> {
+        match self.ring.free() {
+            Ok(n) => Ok(n),
+            Err(v) => Err(self.shared.protocol(self.index, v)),
+        }
+    }
+
+    /// Bytes free, reading the consumer's tail only when the cached view
+    /// has fewer than `need`.
+    fn free_for(&mut self, need: u64) -> Result<u64> {
+        match self.ring.free_for(need) {
+            Ok(n) => Ok(n),
+            Err(v) => Err(self.shared.protocol(self.index, v)),
+        }
+    }
+
+    /// Waits for `need` free bytes (or a closed consumer).
+    fn wait_space(&mut self, need: u64, deadline: Deadline) -> Result<()> {
+        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        shared.wait_for(index, Event::Space, self.how, deadline, || {
+            if ring.control().consumer_closed.load(Ordering::Acquire) != 0 {
+                return Ok(true);
+            }
+            Ok(ring.free().map_err(|v| shared.protocol(index, v))? >= need)
+        })?;
+        if self.closed() {
+            return Err(Error::Disconnected);
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self) {
+        if self.ring.publish() {
+            self.shared.wake(self.index, Event::Data);
+        }
+    }
+
+    /// The addresses of the mapped segment (for tests that check a loan
+    /// lies inside it).
+    #[doc(hidden)]
+    pub fn mapped_range(&self) -> Range<usize> {
+        self.shared.mapped_range()
+    }
+
+    fn check_size(&self, len: usize) -> Result<()> {
+        if len > self.max {
+            return Err(Error::MessageTooLarge {
+                size: len,
+                max: self.max,
+            });
+        }
+        Ok(())
+    }
+
+    /// A writable slice of `len` bytes inside the ring, sent by
+    /// [`Loan::send`]; dropping the loan sends nothing. Waits for room.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] above `max_message_size` or above what the
+    /// ring always holds in one piece (`capacity / 2 - 8`);
+    /// [`Error::Disconnected`].
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        self.loan_until(len, Deadline::Never)
+    }
+
+    /// As [`loan`](Self::loan), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan); the deadline's error when no room came.
+    pub fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
+        self.check_size(len)?;
+        let record = ring::record_size(len as u64);
+        // Up to half a ring, a contiguous place always comes free once the
+        // consumer catches up (a pad is then shorter than the record).
+        let half = self.ring.capacity() / 2;
+        if record > half {
+            return Err(Error::MessageTooLarge {
+                size: len,
+                max: (half - ring::RECORD_HEADER) as usize,
+            });
+        }
+        self.check_open()?;
+        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let mut reserved = None;
+        shared.wait_for(index, Event::Space, self.how, deadline, || {
+            if ring.control().consumer_closed.load(Ordering::Acquire) != 0 {
+                return Ok(true);
+            }
+            // The cached tail first; the shared one only when that is short.
+            reserved = ring.reserve_contiguous(record, ring.free_cached());
+            if reserved.is_none() {
+                let free = ring.free().map_err(|v| shared.protocol(index, v))?;
+                reserved = ring.reserve_contiguous(record, free);
+            }
+            Ok(reserved.is_some())
+        })?;
+        match reserved {
+            Some(r) if !self.closed() => Ok(Loan {
+                tx: self,
+                reserved: r,
+                len,
+            }),
+            _ => Err(Error::Disconnected),
+        }
+    }
+
+    /// Writes a record larger than the free space in pieces, waiting for
+    /// room between them without a deadline: from the first byte on the
+    /// message is committed and only the peer's death stops it.
+    fn stream(&mut self, parts: [&[u8]; 3], mut free: u64) -> Result<()> {
+        for part in parts {
+            let mut done = 0;
+            while done < part.len() {
+                if free == 0 {
+                    self.publish();
+                    self.wait_space(1, Deadline::Never)?;
+                    free = self.free()?;
+                    continue;
+                }
+                let n = self.ring.push(&part[done..], free);
+                done += n;
+                free -= n as u64;
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+}
+
+impl Sender for ShmSender {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_size(msg.len())?;
+        self.check_open()?;
+        let len = msg.len() as u64;
+        let record = ring::record_size(len);
+        let cap = self.ring.capacity();
+        // Fits: wait for the whole record, write it, publish once. Larger
+        // than the ring: wait for half a ring, then stream.
+        let first = if record <= cap { record } else { cap / 2 };
+        let mut free = self.free_for(first)?;
+        if free < first {
+            self.wait_space(first, deadline)?;
+            free = self.free()?;
+        }
+        if record <= free && self.ring.push_contiguous(msg) {
+            self.publish();
+            return Ok(());
+        }
+        let header = ((u64::from(ring::KIND_MESSAGE) << 32) | len).to_le_bytes();
+        let pad = [0u8; 8];
+        let pad = &pad[..(record - ring::RECORD_HEADER - len) as usize];
+        self.stream([&header[..], msg, pad], free)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for ShmSender {
+    fn drop(&mut self) {
+        self.ring
+            .control()
+            .producer_closed
+            .store(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.shared.wake(self.index, Event::Data);
+    }
+}
+
+/// A message being written in place; see [`ShmSender::loan`].
+#[derive(Debug)]
+pub struct Loan<'a> {
+    tx: &'a mut ShmSender,
+    reserved: ring::Reserved,
+    len: usize,
+}
+
+impl Loan<'_> {
+    /// Publishes the message.
+    pub fn send(self) {
+        self.tx
+            .ring
+            .commit_reserved(&self.reserved, self.len as u64);
+        self.tx.publish();
+    }
+
+    /// Publishes the message (same as [`send`](Self::send)).
+    pub fn commit(self) {
+        self.send();
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `payload` points at `len` reserved bytes inside the ring
+        // (reserve_contiguous), which no one else writes until we publish;
+        // the mapping lives as long as `tx`, which we borrow.
+        unsafe { std::slice::from_raw_parts(self.reserved.payload, self.len) }
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only Rust
+        // reference to those bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.reserved.payload, self.len) }
+    }
+}

@@ -1,0 +1,325 @@
+//! What both halves of a connection share: the mapped segment, how a side
+//! sleeps and wakes the other, and the wait loop that notices a dead peer.
+//!
+//! A side sleeps only after publishing that it may sleep (`*_sleeping`) and
+//! re-checking the ring; the other side wakes it only when that flag is
+//! set (`docs/shm-architecture.md` argues why no wake-up is lost; the model
+//! checks in `wake_model.rs` enumerate the interleavings).
+
+use std::ops::Range;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use ipc_core::{Deadline, Endpoint, Error, Result, Wait};
+
+use super::ring::{self, RingMem, Violation};
+use super::segment::{self, Layout};
+use super::{rendezvous, sysv};
+use crate::sys::shm::Mapping;
+use crate::sys::{futex, process};
+
+/// Looks at the ring before a spinning wait first reads the clock.
+const PRE_SPIN: u32 = 64;
+/// How often a waiting side checks that its peer still lives.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
+/// Spins between two looks at the clock, the deadline and the peer.
+const SPINS_PER_CHECK: u32 = 128;
+
+/// How a side sleeps and wakes the other.
+#[derive(Debug)]
+pub(super) enum Signal {
+    /// Futex on the ring's sequence words.
+    Futex,
+    /// A System V semaphore set: `2 * ring` for data, `2 * ring + 1` for
+    /// space.
+    Semaphores(sysv::SemaphoreSet),
+}
+
+/// What a waiter waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Event {
+    Data,
+    Space,
+}
+
+/// A side's wait strategy.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WaitCfg {
+    wait: Wait,
+    spin: Duration,
+}
+
+impl WaitCfg {
+    pub(super) fn of(endpoint: &Endpoint) -> WaitCfg {
+        WaitCfg {
+            wait: endpoint.wait(),
+            spin: endpoint.spin(),
+        }
+    }
+}
+
+/// What both halves of a connection share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) map: Mapping,
+    pub(super) signal: Signal,
+    /// The rendezvous connection: hangs up when the peer process is gone.
+    pub(super) socket: OwnedFd,
+    pub(super) endpoint: String,
+    pub(super) peer_pid: u32,
+    pub(super) peer_start: Option<u64>,
+}
+
+/// When the waiting side next asks whether its peer lives.
+struct Liveness(Instant);
+
+impl Liveness {
+    fn from(start: Instant) -> Liveness {
+        Liveness(start + LIVENESS_INTERVAL)
+    }
+
+    /// Whether `shared`'s peer is gone, asking at most once an interval.
+    fn gone(&mut self, shared: &Shared, now: Instant) -> bool {
+        if now < self.0 {
+            return false;
+        }
+        self.0 = now + LIVENESS_INTERVAL;
+        shared.peer_gone()
+    }
+}
+
+/// The peer is gone: one last look, since it may have published just
+/// before it went.
+fn last_look(ready: &mut impl FnMut() -> Result<bool>) -> Result<()> {
+    if ready()? {
+        Ok(())
+    } else {
+        Err(Error::Disconnected)
+    }
+}
+
+impl Shared {
+    pub(super) fn control(&self, ring: usize) -> &ring::Control {
+        // SAFETY: the mapping is live while `self` is and was validated to
+        // hold at least HEADER_SIZE bytes; mmap/shmat addresses are
+        // page-aligned.
+        unsafe { segment::control(self.map.ptr(), ring) }
+    }
+
+    pub(super) fn ring_mem(&self, layout: &Layout, ring: usize) -> RingMem {
+        RingMem {
+            control: self.control(ring),
+            // SAFETY: ring_offset + capacity <= segment_size <= map.len(),
+            // checked by validate_header (client) or by construction
+            // (listener).
+            data: unsafe { self.map.ptr().add(layout.ring_offset(ring) as usize) },
+            capacity: layout.ring_capacity,
+        }
+    }
+
+    /// The addresses of the mapped segment.
+    pub(super) fn mapped_range(&self) -> Range<usize> {
+        let start = self.map.ptr() as usize;
+        start..start + self.map.len()
+    }
+
+    /// Whether the peer process is gone.
+    pub(super) fn peer_gone(&self) -> bool {
+        rendezvous::hung_up(self.socket.as_fd()) || !process::alive(self.peer_pid, self.peer_start)
+    }
+
+    /// The error for a ring the peer broke; logged, as the peer is faulty
+    /// or hostile.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn protocol(&self, ring: usize, v: Violation) -> Error {
+        tracing::warn!(
+            endpoint = self.endpoint,
+            ring,
+            peer.pid = self.peer_pid,
+            violation = %v,
+            "the peer corrupted the segment"
+        );
+        Error::protocol(format!(
+            "{}: ring {ring}: {v}; the peer corrupted the segment",
+            self.endpoint
+        ))
+    }
+
+    fn words(&self, ring: usize, event: Event) -> (&AtomicU32, &AtomicU32, u16) {
+        let c = self.control(ring);
+        let num = (2 * ring) as u16;
+        match event {
+            Event::Data => (&c.data_sleeping, &c.data_seq, num),
+            Event::Space => (&c.space_sleeping, &c.space_seq, num + 1),
+        }
+    }
+
+    pub(super) fn wake(&self, ring: usize, event: Event) {
+        let (_, seq, num) = self.words(ring, event);
+        seq.fetch_add(1, Ordering::Release);
+        match self.signal {
+            Signal::Futex => futex::wake_all(seq),
+            // A failure means the set is gone, i.e. so is the peer: the
+            // next wait notices.
+            Signal::Semaphores(ref set) => drop(set.post(num)),
+        }
+    }
+
+    /// Sleeps until woken, the slice ends or a signal; `Err(Disconnected)`
+    /// when the semaphore set was removed.
+    fn sleep(&self, seq: &AtomicU32, expected: u32, num: u16, slice: Duration) -> Result<()> {
+        match self.signal {
+            Signal::Futex => futex::wait(seq, expected, slice),
+            Signal::Semaphores(ref set) => {
+                set.wait(num, slice).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EIDRM | libc::EINVAL) => Error::Disconnected,
+                    _ => Error::io(format!("{}: semtimedop({})", self.endpoint, set.id()), e),
+                })
+            }
+        }
+    }
+
+    /// Waits until `ready` holds, honouring `deadline` and the wait
+    /// strategy, and noticing a dead peer.
+    ///
+    /// # Errors
+    /// The deadline's error, [`Error::Disconnected`] when the peer died
+    /// (after a last check of `ready`), or what `ready` returns.
+    #[inline]
+    pub(super) fn wait_for(
+        &self,
+        ring: usize,
+        event: Event,
+        how: WaitCfg,
+        deadline: Deadline,
+        mut ready: impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
+        // Inlined: a ready ring (the usual case) costs one look at it.
+        if ready()? {
+            return Ok(());
+        }
+        self.wait(ring, event, how, deadline, &mut ready)
+    }
+
+    /// [`wait_for`](Self::wait_for) once the ring was not ready at the
+    /// first look.
+    #[inline(never)]
+    fn wait(
+        &self,
+        ring: usize,
+        event: Event,
+        how: WaitCfg,
+        deadline: Deadline,
+        ready: &mut impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
+        if deadline == Deadline::Now {
+            return Err(Error::WouldBlock);
+        }
+        if how.wait != Wait::Block {
+            // A spinning peer usually answers within a few hundred ns:
+            // look a few times before paying for the clock.
+            for _ in 0..PRE_SPIN {
+                std::hint::spin_loop();
+                if ready()? {
+                    return Ok(());
+                }
+            }
+        }
+        let start = Instant::now();
+        let mut liveness = Liveness::from(start);
+        let spin_until = match how.wait {
+            Wait::Spin => None,
+            Wait::Adaptive => Some(start + how.spin),
+            Wait::Block => Some(start),
+        };
+        if self.spin(spin_until, &mut liveness, deadline, ready)? {
+            return Ok(());
+        }
+        self.block(ring, event, &mut liveness, deadline, ready)
+    }
+
+    /// Spins until `ready` (`Ok(true)`) or `until` (`Ok(false)`: go to
+    /// sleep), looking at the deadline and the peer now and then.
+    fn spin(
+        &self,
+        until: Option<Instant>,
+        liveness: &mut Liveness,
+        deadline: Deadline,
+        ready: &mut impl FnMut() -> Result<bool>,
+    ) -> Result<bool> {
+        let mut spins = 0u32;
+        loop {
+            if until.is_some_and(|t| Instant::now() >= t) {
+                return Ok(false);
+            }
+            std::hint::spin_loop();
+            if ready()? {
+                return Ok(true);
+            }
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_CHECK == 0 {
+                let now = Instant::now();
+                if deadline.expired() {
+                    return Err(deadline.elapsed_error());
+                }
+                if liveness.gone(self, now) {
+                    return last_look(ready).map(|()| true);
+                }
+            }
+        }
+    }
+
+    /// Sleeps in slices until `ready`, the deadline or the peer's death.
+    fn block(
+        &self,
+        ring: usize,
+        event: Event,
+        liveness: &mut Liveness,
+        deadline: Deadline,
+        ready: &mut impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
+        let (sleeping, seq, num) = self.words(ring, event);
+        loop {
+            let expected = seq.load(Ordering::Acquire);
+            sleeping.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if ready()? {
+                sleeping.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            let slice = match deadline.remaining() {
+                Some(Duration::ZERO) => {
+                    sleeping.store(0, Ordering::Relaxed);
+                    return Err(deadline.elapsed_error());
+                }
+                Some(left) => left.min(LIVENESS_INTERVAL),
+                None => LIVENESS_INTERVAL,
+            };
+            let slept = self.sleep(seq, expected, num, slice);
+            sleeping.store(0, Ordering::Relaxed);
+            if ready()? {
+                return Ok(());
+            }
+            if slept.is_err() || liveness.gone(self, Instant::now()) {
+                return last_look(ready);
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Signal::Semaphores(set) = std::mem::replace(&mut self.signal, Signal::Futex) else {
+            return;
+        };
+        // SAFETY: the mapping is live until the end of this drop.
+        let refs = unsafe { segment::refs(self.map.ptr()) };
+        // The side that closes last, or a survivor, removes the set (by
+        // dropping it); the first to close leaves it to the peer.
+        if refs.fetch_sub(1, Ordering::AcqRel) != 1 && !self.peer_gone() {
+            set.leave();
+        }
+    }
+}
