@@ -286,6 +286,13 @@ fn bad_clients(test: &'static str, ep: &str) {
         Reply::Quotient(2)
     );
     drop(client);
+    // The refused clients were counted by the listener (the server reads
+    // the count between accepts).
+    let waited = std::time::Instant::now();
+    while server.refused() < 1 && waited.elapsed() < OP {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(server.refused() >= 1, "refused = {}", server.refused());
 
     // Shutdown with a client connected: its next call fails with
     // Disconnected instead of hanging.
