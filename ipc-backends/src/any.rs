@@ -6,7 +6,7 @@
 //! (static, no `Box<dyn>`), and adding a transport breaks no user, since no
 //! one can match on the variants. Ask [`AnyChannel::scheme`] which one it is.
 //!
-//! Adding a backend is one line in [`with_backends!`], once its channel
+//! Adding a backend is one line in `with_backends!`, once its channel
 //! and halves implement [`LoanSender`] and [`InPlaceReceiver`]
 //! (`crate::loan`; a channel's loan must be its sender's, as a
 //! [`Duplex`](ipc_core::Duplex) gives).

@@ -1,7 +1,7 @@
 //! `fifo:PATH` — named FIFOs.
 //!
 //! The listener owns the rendezvous FIFO at `PATH`, which carries
-//! [connect requests](crate::conn::request) (16 bytes, under `PIPE_BUF`, so
+//! connect requests (`conn::request`: 16 bytes, under `PIPE_BUF`, so
 //! concurrent clients' writes never interleave). A client creates
 //! `PATH.PID.N.up` (client to server) and `PATH.PID.N.down` next to it,
 //! opens `down` for reading, sends a request, then opens `up` for writing

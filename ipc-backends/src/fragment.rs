@@ -231,7 +231,7 @@ pub trait UnitSource: Send + std::fmt::Debug {
 
 /// The two halves of one queue connection: messages go out through
 /// `sink` in units of at most `unit` bytes and come in from `source`. The
-/// halves share a [`Link`], so once the receiver has seen the peer gone,
+/// halves share a `Link`, so once the receiver has seen the peer gone,
 /// both return [`Error::Disconnected`].
 pub fn halves<S: UnitSink, R: UnitSource>(
     sink: S,

@@ -6,10 +6,10 @@
 //!   still ours: same device and inode).
 //! - A socket file left by a dead listener is reclaimed on `listen`; a live
 //!   one makes `listen` fail with [`Error::AddrInUse`]. Socket files are
-//!   recorded in the [`registry`](crate::registry) so `ipcx clean` can
+//!   recorded in the [`registry`] so `ipcx clean` can
 //!   remove those of killed listeners.
 //! - Peers are identified by `SO_PEERCRED` (kernel-verified) and checked by
-//!   [`authorize`](crate::conn::authorize): an abstract socket has no
+//!   `conn::authorize`: an abstract socket has no
 //!   permission bits, so without `allow_uid` it admits only this process's
 //!   own uid.
 

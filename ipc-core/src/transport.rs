@@ -12,17 +12,17 @@
 //!
 //! - **Messages, not bytes.** A message sent is received whole, with its
 //!   boundaries, from 0 bytes up to the connection's `max_message_size`.
-//!   Larger is refused before any byte moves ([`Error::MessageTooLarge`]); a
-//!   peer that announces a larger message is a [`Error::Protocol`] error,
+//!   Larger is refused before any byte moves ([`Error::MessageTooLarge`](crate::Error::MessageTooLarge)); a
+//!   peer that announces a larger message is a [`Error::Protocol`](crate::Error::Protocol) error,
 //!   never an allocation.
 //! - **Reliable and ordered** per direction: no loss, duplication,
 //!   reordering or corruption, under sustained load.
 //! - **Duplex.** A channel sends and receives; `split()` gives halves usable
 //!   from two threads. Dropping the sender half tells the peer's receiver
-//!   [`Error::Disconnected`] once it has read what was sent.
+//!   [`Error::Disconnected`](crate::Error::Disconnected) once it has read what was sent.
 //! - **Backpressure.** A full channel blocks `send`; `try_send` returns
-//!   [`Error::WouldBlock`], `send_timeout`/`recv_timeout` return
-//!   [`Error::Timeout`] at their deadline. Nothing is dropped silently: when
+//!   [`Error::WouldBlock`](crate::Error::WouldBlock), `send_timeout`/`recv_timeout` return
+//!   [`Error::Timeout`](crate::Error::Timeout) at their deadline. Nothing is dropped silently: when
 //!   any of these returns an error the message was not sent, and when it
 //!   returns `Ok` the message will be delivered while the peer lives.
 //! - **Many clients.** `listen` then `accept` serves any number of concurrent
@@ -32,23 +32,23 @@
 //!   refused client never delays another and never ends the listener; it
 //!   is logged (`tracing`) and counted ([`Listener::refused`]).
 //! - **Disconnected is final.** Once a channel has seen
-//!   [`Error::Disconnected`], every operation on it (and on both halves of
+//!   [`Error::Disconnected`](crate::Error::Disconnected), every operation on it (and on both halves of
 //!   it) returns `Disconnected`; a `send` never returns `Ok` once the peer
 //!   is known to be gone.
 //! - **No listener is an error at once.** Connecting where nothing listens
-//!   (or where the listener died) is [`Error::NoListener`] on every
+//!   (or where the listener died) is [`Error::NoListener`](crate::Error::NoListener) on every
 //!   transport, unless `wait_for_listener` asks to wait for one.
 //! - **Handshake.** Connecting exchanges a hello (protocol version, pid, uid,
 //!   max message size, the types each side sends and receives). A mismatch
 //!   fails the connect on both sides with an error naming both types.
 //! - **Peer death is an error, not a hang.** When the peer exits or is
-//!   killed, a blocked `send`/`recv` returns [`Error::Disconnected`] promptly.
+//!   killed, a blocked `send`/`recv` returns [`Error::Disconnected`](crate::Error::Disconnected) promptly.
 //! - **Nothing left behind** after a close or a crash, and a restart on the
 //!   same endpoint after `kill -9` works without manual cleanup.
 //! - **Private by default.** Objects are created `0600`, exclusively;
 //!   `mode=` widens, `allow_uid=` restricts peers.
 //! - **A hostile peer cannot break us.** Whatever it sends, the worst it gets
-//!   is a [`Error::Protocol`] disconnect: no panic, no unbounded allocation.
+//!   is a [`Error::Protocol`](crate::Error::Protocol) disconnect: no panic, no unbounded allocation.
 
 use std::time::{Duration, Instant};
 

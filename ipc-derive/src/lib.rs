@@ -4,10 +4,10 @@
 //! attributes and the fingerprint scheme are documented on
 //! `ipc_core::message::IpcMessage`.
 //!
-//! The derive is a pipeline, one file per stage: [`ast`] parses the input,
-//! [`attr`] reads the `#[ipc(...)]` and `#[repr(...)]` attributes, [`valid`]
-//! checks what the chosen encoding needs, [`expand`] writes the code. Every
-//! stage records its errors in a [`ctxt::Ctxt`] and goes on, so all mistakes
+//! The derive is a pipeline, one file per stage: `ast` parses the input,
+//! `attr` reads the `#[ipc(...)]` and `#[repr(...)]` attributes, `valid`
+//! checks what the chosen encoding needs, `expand` writes the code. Every
+//! stage records its errors in a `ctxt::Ctxt` and goes on, so all mistakes
 //! are reported together, each at its span.
 
 mod ast;

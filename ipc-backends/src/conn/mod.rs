@@ -1,18 +1,18 @@
 //! The connection layer: every step of a connection that is not how bytes
 //! move, written once and used by every transport.
 //!
-//! - [`handshake`]: the one handshake driver (hello both ways, check, verdict
-//!   both ways, conclude) over a transport's [`handshake::Wire`].
-//! - [`request`]: the 16-byte connect request of the kernel-object
+//! - `handshake`: the one handshake driver (hello both ways, check, verdict
+//!   both ways, conclude) over a transport's `handshake::Wire`.
+//! - `request`: the 16-byte connect request of the kernel-object
 //!   rendezvous (`fifo:`, `mq:`, `sysv-mq:`).
-//! - [`authorize`]: the one peer-credential policy.
-//! - [`fail`]: deadlines and errno mapped to the matchable errors
+//! - `authorize`: the one peer-credential policy.
+//! - `fail`: deadlines and errno mapped to the matchable errors
 //!   (`NoListener`, `ConnectTimeout`, `AddrInUse`).
-//! - [`accept`]: listeners whose handshakes run off the accept path, so
+//! - `accept`: listeners whose handshakes run off the accept path, so
 //!   `accept` returns established connections only.
-//! - [`dial`]: connect, waiting for a listener when `wait_for_listener`
+//! - `dial`: connect, waiting for a listener when `wait_for_listener`
 //!   asks for it.
-//! - [`link`]: once a channel has seen `Disconnected`, every operation on
+//! - `link`: once a channel has seen `Disconnected`, every operation on
 //!   it (both halves) returns `Disconnected`.
 //!
 //! A backend supplies only what is its own: how bytes move and how its

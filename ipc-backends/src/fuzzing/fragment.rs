@@ -19,7 +19,7 @@ const REMOVED: u8 = 0xfe;
 /// Input: a flags byte (bit 0: the peer was gone before the channel was
 /// made; bit 1: run the queue handshake first; bits 2-3: how to receive),
 /// this side's `max_message_size` as a `u16`, then units, each a length
-/// byte and that many bytes (or [`EMPTY`], [`REMOVED`]). After the last
+/// byte and that many bytes (or `EMPTY`, `REMOVED`). After the last
 /// unit the queue stays empty and the peer has exited.
 ///
 /// The receiver must deliver messages within the limit with buffers

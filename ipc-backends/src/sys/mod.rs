@@ -24,7 +24,7 @@
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
 //! Errors are mapped once, here: a failing call becomes
-//! [`Error::Io`](ipc_core::Error::Io) carrying the endpoint and the call's
+//! [`Error::Io`] carrying the endpoint and the call's
 //! name, through [`Context`].
 
 pub mod event;

@@ -86,7 +86,7 @@ impl Outcome {
         )
     }
 
-    /// Parses what [`Outcome::encode`] printed.
+    /// Parses what `Outcome::encode` printed.
     pub fn parse(s: &str) -> Option<Outcome> {
         let mut o = Outcome::default();
         for kv in s.split_whitespace() {
