@@ -6,11 +6,10 @@
 //! with the network instead.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
-use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Stop, next_socket};
+use crate::conn::accept::{Acceptor, Sockets};
 use crate::conn::{dial::dial, fail};
 use crate::stream::{self, StreamChannel};
 use crate::sys::socket;
@@ -27,32 +26,11 @@ fn establish(fd: OwnedFd, endpoint: &Endpoint, schema: &Schema) -> Result<Stream
     stream::establish(fd, endpoint, schema, deadline, |_| Ok(()))
 }
 
-/// The listening socket, owned by the accepting thread.
-struct Listening {
-    fd: OwnedFd,
-    stop: Stop,
-    ctx: Arc<(Endpoint, Schema)>,
-}
-
-impl Incoming for Listening {
-    type Channel = StreamChannel;
-
-    fn next(&mut self) -> Result<Next<StreamChannel>> {
-        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.ctx.0)?;
-        let ctx = self.ctx.clone();
-        Ok(Next::of(raw, |fd| {
-            Box::new(move || {
-                let endpoint = &ctx.0;
-                socket::set_nodelay(fd.as_fd())
-                    .map_err(|e| Error::io(format!("{endpoint}: setsockopt(TCP_NODELAY)"), e))?;
-                establish(fd, endpoint, &ctx.1)
-            })
-        }))
-    }
-
-    fn closer(&self) -> Closer {
-        self.stop.closer()
-    }
+/// Establishes an accepted connection on its handshake thread.
+fn serve(fd: OwnedFd, endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {
+    socket::set_nodelay(fd.as_fd())
+        .map_err(|e| Error::io(format!("{endpoint}: setsockopt(TCP_NODELAY)"), e))?;
+    establish(fd, endpoint, schema)
 }
 
 impl Transport for Tcp {
@@ -70,12 +48,9 @@ impl Transport for Tcp {
         let host = endpoint.address().rsplit_once(':').map_or("", |(h, _)| h);
         let port = local.rsplit_once(':').map_or("0", |(_, p)| p);
         let resolved = endpoint.with_address(format!("{host}:{port}"));
-        let listening = Listening {
-            fd,
-            stop: Stop::new(endpoint)?,
-            ctx: Arc::new((resolved.clone(), schema.clone())),
-        };
-        Acceptor::start(resolved, listening)
+        let (ep, schema) = (resolved.clone(), schema.clone());
+        let sockets = Sockets::new(fd, &resolved, move |fd| serve(fd, &ep, &schema))?;
+        Acceptor::start(resolved, sockets)
     }
 
     fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {

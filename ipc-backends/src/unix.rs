@@ -14,16 +14,15 @@
 //!   own uid.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport, endpoint::UnixAddress};
 
-use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Stop, next_socket};
+use crate::conn::accept::{Acceptor, Sockets};
 use crate::conn::authorize::{Object, authorize};
 use crate::conn::{dial::dial, fail};
 use crate::registry::{self, Record};
 use crate::stream::{self, StreamChannel};
-use crate::sys::socket::{self, FileId, ListenError, UnixName};
+use crate::sys::socket::{self, ListenError, UnixName};
 
 /// Registry kind of a socket file.
 const KIND: &str = "socket";
@@ -62,42 +61,6 @@ fn establish(fd: OwnedFd, endpoint: &Endpoint, schema: &Schema) -> Result<Stream
     Ok(ch)
 }
 
-/// The listening socket, owned by the accepting thread.
-struct Listening {
-    fd: OwnedFd,
-    stop: Stop,
-    endpoint: Arc<(Endpoint, Schema)>,
-    /// The socket file and its identity, for removal on drop.
-    file: Option<(String, FileId)>,
-}
-
-impl Incoming for Listening {
-    type Channel = StreamChannel;
-
-    fn next(&mut self) -> Result<Next<StreamChannel>> {
-        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.endpoint.0)?;
-        let ctx = self.endpoint.clone();
-        Ok(Next::of(raw, |fd| {
-            Box::new(move || establish(fd, &ctx.0, &ctx.1))
-        }))
-    }
-
-    fn closer(&self) -> Closer {
-        self.stop.closer()
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        if let Some((path, id)) = &self.file {
-            if socket::file_id(path) == Some(*id) {
-                let _ = std::fs::remove_file(path);
-            }
-            registry::unregister(KIND, path);
-        }
-    }
-}
-
 impl Transport for Unix {
     type Listener = UnixListener;
     type Channel = StreamChannel;
@@ -126,13 +89,18 @@ impl Transport for Unix {
             }
             UnixName::Abstract(_) => None,
         };
-        let listening = Listening {
-            fd,
-            stop: Stop::new(endpoint)?,
-            endpoint: Arc::new((endpoint.clone(), schema.clone())),
-            file,
-        };
-        Acceptor::start(endpoint.clone(), listening)
+        let (ep, schema) = (endpoint.clone(), schema.clone());
+        let sockets =
+            Sockets::new(fd, endpoint, move |fd| establish(fd, &ep, &schema))?.on_drop(move || {
+                // Remove the socket file only if it is still ours.
+                if let Some((path, id)) = file {
+                    if socket::file_id(&path) == Some(id) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    registry::unregister(KIND, &path);
+                }
+            });
+        Acceptor::start(endpoint.clone(), sockets)
     }
 
     fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<StreamChannel> {

@@ -337,6 +337,67 @@ pub(crate) fn next_socket(
     }
 }
 
+/// The rendezvous of a stream-socket listener (`unix:`, `tcp://`, the
+/// shared-memory socket): connections come from `accept4(2)`, and each is
+/// established by `establish` on its handshake thread. `on_drop` runs when
+/// the accepting thread ends (removing a socket file, say).
+pub(crate) struct Sockets<C> {
+    fd: std::os::fd::OwnedFd,
+    stop: Stop,
+    endpoint: Endpoint,
+    establish: Arc<dyn Fn(std::os::fd::OwnedFd) -> Result<C> + Send + Sync>,
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<C: Send + 'static> Sockets<C> {
+    /// Accepts on the listening socket `fd` of `endpoint`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] from `eventfd(2)`.
+    pub(crate) fn new(
+        fd: std::os::fd::OwnedFd,
+        endpoint: &Endpoint,
+        establish: impl Fn(std::os::fd::OwnedFd) -> Result<C> + Send + Sync + 'static,
+    ) -> Result<Sockets<C>> {
+        Ok(Sockets {
+            fd,
+            stop: Stop::new(endpoint)?,
+            endpoint: endpoint.clone(),
+            establish: Arc::new(establish),
+            on_drop: None,
+        })
+    }
+
+    /// Runs `f` once the listener is closed.
+    pub(crate) fn on_drop(mut self, f: impl FnOnce() + Send + 'static) -> Sockets<C> {
+        self.on_drop = Some(Box::new(f));
+        self
+    }
+}
+
+impl<C: Send + 'static> Incoming for Sockets<C> {
+    type Channel = C;
+
+    fn next(&mut self) -> Result<Next<C>> {
+        use std::os::fd::AsFd;
+        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.endpoint)?;
+        let establish = self.establish.clone();
+        Ok(Next::of(raw, |fd| Box::new(move || establish(fd))))
+    }
+
+    fn closer(&self) -> Closer {
+        self.stop.closer()
+    }
+}
+
+impl<C> Drop for Sockets<C> {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

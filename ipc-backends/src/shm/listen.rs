@@ -4,13 +4,12 @@
 //! `accept` returns established channels only.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Scheme};
 
 use super::channel::{self, ShmChannel, Side};
 use super::{check_scheme, handover, rendezvous, sysv, wire};
-use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Stop, next_socket};
+use crate::conn::accept::{Acceptor, Sockets};
 use crate::conn::fail;
 use crate::sys::process;
 use crate::sys::socket::{self, ListenError, UnixName};
@@ -23,28 +22,6 @@ struct Ctx {
     scheme: Scheme,
     endpoint: Endpoint,
     schema: Schema,
-}
-
-/// The listening socket, owned by the accepting thread; closed on drop,
-/// which frees the abstract name at once.
-struct Listening {
-    fd: OwnedFd,
-    stop: Stop,
-    ctx: Arc<Ctx>,
-}
-
-impl Incoming for Listening {
-    type Channel = ShmChannel;
-
-    fn next(&mut self) -> Result<Next<ShmChannel>> {
-        let raw = next_socket(self.fd.as_fd(), &self.stop, &self.ctx.endpoint)?;
-        let ctx = self.ctx.clone();
-        Ok(Next::of(raw, |conn| Box::new(move || serve(conn, &ctx))))
-    }
-
-    fn closer(&self) -> Closer {
-        self.stop.closer()
-    }
 }
 
 /// Binds the endpoint's rendezvous socket and starts accepting.
@@ -73,16 +50,15 @@ pub(super) fn bind(scheme: Scheme, endpoint: &Endpoint, schema: &Schema) -> Resu
             ListenError::Os(call, e) => Error::io(format!("{endpoint}: {call}(@{name})"), e),
         },
     )?;
-    let listening = Listening {
-        fd,
-        stop: Stop::new(endpoint)?,
-        ctx: Arc::new(Ctx {
-            scheme,
-            endpoint: endpoint.clone(),
-            schema: schema.clone(),
-        }),
+    // Closing the socket (when the accepting thread ends) frees the
+    // abstract name at once.
+    let ctx = Ctx {
+        scheme,
+        endpoint: endpoint.clone(),
+        schema: schema.clone(),
     };
-    Acceptor::start(endpoint.clone(), listening)
+    let sockets = Sockets::new(fd, endpoint, move |conn| serve(conn, &ctx))?;
+    Acceptor::start(endpoint.clone(), sockets)
 }
 
 /// Establishes one client's connection on the handshake thread: the
