@@ -268,13 +268,7 @@ pub struct FragmentSender<Q: UnitSink> {
 
 impl<Q: UnitSink> Sender for FragmentSender<Q> {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.link.check()?;
-        if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                size: msg.len(),
-                max: self.max,
-            });
-        }
+        self.link.admit(msg.len(), self.max)?;
         let mut first = true;
         for (head, hl, data) in split(msg, self.unit) {
             // The deadline bounds the wait for room for the first fragment;

@@ -215,13 +215,7 @@ impl StreamSender {
 
 impl ipc_core::Sender for StreamSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.link.check()?;
-        if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                size: msg.len(),
-                max: self.max,
-            });
-        }
+        self.link.admit(msg.len(), self.max)?;
         if !self.flush_pending(deadline)? {
             return Err(deadline.elapsed_error());
         }

@@ -30,6 +30,18 @@ impl Link {
         }
     }
 
+    /// Whether a message of `len` bytes may be sent on a connection whose
+    /// limit is `max`: `Disconnected` once the connection is gone,
+    /// `MessageTooLarge` above the limit (nothing is sent either way).
+    #[inline]
+    pub(crate) fn admit(&self, len: usize, max: usize) -> Result<()> {
+        self.check()?;
+        if len > max {
+            return Err(Error::MessageTooLarge { size: len, max });
+        }
+        Ok(())
+    }
+
     /// Passes `result` through, marking the connection gone when it is a
     /// disconnect (or a protocol error, after which it is unusable).
     #[inline]
