@@ -568,3 +568,37 @@ fn bench_peers_needs_the_feature() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features peers"), "{err}");
 }
+
+/// `ipcx -vv` logs what an operator asks about: the listener, a refused
+/// client with the reason, and an accepted one with its pid.
+#[test]
+fn verbose_logs_refusals_and_accepts() {
+    let reg = Registry::new();
+    let ep = endpoint_for("unix");
+    let endpoint: ipcx::Endpoint = ep.parse().unwrap();
+    let _file = RemoveOnDrop(endpoint.address().to_string());
+    let mut recv = ipcx(&reg);
+    recv.args(["-vv", "recv", &ep, "--count", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let g = Guard(recv.spawn().expect("spawn ipcx"));
+    let start = Instant::now();
+    while !std::path::Path::new(endpoint.address()).exists() {
+        assert!(start.elapsed() < WATCHDOG, "recv did not listen in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Another protocol version: refused in the handshake.
+    let old = ipcx::Schema::bytes().with_protocol_version(99);
+    assert!(ipcx::connect_with(&endpoint, &old).is_err());
+    let mut send = ipcx(&reg);
+    send.args(["send", &ep, "hello"]);
+    assert!(run(send, b"").status.success());
+    let out = wait(g);
+    assert!(out.status.success(), "recv: {out:?}");
+    assert_eq!(out.stdout, b"hello\n");
+    let log = String::from_utf8_lossy(&out.stderr);
+    for needle in ["listening", "protocol version", "handshake failed", "accepted"] {
+        assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
+    }
+}
