@@ -31,10 +31,16 @@
 //!   number of calls in flight, from several threads ([`Client`] is `Sync`)
 //!   or from one ([`Client::start`]). A reply that arrives after its call
 //!   timed out is dropped.
-//! - The server runs one thread per connection and answers a connection's
-//!   requests in order. A handler error, a handler panic, or a request that
-//!   does not decode is returned to that caller as [`Error::Remote`]; the
-//!   connection and the server carry on.
+//! - The server reads each connection on a thread of its own and handles
+//!   requests concurrently on a pool of handler threads — those of one
+//!   connection too — bounded by [`ServerOptions`] (64 at once overall, 16
+//!   per connection, by default); each reply goes back as soon as its
+//!   handler returns, so a slow request holds up no other. A caller's
+//!   deadline travels with its request: a request still waiting for a
+//!   handler when its caller has given up is dropped ([`Server::expired`]).
+//!   A handler error, a handler panic, or a request that does not decode
+//!   is returned to that caller as [`Error::Remote`]; the connection and
+//!   the server carry on.
 //! - A client that disappears ends only its connection; a client that fails
 //!   its handshake (other types, other protocol version) is refused and
 //!   counted ([`Server::refused`]); neither stops the server.
@@ -62,8 +68,9 @@ use ipc_core::{
 
 use crate::AnySender;
 
-/// Length of a request's envelope: the `u64` correlation id.
-pub const REQUEST_HEADER: usize = 8;
+/// Length of a request's envelope: the `u64` correlation id and the `u32`
+/// milliseconds the caller still waits (0: no deadline).
+pub const REQUEST_HEADER: usize = 12;
 /// Length of a reply's envelope: the `u64` id and a status byte.
 pub const REPLY_HEADER: usize = 9;
 /// Reply status: the payload is the encoded response.
@@ -81,7 +88,7 @@ fn envelope_tag(kind: &str, inner: TypeTag) -> TypeTag {
     TypeTag::new(
         format!("{kind}<{}>", inner.name),
         Fnv64::new()
-            .str("ipcx.rpc.v1")
+            .str("ipcx.rpc.v2")
             .str(kind)
             .u64(inner.fingerprint)
             .finish(),
@@ -306,6 +313,7 @@ impl<Req: IpcMessage, Resp: IpcMessage, S: Sender> Client<Req, Resp, S> {
         let Outgoing { sender, buf } = &mut *out;
         buf.clear();
         buf.extend_from_slice(&id.to_le_bytes());
+        buf.extend_from_slice(&budget_ms(deadline).to_le_bytes());
         match req.wire_bytes() {
             Some(bytes) => buf.extend_from_slice(bytes),
             None => req.encode(buf)?,
@@ -320,6 +328,15 @@ impl<Req: IpcMessage, Resp: IpcMessage, S: Sender> Client<Req, Resp, S> {
     /// What the handshake learned about the server.
     pub fn peer(&self) -> &PeerInfo {
         &self.peer
+    }
+}
+
+/// What a request tells the server of its deadline: the milliseconds left,
+/// rounded up, at least 1; 0 for none.
+fn budget_ms(deadline: Deadline) -> u32 {
+    match deadline.remaining() {
+        None => 0,
+        Some(left) => u32::try_from(left.as_millis().max(1).div_ceil(1)).unwrap_or(u32::MAX),
     }
 }
 
@@ -452,16 +469,136 @@ impl<Resp> Drop for Call<'_, Resp> {
 
 // ------------------------------------------------------------------ server
 
+/// How many requests a [`Server`] handles at once.
+///
+/// ```
+/// use ipcx::rpc::ServerOptions;
+/// let o = ServerOptions { max_in_flight: 128, ..ServerOptions::default() };
+/// assert_eq!(o.max_in_flight_per_connection, 16);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Requests handled at once over all connections: the most handler
+    /// threads the server runs. More wait in a queue. Default 64.
+    pub max_in_flight: usize,
+    /// Requests of one connection handled at once; beyond it the server
+    /// stops reading that connection (its client's sends then block).
+    /// Default 16.
+    pub max_in_flight_per_connection: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_in_flight: 64,
+            max_in_flight_per_connection: 16,
+        }
+    }
+}
+
 struct ServerState {
     stop: AtomicBool,
     refused: AtomicU64,
     accepted: AtomicU64,
+    expired: AtomicU64,
     connections: Mutex<Vec<JoinHandle<()>>>,
+    pool: Arc<Pool>,
+}
+
+/// One request to handle: run on a handler thread of the [`Pool`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The handler threads, started on demand up to `max`; they stay for the
+/// server's life.
+struct Pool {
+    max: usize,
+    queue: Mutex<PoolQueue>,
+    work: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct PoolQueue {
+    jobs: std::collections::VecDeque<Job>,
+    idle: usize,
+    started: usize,
+    stop: bool,
+}
+
+impl Pool {
+    fn new(max: usize) -> Pool {
+        Pool {
+            max: max.max(1),
+            queue: Mutex::new(PoolQueue::default()),
+            work: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues `job`, starting a handler thread when none is idle and the
+    /// bound allows. `Err(job)` when no thread could be started at all.
+    fn submit(self: &Arc<Self>, job: Job) -> std::result::Result<(), Job> {
+        let mut q = lock(&self.queue);
+        q.jobs.push_back(job);
+        // Idle threads that were woken but have not taken a job yet still
+        // count as idle: compare with the jobs waiting, not with zero.
+        if q.jobs.len() > q.idle && q.started < self.max {
+            let pool = Arc::clone(self);
+            match std::thread::Builder::new()
+                .name("ipcx-rpc-handler".into())
+                .spawn(move || pool.work_loop())
+            {
+                Ok(t) => {
+                    q.started += 1;
+                    lock(&self.threads).push(t);
+                }
+                Err(e) if q.started == 0 => {
+                    tracing::error!(%e, "rpc server: cannot start a handler thread");
+                    return Err(q.jobs.pop_back().expect("the job just queued"));
+                }
+                // The threads already running will take it.
+                Err(_) => {}
+            }
+        }
+        drop(q);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    fn work_loop(&self) {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                drop(q);
+                job();
+                q = lock(&self.queue);
+                continue;
+            }
+            if q.stop {
+                return;
+            }
+            q.idle += 1;
+            q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.idle -= 1;
+        }
+    }
+
+    /// Lets the threads finish the queued jobs, then joins them.
+    fn stop_and_join(&self) {
+        lock(&self.queue).stop = true;
+        self.work.notify_all();
+        for t in std::mem::take(&mut *lock(&self.threads)) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A running request–reply server; made by [`Server::serve`].
 ///
-/// Dropping it shuts it down, as [`shutdown`](Self::shutdown) does.
+/// Requests are handled concurrently — those of one connection too (up to
+/// [`ServerOptions`]) — and each reply goes back as soon as it is ready,
+/// matched by its correlation id. Dropping it shuts it down, as
+/// [`shutdown`](Self::shutdown) does.
 pub struct Server {
     state: Arc<ServerState>,
     endpoint: Endpoint,
@@ -478,7 +615,7 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Listens on `endpoint` and answers every client's requests with
-    /// `handler`, each connection on its own thread, until
+    /// `handler`, many at once ([`ServerOptions::default`]), until
     /// [`shutdown`](Self::shutdown).
     ///
     /// The handler's error (anything [`Display`]) goes back to the caller
@@ -494,7 +631,7 @@ impl Server {
         F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
     {
         let listener = crate::listen_with(endpoint, &server_schema::<Req, Resp>())?;
-        Server::from_listener(listener, handler)
+        Server::with_options(listener, ServerOptions::default(), handler)
     }
 
     /// As [`serve`](Self::serve), on a listener already made, of any
@@ -527,7 +664,47 @@ impl Server {
     /// # server.shutdown();
     /// # Ok(()) }
     /// ```
-    pub fn from_listener<L, Req, Resp, E, F>(mut listener: L, handler: F) -> Result<Server>
+    pub fn from_listener<L, Req, Resp, E, F>(listener: L, handler: F) -> Result<Server>
+    where
+        L: Listener + 'static,
+        L::Channel: 'static,
+        Req: IpcMessage + 'static,
+        Resp: IpcMessage + 'static,
+        E: Display,
+        F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
+    {
+        Server::with_options(listener, ServerOptions::default(), handler)
+    }
+
+    /// As [`from_listener`](Self::from_listener), with `options` bounding
+    /// how many requests are handled at once.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the accept thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipcx::rpc::{Server, ServerOptions, server_schema};
+    /// use ipcx::IpcMessage;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(IpcMessage, Serialize, Deserialize)]
+    /// struct Ping;
+    ///
+    /// # fn main() -> ipcx::Result<()> {
+    /// let endpoint = "unix:/tmp/pinger.sock".parse()?;
+    /// let listener = ipcx::listen_with(&endpoint, &server_schema::<Ping, Ping>())?;
+    /// let options = ServerOptions { max_in_flight: 8, max_in_flight_per_connection: 2 };
+    /// let server = Server::with_options(listener, options, |p: Ping| Ok::<_, String>(p))?;
+    /// # server.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn with_options<L, Req, Resp, E, F>(
+        mut listener: L,
+        options: ServerOptions,
+        handler: F,
+    ) -> Result<Server>
     where
         L: Listener + 'static,
         L::Channel: 'static,
@@ -541,9 +718,12 @@ impl Server {
             stop: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             connections: Mutex::new(Vec::new()),
+            pool: Arc::new(Pool::new(options.max_in_flight)),
         });
         let handler = Arc::new(handler);
+        let per_connection = options.max_in_flight_per_connection.max(1);
         let st = Arc::clone(&state);
         let acceptor = std::thread::Builder::new()
             .name("ipcx-rpc-accept".into())
@@ -557,7 +737,12 @@ impl Server {
                             let spawned = std::thread::Builder::new()
                                 .name("ipcx-rpc-conn".into())
                                 .spawn(move || {
-                                    serve_connection::<_, Req, Resp, E, F>(channel, &*h, &s)
+                                    serve_connection::<_, Req, Resp, E, F>(
+                                        channel,
+                                        &h,
+                                        &s,
+                                        per_connection,
+                                    )
                                 });
                             let mut conns = lock(&st.connections);
                             conns.retain(|c| !c.is_finished());
@@ -602,8 +787,14 @@ impl Server {
         self.state.refused.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting, closes every connection (after the request being
-    /// handled, if any, is answered) and waits for the server's threads.
+    /// How many requests were dropped unhandled because their caller's
+    /// deadline (`call_timeout`) had passed before a handler was free.
+    pub fn expired(&self) -> u64 {
+        self.state.expired.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every connection (after the requests being
+    /// handled are answered) and waits for the server's threads.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
@@ -617,6 +808,7 @@ impl Server {
         for c in conns {
             let _ = c.join();
         }
+        self.state.pool.stop_and_join();
     }
 }
 
@@ -626,83 +818,164 @@ impl Drop for Server {
     }
 }
 
-fn serve_connection<C, Req, Resp, E, F>(channel: C, handler: &F, state: &ServerState)
-where
+/// One connection's sending half and its requests in flight.
+struct Conn<S> {
+    tx: Mutex<S>,
+    in_flight: Mutex<usize>,
+    done: Condvar,
+    /// Set once a reply could not be sent: the client is gone.
+    gone: AtomicBool,
+}
+
+impl<S> Conn<S> {
+    /// Waits until fewer than `max` requests are in flight, then counts one.
+    fn enter(&self, max: usize) {
+        let mut n = lock(&self.in_flight);
+        while *n >= max {
+            n = self.done.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn leave(&self) {
+        *lock(&self.in_flight) -= 1;
+        self.done.notify_all();
+    }
+
+    /// Waits until every request in flight is answered.
+    fn drain(&self) {
+        let mut n = lock(&self.in_flight);
+        while *n > 0 {
+            n = self.done.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Reads one connection's requests and hands each to the pool; replies go
+/// back as their handlers finish. Ends when the client leaves or the server
+/// stops, once the requests in flight are answered.
+fn serve_connection<C, Req, Resp, E, F>(
+    channel: C,
+    handler: &Arc<F>,
+    state: &Arc<ServerState>,
+    per_connection: usize,
+) where
     C: Channel,
+    C::Sender: 'static,
+    Req: IpcMessage + 'static,
+    Resp: IpcMessage + 'static,
+    E: Display,
+    F: Fn(Req) -> std::result::Result<Resp, E> + Send + Sync + 'static,
+{
+    let (tx, mut rx) = channel.split();
+    let conn = Arc::new(Conn {
+        tx: Mutex::new(tx),
+        in_flight: Mutex::new(0),
+        done: Condvar::new(),
+        gone: AtomicBool::new(false),
+    });
+    let mut request = Vec::new();
+    while !state.stop.load(Ordering::Acquire) && !conn.gone.load(Ordering::Acquire) {
+        match rx.recv_until(&mut request, Deadline::after(POLL)) {
+            Ok(()) => {}
+            Err(Error::Timeout | Error::WouldBlock) => continue,
+            // The client left (or broke the framing): this connection ends.
+            Err(_) => break,
+        }
+        if request.len() < REQUEST_HEADER {
+            // No id to answer to: the client does not speak the envelope.
+            break;
+        }
+        let received = std::time::Instant::now();
+        conn.enter(per_connection);
+        let (conn2, h, st) = (Arc::clone(&conn), Arc::clone(handler), Arc::clone(state));
+        let req = std::mem::take(&mut request);
+        let job: Job = Box::new(move || {
+            let budget = u32::from_le_bytes(req[8..12].try_into().unwrap_or_default());
+            if budget != 0 && received.elapsed() > Duration::from_millis(budget.into()) {
+                // Nobody waits for this reply any more.
+                st.expired.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let reply = answer::<Req, Resp, E, F>(&req, &*h);
+                if send_reply(&mut *lock(&conn2.tx), reply).is_err() {
+                    conn2.gone.store(true, Ordering::Release);
+                }
+            }
+            conn2.leave();
+        });
+        if state.pool.submit(job).is_err() {
+            // No handler thread at all: this connection cannot be served.
+            conn.leave();
+            break;
+        }
+    }
+    conn.drain();
+}
+
+/// Sends a reply; one too large for the connection is replaced by a
+/// HANDLER ERROR saying so.
+fn send_reply<S: Sender>(tx: &mut S, mut reply: Vec<u8>) -> Result<()> {
+    match tx.send(&reply) {
+        Err(Error::MessageTooLarge { size, max }) => {
+            reply.truncate(8);
+            reply.push(STATUS_HANDLER_ERROR);
+            reply.extend_from_slice(
+                format!(
+                    "the reply of {size} bytes exceeds max_message_size {max}; raise max_message_size on both endpoints"
+                )
+                .as_bytes(),
+            );
+            tx.send(&reply)
+        }
+        other => other,
+    }
+}
+
+/// The reply to one request: its id, a status and the payload.
+fn answer<Req, Resp, E, F>(request: &[u8], handler: &F) -> Vec<u8>
+where
     Req: IpcMessage,
     Resp: IpcMessage,
     E: Display,
     F: Fn(Req) -> std::result::Result<Resp, E>,
 {
-    let (mut tx, mut rx) = channel.split();
-    let mut request = Vec::new();
-    let mut reply = Vec::new();
-    while !state.stop.load(Ordering::Acquire) {
-        match rx.recv_until(&mut request, Deadline::after(POLL)) {
-            Ok(()) => {}
-            Err(Error::Timeout | Error::WouldBlock) => continue,
-            // The client left (or broke the framing): this connection ends.
-            Err(_) => return,
-        }
-        if request.len() < REQUEST_HEADER {
-            // No id to answer to: the client does not speak the envelope.
-            return;
-        }
-        reply.clear();
-        reply.extend_from_slice(&request[..REQUEST_HEADER]);
-        match Req::decode(&request[REQUEST_HEADER..]) {
-            Err(e) => {
-                reply.push(STATUS_BAD_REQUEST);
-                reply.extend_from_slice(e.to_string().as_bytes());
-            }
-            Ok(req) => match catch_unwind(AssertUnwindSafe(|| handler(req))) {
-                Ok(Ok(resp)) => {
-                    reply.push(STATUS_OK);
-                    let encoded = match resp.wire_bytes() {
-                        Some(bytes) => {
-                            reply.extend_from_slice(bytes);
-                            Ok(())
-                        }
-                        None => resp.encode(&mut reply),
-                    };
-                    if let Err(e) = encoded {
-                        reply.truncate(REQUEST_HEADER);
-                        reply.push(STATUS_HANDLER_ERROR);
-                        reply.extend_from_slice(e.to_string().as_bytes());
+    let mut reply = Vec::with_capacity(64);
+    reply.extend_from_slice(&request[..8]);
+    let fail = |reply: &mut Vec<u8>, status: u8, text: &str| {
+        reply.truncate(8);
+        reply.push(status);
+        reply.extend_from_slice(text.as_bytes());
+    };
+    match Req::decode(&request[REQUEST_HEADER..]) {
+        Err(e) => fail(&mut reply, STATUS_BAD_REQUEST, &e.to_string()),
+        Ok(req) => match catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(Ok(resp)) => {
+                reply.push(STATUS_OK);
+                let encoded = match resp.wire_bytes() {
+                    Some(bytes) => {
+                        reply.extend_from_slice(bytes);
+                        Ok(())
                     }
+                    None => resp.encode(&mut reply),
+                };
+                if let Err(e) = encoded {
+                    fail(&mut reply, STATUS_HANDLER_ERROR, &e.to_string());
                 }
-                Ok(Err(e)) => {
-                    reply.push(STATUS_HANDLER_ERROR);
-                    reply.extend_from_slice(e.to_string().as_bytes());
-                }
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a non-string payload".into());
-                    reply.push(STATUS_HANDLER_ERROR);
-                    reply.extend_from_slice(format!("the handler panicked: {what}").as_bytes());
-                }
-            },
-        }
-        let sent = match tx.send(&reply) {
-            Err(Error::MessageTooLarge { size, max }) => {
-                reply.truncate(REQUEST_HEADER);
-                reply.push(STATUS_HANDLER_ERROR);
-                reply.extend_from_slice(
-                    format!(
-                        "the reply of {size} bytes exceeds max_message_size {max}; raise max_message_size on both endpoints"
-                    )
-                    .as_bytes(),
-                );
-                tx.send(&reply)
             }
-            other => other,
-        };
-        if sent.is_err() {
-            // The client is gone; the server carries on without it.
-            return;
-        }
+            Ok(Err(e)) => fail(&mut reply, STATUS_HANDLER_ERROR, &e.to_string()),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".into());
+                fail(
+                    &mut reply,
+                    STATUS_HANDLER_ERROR,
+                    &format!("the handler panicked: {what}"),
+                );
+            }
+        },
     }
+    reply
 }

@@ -598,7 +598,12 @@ fn verbose_logs_refusals_and_accepts() {
     assert!(out.status.success(), "recv: {out:?}");
     assert_eq!(out.stdout, b"hello\n");
     let log = String::from_utf8_lossy(&out.stderr);
-    for needle in ["listening", "protocol version", "handshake failed", "accepted"] {
+    for needle in [
+        "listening",
+        "protocol version",
+        "handshake failed",
+        "accepted",
+    ] {
         assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
     }
 }

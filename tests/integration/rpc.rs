@@ -44,7 +44,7 @@ pub struct Other {
 
 macro_rules! rpc {
     ($transport:ident => $endpoint:expr) => {
-        matrix!(rpc, $transport => $endpoint; many_clients handler_error bad_clients);
+        matrix!(rpc, $transport => $endpoint; many_clients handler_error bad_clients concurrent_requests);
     };
 }
 
@@ -184,6 +184,29 @@ fn run_role() {
                 other => report(format!("unexpected={other:?}")),
             }
         }
+        // On one connection: a request that blocks in the handler, then
+        // one that does not, whose reply must come first; then 7 more
+        // blocking ones, in flight together.
+        "overlap" => {
+            let client = Client::<Request, Reply>::connect(&ep).expect("connect");
+            let blocked = client.start(&Request::Block).expect("start");
+            match client.call_timeout(&Request::Div { a: 8, b: 2 }, Duration::from_secs(30)) {
+                Ok(Reply::Quotient(4)) => report("div-first"),
+                other => report(format!("div={other:?}")),
+            }
+            let more: Vec<_> = (0..7)
+                .map(|_| client.start(&Request::Block).expect("start"))
+                .collect();
+            report("started");
+            util::await_parent();
+            let mut released = 0;
+            for call in std::iter::once(blocked).chain(more) {
+                if matches!(call.wait_timeout(OP), Ok(Reply::Released)) {
+                    released += 1;
+                }
+            }
+            report(format!("released={released}"));
+        }
         other => panic!("unknown peer role {other:?}"),
     }
 }
@@ -216,6 +239,33 @@ fn many_clients(test: &'static str, ep: &str) {
     // The clients exited right after dropping their `Client`s: what their
     // connections owned is gone all the same.
     crate::util::assert_nothing_left(&at, &pids, "after the clients exited");
+}
+
+/// The requests of one connection are handled concurrently: a fast request
+/// sent after a blocked one is answered first, and eight blocked requests
+/// of one client are all inside the handler at once (a server that handled
+/// a connection's requests in order would have one there, and the fast
+/// request would wait behind it).
+fn concurrent_requests(test: &'static str, ep: &str) {
+    let gate = Arc::new(Gate::default());
+    let server = server(ep, Arc::clone(&gate));
+    let mut peer = Peer::spawn(test, "overlap", &server.endpoint().to_string(), "");
+    assert_eq!(peer.expect_line(), "div-first");
+    assert_eq!(peer.expect_line(), "started");
+    let waited = std::time::Instant::now();
+    while gate.entered.load(Ordering::SeqCst) < 8 && waited.elapsed() < OP {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        gate.entered.load(Ordering::SeqCst),
+        8,
+        "blocked requests of one connection inside the handler at once"
+    );
+    gate.release();
+    peer.tell("go");
+    assert_eq!(peer.expect_value("released"), "8");
+    peer.expect_success();
+    server.shutdown();
 }
 
 /// A handler's error reaches that caller as `Error::Remote` with its text,
