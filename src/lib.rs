@@ -43,6 +43,28 @@ pub use ipc_core::{self as core, *};
 /// # Errors
 /// [`Error::Unsupported`] for a scheme this build lacks; the transport's
 /// errors (name in use, permissions, kernel limits).
+///
+/// # Examples
+///
+/// An echo server and a client (here a thread; usually another process):
+///
+/// ```
+/// use ipcx::{Endpoint, Listener, Receiver, Sender};
+/// # fn main() -> ipcx::Result<()> {
+/// let endpoint: Endpoint = format!("unix:@ipcx-doc-echo-{}", std::process::id()).parse()?;
+/// let mut listener = ipcx::listen(&endpoint)?;
+/// let client = std::thread::spawn(move || -> ipcx::Result<Vec<u8>> {
+///     let mut ch = ipcx::connect(&endpoint)?;
+///     ch.send(b"ping")?;
+///     ch.recv()
+/// });
+/// // Established clients only: one that fails its handshake never shows here.
+/// let mut conn = listener.accept()?;
+/// let msg = conn.recv()?;
+/// conn.send(&msg)?;
+/// assert_eq!(client.join().unwrap()?, b"ping");
+/// # Ok(()) }
+/// ```
 pub fn listen(endpoint: &Endpoint) -> Result<AnyListener> {
     ipc_backends::listen(endpoint, &Schema::bytes())
 }
@@ -52,6 +74,22 @@ pub fn listen(endpoint: &Endpoint) -> Result<AnyListener> {
 /// # Errors
 /// [`Error::Unsupported`] for a scheme this build lacks; the transport's
 /// errors (nothing listening, handshake refused).
+///
+/// # Examples
+///
+/// Where nothing listens the error says so at once, on every transport;
+/// `wait_for_listener` waits for a listener that is still starting:
+///
+/// ```
+/// use ipcx::{Endpoint, Error};
+/// # fn main() -> ipcx::Result<()> {
+/// let nobody: Endpoint = format!("unix:@ipcx-doc-nobody-{}", std::process::id()).parse()?;
+/// assert!(matches!(ipcx::connect(&nobody), Err(Error::NoListener { .. })));
+///
+/// let patient: Endpoint = format!("{nobody}?wait_for_listener=20ms").parse()?;
+/// assert!(matches!(ipcx::connect(&patient), Err(Error::NoListener { .. })));
+/// # Ok(()) }
+/// ```
 pub fn connect(endpoint: &Endpoint) -> Result<AnyChannel> {
     ipc_backends::connect(endpoint, &Schema::bytes())
 }

@@ -18,6 +18,30 @@ pub const ENDPOINT_VAR: &str = "IPCX_ENDPOINT";
 /// # Errors
 /// Spawn failures ([`Error::Io`]), and the transport's listen, accept and
 /// handshake errors (bounded by `connect_timeout`).
+///
+/// # Examples
+///
+/// The parent starts a worker over a pipe pair; the worker (the same or
+/// another program) calls [`connect_parent`]:
+///
+/// ```no_run
+/// use ipcx::{Receiver, Sender};
+/// # fn main() -> ipcx::Result<()> {
+/// if std::env::var_os(ipcx::ENDPOINT_VAR).is_some() {
+///     // In the child.
+///     let mut parent = ipcx::connect_parent()?;
+///     let job = parent.recv()?;
+///     parent.send(&job)?;
+///     return Ok(());
+/// }
+/// let me = std::env::current_exe().expect("this program");
+/// let (mut child, mut ch) = ipcx::spawn(std::process::Command::new(me), &"pipe:".parse()?)?;
+/// ch.send(b"job 1")?;
+/// assert_eq!(ch.recv()?, b"job 1");
+/// drop(ch);
+/// child.wait().expect("the child exits");
+/// # Ok(()) }
+/// ```
 pub fn spawn(command: Command, endpoint: &Endpoint) -> Result<(Child, AnyChannel)> {
     spawn_with(command, endpoint, &Schema::bytes())
 }

@@ -108,6 +108,25 @@ pub const MAX_POSIX_NAME: usize = 200;
 pub const MAX_UNIX_PATH: usize = 107;
 
 /// A parsed endpoint: scheme, address and options.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_core::{Endpoint, Scheme};
+///
+/// let e: Endpoint = "mq:/orders?capacity=8&connect_timeout=2s".parse().unwrap();
+/// assert_eq!(e.scheme(), Scheme::Mq);
+/// assert_eq!(e.address(), "/orders");
+/// assert_eq!(e.options().capacity, Some(8));
+/// assert_eq!(e.options().connect_timeout, Duration::from_secs(2));
+/// // Display is canonical and parses back to the same endpoint.
+/// assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e);
+///
+/// // A mistake names the part, what is allowed and a corrected example.
+/// let err = "mq:/orders?capacity=lots".parse::<Endpoint>().unwrap_err();
+/// assert!(err.to_string().contains("capacity"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     scheme: Scheme,

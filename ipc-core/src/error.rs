@@ -41,6 +41,36 @@ pub enum Direction {
 }
 
 /// Everything that can go wrong in ipcx.
+///
+/// # Examples
+///
+/// Acting on the variants a caller can do something about:
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_core::{Error, Receiver};
+///
+/// fn next_order<R: Receiver>(rx: &mut R) -> Result<Option<Vec<u8>>, Error> {
+///     match rx.recv_timeout(Duration::from_millis(100)) {
+///         Ok(msg) => Ok(Some(msg)),
+///         // Nothing yet: come back later.
+///         Err(Error::Timeout) => Ok(None),
+///         // The peer is gone for good; so is this channel.
+///         Err(Error::Disconnected) => Ok(None),
+///         // A lying peer, a full disk, …: give up on this one.
+///         Err(e) => Err(e),
+///     }
+/// }
+/// # let _ = next_order::<ipc_core::Duplex<Never, Never>>;
+/// # #[derive(Debug)] struct Never;
+/// # impl ipc_core::Sender for Never {
+/// #     fn send_until(&mut self, _: &[u8], _: ipc_core::Deadline) -> ipc_core::Result<()> { Ok(()) }
+/// #     fn max_message_size(&self) -> usize { 0 }
+/// # }
+/// # impl Receiver for Never {
+/// #     fn recv_until(&mut self, _: &mut Vec<u8>, d: ipc_core::Deadline) -> ipc_core::Result<()> { Err(d.elapsed_error()) }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
