@@ -218,7 +218,9 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     }
 
     /// A consistent copy of the value, taken without the lock: never
-    /// blocks a writer, retries while one is writing.
+    /// blocks a writer, retries while one is writing. (So a thread that
+    /// holds the region's guard must read through the guard: `read` would
+    /// wait for its own write to end.)
     ///
     /// # Errors
     /// [`Error::OwnerDied`] when a writer died in the middle of a write and
