@@ -18,6 +18,10 @@
 //! Typed channels ([`typed`]: `connect_typed::<Out, In>`,
 //! `listen_typed::<Out, In>`) send `#[derive(IpcMessage)]` types and refuse
 //! peers with other types at connect; [`rpc`] builds request–reply on top.
+//!
+//! Beside channels: [`sync`] (named semaphores on `sem:`/`sysv-sem:`,
+//! robust cross-process mutexes) and [`shared`] (`Region<T>`: a zero-copy
+//! value in a named segment, written under a lock, read by seqlock).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -36,6 +40,7 @@ pub use typed::{
 pub use ipc_backends::{
     self as backends, AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender,
 };
+pub use ipc_backends::{shared, sync};
 pub use ipc_core::{self as core, *};
 
 /// Listens on `endpoint` for raw byte channels.

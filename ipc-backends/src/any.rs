@@ -323,6 +323,14 @@ macro_rules! define_any {
 with_backends!(define_any);
 
 fn unsupported(scheme: Scheme) -> Error {
+    if !scheme.is_channel() {
+        return Error::Unsupported {
+            scheme,
+            reason: format!(
+                "{scheme}: names a semaphore, not a channel; open it with ipcx::sync::Semaphore::create or ::open"
+            ),
+        };
+    }
     let have: Vec<&str> = SUPPORTED.iter().map(|s| s.as_str()).collect();
     Error::Unsupported {
         scheme,

@@ -5,7 +5,9 @@
 //! [`InPlaceReceiver`]: natively on shared memory, with one copy
 //! elsewhere); [`any`] chooses among them at run time from an
 //! [`Endpoint`](ipc_core::Endpoint).
-//! Every system call lives under [`sys`].
+//! Every system call lives under [`sys`]. Beside the channels: [`sync`]
+//! (named semaphores, robust mutexes) and [`shared`] (a zero-copy value in
+//! a named segment, read by seqlock).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
@@ -19,8 +21,10 @@ pub mod mq;
 pub mod pipe;
 mod queue;
 pub mod registry;
+pub mod shared;
 pub mod shm;
 pub mod stream;
+pub mod sync;
 pub mod sys;
 pub mod sysv_mq;
 pub mod tcp;

@@ -226,6 +226,20 @@ pub enum Error {
         /// What is in the way, when the owner is not known.
         detail: String,
     },
+    /// A process died holding a shared lock or in the middle of a write
+    /// to shared state (`ipcx::sync`, `ipcx::shared`), and nobody has
+    /// repaired it since: `lock()` it, which reports the death and lets
+    /// the caller repair the state.
+    #[error(
+        "{object}: {}died in the middle of a write; lock() it to repair the state",
+        match pid { Some(pid) => format!("process {pid} "), None => "its last writer ".into() }
+    )]
+    OwnerDied {
+        /// The endpoint of the lock or region.
+        object: String,
+        /// The process that died, when known.
+        pid: Option<u32>,
+    },
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {

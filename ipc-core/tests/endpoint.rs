@@ -201,7 +201,9 @@ fn wait_for_listener_applies_to_every_scheme_that_connects() {
     assert_eq!(ok("unix:/x").wait_for_listener(), Duration::ZERO);
     for scheme in Scheme::ALL {
         let s = format!("{}?wait_for_listener=10s", scheme.example());
-        if scheme == Scheme::Pipe {
+        if !scheme.is_channel() {
+            refused(&s, &["wait_for_listener does not apply to"]);
+        } else if scheme == Scheme::Pipe {
             refused(&s, &["wait_for_listener does not apply to pipe"]);
             let o = Options {
                 wait_for_listener: Duration::from_secs(1),
@@ -329,4 +331,36 @@ fn an_address_with_a_question_mark_is_refused() {
     }
     let e = Endpoint::new(Scheme::Fifo, "/tmp/a", Options::default()).unwrap();
     assert_eq!(e.to_string().parse::<Endpoint>(), Ok(e));
+}
+
+#[test]
+fn semaphore_endpoints_take_a_name_or_path_and_only_mode() {
+    let e = ok("sem:/orders?mode=0660");
+    assert_eq!(e.scheme(), Scheme::Sem);
+    assert!(!e.scheme().is_channel());
+    assert_eq!(e.to_string(), "sem:/orders?mode=0660");
+    let e = ok("sysv-sem:/var/run/orders");
+    assert_eq!(e.scheme(), Scheme::SysvSem);
+    assert_eq!(e.to_string(), "sysv-sem:/var/run/orders");
+    assert!(ok("sysv-sem:rel/orders").address().starts_with('/'));
+    refused("sem:orders", &["start with '/'"]);
+    refused("sem:/a/b", &["without '/'"]);
+    refused("sysv-sem:/tmp/", &["file path"]);
+    for opt in [
+        "capacity=8",
+        "max_message_size=64",
+        "connect_timeout=1s",
+        "allow_uid=0",
+        "wait=spin",
+    ] {
+        let name = opt.split('=').next().unwrap();
+        refused(
+            &format!("sem:/x?{opt}"),
+            &[&format!("{name} does not apply to sem:")],
+        );
+        refused(
+            &format!("sysv-sem:/x?{opt}"),
+            &[&format!("{name} does not apply to sysv-sem:")],
+        );
+    }
 }

@@ -20,6 +20,11 @@
 //! - [`sysv_msg`]: System V message queues as handles that remove what they
 //!   own (not pollable; removal wakes blocked callers).
 //! - [`limits`]: kernel limits read from `/proc`.
+//! - [`sem`]: POSIX named semaphores; [`sysv_sem`]: System V semaphores
+//!   found by `ftok` key, with `SEM_UNDO`.
+//! - [`named_shm`]: named segments that persist (POSIX by name, System V
+//!   by key); [`robust_mutex`]: a robust process-shared pthread mutex in
+//!   one; [`clock`]: `CLOCK_REALTIME` deadlines for the timed waits.
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
@@ -27,17 +32,22 @@
 //! [`Error::Io`] carrying the endpoint and the call's
 //! name, through [`Context`].
 
+pub mod clock;
 pub mod event;
 pub mod fd;
 pub mod futex;
 pub mod limits;
 pub mod mqueue;
+pub mod named_shm;
 pub mod pipe;
 pub mod process;
+pub mod robust_mutex;
 pub mod scm;
+pub mod sem;
 pub mod shm;
 pub mod socket;
 pub mod sysv_msg;
+pub mod sysv_sem;
 pub mod sysv_shm;
 
 use ipc_core::{Error, Result};

@@ -28,9 +28,9 @@ pub(super) fn resolve_and_validate(
 /// abstract socket name or a host).
 fn is_file_path(scheme: Scheme, address: &str) -> bool {
     match scheme {
-        Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm => true,
+        Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm | Scheme::SysvSem => true,
         Scheme::Unix => !address.starts_with('@'),
-        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Tcp => false,
+        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Sem | Scheme::Tcp => false,
     }
 }
 
@@ -110,7 +110,7 @@ pub(super) fn validate_address(
                 );
             }
         }
-        Scheme::Mq | Scheme::Shm => {
+        Scheme::Mq | Scheme::Shm | Scheme::Sem => {
             let Some(name) = address.strip_prefix('/') else {
                 return bad(
                     format!("{scheme} names start with '/', found {address:?}"),
@@ -136,7 +136,7 @@ pub(super) fn validate_address(
             }
             check_name_chars(input, scheme, name)?;
         }
-        Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm => {
+        Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm | Scheme::SysvSem => {
             if address.is_empty() || names_directory(address) {
                 return bad(
                     format!("{scheme} needs a file path (not a directory), found {address:?}"),

@@ -253,6 +253,14 @@ pub(super) fn validate_options(
         Ok(())
     };
     check(OptionKey::Mode, o.mode != d.mode)?;
+    check(
+        OptionKey::MaxMessageSize,
+        o.max_message_size != d.max_message_size,
+    )?;
+    check(
+        OptionKey::ConnectTimeout,
+        o.connect_timeout != d.connect_timeout,
+    )?;
     check(OptionKey::AllowUid, !o.allow_uid.is_empty())?;
     check(OptionKey::WaitForListener, !o.wait_for_listener.is_zero())?;
     check(OptionKey::Capacity, o.capacity.is_some())?;

@@ -23,11 +23,16 @@ pub enum Scheme {
     Unix,
     /// `tcp://` — TCP.
     Tcp,
+    /// `sem:` — a POSIX named semaphore (`ipcx::sync`), not a channel.
+    Sem,
+    /// `sysv-sem:` — a System V semaphore set, key from `ftok(path)`
+    /// (`ipcx::sync`), not a channel.
+    SysvSem,
 }
 
 impl Scheme {
     /// Every scheme, in the order of the endpoint table.
-    pub const ALL: [Scheme; 8] = [
+    pub const ALL: [Scheme; 10] = [
         Scheme::Pipe,
         Scheme::Fifo,
         Scheme::Mq,
@@ -36,6 +41,8 @@ impl Scheme {
         Scheme::SysvShm,
         Scheme::Unix,
         Scheme::Tcp,
+        Scheme::Sem,
+        Scheme::SysvSem,
     ];
 
     /// The scheme as written in an endpoint string (`"sysv-mq"`).
@@ -49,6 +56,8 @@ impl Scheme {
             Scheme::SysvShm => "sysv-shm",
             Scheme::Unix => "unix",
             Scheme::Tcp => "tcp",
+            Scheme::Sem => "sem",
+            Scheme::SysvSem => "sysv-sem",
         }
     }
 
@@ -67,11 +76,24 @@ impl Scheme {
             Scheme::SysvShm => "sysv-shm:/var/run/orders",
             Scheme::Unix => "unix:/run/orders.sock",
             Scheme::Tcp => "tcp://127.0.0.1:7000",
+            Scheme::Sem => "sem:/orders",
+            Scheme::SysvSem => "sysv-sem:/var/run/orders",
         }
+    }
+
+    /// Whether the scheme names a channel transport (`listen`/`connect`).
+    /// `sem:` and `sysv-sem:` name semaphores, opened with `ipcx::sync`.
+    pub fn is_channel(self) -> bool {
+        !matches!(self, Scheme::Sem | Scheme::SysvSem)
     }
 
     pub(super) fn allows(self, key: OptionKey) -> bool {
         use OptionKey::*;
+        if !self.is_channel() {
+            // A semaphore has permission bits and nothing else; its initial
+            // value is given in code, to `create`.
+            return key == Mode;
+        }
         match key {
             MaxMessageSize | ConnectTimeout => true,
             Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp),
@@ -91,7 +113,7 @@ impl fmt::Display for Scheme {
     }
 }
 
-pub(super) const ALLOWED_SCHEMES: &str = "pipe:, fifo:PATH, mq:/NAME, sysv-mq:PATH, shm:/NAME, sysv-shm:PATH, unix:PATH, unix:@NAME, tcp://HOST:PORT";
+pub(super) const ALLOWED_SCHEMES: &str = "pipe:, fifo:PATH, mq:/NAME, sysv-mq:PATH, shm:/NAME, sysv-shm:PATH, unix:PATH, unix:@NAME, tcp://HOST:PORT, sem:/NAME, sysv-sem:PATH";
 
 pub(super) fn suggest_scheme(s: &str) -> String {
     let lower = s.to_ascii_lowercase().replace('_', "-");
@@ -101,6 +123,8 @@ pub(super) fn suggest_scheme(s: &str) -> String {
         "sysvmq" | "msg" | "msgq" => Scheme::SysvMq,
         "shmem" | "memory" | "posix-shm" => Scheme::Shm,
         "sysvshm" => Scheme::SysvShm,
+        "semaphore" | "posix-sem" => Scheme::Sem,
+        "sysvsem" | "semaphores" => Scheme::SysvSem,
         "fifo-pipe" | "named-pipe" => Scheme::Fifo,
         "tcp4" | "tcp6" | "http" => Scheme::Tcp,
         other => Scheme::from_name(other).unwrap_or(Scheme::Unix),

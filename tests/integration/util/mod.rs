@@ -356,7 +356,7 @@ pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
                 found.push(addr.to_string());
             }
         }
-        Scheme::Mq | Scheme::Shm | Scheme::SysvShm => {}
+        Scheme::Mq | Scheme::Shm | Scheme::SysvShm | Scheme::Sem | Scheme::SysvSem => {}
     }
     // Every transport: nothing of ours in /dev/shm or /dev/mqueue.
     if endpoint.scheme() == Scheme::Mq {

@@ -1,0 +1,184 @@
+//! System V semaphores found by key ([ftok(3)], [semget(2)], [semop(2)]):
+//! [`KeyedSem`], one semaphore in a set of one, whose waits carry
+//! `SEM_UNDO`.
+//!
+//! Unlike the private sets of [`sysv_shm`](super::sysv_shm), these are
+//! named objects: they live until [removed](KeyedSem::remove), so the
+//! handle removes nothing on drop (and has nothing to close).
+//!
+//! [ftok(3)]: https://man7.org/linux/man-pages/man3/ftok.3.html
+//! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
+//! [semop(2)]: https://man7.org/linux/man-pages/man2/semop.2.html
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+/// The System V key of `path` and `proj` ([ftok(3)]); the file must exist.
+///
+/// [ftok(3)]: https://man7.org/linux/man-pages/man3/ftok.3.html
+///
+/// # Errors
+/// `ENOENT` when the file does not exist.
+pub fn key(path: &str, proj: u8) -> nix::Result<libc::key_t> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c` is a valid C string; ftok stats the file and returns a
+    // key or -1.
+    Errno::result(unsafe { libc::ftok(c.as_ptr(), libc::c_int::from(proj)) })
+}
+
+/// One System V semaphore, found by key. Not `Clone`. Waits carry
+/// `SEM_UNDO`: when the process exits, however it exits, the kernel gives
+/// back the units it took and has not posted back (posts that return a
+/// held unit carry `SEM_UNDO` too, to cancel the record).
+#[derive(Debug)]
+pub struct KeyedSem {
+    id: i32,
+}
+
+impl KeyedSem {
+    /// Creates the set of `key` exclusively with `mode` and sets its value
+    /// to `initial` (`SETVAL`).
+    ///
+    /// # Errors
+    /// `EEXIST` when the key is taken, `ENOSPC` above `SEMMNI`/`SEMMNS`,
+    /// `ERANGE` above `SEMVMX`.
+    pub fn create(key: libc::key_t, mode: u32, initial: u32) -> nix::Result<KeyedSem> {
+        let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as libc::c_int;
+        // SAFETY: semget takes values only.
+        let id = Errno::result(unsafe { libc::semget(key, 1, flags) })?;
+        let value = libc::c_int::try_from(initial).map_err(|_| Errno::ERANGE)?;
+        // SAFETY: for SETVAL the variadic argument is the `val` member of
+        // `union semun`, an int, passed by value.
+        if let Err(e) = Errno::result(unsafe { libc::semctl(id, 0, libc::SETVAL, value) }) {
+            remove(id);
+            return Err(e);
+        }
+        Ok(KeyedSem { id })
+    }
+
+    /// Opens the existing set of `key`.
+    ///
+    /// # Errors
+    /// `ENOENT` when there is none, `EACCES` when its mode refuses us.
+    pub fn open(key: libc::key_t) -> nix::Result<KeyedSem> {
+        // SAFETY: semget takes values only.
+        let id = Errno::result(unsafe { libc::semget(key, 1, 0) })?;
+        Ok(KeyedSem { id })
+    }
+
+    /// The kernel's id.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Takes one unit, sleeping until there is one; `timeout` bounds the
+    /// sleep (`None`: unbounded) and `Some(ZERO)` does not sleep.
+    ///
+    /// # Errors
+    /// `EAGAIN` when the time ran out (or at once for a zero timeout),
+    /// `EIDRM` when the set was removed meanwhile.
+    pub fn wait(&self, timeout: Option<Duration>) -> nix::Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let nowait = timeout == Some(Duration::ZERO);
+        loop {
+            let flags = libc::SEM_UNDO | if nowait { libc::IPC_NOWAIT } else { 0 };
+            let mut op = libc::sembuf {
+                sem_num: 0,
+                sem_op: -1,
+                sem_flg: flags as libc::c_short,
+            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) && !nowait {
+                return Err(Errno::EAGAIN);
+            }
+            let ts = left.map(|l| libc::timespec {
+                tv_sec: l.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(l.subsec_nanos() as i32),
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: semtimedop(2) (called by number: libc has no
+            // wrapper) reads one sembuf from `op` and, unless null, one
+            // timespec from `ts_ptr`; both live on our stack for the call.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_semtimedop,
+                    self.id,
+                    &mut op as *mut libc::sembuf,
+                    1usize,
+                    ts_ptr,
+                )
+            };
+            match Errno::result(r) {
+                Err(Errno::EINTR) => continue,
+                r => return r.map(drop),
+            }
+        }
+    }
+
+    /// Adds one unit. `undo`: the unit returns one this process took with
+    /// [`wait`](Self::wait), so the post cancels that wait's undo record;
+    /// otherwise it is a new unit that outlives the process.
+    ///
+    /// # Errors
+    /// `ERANGE` above `SEMVMX`, `EIDRM` when the set was removed.
+    pub fn post(&self, undo: bool) -> nix::Result<()> {
+        let mut op = libc::sembuf {
+            sem_num: 0,
+            sem_op: 1,
+            sem_flg: if undo {
+                libc::SEM_UNDO as libc::c_short
+            } else {
+                0
+            },
+        };
+        loop {
+            // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
+            match Errno::result(unsafe { libc::semop(self.id, &mut op, 1) }) {
+                Err(Errno::EINTR) => continue,
+                r => return r.map(drop),
+            }
+        }
+    }
+
+    /// The current value (`GETVAL`).
+    ///
+    /// # Errors
+    /// `EIDRM`/`EINVAL` when the set is gone.
+    pub fn value(&self) -> nix::Result<u32> {
+        // SAFETY: GETVAL reads no variadic argument.
+        let v = Errno::result(unsafe { libc::semctl(self.id, 0, libc::GETVAL) })?;
+        Ok(v.max(0) as u32)
+    }
+
+    /// Owner uid and permission bits (`IPC_STAT`).
+    ///
+    /// # Errors
+    /// The OS error of `semctl`.
+    pub fn owner_and_mode(&self) -> nix::Result<(u32, u32)> {
+        let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
+        // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *`
+        // to writable storage, filled on success.
+        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+        // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
+        let ds = unsafe { ds.assume_init() };
+        Ok((ds.sem_perm.uid, u32::from(ds.sem_perm.mode) & 0o777))
+    }
+
+    /// Removes the set (`IPC_RMID`); waiters elsewhere get `EIDRM`.
+    ///
+    /// # Errors
+    /// `EPERM` when we are neither its owner nor its creator.
+    pub fn remove(self) -> nix::Result<()> {
+        // SAFETY: IPC_RMID reads no variadic argument.
+        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) }).map(drop)
+    }
+}
+
+fn remove(id: i32) {
+    // SAFETY: IPC_RMID reads no variadic argument.
+    unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+}
