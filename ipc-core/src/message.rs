@@ -49,13 +49,22 @@
 //!
 //! [`TypeFingerprint`]s of standard types describe their postcard wire shape:
 //! `Vec<T>`, `VecDeque<T>`, `[T]` and the sets are all "a sequence of T",
-//! `String`, `str` and `Box<str>` are "a string", `Box<T>`, `Rc<T>` and
-//! `Arc<T>` are `T`. A derived message type's `TypeFingerprint` is its
-//! `FINGERPRINT`, so a change in a nested type propagates to every type that
+//! `String`, `str` and `Box<str>` are "a string", `Box<T>`, `Rc<T>`,
+//! `Arc<T>`, `Cell<T>`, `RefCell<T>`, `Mutex<T>` and `RwLock<T>` are `T`.
+//! Types whose wire shape serde fixes (`SystemTime`, `Duration`, the
+//! `std::net` addresses, `PathBuf`/`Path`, `OsString`, `CString`, and behind
+//! features the `uuid`, `chrono`, `time` and `bytes` types) are hashed by
+//! name; `NonZeroU32`, `Wrapping<T>`, `Reverse<T>`, `Range<T>`,
+//! `RangeInclusive<T>` and `Bound<T>` by name and their inner type. A
+//! derived message type's `TypeFingerprint` is its `FINGERPRINT`, and
+//! `#[derive(TypeFingerprint)]` gives a nested non-message type the same
+//! value, so a change in a nested type propagates to every type that
 //! contains it. Recursive types are not supported (their fingerprint would
 //! depend on itself).
 
 mod fingerprint;
+#[cfg(feature = "serde_json")]
+mod json;
 mod postcard;
 mod zero_copy;
 
@@ -64,6 +73,8 @@ use crate::handshake::TypeTag;
 
 pub use self::postcard::{postcard_decode, postcard_encode};
 pub use fingerprint::{FINGERPRINT_SCHEME, Fnv64, TypeFingerprint};
+#[cfg(feature = "serde_json")]
+pub use json::Json;
 #[doc(hidden)]
 pub use zero_copy::nested;
 pub use zero_copy::{ZeroCopy, zero_copy_bytes, zero_copy_read, zero_copy_ref};
@@ -72,6 +83,18 @@ pub use zero_copy::{ZeroCopy, zero_copy_bytes, zero_copy_read, zero_copy_ref};
 /// attributes.
 #[cfg(feature = "derive")]
 pub use ipc_derive::IpcMessage;
+
+/// `#[derive(TypeFingerprint)]`: a structural [`TypeFingerprint`](trait@TypeFingerprint)
+/// for a struct or enum nested in messages without being one itself.
+///
+/// The value is the one `#[derive(IpcMessage)]` would give the type as a
+/// postcard message (its wire name, fields and their types' fingerprints),
+/// so switching a type between the two derives keeps its fingerprint. It
+/// takes `#[ipc(name = "...")]`, `#[ipc(crate = "...")]` and the field
+/// attributes `#[ipc(opaque)]` and `#[ipc(fingerprint = "...")]`, as
+/// described on [`IpcMessage`](trait@IpcMessage); serde is not required.
+#[cfg(feature = "derive")]
+pub use ipc_derive::TypeFingerprint;
 
 /// How a message type travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +136,22 @@ impl Encoding {
 ///   at. Without it the derive looks in the deriving crate's manifest:
 ///   `::ipcx` if it depends on `ipcx`, else `::ipc_core` (under whatever
 ///   name the manifest gives them).
+///
+/// On a field (postcard messages and `#[derive(TypeFingerprint)]` types
+/// only; refused on zero-copy messages, whose field types are their layout):
+///
+/// - `#[ipc(opaque)]`: the field's type needs no [`TypeFingerprint`]; the
+///   fingerprint takes the field's name and the type's name as written,
+///   last path segment only (`Uuid` for `uuid::Uuid`, `Foreign` for
+///   `Foreign<u8>`) instead of its structure.
+/// - `#[ipc(fingerprint = "orders-v2")]`: the same with the given string in
+///   place of the type's name; bump it by hand when the type changes.
+///
+/// What the escape hatch gives up: a change inside that field's type (its
+/// fields, their types, its generic arguments) no longer changes the
+/// fingerprint, so peers built with different versions connect and then
+/// fail to decode, or decode wrong values. Renaming the field, moving it,
+/// or changing the type's name or the string still does.
 pub trait IpcMessage: Sized {
     /// The type's wire name, announced in the handshake and used in errors.
     const NAME: &'static str;

@@ -413,3 +413,333 @@ fn zero_copy_invalid_bit_patterns_are_decode_errors() {
         Err(Error::Decode { .. })
     ));
 }
+
+// --- any field type --------------------------------------------------------
+
+mod fields {
+    use std::cmp::Reverse;
+    use std::collections::HashSet;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::num::{NonZeroU32, Wrapping};
+    use std::ops::Range;
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use ipc_core::message::{IpcMessage, TypeFingerprint};
+    use serde::{Deserialize, Serialize};
+
+    /// A nested type that is not a message.
+    #[derive(TypeFingerprint, Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Customer {
+        pub name: String,
+        pub tier: Tier,
+    }
+
+    #[derive(TypeFingerprint, Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub enum Tier {
+        Basic,
+        Gold { since: SystemTime },
+    }
+
+    /// A type from a crate that does not know ipcx.
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Foreign<T>(pub T);
+
+    #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Order {
+        pub at: SystemTime,
+        pub customer: Customer,
+        pub from: IpAddr,
+        pub peer: SocketAddr,
+        pub spool: PathBuf,
+        pub window: (u8, String, Duration, Ipv6Addr),
+        pub count: NonZeroU32,
+        pub seq: Wrapping<u16>,
+        pub rank: Reverse<i8>,
+        pub span: Range<u32>,
+        pub gateways: HashSet<Ipv4Addr>,
+        pub outcome: Result<(), String>,
+        pub nothing: (),
+        #[ipc(opaque)]
+        pub extra: Foreign<u8>,
+        #[ipc(fingerprint = "legacy-v2")]
+        pub legacy: Foreign<String>,
+    }
+
+    pub fn order() -> Order {
+        Order {
+            at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123),
+            customer: Customer {
+                name: "Ada".into(),
+                tier: Tier::Gold {
+                    since: SystemTime::UNIX_EPOCH,
+                },
+            },
+            from: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            peer: "10.0.0.1:8080".parse().unwrap(),
+            spool: PathBuf::from("/var/spool/orders"),
+            window: (
+                3,
+                "w".into(),
+                Duration::from_millis(5),
+                Ipv6Addr::UNSPECIFIED,
+            ),
+            count: NonZeroU32::new(9).unwrap(),
+            seq: Wrapping(65_535),
+            rank: Reverse(-1),
+            span: 4..8,
+            gateways: [Ipv4Addr::new(192, 168, 0, 1)].into_iter().collect(),
+            outcome: Err("late".into()),
+            nothing: (),
+            extra: Foreign(1),
+            legacy: Foreign("old".into()),
+        }
+    }
+
+    /// The same, as a message: `#[derive(TypeFingerprint)]` agrees with it.
+    pub mod as_message {
+        use super::*;
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        pub struct Customer {
+            pub name: String,
+            pub tier: super::Tier,
+        }
+    }
+
+    pub mod customer_v2 {
+        use super::*;
+        #[derive(TypeFingerprint, Serialize, Deserialize)]
+        pub struct Customer {
+            pub name: String,
+            pub tier: u8,
+        }
+    }
+
+    /// Opaque fields: what changes the fingerprint and what does not.
+    pub mod opaque {
+        use super::*;
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct Base {
+            #[ipc(opaque)]
+            pub extra: Foreign<u8>,
+        }
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct InnerRetyped {
+            #[ipc(opaque)]
+            pub extra: Foreign<u64>,
+        }
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct FieldRenamed {
+            #[ipc(opaque)]
+            pub more: Foreign<u8>,
+        }
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct Named {
+            #[ipc(fingerprint = "Foreign")]
+            pub extra: Foreign<u8>,
+        }
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct Versioned {
+            #[ipc(fingerprint = "foreign-v2")]
+            pub extra: Foreign<u8>,
+        }
+        #[derive(IpcMessage, Serialize, Deserialize)]
+        #[ipc(name = "Opaque")]
+        pub struct Structural {
+            pub extra: (u8,),
+        }
+    }
+}
+
+#[test]
+fn messages_with_std_nested_and_opaque_fields_round_trip() {
+    round_trip(&fields::order());
+    let mut other = fields::order();
+    other.customer.tier = fields::Tier::Basic;
+    other.outcome = Ok(());
+    round_trip(&other);
+}
+
+#[test]
+fn std_field_types_have_distinct_fingerprints() {
+    use std::cmp::Reverse;
+    use std::ffi::OsString;
+    use std::net::*;
+    use std::num::*;
+    use std::ops::{Range, RangeInclusive};
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, SystemTime};
+
+    let all = [
+        ("SystemTime", SystemTime::TYPE_FINGERPRINT),
+        ("Duration", Duration::TYPE_FINGERPRINT),
+        ("IpAddr", IpAddr::TYPE_FINGERPRINT),
+        ("Ipv4Addr", Ipv4Addr::TYPE_FINGERPRINT),
+        ("Ipv6Addr", Ipv6Addr::TYPE_FINGERPRINT),
+        ("SocketAddr", SocketAddr::TYPE_FINGERPRINT),
+        ("SocketAddrV4", SocketAddrV4::TYPE_FINGERPRINT),
+        ("SocketAddrV6", SocketAddrV6::TYPE_FINGERPRINT),
+        ("PathBuf", PathBuf::TYPE_FINGERPRINT),
+        ("OsString", OsString::TYPE_FINGERPRINT),
+        ("String", String::TYPE_FINGERPRINT),
+        ("[u8; 4]", <[u8; 4]>::TYPE_FINGERPRINT),
+        ("[u8; 16]", <[u8; 16]>::TYPE_FINGERPRINT),
+        ("u32", u32::TYPE_FINGERPRINT),
+        ("NonZeroU32", NonZeroU32::TYPE_FINGERPRINT),
+        ("NonZeroU64", NonZeroU64::TYPE_FINGERPRINT),
+        ("NonZeroI32", NonZeroI32::TYPE_FINGERPRINT),
+        ("Wrapping<u32>", <Wrapping<u32>>::TYPE_FINGERPRINT),
+        ("Reverse<u32>", <Reverse<u32>>::TYPE_FINGERPRINT),
+        ("Range<u32>", <Range<u32>>::TYPE_FINGERPRINT),
+        ("Range<u64>", <Range<u64>>::TYPE_FINGERPRINT),
+        (
+            "RangeInclusive<u32>",
+            <RangeInclusive<u32>>::TYPE_FINGERPRINT,
+        ),
+        ("(u32, u32)", <(u32, u32)>::TYPE_FINGERPRINT),
+        ("()", <()>::TYPE_FINGERPRINT),
+        ("(u32,)", <(u32,)>::TYPE_FINGERPRINT),
+        (
+            "12-tuple",
+            <(u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8)>::TYPE_FINGERPRINT,
+        ),
+        ("Option<u32>", <Option<u32>>::TYPE_FINGERPRINT),
+        ("Result<u32, ()>", <Result<u32, ()>>::TYPE_FINGERPRINT),
+        ("Customer", fields::Customer::TYPE_FINGERPRINT),
+        ("Tier", fields::Tier::TYPE_FINGERPRINT),
+    ];
+    for (i, (what, fp)) in all.iter().enumerate() {
+        assert_ne!(*fp, 0, "{what}");
+        for (other, fp2) in &all[i + 1..] {
+            assert_ne!(fp, fp2, "{what} and {other} share a fingerprint");
+        }
+    }
+    // Borrowed and owned forms, and pointers, are the same on the wire.
+    assert_eq!(Path::TYPE_FINGERPRINT, PathBuf::TYPE_FINGERPRINT);
+    assert_eq!(
+        <Box<SystemTime>>::TYPE_FINGERPRINT,
+        SystemTime::TYPE_FINGERPRINT
+    );
+}
+
+#[test]
+fn nested_derived_types_are_structural() {
+    use fields::{Customer, Order, as_message, customer_v2};
+    // `#[derive(TypeFingerprint)]` gives what `#[derive(IpcMessage)]` would.
+    assert_eq!(
+        Customer::TYPE_FINGERPRINT,
+        as_message::Customer::FINGERPRINT
+    );
+    assert_ne!(
+        Customer::TYPE_FINGERPRINT,
+        customer_v2::Customer::TYPE_FINGERPRINT
+    );
+    assert_ne!(Order::FINGERPRINT, 0);
+}
+
+#[test]
+fn opaque_fields_hide_their_type_but_not_their_name() {
+    use fields::opaque::*;
+    // What the escape hatch gives up: the type inside is not seen.
+    assert_eq!(Base::FINGERPRINT, InnerRetyped::FINGERPRINT);
+    // `opaque` is `fingerprint = "<the type's last path segment>"`.
+    assert_eq!(Base::FINGERPRINT, Named::FINGERPRINT);
+    // The field's name, a new version string, or a structural field still count.
+    assert_ne!(Base::FINGERPRINT, FieldRenamed::FINGERPRINT);
+    assert_ne!(Base::FINGERPRINT, Versioned::FINGERPRINT);
+    assert_ne!(Base::FINGERPRINT, Structural::FINGERPRINT);
+}
+
+#[cfg(all(
+    feature = "uuid",
+    feature = "chrono",
+    feature = "time",
+    feature = "bytes",
+    feature = "serde_json"
+))]
+mod ecosystem {
+    use super::*;
+    use ipc_core::message::Json;
+
+    #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq)]
+    struct Event {
+        id: uuid::Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+        local: chrono::DateTime<chrono::FixedOffset>,
+        day: chrono::NaiveDate,
+        naive: chrono::NaiveDateTime,
+        when: time::OffsetDateTime,
+        plain: time::PrimitiveDateTime,
+        body: bytes::Bytes,
+        meta: Json,
+    }
+
+    #[test]
+    fn ecosystem_types_round_trip() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 3).unwrap();
+        let naive = day.and_hms_nano_opt(10, 20, 30, 400).unwrap();
+        let date = time::Date::from_calendar_date(2024, time::Month::May, 3).unwrap();
+        let plain = time::PrimitiveDateTime::new(date, time::Time::from_hms(1, 2, 3).unwrap());
+        let event = Event {
+            id: uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
+            at: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+            local: chrono::DateTime::from_timestamp(1_700_000_000, 0)
+                .unwrap()
+                .with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap()),
+            day,
+            naive,
+            when: plain.assume_offset(time::UtcOffset::from_hms(-3, 0, 0).unwrap()),
+            plain,
+            body: bytes::Bytes::from_static(b"\x00\xffbytes"),
+            meta: Json(serde_json::json!({"k": [1, 2.5, null, "s"], "nested": {"t": true}})),
+        };
+        round_trip(&event);
+    }
+
+    #[test]
+    fn ecosystem_fingerprints_are_distinct() {
+        let all = [
+            uuid::Uuid::TYPE_FINGERPRINT,
+            <chrono::DateTime<chrono::Utc>>::TYPE_FINGERPRINT,
+            chrono::NaiveDateTime::TYPE_FINGERPRINT,
+            chrono::NaiveDate::TYPE_FINGERPRINT,
+            time::OffsetDateTime::TYPE_FINGERPRINT,
+            time::PrimitiveDateTime::TYPE_FINGERPRINT,
+            bytes::Bytes::TYPE_FINGERPRINT,
+            Json::TYPE_FINGERPRINT,
+            String::TYPE_FINGERPRINT,
+            <Vec<u8>>::TYPE_FINGERPRINT,
+            <[u8; 16]>::TYPE_FINGERPRINT,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Every time zone is sent the same way (an RFC 3339 string).
+        assert_eq!(
+            <chrono::DateTime<chrono::Utc>>::TYPE_FINGERPRINT,
+            <chrono::DateTime<chrono::FixedOffset>>::TYPE_FINGERPRINT
+        );
+    }
+
+    #[test]
+    fn json_is_a_string_on_the_wire() {
+        let value = Json(serde_json::json!({"a": 1}));
+        let bytes = postcard::to_allocvec(&value).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<String>(&bytes).unwrap(),
+            r#"{"a":1}"#
+        );
+        // Human-readable formats see the plain value.
+        assert_eq!(serde_json::to_string(&value).unwrap(), r#"{"a":1}"#);
+        // A string that is not JSON is a decode error, not a panic.
+        let bad = postcard::to_allocvec("{not json").unwrap();
+        assert!(postcard::from_bytes::<Json>(&bad).is_err());
+    }
+}

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{DeriveInput, Generics, Ident, Member, Type};
 
-use crate::attr::{self, Attrs};
+use crate::attr::{self, Attrs, FieldAttrs};
 use crate::ctxt::Ctxt;
 
 /// The type being derived.
@@ -57,6 +57,7 @@ pub struct Field<'a> {
     /// The name as it enters fingerprints and errors.
     pub name: String,
     pub ty: &'a Type,
+    pub attrs: FieldAttrs,
 }
 
 impl<'a> Input<'a> {
@@ -108,7 +109,6 @@ impl<'a> Fields<'a> {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                attr::reject_inner(cx, &f.attrs, "a field");
                 let (member, name) = match &f.ident {
                     Some(ident) => (Member::Named(ident.clone()), ident.unraw().to_string()),
                     None => (Member::Unnamed(i.into()), i.to_string()),
@@ -117,6 +117,7 @@ impl<'a> Fields<'a> {
                     member,
                     name,
                     ty: &f.ty,
+                    attrs: attr::field(cx, &f.attrs),
                 }
             })
             .collect();

@@ -28,6 +28,23 @@ pub struct Repr {
     pub int: Option<Ident>,
 }
 
+/// What a field's `#[ipc(...)]` attributes say.
+#[derive(Default)]
+pub struct FieldAttrs {
+    /// `#[ipc(opaque)]`, at its span.
+    pub opaque: Option<Span>,
+    /// `#[ipc(fingerprint = "...")]`: the key's span and the string.
+    pub fingerprint: Option<(Span, String)>,
+}
+
+impl FieldAttrs {
+    /// Where the field's escape hatch is written, if it has one.
+    pub fn escape_span(&self) -> Option<Span> {
+        self.opaque
+            .or(self.fingerprint.as_ref().map(|(span, _)| *span))
+    }
+}
+
 const KEYS: &str = "expected `zero_copy`, `name = \"...\"` or `crate = \"...\"`";
 
 pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> Attrs {
@@ -109,6 +126,55 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         syn::parenthesized!(_content in meta.input);
     } else if meta.input.peek(syn::Token![=]) {
         let _: syn::Expr = meta.value()?.parse()?;
+    }
+    Ok(())
+}
+
+const FIELD_KEYS: &str = "on a field expected `opaque` or `fingerprint = \"...\"`";
+
+pub fn field(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    for attr in attrs {
+        if !attr.path().is_ident("ipc") {
+            continue;
+        }
+        if let Err(e) = attr.parse_nested_meta(|meta| field_item(cx, &mut out, &meta)) {
+            cx.syn_error(e);
+        }
+    }
+    out
+}
+
+fn field_item(cx: &Ctxt, out: &mut FieldAttrs, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    let path = &meta.path;
+    if path.is_ident("opaque") {
+        if out.opaque.is_some() {
+            cx.error_spanned_by(path, "duplicate ipc attribute `opaque`");
+        }
+        out.opaque = Some(path.span());
+    } else if path.is_ident("fingerprint") {
+        const FORM: &str = "`fingerprint` takes a non-empty string naming the field's type or its version, e.g. `#[ipc(fingerprint = \"orders-v2\")]`";
+        if !meta.input.peek(syn::Token![=]) {
+            return Err(meta.error(FORM));
+        }
+        let expr: syn::Expr = meta.value()?.parse()?;
+        match &expr {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) if !lit.value().is_empty() => {
+                if out.fingerprint.is_some() {
+                    cx.error_spanned_by(path, "duplicate ipc attribute `fingerprint`");
+                }
+                out.fingerprint = Some((path.span(), lit.value()));
+            }
+            _ => cx.error_spanned_by(&expr, FORM),
+        }
+    } else {
+        let key = path
+            .get_ident()
+            .map_or_else(|| quote::quote!(#path).to_string(), Ident::to_string);
+        return Err(meta.error(format!("unknown ipc attribute `{key}`; {FIELD_KEYS}")));
     }
     Ok(())
 }

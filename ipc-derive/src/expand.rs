@@ -47,17 +47,83 @@ fn with_fingerprint_bounds(generics: &Generics, krate: &Path) -> Generics {
 
 /// `.str("field").u64(<Ty as TypeFingerprint>::TYPE_FINGERPRINT)` for each
 /// field, the type's part spanned at the field so a missing impl points there.
+/// An opaque field's type is replaced by a hash of "opaque" and its label.
 fn fields_fingerprint(fields: &Fields<'_>, krate: &Path) -> TokenStream {
     let style = fields.style.as_str();
     let count = fields.fields.len() as u64;
     let each = fields.fields.iter().map(|f| {
         let name = &f.name;
         let ty = f.ty;
-        let fp =
-            quote_spanned!(ty.span()=> <#ty as #krate::message::TypeFingerprint>::TYPE_FINGERPRINT);
+        let label = match (&f.attrs.fingerprint, f.attrs.opaque) {
+            (Some((_, label)), _) => Some(label.clone()),
+            (None, Some(_)) => Some(opaque_label(ty)),
+            (None, None) => None,
+        };
+        let fp = match label {
+            Some(label) => quote! {
+                #krate::message::Fnv64::new()
+                    .str(#krate::message::FINGERPRINT_SCHEME)
+                    .str("opaque")
+                    .str(#label)
+                    .finish()
+            },
+            None => {
+                quote_spanned!(ty.span()=> <#ty as #krate::message::TypeFingerprint>::TYPE_FINGERPRINT)
+            }
+        };
         quote!(.str(#name).u64(#fp))
     });
     quote!(.str(#style).u64(#count) #(#each)*)
+}
+
+/// What `#[ipc(opaque)]` hashes for a field's type: the last segment's
+/// identifier of a path (`Uuid` for `uuid::Uuid`, `DateTime` for
+/// `DateTime<Utc>`), so module paths and imports do not matter; the tokens
+/// without spaces for any other type.
+fn opaque_label(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Group(g) => opaque_label(&g.elem),
+        syn::Type::Paren(p) => opaque_label(&p.elem),
+        syn::Type::Path(p) if p.qself.is_none() && !p.path.segments.is_empty() => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default(),
+        _ => quote!(#ty).to_string().split_whitespace().collect(),
+    }
+}
+
+/// The fingerprint of `input` as a postcard message; also what
+/// `#[derive(TypeFingerprint)]` gives, so the two derives agree.
+fn postcard_fingerprint(input: &Input<'_>, krate: &Path) -> TokenStream {
+    let name = wire_name(input);
+    let shape = shape_fingerprint(input, krate);
+    quote! {
+        #krate::message::Fnv64::new()
+            .str(#krate::message::FINGERPRINT_SCHEME)
+            .str(#name)
+            .u64(#krate::message::Encoding::Postcard.id())
+            #shape
+            .finish()
+    }
+}
+
+/// `#[derive(TypeFingerprint)]`.
+pub fn expand_type_fingerprint(input: &Input<'_>) -> TokenStream {
+    let krate: Path = input.attrs.krate.clone().unwrap_or_else(default_crate);
+    let ident = input.ident;
+    let fp = postcard_fingerprint(input, &krate);
+    let generics = with_fingerprint_bounds(input.generics, &krate);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::message::TypeFingerprint for #ident #ty_generics #where_clause {
+                const TYPE_FINGERPRINT: u64 = #fp;
+            }
+        };
+    }
 }
 
 /// The fingerprint's shape part: struct fields or enum variants.
@@ -83,7 +149,7 @@ fn shape_fingerprint(input: &Input<'_>, krate: &Path) -> TokenStream {
 fn postcard(input: &Input<'_>, krate: &Path) -> TokenStream {
     let ident = input.ident;
     let name = wire_name(input);
-    let shape = shape_fingerprint(input, krate);
+    let fp = postcard_fingerprint(input, krate);
     let mut generics = with_fingerprint_bounds(input.generics, krate);
     let (_, ty_generics, _) = input.generics.split_for_impl();
     let wc = generics.make_where_clause();
@@ -96,12 +162,7 @@ fn postcard(input: &Input<'_>, krate: &Path) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics #krate::message::IpcMessage for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
-            const FINGERPRINT: u64 = #krate::message::Fnv64::new()
-                .str(#krate::message::FINGERPRINT_SCHEME)
-                .str(#name)
-                .u64(#krate::message::Encoding::Postcard.id())
-                #shape
-                .finish();
+            const FINGERPRINT: u64 = #fp;
             const ENCODING: #krate::message::Encoding = #krate::message::Encoding::Postcard;
 
             #[inline]

@@ -1,4 +1,4 @@
-//! `#[derive(IpcMessage)]` for ipcx.
+//! `#[derive(IpcMessage)]` and `#[derive(TypeFingerprint)]` for ipcx.
 //!
 //! Use it through `ipc_core` (or `ipcx`), which re-exports it; the trait, the
 //! attributes and the fingerprint scheme are documented on
@@ -19,21 +19,43 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
-/// Implements `IpcMessage` (and, with `#[ipc(zero_copy)]`, `ZeroCopy`).
+/// Implements `IpcMessage` and `TypeFingerprint` (and, with
+/// `#[ipc(zero_copy)]`, `ZeroCopy`).
 ///
 /// See `ipc_core::message::IpcMessage` for the attributes.
 #[proc_macro_derive(IpcMessage, attributes(ipc))]
 pub fn derive_ipc_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    derive(&input)
+    derive(&input, Derive::IpcMessage)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
 
-fn derive(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+/// Implements `TypeFingerprint` for a type nested in messages.
+///
+/// See `ipc_core::message::TypeFingerprint`.
+#[proc_macro_derive(TypeFingerprint, attributes(ipc))]
+pub fn derive_type_fingerprint(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    derive(&input, Derive::TypeFingerprint)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Which derive is running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Derive {
+    IpcMessage,
+    TypeFingerprint,
+}
+
+fn derive(input: &DeriveInput, which: Derive) -> syn::Result<proc_macro2::TokenStream> {
     let cx = ctxt::Ctxt::new();
     let parsed = ast::Input::from_syn(&cx, input);
-    valid::check(&cx, &parsed);
+    valid::check(&cx, &parsed, which);
     cx.check()?;
-    Ok(expand::expand(&parsed))
+    Ok(match which {
+        Derive::IpcMessage => expand::expand(&parsed),
+        Derive::TypeFingerprint => expand::expand_type_fingerprint(&parsed),
+    })
 }

@@ -8,22 +8,35 @@
 
 use syn::{GenericParam, Type, TypeParamBound, WherePredicate};
 
+use crate::Derive;
 use crate::ast::{Data, Field, Input, Style};
 use crate::ctxt::Ctxt;
 
 /// The longest wire name the handshake carries (`handshake::MAX_TYPE_NAME`).
 const MAX_NAME: usize = 256;
 
-pub fn check(cx: &Ctxt, input: &Input<'_>) {
+pub fn check(cx: &Ctxt, input: &Input<'_>, which: Derive) {
     if let Data::Union(span) = &input.data {
+        let what = match which {
+            Derive::IpcMessage => "messages",
+            Derive::TypeFingerprint => "message fields",
+        };
         cx.syn_error(syn::Error::new(
             *span,
             format!(
-                "`{}` is a union: unions cannot be messages (which field is live is not known); use a struct or an enum",
+                "`{}` is a union: unions cannot be {what} (which field is live is not known); use a struct or an enum",
                 input.ident
             ),
         ));
         return;
+    }
+    if which == Derive::TypeFingerprint {
+        if let Some(span) = input.attrs.zero_copy {
+            cx.syn_error(syn::Error::new(
+                span,
+                "`#[ipc(zero_copy)]` belongs to `#[derive(IpcMessage)]`: `#[derive(TypeFingerprint)]` gives only a fingerprint, for types nested in postcard messages",
+            ));
+        }
     }
     if let Some(name) = &input.attrs.name {
         let value = name.value();
@@ -39,7 +52,7 @@ pub fn check(cx: &Ctxt, input: &Input<'_>) {
             );
         }
     }
-    if input.attrs.zero_copy.is_some() {
+    if input.attrs.zero_copy.is_some() && which == Derive::IpcMessage {
         zero_copy(cx, input);
     }
 }
@@ -83,6 +96,15 @@ fn zero_copy(cx: &Ctxt, input: &Input<'_>) {
     }
     for field in input.all_fields() {
         field_type(cx, ident, field, field.ty);
+        if let Some(span) = field.attrs.escape_span() {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!(
+                    "field `{}` of zero-copy message `{ident}` cannot be opaque: a zero-copy message's field types are its layout, which the fingerprint must cover; drop `#[ipc(zero_copy)]` to encode it with postcard",
+                    field.name
+                ),
+            ));
+        }
     }
     generics(cx, input);
 }

@@ -3,10 +3,17 @@
 //! [message module docs](super) for what a fingerprint covers).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, LinkedList, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::num;
+use std::ops::{Bound, Range, RangeInclusive};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 /// FNV-1a 64, usable in constants: the hash fingerprints are built with.
 ///
@@ -72,10 +79,34 @@ pub const FINGERPRINT_SCHEME: &str = "ipcx.fingerprint.v1";
 /// A stable, structural fingerprint of a type as a message field.
 ///
 /// Implemented for the primitives, strings, the standard containers, arrays,
-/// tuples, and by `#[derive(IpcMessage)]` for the derived type (as its
-/// [`IpcMessage::FINGERPRINT`](super::IpcMessage::FINGERPRINT)). Every field type of a derived message must
-/// implement it; for a type of your own that is not a message, build one with
-/// [`Fnv64`]:
+/// tuples, the common standard types a message holds (time, addresses,
+/// paths, `NonZero*`, ranges; see the [message module docs](super)), and,
+/// behind the features of the same name, for the `uuid`, `chrono`, `time`
+/// and `bytes` types. `#[derive(IpcMessage)]` implements it for the derived
+/// type (as its [`IpcMessage::FINGERPRINT`](super::IpcMessage::FINGERPRINT));
+/// `#[derive(TypeFingerprint)]` implements it for a struct or enum that is
+/// only ever nested in messages:
+///
+/// ```
+/// use ipc_core::message::{IpcMessage, TypeFingerprint};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(TypeFingerprint, Serialize, Deserialize)]
+/// struct Customer {
+///     name: String,
+/// }
+///
+/// #[derive(IpcMessage, Serialize, Deserialize)]
+/// struct Order {
+///     at: std::time::SystemTime,
+///     customer: Customer,
+/// }
+/// # let _ = Order::FINGERPRINT;
+/// ```
+///
+/// A type whose structure should stay out of the fingerprint can be a field
+/// marked `#[ipc(opaque)]` instead (see [`IpcMessage`](super::IpcMessage)).
+/// By hand, build the value with [`Fnv64`]:
 ///
 /// ```
 /// use ipc_core::message::{Fnv64, TypeFingerprint};
@@ -84,6 +115,13 @@ pub const FINGERPRINT_SCHEME: &str = "ipcx.fingerprint.v1";
 ///     const TYPE_FINGERPRINT: u64 = Fnv64::new().str("Celsius").u64(f32::TYPE_FINGERPRINT).finish();
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a message field: it does not implement `TypeFingerprint`",
+    label = "`{Self}` has no structural fingerprint",
+    note = "a type of your own: add `#[derive(TypeFingerprint)]` to it (or `#[derive(IpcMessage)]` if it is a message too)",
+    note = "a `uuid`, `chrono`, `time` or `bytes` type: enable the ipcx (or ipc-core) feature of that crate's name; `serde_json::Value`: wrap it in `message::Json` (feature `serde_json`)",
+    note = "any other type, in a postcard message: mark the field `#[ipc(opaque)]` or `#[ipc(fingerprint = \"...\")]`; the handshake then no longer notices when that field's type changes"
+)]
 pub trait TypeFingerprint {
     /// The fingerprint; never 0.
     const TYPE_FINGERPRINT: u64;
@@ -212,6 +250,85 @@ impl TypeFingerprint for std::time::Duration {
     const TYPE_FINGERPRINT: u64 = named("duration");
 }
 
+impl<T: TypeFingerprint> TypeFingerprint for BinaryHeap<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("seq", T::TYPE_FINGERPRINT);
+}
+
+// Interior mutability and locks serialize as their content, like `Box`.
+transparent_fingerprints!(Cell, RefCell, Mutex, RwLock);
+
+// Standard types whose wire shape serde fixes: their name stands for it.
+// Each is distinct from the type it is encoded like (`PathBuf` from
+// `String`, `Ipv4Addr` from `[u8; 4]`), so swapping one for the other is
+// noticed even when the bytes would still decode.
+macro_rules! std_fingerprints {
+    ($($t:ty => $name:literal),* $(,)?) => {$(
+        impl TypeFingerprint for $t {
+            const TYPE_FINGERPRINT: u64 = named($name);
+        }
+    )*};
+}
+
+std_fingerprints!(
+    SystemTime => "system_time",
+    IpAddr => "ip_addr",
+    Ipv4Addr => "ipv4_addr",
+    Ipv6Addr => "ipv6_addr",
+    SocketAddr => "socket_addr",
+    SocketAddrV4 => "socket_addr_v4",
+    SocketAddrV6 => "socket_addr_v6",
+    PathBuf => "path",
+    Path => "path",
+    OsString => "os_string",
+    OsStr => "os_string",
+    CString => "c_string",
+    CStr => "c_string",
+);
+
+// `NonZeroU32` is not `u32`: decoding refuses 0. The inner primitive is hashed too.
+macro_rules! nonzero_fingerprints {
+    ($($t:ident($inner:ty)),* $(,)?) => {$(
+        impl TypeFingerprint for num::$t {
+            const TYPE_FINGERPRINT: u64 = wrapping("nonzero", <$inner>::TYPE_FINGERPRINT);
+        }
+    )*};
+}
+
+nonzero_fingerprints!(
+    NonZeroU8(u8),
+    NonZeroU16(u16),
+    NonZeroU32(u32),
+    NonZeroU64(u64),
+    NonZeroU128(u128),
+    NonZeroUsize(usize),
+    NonZeroI8(i8),
+    NonZeroI16(i16),
+    NonZeroI32(i32),
+    NonZeroI64(i64),
+    NonZeroI128(i128),
+    NonZeroIsize(isize),
+);
+
+impl<T: TypeFingerprint> TypeFingerprint for num::Wrapping<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("wrapping", T::TYPE_FINGERPRINT);
+}
+
+impl<T: TypeFingerprint> TypeFingerprint for std::cmp::Reverse<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("reverse", T::TYPE_FINGERPRINT);
+}
+
+impl<T: TypeFingerprint> TypeFingerprint for Range<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("range", T::TYPE_FINGERPRINT);
+}
+
+impl<T: TypeFingerprint> TypeFingerprint for RangeInclusive<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("range_inclusive", T::TYPE_FINGERPRINT);
+}
+
+impl<T: TypeFingerprint> TypeFingerprint for Bound<T> {
+    const TYPE_FINGERPRINT: u64 = wrapping("bound", T::TYPE_FINGERPRINT);
+}
+
 macro_rules! tuple_fingerprints {
     ($($name:ident)+) => {
         impl<$($name: TypeFingerprint),+> TypeFingerprint for ($($name,)+) {
@@ -236,6 +353,42 @@ tuple_fingerprints!(A B C D E F G H I);
 tuple_fingerprints!(A B C D E F G H I J);
 tuple_fingerprints!(A B C D E F G H I J K);
 tuple_fingerprints!(A B C D E F G H I J K L);
+
+// Ecosystem types, behind the features of their crates' names (off by
+// default). Each is hashed by its crate and type name, which stand for the
+// wire shape its serde impl gives it under postcard.
+
+#[cfg(feature = "uuid")]
+std_fingerprints!(uuid::Uuid => "uuid::Uuid");
+
+#[cfg(feature = "chrono")]
+std_fingerprints!(
+    chrono::NaiveDateTime => "chrono::NaiveDateTime",
+    chrono::NaiveDate => "chrono::NaiveDate",
+    chrono::NaiveTime => "chrono::NaiveTime",
+);
+
+/// Any time zone: every `DateTime` is sent as the same RFC 3339 string.
+#[cfg(feature = "chrono")]
+impl<Tz: chrono::TimeZone> TypeFingerprint for chrono::DateTime<Tz> {
+    const TYPE_FINGERPRINT: u64 = named("chrono::DateTime");
+}
+
+#[cfg(feature = "time")]
+std_fingerprints!(
+    time::OffsetDateTime => "time::OffsetDateTime",
+    time::PrimitiveDateTime => "time::PrimitiveDateTime",
+    time::Date => "time::Date",
+    time::Time => "time::Time",
+    time::UtcOffset => "time::UtcOffset",
+    time::Duration => "time::Duration",
+);
+
+#[cfg(feature = "bytes")]
+std_fingerprints!(
+    bytes::Bytes => "bytes",
+    bytes::BytesMut => "bytes",
+);
 
 #[cfg(test)]
 mod tests {
