@@ -5,7 +5,9 @@
 //! [`InPlaceReceiver`]: natively on shared memory, with one copy
 //! elsewhere); [`any`] chooses among them at run time from an
 //! [`Endpoint`](ipc_core::Endpoint).
-//! Every system call lives under [`sys`].
+//! Every system call lives under `sys` (private); what the `ipcx` command
+//! needs of the kernel is public through [`registry`] (the objects ipcx
+//! left behind) and [`limits`] (the kernel's limits).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
@@ -21,7 +23,7 @@ mod queue;
 pub mod registry;
 pub mod shm;
 pub mod stream;
-pub mod sys;
+mod sys;
 pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
@@ -30,3 +32,4 @@ pub use any::{
     AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, connect, listen,
 };
 pub use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};
+pub use sys::limits::{Limits, limits};

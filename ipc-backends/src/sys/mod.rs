@@ -19,13 +19,21 @@
 //! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
 //! - [`sysv_msg`]: System V message queues as handles that remove what they
 //!   own (not pollable; removal wakes blocked callers).
-//! - [`limits`]: kernel limits read from `/proc`.
+//! - [`limits`]: kernel limits read from `/proc` (and [`limits::Limits`],
+//!   public at the crate root).
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
-//! Errors are mapped once, here: a failing call becomes
-//! [`Error::Io`] carrying the endpoint and the call's
-//! name, through [`Context`].
+//! This module is private to the crate: what the `ipcx` command needs of
+//! the kernel goes through [`registry`](crate::registry) and
+//! [`limits`](crate::limits).
+//!
+//! Errors are mapped once. Every return code goes through
+//! [`Errno::result`](nix::errno::Errno::result) (or a safe nix wrapper,
+//! which does the same), never a hand-written `== -1`; every function here
+//! returns [`std::io::Result`] (or an `io::Error` beside the failing
+//! call's name), and the transports turn it into [`Error::Io`] carrying
+//! the endpoint and the call's name through [`Context`].
 
 pub mod event;
 pub mod fd;
