@@ -28,6 +28,7 @@ use crate::conn::authorize::{Object, authorize};
 use crate::conn::request::{self, Request};
 use crate::conn::{dial::dial, fail};
 use crate::stream::{self, StreamChannel};
+use crate::sys::Context;
 use crate::sys::fd::{self, Interest};
 use crate::sys::pipe::{self, FifoEnd, Io};
 use crate::sys::process;
@@ -152,7 +153,9 @@ fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<FifoChannel> {
                     return Err(fail::no_listener(endpoint, "the listener closed the FIFO"));
                 }
                 Io::WouldBlock => {
-                    if !fd::wait(rendezvous.as_fd(), Interest::Write, deadline)? {
+                    if !fd::wait(rendezvous.as_fd(), Interest::Write, deadline)
+                        .context(|| "poll".into())?
+                    {
                         return Err(fail::connect_timeout(
                             endpoint,
                             "sending the connect request",
@@ -263,7 +266,7 @@ fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChann
         let up_fd =
             pipe::open_fifo(&up, FifoEnd::Read).map_err(|e| io_error(endpoint, "open", &up, e))?;
         // Likewise wait for the client's hello before the first read of `up`.
-        if !fd::wait(up_fd.as_fd(), Interest::Read, deadline)? {
+        if !fd::wait(up_fd.as_fd(), Interest::Read, deadline).context(|| "poll".into())? {
             return Err(fail::connect_timeout(
                 endpoint,
                 "waiting for the client's hello",

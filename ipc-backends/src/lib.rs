@@ -5,9 +5,11 @@
 //! [`InPlaceReceiver`]: natively on shared memory, with one copy
 //! elsewhere); [`any`] chooses among them at run time from an
 //! [`Endpoint`](ipc_core::Endpoint).
-//! Every system call lives under [`sys`]. Beside the channels: [`sync`]
-//! (named semaphores, robust mutexes) and [`shared`] (a zero-copy value in
-//! a named segment, read by seqlock).
+//! Every system call lives under `sys` (private); what the `ipcx` command
+//! needs of the kernel is public through [`registry`] (the objects ipcx
+//! left behind) and [`limits`] (the kernel's limits).
+//! Beside the channels: [`sync`] (named semaphores, robust mutexes) and
+//! [`shared`] (a zero-copy value in a named segment, read by seqlock).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod any;
@@ -25,7 +27,7 @@ pub mod shared;
 pub mod shm;
 pub mod stream;
 pub mod sync;
-pub mod sys;
+mod sys;
 pub mod sysv_mq;
 pub mod tcp;
 pub mod unix;
@@ -34,3 +36,4 @@ pub use any::{
     AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, connect, listen,
 };
 pub use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};
+pub use sys::limits::{Limits, limits};

@@ -9,6 +9,20 @@
 //! removing the object. Whoever finds a record whose owner is dead (pid gone,
 //! or reused with another start time) may remove the object and the record:
 //! the next listener on the same endpoint does so, and so does `ipcx clean`.
+//!
+//! [`Kind`] is the closed list of what can be recorded; each kind
+//! [describes](Kind::describe) and [removes](Kind::remove) its objects, so
+//! `ipcx ls` and `ipcx clean` need nothing else. [`unrecorded`] finds the
+//! POSIX objects under `/dev/mqueue` and `/dev/shm` that no record names.
+//!
+//! A file whose name starts with no known kind (one written by a newer
+//! ipcx) is skipped by [`list`]: [`Record::kind`] is always a [`Kind`].
+
+mod kind;
+mod posix;
+
+pub use kind::{Description, Kind, UnknownKind};
+pub use posix::{Namespace, PosixObject, unrecorded};
 
 use std::fs;
 use std::io::Write;
@@ -20,24 +34,29 @@ use crate::sys::process;
 /// One recorded object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// The object's kind, e.g. `sysv-msq`, `sysv-shm`, `sysv-sem`, `socket`, `fifo`.
-    pub kind: String,
-    /// The kernel's id or the path of the object.
+    /// The object's kind.
+    pub kind: Kind,
+    /// The kernel's id or the path of the object, as the record's file
+    /// name holds it: in a [`list`]ed record the characters of a path or
+    /// POSIX name other than ASCII letters, digits, `.` and `-` are `_`
+    /// ([`Record::object`] gives the name itself).
     pub id: String,
     /// The endpoint it serves.
     pub endpoint: String,
     /// The creating process.
     pub pid: u32,
-    /// The creating process's start time (see [`process::start_time`]).
+    /// The creating process's start time, in clock ticks since boot (field
+    /// 22 of `/proc/PID/stat`): a pid whose start time differs is another
+    /// process.
     pub start_time: u64,
 }
 
 impl Record {
     /// A record of an object created now by this process.
-    pub fn mine(kind: &str, id: impl Into<String>, endpoint: impl Into<String>) -> Record {
+    pub fn mine(kind: Kind, id: impl Into<String>, endpoint: impl Into<String>) -> Record {
         let pid = process::pid();
         Record {
-            kind: kind.to_string(),
+            kind,
             id: id.into(),
             endpoint: endpoint.into(),
             pid,
@@ -51,7 +70,31 @@ impl Record {
     }
 
     fn file_name(&self) -> String {
-        file_name(&self.kind, &self.id)
+        file_name(self.kind, &self.id)
+    }
+
+    /// The object itself: the socket file's path, the queue's POSIX name
+    /// (both read back from the endpoint), or the System V id.
+    pub fn object(&self) -> String {
+        let endpoint = self.endpoint.parse::<ipc_core::Endpoint>().ok();
+        match (self.kind, endpoint) {
+            (Kind::SocketFile, Some(ep)) => ep.address().to_string(),
+            (Kind::MqRendezvous, Some(ep)) => crate::mq::rendezvous_name(&ep),
+            _ => self.id.clone(),
+        }
+    }
+
+    /// What `ipcx ls` shows of the object ([`Kind::describe`]).
+    pub fn describe(&self) -> Description {
+        self.kind.describe(self)
+    }
+
+    /// Removes the object and this record ([`Kind::remove`]).
+    ///
+    /// # Errors
+    /// As [`Kind::remove`].
+    pub fn remove(&self) -> std::io::Result<()> {
+        self.kind.remove(self)
     }
 
     /// The file that holds this record.
@@ -60,7 +103,7 @@ impl Record {
     }
 }
 
-fn file_name(kind: &str, id: &str) -> String {
+fn file_name(kind: Kind, id: &str) -> String {
     let id: String = id
         .chars()
         .map(|c| {
@@ -109,7 +152,7 @@ pub fn register(record: &Record) -> std::io::Result<()> {
 }
 
 /// Forgets an object (after removing it). A missing record is fine.
-pub fn unregister(kind: &str, id: &str) {
+pub fn unregister(kind: Kind, id: &str) {
     let _ = fs::remove_file(dir().join(file_name(kind, id)));
 }
 
@@ -132,14 +175,10 @@ pub fn list() -> Vec<Record> {
         else {
             continue;
         };
-        let Some((kind, id)) = name.split_once('-').and_then(|(k, rest)| {
-            // Kinds may hold one '-' themselves (sysv-msq): split after it.
-            if k == "sysv" {
-                rest.split_once('-')
-                    .map(|(k2, id)| (format!("sysv-{k2}"), id.to_string()))
-            } else {
-                Some((k.to_string(), rest.to_string()))
-            }
+        // Kinds may hold a '-' themselves (sysv-msq): match whole names.
+        let Some((kind, id)) = Kind::ALL.into_iter().find_map(|k| {
+            let id = name.strip_prefix(k.as_str())?.strip_prefix('-')?;
+            Some((k, id.to_string()))
         }) else {
             continue;
         };
@@ -154,22 +193,22 @@ pub fn list() -> Vec<Record> {
             start_time,
         });
     }
-    out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+    out.sort_by(|a, b| (a.kind.as_str(), &a.id).cmp(&(b.kind.as_str(), &b.id)));
     out
 }
 
 /// The pid of the live owner of the object `kind`/`id`, if one is recorded.
-pub fn live_owner(kind: &str, id: &str) -> Option<u32> {
+pub fn live_owner(kind: Kind, id: &str) -> Option<u32> {
     read(kind, id).filter(Record::owner_alive).map(|r| r.pid)
 }
 
 /// The record of the object `kind`/`id`, if there is one.
-pub fn read(kind: &str, id: &str) -> Option<Record> {
+pub fn read(kind: Kind, id: &str) -> Option<Record> {
     let text = fs::read_to_string(dir().join(file_name(kind, id))).ok()?;
     let mut parts = text.trim_end().splitn(3, ' ');
     let (pid, start, endpoint) = (parts.next()?, parts.next()?, parts.next()?);
     Some(Record {
-        kind: kind.to_string(),
+        kind,
         id: id.to_string(),
         endpoint: endpoint.to_string(),
         pid: pid.parse().ok()?,
@@ -189,7 +228,7 @@ mod tests {
     #[test]
     fn register_list_unregister() {
         let id = format!("test{}x{}", process::pid(), line!());
-        let r = Record::mine("sysv-msq", id.clone(), "sysv-mq:/tmp/x");
+        let r = Record::mine(Kind::SysvQueue, id.clone(), "sysv-mq:/tmp/x");
         register(&r).unwrap();
         assert!(list().contains(&r));
         assert!(r.owner_alive());
@@ -201,9 +240,40 @@ mod tests {
         };
         register(&dead).unwrap();
         assert!(orphans().contains(&dead));
-        unregister("sysv-msq", &id);
-        unregister("sysv-msq", &dead.id);
+        unregister(Kind::SysvQueue, &id);
+        unregister(Kind::SysvQueue, &dead.id);
         assert!(!list().contains(&r));
         assert!(!list().contains(&dead));
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_file() {
+        for kind in Kind::ALL {
+            let id = format!("rt{}x{}", process::pid(), kind.as_str());
+            let r = Record::mine(kind, id.clone(), "unix:/tmp/x");
+            register(&r).unwrap();
+            let found = list().into_iter().find(|x| x.id == id);
+            unregister(kind, &id);
+            assert_eq!(found.map(|x| x.kind), Some(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_dead_owners_queue_is_described_and_removed() {
+        let q = crate::sys::sysv_msg::MsgQueue::create(None, 0o600).unwrap();
+        let id = q.id().to_string();
+        let mut r = Record::mine(Kind::SysvQueue, id.clone(), "sysv-mq:/tmp/kind-test");
+        r.start_time += 1;
+        register(&r).unwrap();
+        let d = r.describe();
+        assert!(d.exists && !d.alive);
+        assert_eq!(
+            (d.transport.as_str(), d.queued_messages),
+            ("sysv-mq", Some(0))
+        );
+        r.remove().unwrap();
+        assert!(!r.describe().exists);
+        assert!(read(Kind::SysvQueue, &id).is_none());
+        drop(q);
     }
 }

@@ -12,6 +12,6 @@
 //! `docs/wire-format.md`.
 
 pub use crate::queue::sysv::{
-    KIND, SysvIn, SysvMq, SysvMqChannel, SysvMqListener, SysvMqReceiver, SysvMqSender, SysvOut,
+    SysvIn, SysvMq, SysvMqChannel, SysvMqListener, SysvMqReceiver, SysvMqSender, SysvOut,
     remove_orphans,
 };

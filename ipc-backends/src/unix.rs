@@ -20,12 +20,12 @@ use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport, endpoint::U
 use crate::conn::accept::{Acceptor, Sockets};
 use crate::conn::authorize::{Object, authorize};
 use crate::conn::{dial::dial, fail};
-use crate::registry::{self, Record};
+use crate::registry::{self, Kind, Record};
 use crate::stream::{self, StreamChannel};
 use crate::sys::socket::{self, ListenError, UnixName};
 
 /// Registry kind of a socket file.
-const KIND: &str = "socket";
+const KIND: Kind = Kind::SocketFile;
 
 /// The `unix:` transport.
 #[derive(Debug, Clone, Copy, Default)]

@@ -220,22 +220,42 @@ fn listener_carries_on<T: Transport>(test: &str, scheme: &str) {
     assert_nothing_left(&ep);
 }
 
-/// Writes a message that is not a connect request to `ep`'s rendezvous.
+/// Writes a message that is not a connect request to `ep`'s rendezvous,
+/// with the kernel's calls (as any other program could), not ipcx's.
 fn garbage_request(ep: &Endpoint) {
-    use ipc_backends::sys::{mqueue, sysv_msg};
+    use nix::mqueue::{MQ_OFlag, mq_close, mq_open, mq_send};
     if ep.scheme() == ipc_core::Scheme::Mq {
-        let q = mqueue::Mq::open(
-            &ipc_backends::mq::rendezvous_name(ep),
-            mqueue::Access::Write,
+        let name = ipc_backends::mq::rendezvous_name(ep);
+        let q = mq_open(
+            name.as_str(),
+            MQ_OFlag::O_WRONLY,
+            nix::sys::stat::Mode::empty(),
+            None,
         )
         .unwrap();
-        assert_eq!(q.send(b"junk").unwrap(), mqueue::Op::Done(4));
+        mq_send(&q, b"junk", 0).unwrap();
+        mq_close(q).unwrap();
     } else {
-        let key = sysv_msg::key_of(ep.address(), b'x').unwrap();
-        let q = sysv_msg::MsgQueue::open(key).unwrap();
-        let mut buf = sysv_msg::MsgBuf::default();
-        let sent = q.send(&mut buf, &[&[7u8; 200]], true).unwrap();
-        assert_eq!(sent, sysv_msg::Op::Done(200));
+        #[repr(C)]
+        struct Msg {
+            mtype: libc::c_long,
+            text: [u8; 200],
+        }
+        let path = std::ffi::CString::new(ep.address()).unwrap();
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        let key = unsafe { libc::ftok(path.as_ptr(), libc::c_int::from(b'x')) };
+        assert_ne!(key, -1, "ftok: {}", std::io::Error::last_os_error());
+        // SAFETY: msgget takes integers only.
+        let id = unsafe { libc::msgget(key, 0) };
+        assert_ne!(id, -1, "msgget: {}", std::io::Error::last_os_error());
+        let msg = Msg {
+            mtype: 1,
+            text: [7; 200],
+        };
+        // SAFETY: `msg` is a live `long` mtype followed by 200 text bytes,
+        // valid for reads during the call.
+        let r = unsafe { libc::msgsnd(id, (&raw const msg).cast(), 200, 0) };
+        assert_eq!(r, 0, "msgsnd: {}", std::io::Error::last_os_error());
     }
 }
 

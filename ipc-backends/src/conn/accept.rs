@@ -23,6 +23,8 @@ use std::thread::JoinHandle;
 
 use ipc_core::{Deadline, Endpoint, Error, Listener, Result};
 
+use crate::sys::Context;
+
 /// Most handshakes in progress at once per listener.
 pub const MAX_PENDING: usize = 256;
 /// Established connections that may wait for `accept`.
@@ -286,7 +288,8 @@ impl Stop {
         let ready = wait_any(
             &[(self.0.as_fd(), Interest::Read), (fd, interest)],
             Deadline::Never,
-        )?;
+        )
+        .context(|| "poll".into())?;
         Ok(ready == Ready::Index(1))
     }
 

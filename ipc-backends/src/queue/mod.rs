@@ -44,7 +44,7 @@ use crate::conn::handshake::{self, Framed, Wire};
 use crate::conn::request::{self, Request};
 use crate::conn::{dial::dial, fail};
 use crate::fragment::{self, FragmentReceiver, FragmentSender, UnitSink, UnitSource};
-use crate::registry::{self, Record};
+use crate::registry::{self, Kind, Record};
 
 pub(crate) use sizing::Sizing;
 
@@ -61,7 +61,7 @@ pub(crate) type Channel<K> =
 /// watched, and the kernel's sizing limits.
 pub(crate) trait Kernel: Sized + 'static {
     /// Registry kind of the rendezvous queue's record.
-    const KIND: &'static str;
+    const KIND: Kind;
     /// Magic of this kernel's connect requests.
     const MAGIC: [u8; 4];
     /// The listener's rendezvous queue; dropping it removes it.

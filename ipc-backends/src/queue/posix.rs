@@ -23,6 +23,7 @@ use crate::conn::accept::{Acceptor, Closer, Stop};
 use crate::conn::fail;
 use crate::conn::request::{self, Request};
 use crate::fragment::{FragmentReceiver, FragmentSender, MIN_UNIT, Taken, UnitSink, UnitSource};
+use crate::registry::Kind;
 use crate::sys::Context;
 use crate::sys::fd::{self, Interest, Ready};
 use crate::sys::mqueue::{self, Access, Mq as Queue, Op};
@@ -146,7 +147,10 @@ impl UnitSource for MqIn {
     }
 
     fn peer_exited(&self) -> Result<bool> {
-        self.peer.as_ref().map_or(Ok(false), PidFd::exited)
+        self.peer
+            .as_ref()
+            .map_or(Ok(false), PidFd::exited)
+            .context(|| "poll(pidfd)".into())
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
@@ -161,9 +165,10 @@ fn wait(q: &Queue, interest: Interest, peer: Option<&PidFd>, deadline: Deadline)
         Some(p) => fd::wait_any(
             &[(q.as_fd(), interest), (p.as_fd(), Interest::Read)],
             deadline,
-        )?,
-        None => fd::wait_any(&[(q.as_fd(), interest)], deadline)?,
-    };
+        ),
+        None => fd::wait_any(&[(q.as_fd(), interest)], deadline),
+    }
+    .context(|| "poll".into())?;
     match ready {
         Ready::TimedOut => Err(deadline.elapsed_error()),
         Ready::Index(1) if interest == Interest::Write => Err(Error::Disconnected),
@@ -223,7 +228,7 @@ impl Drop for Names {
 }
 
 impl Kernel for Mq {
-    const KIND: &'static str = "mq";
+    const KIND: Kind = Kind::MqRendezvous;
     const MAGIC: [u8; 4] = *b"IPCQ";
     type Rendezvous = RendezvousQueue;
     type Door = Queue;
@@ -315,7 +320,9 @@ impl Kernel for Mq {
             match sent {
                 Op::Done(_) => return Ok(()),
                 Op::WouldBlock => {
-                    if !fd::wait(door.as_fd(), Interest::Write, deadline)? {
+                    if !fd::wait(door.as_fd(), Interest::Write, deadline)
+                        .context(|| "poll".into())?
+                    {
                         return Err(fail::connect_timeout(
                             endpoint,
                             "sending the connect request",
@@ -359,17 +366,17 @@ impl Kernel for Mq {
     }
 
     fn watch(tx: &mut MqOut, rx: &mut MqIn, pid: u32) -> Result<bool> {
-        match (PidFd::open(pid), PidFd::open(pid)) {
-            (Ok(a), Ok(b)) => {
+        let open = || PidFd::open(pid).context(|| format!("pidfd_open({pid})"));
+        match (open()?, open()?) {
+            (Some(a), Some(b)) => {
                 tx.peer = Some(a);
                 rx.peer = Some(b);
                 Ok(true)
             }
-            (Err(Error::Disconnected), _) | (_, Err(Error::Disconnected)) => {
+            _ => {
                 tx.dead = true;
                 Ok(false)
             }
-            (Err(e), _) | (_, Err(e)) => Err(e),
         }
     }
 

@@ -29,15 +29,13 @@ use crate::conn::accept::{Acceptor, Closer};
 use crate::conn::fail;
 use crate::conn::request::{self, Request};
 use crate::fragment::{FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
-use crate::registry::{self, Record};
+use crate::registry::{self, Kind, Record};
 use crate::sys::Context;
 use crate::sys::fd::{self, Interest, Ready};
 use crate::sys::pipe;
 use crate::sys::process::{self, PidFd};
 use crate::sys::sysv_msg::{self, MsgBuf, MsgQueue, Op};
 
-/// Registry kind of every queue this transport creates.
-pub const KIND: &str = "sysv-msq";
 /// `ftok` project id of rendezvous keys.
 const PROJECT: u8 = b'x';
 /// How often a timed wait re-checks a queue that cannot be polled.
@@ -74,21 +72,18 @@ impl Transport for SysvMq {
 pub fn remove_orphans(endpoint: Option<&str>) -> usize {
     let mut n = 0;
     for r in registry::orphans() {
-        if r.kind != KIND || endpoint.is_some_and(|e| e != r.endpoint) {
+        if r.kind != Kind::SysvQueue || endpoint.is_some_and(|e| e != r.endpoint) {
             continue;
         }
-        if let Ok(id) = r.id.parse::<i32>()
-            && MsgQueue::from_id(id).remove().is_ok()
-        {
+        if r.remove().is_ok() {
             n += 1;
             tracing::warn!(
                 endpoint = %r.endpoint,
-                object = id,
+                object = %r.id,
                 owner.pid = r.pid,
                 "removed the queue of a dead process"
             );
         }
-        registry::unregister(KIND, &r.id);
     }
     n
 }
@@ -116,7 +111,11 @@ impl Queue {
     }
 
     fn record(&self) {
-        let r = Record::mine(KIND, self.q.id().to_string(), self.endpoint.clone());
+        let r = Record::mine(
+            Kind::SysvQueue,
+            self.q.id().to_string(),
+            self.endpoint.clone(),
+        );
         let _ = registry::register(&r);
     }
 
@@ -125,7 +124,7 @@ impl Queue {
     /// (a watcher) may be cut short by the exit of the process it woke.
     fn remove(&self) {
         let _ = self.q.remove();
-        registry::unregister(KIND, &self.q.id().to_string());
+        registry::unregister(Kind::SysvQueue, &self.q.id().to_string());
     }
 }
 
@@ -209,7 +208,7 @@ impl UnitSink for SysvOut {
                 Op::Removed => return Err(Error::Disconnected),
                 Op::WouldBlock => {
                     if let Some(p) = &self.peer
-                        && p.exited()?
+                        && p.exited().context(|| "poll(pidfd)".into())?
                     {
                         return Err(Error::Disconnected);
                     }
@@ -278,7 +277,10 @@ impl UnitSource for SysvIn {
     }
 
     fn peer_exited(&self) -> Result<bool> {
-        self.peer.as_ref().map_or(Ok(false), PidFd::exited)
+        self.peer
+            .as_ref()
+            .map_or(Ok(false), PidFd::exited)
+            .context(|| "poll(pidfd)".into())
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
@@ -397,7 +399,7 @@ fn queue_error(endpoint: &impl Display, what: &str, q: &MsgQueue, e: std::io::Er
 }
 
 impl Kernel for SysvMq {
-    const KIND: &'static str = KIND;
+    const KIND: Kind = Kind::SysvQueue;
     const MAGIC: [u8; 4] = *b"IPCS";
     type Rendezvous = RendezvousQueue;
     type Door = MsgQueue;
@@ -551,19 +553,15 @@ impl Kernel for SysvMq {
             rx.q.q.set_owned(true);
             rx.q.record();
         }
-        let pidfd = match PidFd::open(pid) {
-            Ok(p) => p,
-            Err(Error::Disconnected) => {
-                // Nobody will read what we send.
-                tx.q.remove();
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
+        let Some(pidfd) = PidFd::open(pid).context(|| format!("pidfd_open({pid})"))? else {
+            // Nobody will read what we send.
+            tx.q.remove();
+            return Ok(false);
         };
         let w = watch_peer(pidfd, tx.q.clone(), rx.q.clone())?;
         // Should the peer exit meanwhile, the watcher removes our queues.
-        tx.peer = PidFd::open(pid).ok();
-        rx.peer = PidFd::open(pid).ok();
+        tx.peer = PidFd::open(pid).ok().flatten();
+        rx.peer = PidFd::open(pid).ok().flatten();
         tx._watch = Some(w.clone());
         rx._watch = Some(w);
         Ok(rx.peer.is_some())

@@ -14,6 +14,7 @@ use super::segment::{self, Layout};
 use super::shared::Signal;
 use super::{posix, ring, sysv};
 use crate::conn::fail;
+use crate::sys::Context;
 use crate::sys::fd::{self, Interest};
 use crate::sys::process;
 use crate::sys::scm::{self, Received};
@@ -126,7 +127,7 @@ fn offer_posix(
         match scm::send_fd(sock, SEGMENT_FOLLOWS, fd.as_fd()) {
             Ok(true) => return Ok((map, None)),
             Ok(false) => {
-                if !fd::wait(sock, Interest::Write, deadline)? {
+                if !fd::wait(sock, Interest::Write, deadline).context(|| "poll".into())? {
                     return Err(Error::Timeout);
                 }
             }
@@ -209,7 +210,7 @@ fn take_posix(
             }
             Received::Closed => return Err(Error::Disconnected),
             Received::WouldBlock => {
-                if !fd::wait(sock, Interest::Read, deadline)? {
+                if !fd::wait(sock, Interest::Read, deadline).context(|| "poll".into())? {
                     return Err(Error::Timeout);
                 }
             }

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_core::{Deadline, Endpoint, Error, Result};
 
+use crate::sys::Context;
 use crate::sys::fd::{self, Interest};
 use crate::sys::socket::{self, Io};
 
@@ -62,7 +63,7 @@ pub fn write_all(
             Io::Done(n) => bytes = &bytes[n..],
             Io::Closed => return Err(Error::Disconnected),
             Io::WouldBlock => {
-                if !fd::wait(sock.as_fd(), Interest::Write, deadline)? {
+                if !fd::wait(sock.as_fd(), Interest::Write, deadline).context(|| "poll".into())? {
                     return Err(Error::Timeout);
                 }
             }
@@ -97,7 +98,7 @@ pub fn read_exact(
             Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
             Io::Done(n) => done += n,
             Io::WouldBlock => {
-                if !fd::wait(sock.as_fd(), Interest::Read, deadline)? {
+                if !fd::wait(sock.as_fd(), Interest::Read, deadline).context(|| "poll".into())? {
                     return Err(Error::Timeout);
                 }
             }

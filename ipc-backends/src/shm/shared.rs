@@ -171,7 +171,8 @@ impl Shared {
     /// when the semaphore set was removed.
     fn sleep(&self, seq: &AtomicU32, expected: u32, num: u16, slice: Duration) -> Result<()> {
         match self.signal {
-            Signal::Futex => futex::wait(seq, expected, slice),
+            Signal::Futex => futex::wait(seq, expected, slice)
+                .map_err(|e| Error::io(format!("{}: futex(FUTEX_WAIT)", self.endpoint), e)),
             Signal::Semaphores(ref set) => {
                 set.wait(num, slice).map_err(|e| match e.raw_os_error() {
                     Some(libc::EIDRM | libc::EINVAL) => Error::Disconnected,

@@ -8,14 +8,10 @@ use std::time::Duration;
 use ipc_core::{Endpoint, Error, Result};
 
 use super::posix::checked_size;
-use crate::registry::{self, Record};
+use crate::registry::{self, Kind, Record};
 use crate::sys::shm::Mapping;
 use crate::sys::sysv_shm as sys;
 
-/// Registry kind of segments.
-pub const KIND_SEGMENT: &str = "sysv-shm";
-/// Registry kind of semaphore sets.
-pub const KIND_SEMAPHORES: &str = "sysv-sem";
 /// Semaphores per set: data and space for each of the two rings.
 pub const SEMAPHORES: i32 = 4;
 
@@ -26,7 +22,7 @@ pub struct RecordedSegment(sys::Segment);
 
 impl Drop for RecordedSegment {
     fn drop(&mut self) {
-        registry::unregister(KIND_SEGMENT, &self.0.id().to_string());
+        registry::unregister(Kind::SysvSegment, &self.0.id().to_string());
     }
 }
 
@@ -45,18 +41,20 @@ impl SemaphoreSet {
         self.set.id()
     }
 
-    /// See [`sys::Semaphores::post`].
+    /// Adds one to semaphore `num` (a value already at the kernel's
+    /// maximum is fine: wake-ups are pending anyway).
     ///
     /// # Errors
-    /// As [`sys::Semaphores::post`].
+    /// The OS error of `semop` (`EIDRM`/`EINVAL` when the set is gone).
     pub fn post(&self, num: u16) -> std::io::Result<()> {
         self.set.post(num)
     }
 
-    /// See [`sys::Semaphores::wait`].
+    /// Takes one from semaphore `num`, sleeping at most `timeout` for it to
+    /// become positive; returns on success, timeout or signal alike.
     ///
     /// # Errors
-    /// As [`sys::Semaphores::wait`].
+    /// The OS error of `semtimedop` (`EIDRM`/`EINVAL` when the set is gone).
     pub fn wait(&self, num: u16, timeout: Duration) -> std::io::Result<()> {
         self.set.wait(num, timeout)
     }
@@ -72,7 +70,7 @@ impl SemaphoreSet {
 impl Drop for SemaphoreSet {
     fn drop(&mut self) {
         if !self.left {
-            registry::unregister(KIND_SEMAPHORES, &self.id().to_string());
+            registry::unregister(Kind::SysvSemaphores, &self.id().to_string());
         }
     }
 }
@@ -104,25 +102,10 @@ impl Created {
     }
 }
 
-/// Removes the recorded object `kind`/`id` (a segment or semaphore set)
-/// and its record; `false` for kinds this module does not own.
-pub fn remove_recorded(kind: &str, id: &str) -> bool {
-    let Ok(n) = id.parse::<i32>() else {
-        return false;
-    };
-    match kind {
-        KIND_SEGMENT => sys::segment_remove(n),
-        KIND_SEMAPHORES => sys::sem_remove(n),
-        _ => return false,
-    }
-    registry::unregister(kind, id);
-    true
-}
-
 /// Removes recorded segments and semaphore sets whose owner died.
 pub fn remove_orphans() {
     for r in registry::orphans() {
-        if remove_recorded(&r.kind, &r.id) {
+        if matches!(r.kind, Kind::SysvSegment | Kind::SysvSemaphores) && r.remove().is_ok() {
             tracing::info!(
                 kind = %r.kind,
                 id = %r.id,
@@ -149,7 +132,7 @@ pub fn create(endpoint: &Endpoint, size: usize) -> Result<(Created, Mapping)> {
             e,
         )
     })?;
-    record(KIND_SEGMENT, segment.id(), endpoint);
+    record(Kind::SysvSegment, segment.id(), endpoint);
     let segment = RecordedSegment(segment);
     let set = sys::Semaphores::create(SEMAPHORES, mode).map_err(|e| {
         Error::io(
@@ -157,7 +140,7 @@ pub fn create(endpoint: &Endpoint, size: usize) -> Result<(Created, Mapping)> {
             e,
         )
     })?;
-    record(KIND_SEMAPHORES, set.id(), endpoint);
+    record(Kind::SysvSemaphores, set.id(), endpoint);
     let semaphores = SemaphoreSet { set, left: false };
     let shmid = segment.0.id();
     let map = segment
@@ -175,7 +158,7 @@ pub fn create(endpoint: &Endpoint, size: usize) -> Result<(Created, Mapping)> {
 
 /// Records the object `id` of `kind` as this process's, for `ipcx clean`
 /// should this process die before removing it.
-fn record(kind: &str, id: i32, endpoint: &Endpoint) {
+fn record(kind: Kind, id: i32, endpoint: &Endpoint) {
     let _ = registry::register(&Record::mine(kind, id.to_string(), endpoint.to_string()));
 }
 
@@ -224,20 +207,24 @@ mod tests {
         set.disown();
         let id = set.id();
         drop(set);
-        let mut r = Record::mine(KIND_SEMAPHORES, id.to_string(), "sysv-shm:/tmp/orphan-test");
+        let mut r = Record::mine(
+            Kind::SysvSemaphores,
+            id.to_string(),
+            "sysv-shm:/tmp/orphan-test",
+        );
         r.start_time += 1;
         registry::register(&r).unwrap();
         remove_orphans();
         let gone = sys::sem_owner(id).is_err();
         if !gone {
-            sys::sem_remove(id);
-            registry::unregister(KIND_SEMAPHORES, &id.to_string());
+            let _ = sys::sem_remove(id);
+            registry::unregister(Kind::SysvSemaphores, &id.to_string());
         }
         assert!(gone, "semaphore set {id} of a dead owner survived");
         assert!(
             !registry::list()
                 .iter()
-                .any(|x| x.id == id.to_string() && x.kind == KIND_SEMAPHORES)
+                .any(|x| x.id == id.to_string() && x.kind == Kind::SysvSemaphores)
         );
     }
 }

@@ -2,7 +2,9 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ipc_core::{Deadline, Error, Result};
+use std::io;
+
+use ipc_core::Deadline;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -38,16 +40,16 @@ pub enum Ready {
 /// the following read or write reports them.
 ///
 /// # Errors
-/// [`Error::Io`] if `poll(2)` fails for a reason other than `EINTR`.
-pub fn wait(fd: BorrowedFd<'_>, interest: Interest, deadline: Deadline) -> Result<bool> {
+/// The OS error of `poll(2)`, other than `EINTR`.
+pub fn wait(fd: BorrowedFd<'_>, interest: Interest, deadline: Deadline) -> io::Result<bool> {
     Ok(wait_any(&[(fd, interest)], deadline)? != Ready::TimedOut)
 }
 
 /// Waits until any of `fds` is ready or the deadline passes.
 ///
 /// # Errors
-/// [`Error::Io`] if `poll(2)` fails for a reason other than `EINTR`.
-pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], deadline: Deadline) -> Result<Ready> {
+/// The OS error of `poll(2)`, other than `EINTR`.
+pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], deadline: Deadline) -> io::Result<Ready> {
     loop {
         let mut pfds: Vec<PollFd<'_>> = fds
             .iter()
@@ -75,7 +77,7 @@ pub fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], deadline: Deadline) -> Resul
                 return Ok(Ready::Index(idx));
             }
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::io("poll", e.into())),
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -9,15 +9,17 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use ipc_core::{Error, Result};
+use std::io;
+
+use nix::errno::Errno;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on a wake,
 /// a value change, a signal or the timeout alike: the caller re-checks its
 /// condition in every case.
 ///
 /// # Errors
-/// [`Error::Io`] for failures other than `EAGAIN`, `EINTR`, `ETIMEDOUT`.
-pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<()> {
+/// OS errors other than `EAGAIN`, `EINTR`, `ETIMEDOUT`.
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> io::Result<()> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -36,13 +38,9 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Result<()> {
             0u32,
         )
     };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT) => Ok(()),
-        _ => Err(Error::io("futex(FUTEX_WAIT)", e)),
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::EAGAIN | Errno::EINTR | Errno::ETIMEDOUT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -19,7 +19,8 @@
 //! - [`mqueue`]: POSIX message queues (pollable descriptors) and their limits.
 //! - [`sysv_msg`]: System V message queues as handles that remove what they
 //!   own (not pollable; removal wakes blocked callers).
-//! - [`limits`]: kernel limits read from `/proc`.
+//! - [`limits`]: kernel limits read from `/proc` (and [`limits::Limits`],
+//!   public at the crate root).
 //! - [`sem`]: POSIX named semaphores; [`sysv_sem`]: System V semaphores
 //!   found by `ftok` key, with `SEM_UNDO`.
 //! - [`named_shm`]: named segments that persist (POSIX by name, System V
@@ -28,9 +29,17 @@
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
 //!
-//! Errors are mapped once, here: a failing call becomes
-//! [`Error::Io`] carrying the endpoint and the call's
-//! name, through [`Context`].
+//! This module is private to the crate: what the `ipcx` command needs of
+//! the kernel goes through [`registry`](crate::registry) and
+//! [`limits`](crate::limits).
+//!
+//! Errors are mapped once. Every return code goes through
+//! [`Errno::result`](nix::errno::Errno::result) (or a safe nix wrapper,
+//! which does the same), never a hand-written `== -1`; every function here
+//! returns [`std::io::Result`] (or an `io::Error` beside the failing
+//! call's name), except `sem`, `sysv_sem` and `named_shm`, whose callers
+//! match on the errno and get a [`nix::Result`], and the transports turn it into [`Error::Io`] carrying
+//! the endpoint and the call's name through [`Context`].
 
 pub mod clock;
 pub mod event;

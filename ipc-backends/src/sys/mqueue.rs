@@ -215,6 +215,16 @@ pub fn unlink(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes queued in queue `name`, as the mqueue filesystem shows them
+/// (`QSIZE:` of `/dev/mqueue/NAME`); `None` when the queue or the
+/// filesystem is not there.
+pub fn queued_bytes(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/dev/mqueue/{}", name.trim_start_matches('/')))
+        .ok()?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("QSIZE:")?.parse().ok())
+}
+
 fn flags_of(access: Access) -> MQ_OFlag {
     MQ_OFlag::O_CLOEXEC
         | match access {

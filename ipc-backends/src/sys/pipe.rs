@@ -75,9 +75,7 @@ pub fn inherit_in_child(cmd: &mut Command, fds: [RawFd; 2]) {
     let hook = move || {
         for fd in fds {
             // SAFETY: fcntl on a descriptor number touches no memory.
-            if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
-                return Err(io::Error::last_os_error());
-            }
+            Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
         }
         Ok(())
     };
@@ -99,13 +97,11 @@ pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) ->
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the
         // call; read(2) writes at most that many and never reads them.
         let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            return Ok(Io::Done(r as usize));
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            Errno::EAGAIN => return Ok(Io::WouldBlock),
-            e => return Err(e.into()),
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -7,7 +7,8 @@
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use ipc_core::{Error, Result};
+use std::io;
+
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -73,33 +74,30 @@ fn is_zombie(pid: u32) -> bool {
 pub struct PidFd(OwnedFd);
 
 impl PidFd {
-    /// Opens a pidfd for `pid`.
+    /// Opens a pidfd for `pid`; `Ok(None)` if the process no longer exists.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] if the process no longer exists;
-    /// [`Error::Io`] if the kernel lacks `pidfd_open` (Linux < 5.3).
-    pub fn open(pid: u32) -> Result<PidFd> {
-        let raw_pid = i32::try_from(pid).map_err(|_| Error::Disconnected)?;
+    /// The OS error of `pidfd_open` (`ENOSYS` before Linux 5.3).
+    pub fn open(pid: u32) -> io::Result<Option<PidFd>> {
+        let Ok(raw_pid) = i32::try_from(pid) else {
+            return Ok(None);
+        };
         // SAFETY: pidfd_open takes a pid and flags by value and returns a new
         // descriptor (always close-on-exec) or -1; no memory is passed.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ESRCH) => Err(Error::Disconnected),
-                _ => Err(Error::io(format!("pidfd_open({pid})"), e)),
-            };
+        match Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) }) {
+            // SAFETY: the call returned a fresh descriptor (not -1) that
+            // nothing else owns; it fits in i32 because descriptors are ints.
+            Ok(fd) => Ok(Some(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))),
+            Err(Errno::ESRCH) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        // SAFETY: the call returned a fresh descriptor (fd >= 0) that nothing
-        // else owns; it fits in i32 because descriptors are ints.
-        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
     }
 
     /// Whether the process has exited (non-blocking).
     ///
     /// # Errors
-    /// [`Error::Io`] if polling fails.
-    pub fn exited(&self) -> Result<bool> {
+    /// The OS error of `poll(2)`.
+    pub fn exited(&self) -> io::Result<bool> {
         super::fd::wait(
             self.0.as_fd(),
             super::fd::Interest::Read,
@@ -125,7 +123,7 @@ mod tests {
         assert!(alive(me, Some(t)));
         assert!(!alive(me, Some(t + 1)));
         assert!(!alive(0, None));
-        let fd = PidFd::open(me).unwrap();
+        let fd = PidFd::open(me).unwrap().unwrap();
         assert!(!fd.exited().unwrap());
     }
 
@@ -133,7 +131,7 @@ mod tests {
     fn exited_child() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        let fd = PidFd::open(pid).unwrap();
+        let fd = PidFd::open(pid).unwrap().unwrap();
         child.wait().unwrap();
         assert!(fd.exited().unwrap());
         assert!(!alive(pid, start_time(pid)) || start_time(pid).is_none());

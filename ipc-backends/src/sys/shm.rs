@@ -4,10 +4,14 @@
 //! [shm_open(3)]: https://man7.org/linux/man-pages/man3/shm_open.3.html
 //! [mmap(2)]: https://man7.org/linux/man-pages/man2/mmap.2.html
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::mman;
+use nix::sys::stat::Mode;
 
 /// How a [`Mapping`] is undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,36 +97,34 @@ pub fn create_unlinked(
     mode: u32,
     size: usize,
 ) -> Result<OwnedFd, (&'static str, io::Error)> {
-    let c = CString::new(name)
-        .map_err(|_| ("shm_open", io::Error::from(io::ErrorKind::InvalidInput)))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the call; shm_open
-    // returns a new descriptor or -1.
-    let raw = unsafe {
-        libc::shm_open(
-            c.as_ptr(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-            0o600 as libc::mode_t,
-        )
-    };
-    if raw < 0 {
-        return Err(("shm_open", io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: `c` is valid; unlinking a name we just created exclusively.
-    unsafe { libc::shm_unlink(c.as_ptr()) };
-    // SAFETY: `fd` is open; fchmod takes it and a mode by value. Done after
-    // the exclusive create so the umask cannot narrow `mode`.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } < 0 {
-        return Err(("fchmod", io::Error::last_os_error()));
-    }
+    let fd = mman::shm_open(
+        name,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .map_err(|e| ("shm_open", e.into()))?;
+    // A name we just created exclusively: failing to unlink it only leaves
+    // it for `ipcx clean`.
+    let _ = unlink(name);
+    // After the exclusive create, so the umask cannot narrow `mode`.
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode & 0o7777))
+        .map_err(|e| ("fchmod", e.into()))?;
     let len = libc::off_t::try_from(size)
         .map_err(|_| ("ftruncate", io::Error::from(io::ErrorKind::InvalidInput)))?;
-    // SAFETY: `fd` is open for writing; ftruncate takes values only.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } < 0 {
-        return Err(("ftruncate", io::Error::last_os_error()));
-    }
+    nix::unistd::ftruncate(&fd, len).map_err(|e| ("ftruncate", e.into()))?;
     Ok(fd)
+}
+
+/// Removes the POSIX shared memory object `name` ([shm_unlink(3)]);
+/// mappings of it stay valid.
+///
+/// # Errors
+/// The OS error of the call (`ENOENT` when there is no such object).
+///
+/// [shm_unlink(3)]: https://man7.org/linux/man-pages/man3/shm_unlink.3.html
+pub fn unlink(name: &str) -> io::Result<()> {
+    mman::shm_unlink(name)?;
+    Ok(())
 }
 
 /// Owner uid and size in bytes of the object behind `fd` ([fstat(2)]).
@@ -132,14 +134,7 @@ pub fn create_unlinked(
 /// # Errors
 /// The OS error of `fstat`.
 pub fn owner_and_size(fd: BorrowedFd<'_>) -> io::Result<(u32, u64)> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is open; `st` points to writable storage for one `stat`,
-    // which fstat fills completely on success.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
+    let st = nix::sys::stat::fstat(fd)?;
     Ok((st.st_uid, st.st_size.max(0) as u64))
 }
 
@@ -150,7 +145,7 @@ pub fn owner_and_size(fd: BorrowedFd<'_>) -> io::Result<(u32, u64)> {
 pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
     // SAFETY: a fresh shared mapping at an address the kernel picks; `fd` is
     // open read-write; the result is checked against MAP_FAILED.
-    let p = unsafe {
+    let p = Errno::result(unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
@@ -159,39 +154,7 @@ pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
             fd.as_raw_fd(),
             0,
         )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-    Ok(Mapping {
-        ptr,
-        len,
-        unmap: Unmap::Munmap,
-    })
-}
-
-/// Maps `len` bytes of fresh anonymous shared memory (inherited across
-/// `fork`); for benchmarks and tests.
-///
-/// # Errors
-/// The OS error of `mmap(2)`.
-pub fn map_anonymous(len: usize) -> io::Result<Mapping> {
-    // SAFETY: a fresh anonymous shared mapping; no descriptor involved;
-    // checked against MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
     Ok(Mapping {
         ptr,

@@ -214,14 +214,13 @@ pub enum Io {
 }
 
 fn outcome(r: isize) -> io::Result<Io> {
-    if r >= 0 {
-        return Ok(Io::Done(r as usize));
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(Io::WouldBlock),
-        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => Ok(Io::Closed),
-        _ => Err(e),
+    match Errno::result(r) {
+        Ok(n) => Ok(Io::Done(n as usize)),
+        Err(Errno::EAGAIN) => Ok(Io::WouldBlock),
+        Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN | Errno::ESHUTDOWN) => {
+            Ok(Io::Closed)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -68,11 +68,6 @@ impl KeyedSem {
         Ok(KeyedSem { id })
     }
 
-    /// The kernel's id.
-    pub fn id(&self) -> i32 {
-        self.id
-    }
-
     /// Takes one unit, sleeping until there is one; `timeout` bounds the
     /// sleep (`None`: unbounded) and `Some(ZERO)` does not sleep.
     ///
@@ -152,20 +147,6 @@ impl KeyedSem {
         // SAFETY: GETVAL reads no variadic argument.
         let v = Errno::result(unsafe { libc::semctl(self.id, 0, libc::GETVAL) })?;
         Ok(v.max(0) as u32)
-    }
-
-    /// Owner uid and permission bits (`IPC_STAT`).
-    ///
-    /// # Errors
-    /// The OS error of `semctl`.
-    pub fn owner_and_mode(&self) -> nix::Result<(u32, u32)> {
-        let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
-        // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *`
-        // to writable storage, filled on success.
-        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
-        // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
-        let ds = unsafe { ds.assume_init() };
-        Ok((ds.sem_perm.uid, u32::from(ds.sem_perm.mode) & 0o777))
     }
 
     /// Removes the set (`IPC_RMID`); waiters elsewhere get `EIDRM`.

@@ -22,6 +22,8 @@ use std::io;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use nix::errno::Errno;
+
 use super::shm::Mapping;
 
 fn perm(mode: u32) -> libc::c_int {
@@ -50,10 +52,9 @@ impl Segment {
                 libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
             )
         };
-        if id < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Segment { id })
+        Ok(Segment {
+            id: Errno::result(id)?,
+        })
     }
 
     /// The kernel's id, to hand to the peer.
@@ -72,7 +73,8 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        segment_remove(self.id);
+        // Already removed is fine; nothing else can fail for our own.
+        let _ = segment_remove(self.id);
     }
 }
 
@@ -83,9 +85,7 @@ impl Drop for Segment {
 pub fn segment_owner_and_size(id: i32) -> io::Result<(u32, u64)> {
     let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
     // SAFETY: `ds` is writable storage for one shmid_ds, filled on success.
-    if unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) })?;
     // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
     let ds = unsafe { ds.assume_init() };
     Ok((ds.shm_perm.uid, ds.shm_segsz as u64))
@@ -97,10 +97,7 @@ pub fn segment_owner_and_size(id: i32) -> io::Result<(u32, u64)> {
 /// The OS error of `shmat`.
 pub fn segment_attach(id: i32, len: usize) -> io::Result<Mapping> {
     // SAFETY: shmat picks the address (null) and returns it or (void*)-1.
-    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if p as isize == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let p = Errno::result(unsafe { libc::shmat(id, std::ptr::null(), 0) })?;
     let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
     // SAFETY: `ptr` is what shmat just returned for a segment the caller
     // checked to hold at least `len` bytes; it is attached once, here.
@@ -108,10 +105,15 @@ pub fn segment_attach(id: i32, len: usize) -> io::Result<Mapping> {
 }
 
 /// Marks segment `id` for removal: it disappears once the last process
-/// detaches. Errors (already removed) are ignored.
-pub fn segment_remove(id: i32) {
+/// detaches.
+///
+/// # Errors
+/// The OS error of `shmctl` (`EINVAL`/`EIDRM` when it is gone already,
+/// `EPERM` when it is not ours).
+pub fn segment_remove(id: i32) -> io::Result<()> {
     // SAFETY: IPC_RMID takes no buffer (null is allowed).
-    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    Errno::result(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+    Ok(())
 }
 
 /// A System V semaphore set in use by this process, removed (`IPC_RMID`,
@@ -137,10 +139,10 @@ impl Semaphores {
                 libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
             )
         };
-        if id < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Semaphores { id, remove: true })
+        Ok(Semaphores {
+            id: Errno::result(id)?,
+            remove: true,
+        })
     }
 
     /// Takes charge of the set `id` another process created and handed
@@ -183,7 +185,7 @@ impl Semaphores {
 impl Drop for Semaphores {
     fn drop(&mut self) {
         if self.remove {
-            sem_remove(self.id);
+            let _ = sem_remove(self.id);
         }
     }
 }
@@ -196,19 +198,21 @@ pub fn sem_owner(id: i32) -> io::Result<u32> {
     let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
     // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *`
     // to writable storage, filled on success.
-    if unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
     // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
     let ds = unsafe { ds.assume_init() };
     Ok(ds.sem_perm.uid)
 }
 
-/// Removes semaphore set `id` at once; waiters get `EIDRM`. Errors (already
-/// removed) are ignored.
-pub fn sem_remove(id: i32) {
+/// Removes semaphore set `id` at once; waiters get `EIDRM`.
+///
+/// # Errors
+/// The OS error of `semctl` (`EINVAL`/`EIDRM` when it is gone already,
+/// `EPERM` when it is not ours).
+pub fn sem_remove(id: i32) -> io::Result<()> {
     // SAFETY: IPC_RMID takes no further argument.
-    unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+    Errno::result(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })?;
+    Ok(())
 }
 
 /// See [`Semaphores::post`].
@@ -220,14 +224,10 @@ fn sem_post(id: i32, num: u16) -> io::Result<()> {
     };
     loop {
         // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
-        if unsafe { libc::semop(id, &mut op, 1) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ERANGE) => return Ok(()),
-            _ => return Err(e),
+        match Errno::result(unsafe { libc::semop(id, &mut op, 1) }) {
+            Ok(_) | Err(Errno::ERANGE) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -255,12 +255,8 @@ fn sem_wait(id: i32, num: u16, timeout: Duration) -> io::Result<()> {
             &ts as *const libc::timespec,
         )
     };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN | libc::EINTR) => Ok(()),
-        _ => Err(e),
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,9 +1,6 @@
 //! `ipcx doctor`: the kernel limits each transport depends on, what they
 //! allow, and what to change.
 
-use ipcx::backends::sys::limits::{proc_limit, proc_limits};
-use ipcx::backends::sys::{mqueue, sysv_msg};
-
 /// The kernel message size the queue transports use by default.
 const QUEUE_UNIT: u64 = ipcx::backends::fragment::DEFAULT_UNIT as u64;
 
@@ -11,12 +8,6 @@ const QUEUE_UNIT: u64 = ipcx::backends::fragment::DEFAULT_UNIT as u64;
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:\n  ipcx doctor")]
 pub struct Args {}
-
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
 
 fn show(v: Option<u64>) -> String {
     v.map_or("unreadable".into(), |v| v.to_string())
@@ -51,35 +42,13 @@ pub fn main(_: Args) -> Result<(), String> {
         o.push_str(&format!("  {k:<22} {v:<24} {src}\n"));
     };
 
-    // POSIX message queues.
-    let msg_max = proc_limit(mqueue::MSG_MAX_PATH);
-    let msgsize_max = proc_limit(mqueue::MSGSIZE_MAX_PATH);
-    let queues_max = proc_limit(mqueue::QUEUES_MAX_PATH);
-    let rl_mq = mqueue::rlimit_msgqueue();
-    let mq_mounted = read("/proc/mounts").is_some_and(|m| {
-        m.lines()
-            .any(|l| l.split_whitespace().nth(2) == Some("mqueue"))
-    });
-    // System V.
-    let msgmax = proc_limit(sysv_msg::MSGMAX_PATH);
-    let msgmnb = proc_limit(sysv_msg::MSGMNB_PATH);
-    let msgmni = proc_limit(sysv_msg::MSGMNI_PATH);
-    let shmmax = proc_limit("/proc/sys/kernel/shmmax");
-    let shmall = proc_limit("/proc/sys/kernel/shmall");
-    let shmmni = proc_limit("/proc/sys/kernel/shmmni");
-    let sem = proc_limits("/proc/sys/kernel/sem");
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    // Shared memory filesystem.
-    let devshm = nix::sys::statvfs::statvfs("/dev/shm").ok().map(|s| {
-        let f = s.fragment_size();
-        (s.blocks() * f, s.blocks_available() * f)
-    });
-    // Pipes and sockets.
-    let pipe_max = proc_limit("/proc/sys/fs/pipe-max-size");
-    let somaxconn = proc_limit("/proc/sys/net/core/somaxconn");
+    let l = ipcx::backends::limits();
+    let (msg_max, msgsize_max, queues_max) = (l.mq_msg_max, l.mq_msgsize_max, l.mq_queues_max);
+    let (rl_mq, mq_mounted) = (l.rlimit_msgqueue, l.mqueue_mounted);
+    let (msgmax, msgmnb, msgmni) = (l.msgmax, l.msgmnb, l.msgmni);
+    let (shmmax, shmall, shmmni, sem) = (l.shmmax, l.shmall, l.shmmni, l.sem);
+    let (page, devshm) = (l.page_size, l.dev_shm);
+    let (pipe_buf, pipe_max, somaxconn) = (l.pipe_buf, l.pipe_max_size, l.somaxconn);
 
     o.push_str("Kernel limits\n");
     line(
@@ -124,12 +93,7 @@ pub fn main(_: Args) -> Result<(), String> {
     );
     line(&mut o, "shmmni", show(shmmni), "/proc/sys/kernel/shmmni");
     for (i, name) in ["SEMMSL", "SEMMNS", "SEMOPM", "SEMMNI"].iter().enumerate() {
-        line(
-            &mut o,
-            name,
-            show(sem.get(i).copied()),
-            "/proc/sys/kernel/sem",
-        );
+        line(&mut o, name, show(sem[i]), "/proc/sys/kernel/sem");
     }
     line(
         &mut o,
@@ -142,7 +106,7 @@ pub fn main(_: Args) -> Result<(), String> {
     line(
         &mut o,
         "PIPE_BUF",
-        libc::PIPE_BUF.to_string(),
+        pipe_buf.to_string(),
         "atomic pipe write, bytes",
     );
     line(
@@ -162,7 +126,7 @@ pub fn main(_: Args) -> Result<(), String> {
     o.push_str(&format!(
         "  pipe, fifo{}: any message size (framed); writes up to PIPE_BUF={} are atomic, so many clients' connection requests never interleave; a pipe buffers up to pipe-max-size={} bytes.\n",
         supported("fifo"),
-        libc::PIPE_BUF,
+        pipe_buf,
         show(pipe_max)
     ));
     if let (Some(mm), Some(sm)) = (msg_max, msgsize_max) {
@@ -196,8 +160,8 @@ pub fn main(_: Args) -> Result<(), String> {
         show(shmmax),
         shmall.map_or("?".into(), |a| (a.saturating_mul(page) >> 20).to_string()),
         show(shmmni),
-        show(sem.first().copied()),
-        show(sem.get(3).copied()),
+        show(sem[0]),
+        show(sem[3]),
     ));
     o.push_str(&format!(
         "  unix, tcp{}: up to somaxconn={} connections wait for accept; raise with sysctl net.core.somaxconn.\n",

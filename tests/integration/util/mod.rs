@@ -602,14 +602,14 @@ impl Drop for Reclaim {
             if !same(&r.endpoint) {
                 continue;
             }
-            if r.kind == "sysv-msq" {
+            if r.kind == ipcx::backends::registry::Kind::SysvQueue {
                 if let Ok(id) = r.id.parse::<i32>() {
                     // SAFETY: IPC_RMID takes no buffer; a queue already
                     // removed only makes the call fail.
                     unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
                 }
             }
-            ipcx::backends::registry::unregister(&r.kind, &r.id);
+            ipcx::backends::registry::unregister(r.kind, &r.id);
         }
     }
 }
