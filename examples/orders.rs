@@ -34,6 +34,8 @@ fn main() -> ipcx::Result<()> {
         println!("{:?}", ch.recv()?);
         return Ok(());
     }
+    // On SIGTERM/SIGINT, remove what would outlive this process, then stop.
+    let _clean_stop = ipcx::shutdown::on_signals()?;
     let mut listener = ipcx::listen_typed::<Ack, Order>(&endpoint)?;
     loop {
         // Established clients only: one that fails its handshake (another

@@ -29,6 +29,7 @@
 extern crate self as ipcx;
 
 pub mod rpc;
+pub mod shutdown;
 mod spawn;
 pub mod typed;
 pub use spawn::{ENDPOINT_VAR, connect_parent, connect_parent_with, spawn, spawn_with};

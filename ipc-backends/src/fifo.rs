@@ -27,6 +27,7 @@ use crate::conn::accept::{Acceptor, Closer, Incoming, Next, Raw, Stop};
 use crate::conn::authorize::{Object, authorize};
 use crate::conn::request::{self, Request};
 use crate::conn::{dial::dial, fail};
+use crate::registry::{self, Kind, Record};
 use crate::stream::{self, StreamChannel};
 use crate::sys::Context;
 use crate::sys::fd::{self, Interest};
@@ -107,9 +108,15 @@ impl Transport for Fifo {
             }
         }
         let id = crate::sys::socket::file_id(path);
+        let _ = registry::register(&Record::mine(
+            Kind::FifoRendezvous,
+            path,
+            endpoint.to_string(),
+        ));
         // Read and write: the listener never sees end of file between clients.
         let rendezvous = pipe::open_fifo(path, FifoEnd::Both).map_err(|e| {
             let _ = std::fs::remove_file(path);
+            registry::unregister(Kind::FifoRendezvous, path);
             io_error(endpoint, "open", path, e)
         })?;
         let listening = Listening {
@@ -303,5 +310,6 @@ impl Drop for Listening {
         if self.id.is_some() && crate::sys::socket::file_id(path) == self.id {
             let _ = std::fs::remove_file(path);
         }
+        registry::unregister(Kind::FifoRendezvous, path);
     }
 }

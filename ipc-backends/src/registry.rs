@@ -73,12 +73,12 @@ impl Record {
         file_name(self.kind, &self.id)
     }
 
-    /// The object itself: the socket file's path, the queue's POSIX name
+    /// The object itself: the socket file's or FIFO's path, the queue's POSIX name
     /// (both read back from the endpoint), or the System V id.
     pub fn object(&self) -> String {
         let endpoint = self.endpoint.parse::<ipc_core::Endpoint>().ok();
         match (self.kind, endpoint) {
-            (Kind::SocketFile, Some(ep)) => ep.address().to_string(),
+            (Kind::SocketFile | Kind::FifoRendezvous, Some(ep)) => ep.address().to_string(),
             (Kind::MqRendezvous, Some(ep)) => crate::mq::rendezvous_name(&ep),
             _ => self.id.clone(),
         }
@@ -214,6 +214,24 @@ pub fn read(kind: Kind, id: &str) -> Option<Record> {
         pid: pid.parse().ok()?,
         start_time: start.parse().ok()?,
     })
+}
+
+/// Removes every object this process recorded, and its record: what a
+/// process about to end on a signal does, so that nothing it created
+/// outlives it (see `ipcx::shutdown`). Returns how many were removed.
+/// Connections and listeners of this process that use them stop working.
+pub fn remove_mine() -> usize {
+    let me = crate::sys::process::pid();
+    let mut n = 0;
+    for r in list().into_iter().filter(|r| r.pid == me) {
+        match r.remove() {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::warn!(kind = %r.kind, object = %r.object(), error = %e, "cannot remove")
+            }
+        }
+    }
+    n
 }
 
 /// The records of objects whose owner is dead.

@@ -30,43 +30,50 @@ matrix!(conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("u
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("f"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, mq => format!("mq:/{}", crate::util::unique("m"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("s"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, shm => format!("shm:/{}", crate::util::unique("h"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("v"));
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
     handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
-    no_listener no_listener_after_kill wait_for_listener listen_in_use);
+    no_listener no_listener_after_kill wait_for_listener listen_in_use
+    sigterm_leaves_nothing);
 
 // pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
 // [`open_pair`] spawns the peer instead of listening. Left out, because the
@@ -76,6 +83,7 @@ matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique
 //   same EOF/EPIPE that peer_killed_in_recv and peer_killed_in_send check;
 // - restart_after_kill: anonymous pipes have no name to restart on and
 //   vanish with their last holder;
+// - sigterm_leaves_nothing: anonymous pipes have no name to leave behind;
 // - bad_clients_do_not_stall_accept, no_listener, no_listener_after_kill,
 //   wait_for_listener, listen_in_use: there is no rendezvous for a stranger
 //   to open, to find empty or to take; the pipes are made by the parent
@@ -224,6 +232,14 @@ fn run_role() {
         "hold" => {
             let _ch = connect(&ep);
             report("connected");
+            util::await_parent();
+        }
+        "listen-hold-term" => {
+            let _stop = ipcx::shutdown::on_signals().expect("signal handlers");
+            let mut l = listen(&ep);
+            report(format!("endpoint={}", l.endpoint()));
+            let _ch = accept(&mut l);
+            report("accepted");
             util::await_parent();
         }
         "listen-hold" => {
@@ -633,6 +649,31 @@ fn listener_killed(test: &'static str, ep: &str) {
         &[dead],
         "after relistening on a killed listener's endpoint",
     );
+}
+
+/// A service stopped with SIGTERM (as systemd, Docker or Kubernetes stop
+/// one) that opted in with `ipcx::shutdown::on_signals` leaves nothing
+/// behind: not its listener's name, not its side of a connection. (Without
+/// it, `unix:`, `fifo:`, `mq:` and `sysv-mq:` leave their names behind.)
+fn sigterm_leaves_nothing(test: &'static str, ep: &str) {
+    let mut peer = Peer::spawn(test, "listen-hold-term", ep, "");
+    let at = peer.expect_value("endpoint");
+    let mut ch = connect(&at);
+    assert_eq!(peer.expect_line(), "accepted");
+    let dead = peer.pid();
+    let status = peer.terminate();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the service ends as SIGTERM would end it: {status:?}"
+    );
+    match ch.recv_timeout(OP) {
+        Err(Error::Disconnected) => {}
+        other => panic!("the client after the service's SIGTERM: {other:?}"),
+    }
+    drop(ch);
+    util::assert_nothing_left(&at, &[dead], "after the service's SIGTERM");
 }
 
 /// Runs a listener and a client in two processes, and returns their pids.

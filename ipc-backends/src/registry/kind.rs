@@ -29,11 +29,14 @@ pub enum Kind {
     /// A `sysv-shm:` connection's semaphore set (`sysv-sem`); the id is the
     /// kernel's semid.
     SysvSemaphores,
+    /// A `fifo:` listener's rendezvous FIFO (`fifo`); the id is its path.
+    FifoRendezvous,
 }
 
 impl Kind {
     /// Every kind, in the order of their names.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
+        Kind::FifoRendezvous,
         Kind::MqRendezvous,
         Kind::SocketFile,
         Kind::SysvQueue,
@@ -49,6 +52,7 @@ impl Kind {
             Kind::SysvQueue => "sysv-msq",
             Kind::SysvSegment => "sysv-shm",
             Kind::SysvSemaphores => "sysv-sem",
+            Kind::FifoRendezvous => "fifo",
         }
     }
 
@@ -70,7 +74,9 @@ impl Kind {
             alive: record.owner_alive(),
         };
         match self {
-            Kind::SocketFile => d.exists = std::fs::symlink_metadata(&d.object).is_ok(),
+            Kind::SocketFile | Kind::FifoRendezvous => {
+                d.exists = std::fs::symlink_metadata(&d.object).is_ok();
+            }
             Kind::MqRendezvous => {
                 d.queued_bytes = mqueue::queued_bytes(&d.object);
                 d.exists = d.queued_bytes.is_some();
@@ -114,6 +120,7 @@ impl Kind {
         };
         let r = match self {
             Kind::SocketFile => crate::unix::remove_orphan(&record.object()),
+            Kind::FifoRendezvous => remove_fifo(&record.object()),
             Kind::MqRendezvous => mqueue::unlink(&record.object()),
             Kind::SysvQueue => {
                 kernel_id(record).map_or(Ok(()), |id| sysv_msg::MsgQueue::from_id(id).remove())
@@ -128,6 +135,16 @@ impl Kind {
                 Ok(())
             }
         }
+    }
+}
+
+/// Removes the FIFO at `path`, and nothing else that may be there now.
+fn remove_fifo(path: &str) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => std::fs::remove_file(path),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -194,6 +194,23 @@ impl Peer {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits (at most 60 s) for the peer to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill takes plain values; the pid is our live child's.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the peer did not exit within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits (at most 60 s) for the peer to exit and asserts it succeeded.
     #[track_caller]
     pub fn expect_success(mut self) {
