@@ -219,9 +219,9 @@ mod tests {
             assert_eq!(k.to_string(), k.as_str());
         }
         // The names on disk, as ipcx has always written them.
-        let names = ["mq", "socket", "sysv-msq", "sysv-sem", "sysv-shm"];
+        let names = ["fifo", "mq", "socket", "sysv-msq", "sysv-sem", "sysv-shm"];
         assert_eq!(Kind::ALL.map(Kind::as_str), names);
-        assert!("fifo".parse::<Kind>().is_err());
+        assert!("fifos".parse::<Kind>().is_err());
         assert!("sysv".parse::<Kind>().is_err());
     }
 }
