@@ -18,12 +18,15 @@
 //! Typed channels ([`typed`]: `connect_typed::<Out, In>`,
 //! `listen_typed::<Out, In>`) send `#[derive(IpcMessage)]` types and refuse
 //! peers with other types at connect; [`rpc`] builds request–reply on top.
+//! [`queue`] is the other pattern: standalone queues that outlive their
+//! producers and consumers (`mq:/jobs?pattern=queue`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Lets `#[derive(IpcMessage)]` name this crate `::ipcx` from inside it too.
 extern crate self as ipcx;
 
+pub mod queue;
 pub mod rpc;
 mod spawn;
 pub mod typed;

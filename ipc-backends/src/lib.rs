@@ -20,6 +20,7 @@ pub mod pipe;
 mod queue;
 pub mod registry;
 pub mod shm;
+pub mod standalone;
 pub mod stream;
 pub mod sys;
 pub mod sysv_mq;
