@@ -44,12 +44,37 @@ fn access(role: Role) -> Access {
 
 /// Bytes per kernel message for a new queue: `max_message_size` plus the
 /// header when the endpoint gives one, else the kernel's `msgsize_max`.
-fn msgsize(endpoint: &Endpoint) -> u64 {
+/// Checked against `msgsize_max` even for a process the kernel would let
+/// exceed it: the queue must serve unprivileged openers too.
+fn msgsize(endpoint: &Endpoint) -> Result<u64> {
+    let size_max = proc_limit(mqueue::MSGSIZE_MAX_PATH).unwrap_or(DEFAULT_MSGSIZE);
     let given = endpoint.options().max_message_size;
     if given == ipc_core::endpoint::DEFAULT_MAX_MESSAGE_SIZE {
-        proc_limit(mqueue::MSGSIZE_MAX_PATH).unwrap_or(DEFAULT_MSGSIZE)
-    } else {
-        (given + HEADER_LEN) as u64
+        return Ok(size_max);
+    }
+    let want = (given + HEADER_LEN) as u64;
+    if want > size_max {
+        return Err(size_error(endpoint, want, size_max));
+    }
+    Ok(want)
+}
+
+fn size_error(endpoint: &Endpoint, size: u64, size_max: u64) -> Error {
+    let header = HEADER_LEN as u64;
+    Error::Limit {
+        endpoint: endpoint.to_string(),
+        option: "max_message_size",
+        value: size - header,
+        limit: size_max.saturating_sub(header),
+        source_of_limit: format!(
+            "{} = {size_max} bytes per message, {HEADER_LEN} of them the ipcx header",
+            mqueue::MSGSIZE_MAX_PATH
+        ),
+        fix: format!(
+            "lower max_message_size to at most {} or raise {} (as root)",
+            size_max.saturating_sub(header),
+            mqueue::MSGSIZE_MAX_PATH
+        ),
     }
 }
 
@@ -65,7 +90,7 @@ impl PosixQueue {
     /// this call created it.
     pub(super) fn open(endpoint: &Endpoint, open: Open, role: Role) -> Result<(PosixQueue, bool)> {
         let name = name(endpoint);
-        let (cap, size) = (capacity(endpoint), msgsize(endpoint));
+        let (cap, size) = (capacity(endpoint), msgsize(endpoint)?);
         // Another process may create or remove the queue between our two
         // calls; a few rounds settle it.
         for _ in 0..8 {
@@ -221,21 +246,7 @@ fn create_error(endpoint: &Endpoint, name: &str, cap: u64, size: u64, e: std::io
     let msg_max = proc_limit(mqueue::MSG_MAX_PATH).unwrap_or(DEFAULT_CAPACITY);
     let size_max = proc_limit(mqueue::MSGSIZE_MAX_PATH).unwrap_or(DEFAULT_MSGSIZE);
     match e.raw_os_error() {
-        Some(libc::EINVAL) if size > size_max => Error::Limit {
-            endpoint: endpoint.to_string(),
-            option: "max_message_size",
-            value: size - HEADER_LEN as u64,
-            limit: size_max - HEADER_LEN as u64,
-            source_of_limit: format!(
-                "{} = {size_max} bytes per message, {HEADER_LEN} of them the ipcx header",
-                mqueue::MSGSIZE_MAX_PATH
-            ),
-            fix: format!(
-                "lower max_message_size to at most {} or raise {} (as root)",
-                size_max - HEADER_LEN as u64,
-                mqueue::MSGSIZE_MAX_PATH
-            ),
-        },
+        Some(libc::EINVAL) if size > size_max => size_error(endpoint, size, size_max),
         Some(libc::EINVAL) if cap > msg_max => Error::Limit {
             endpoint: endpoint.to_string(),
             option: "capacity",
