@@ -76,6 +76,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use ipc_backends::standalone;
+#[cfg(doc)]
+use ipc_core::Error;
 use ipc_core::{Deadline, Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::standalone::{
@@ -95,18 +97,18 @@ impl<T: IpcMessage> Producer<T> {
     /// exist.
     ///
     /// # Errors
-    /// [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) when the
-    /// queue was created for another type; [`Error::Limit`](crate::Error::Limit)
+    /// [`Error::SchemaMismatch`] when the
+    /// queue was created for another type; [`Error::Limit`]
     /// when `capacity=` or `max_message_size=` exceed the kernel's limits;
-    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied) when it
-    /// exists with another `mode=`; [`Error::Unsupported`](crate::Error::Unsupported)
+    /// [`Error::PermissionDenied`] when it
+    /// exists with another `mode=`; [`Error::Unsupported`]
     /// for schemes other than `mq:` and `sysv-mq:`.
     pub fn open(endpoint: &Endpoint) -> Result<Producer<T>> {
         Producer::open_with(endpoint, Open::OpenOrCreate)
     }
 
     /// Creates the queue of `endpoint` for `T`;
-    /// [`Error::AddrInUse`](crate::Error::AddrInUse) if it exists.
+    /// [`Error::AddrInUse`] if it exists.
     ///
     /// # Errors
     /// As [`Producer::open`].
@@ -139,7 +141,7 @@ impl<T: IpcMessage> Producer<T> {
     /// Sends `msg` with `priority`, waiting for room until `deadline`.
     ///
     /// # Errors
-    /// [`Error::Encode`](crate::Error::Encode) when serde refuses it;
+    /// [`Error::Encode`] when serde refuses it;
     /// otherwise as [`ByteProducer::send_until`].
     pub fn send_until(&mut self, msg: &T, priority: u32, deadline: Deadline) -> Result<()> {
         if let Some(bytes) = msg.wire_bytes() {
@@ -158,7 +160,7 @@ impl<T: IpcMessage> Producer<T> {
         self.send_until(msg, 0, Deadline::Never)
     }
 
-    /// Sends `msg` if there is room now, else [`Error::WouldBlock`](crate::Error::WouldBlock).
+    /// Sends `msg` if there is room now, else [`Error::WouldBlock`].
     ///
     /// # Errors
     /// As [`Producer::send_until`].
@@ -167,7 +169,7 @@ impl<T: IpcMessage> Producer<T> {
     }
 
     /// Sends `msg`, waiting at most `timeout` for room, else
-    /// [`Error::Timeout`](crate::Error::Timeout).
+    /// [`Error::Timeout`].
     ///
     /// # Errors
     /// As [`Producer::send_until`].
@@ -179,7 +181,7 @@ impl<T: IpcMessage> Producer<T> {
     /// received before every message of a lower priority.
     ///
     /// # Errors
-    /// As [`Producer::send_until`]; [`Error::Limit`](crate::Error::Limit)
+    /// As [`Producer::send_until`]; [`Error::Limit`]
     /// for a priority of [`PRIORITY_LEVELS`] or more.
     pub fn send_with_priority(&mut self, msg: &T, priority: u32) -> Result<()> {
         self.send_until(msg, priority, Deadline::Never)
@@ -223,11 +225,11 @@ impl<T: IpcMessage> Consumer<T> {
     /// Receives one message and its priority, waiting until `deadline`.
     ///
     /// # Errors
-    /// [`Error::WouldBlock`](crate::Error::WouldBlock) (`Deadline::Now`) or
-    /// [`Error::Timeout`](crate::Error::Timeout) when the queue stayed empty;
-    /// [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) for a message
-    /// of another type, [`Error::Protocol`](crate::Error::Protocol) for one
-    /// not sent by ipcx, [`Error::Decode`](crate::Error::Decode) for one
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or
+    /// [`Error::Timeout`] when the queue stayed empty;
+    /// [`Error::SchemaMismatch`] for a message
+    /// of another type, [`Error::Protocol`] for one
+    /// not sent by ipcx, [`Error::Decode`] for one
     /// that does not decode: each consumed, the next call receives the next.
     pub fn recv_until_with_priority(&mut self, deadline: Deadline) -> Result<(T, u32)> {
         let d = self.inner.recv_until(deadline)?;
@@ -251,7 +253,7 @@ impl<T: IpcMessage> Consumer<T> {
     }
 
     /// Receives a message if one is queued, else
-    /// [`Error::WouldBlock`](crate::Error::WouldBlock).
+    /// [`Error::WouldBlock`].
     ///
     /// # Errors
     /// As [`Consumer::recv_until_with_priority`].
@@ -260,7 +262,7 @@ impl<T: IpcMessage> Consumer<T> {
     }
 
     /// Receives a message, waiting at most `timeout`, else
-    /// [`Error::Timeout`](crate::Error::Timeout).
+    /// [`Error::Timeout`].
     ///
     /// # Errors
     /// As [`Consumer::recv_until_with_priority`].
@@ -282,7 +284,7 @@ pub fn remove(endpoint: &Endpoint) -> Result<bool> {
 /// type.
 ///
 /// # Errors
-/// An [`Error::Io`](crate::Error::Io) (`ENOENT`) when there is no such queue.
+/// An [`Error::Io`] (`ENOENT`) when there is no such queue.
 pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
     standalone::stat(endpoint)
 }
