@@ -22,12 +22,15 @@
 //! Beside channels: [`sync`] (named semaphores on `sem:`/`sysv-sem:`,
 //! robust cross-process mutexes) and [`shared`] (`Region<T>`: a zero-copy
 //! value in a named segment, written under a lock, read by seqlock).
+//! [`queue`] is the other pattern: standalone queues that outlive their
+//! producers and consumers (`mq:/jobs?pattern=queue`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Lets `#[derive(IpcMessage)]` name this crate `::ipcx` from inside it too.
 extern crate self as ipcx;
 
+pub mod queue;
 pub mod rpc;
 pub mod shutdown;
 mod spawn;

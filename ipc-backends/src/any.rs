@@ -293,6 +293,7 @@ macro_rules! define_any {
         /// [`Error::Unsupported`] for a scheme this build lacks; otherwise
         /// the transport's errors.
         pub fn listen(endpoint: &Endpoint, schema: &Schema) -> Result<AnyListener> {
+            crate::standalone::refuse_as_connection(endpoint)?;
             match endpoint.scheme() {
                 $($scheme => <$t as Transport>::listen(endpoint, schema)
                     .map(|l| AnyListener { flavor: ListenerFlavor::$variant(l) }),)*
@@ -307,6 +308,7 @@ macro_rules! define_any {
         /// [`Error::Unsupported`] for a scheme this build lacks; otherwise
         /// the transport's errors.
         pub fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<AnyChannel> {
+            crate::standalone::refuse_as_connection(endpoint)?;
             match endpoint.scheme() {
                 $($scheme => <$t as Transport>::connect(endpoint, schema)
                     .map(|c| AnyChannel { flavor: ChannelFlavor::$variant(c) }),)*

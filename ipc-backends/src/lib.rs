@@ -25,6 +25,7 @@ mod queue;
 pub mod registry;
 pub mod shared;
 pub mod shm;
+pub mod standalone;
 pub mod stream;
 pub mod sync;
 mod sys;

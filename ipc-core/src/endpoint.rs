@@ -11,6 +11,10 @@
 //! tcp://127.0.0.1:7000               TCP, for peers on other machines
 //! ```
 //!
+//! `mq:` and `sysv-mq:` also name standalone queues (`ipcx::queue`): a
+//! config says so with `?pattern=queue` (`mq:/jobs?pattern=queue`), which
+//! `listen`/`connect` refuse; see [`Pattern`].
+//!
 //! Options ride as query parameters named like the fields of [`Options`]:
 //! `shm:/orders?capacity=1048576&max_message_size=65536&wait=spin`. An option
 //! that does not apply to a scheme is refused, so a typo never goes unnoticed.
@@ -71,6 +75,7 @@ mod address;
 mod display;
 mod options;
 mod parse;
+mod pattern;
 mod scheme;
 mod serde;
 #[cfg(test)]
@@ -79,6 +84,7 @@ mod tests;
 use std::time::Duration;
 
 pub use options::{Options, Wait};
+pub use pattern::Pattern;
 pub use scheme::Scheme;
 
 use address::resolve_and_validate;
@@ -267,6 +273,12 @@ impl Endpoint {
     /// wait and fails at once with `NoListener`.
     pub fn wait_for_listener(&self) -> Duration {
         self.options.wait_for_listener
+    }
+
+    /// The pattern: a connection (default) or a standalone queue
+    /// (`?pattern=queue`).
+    pub fn pattern(&self) -> Pattern {
+        self.options.pattern
     }
 
     /// Whether `uid` may connect under `allow_uid`.

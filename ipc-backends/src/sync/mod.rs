@@ -25,7 +25,7 @@
 //! new unit that outlives the poster: a producer may signal and exit.
 //!
 //! These endpoints are not channels: `ipcx::listen("sem:/x")` is refused
-//! with [`Error::Unsupported`](ipc_core::Error::Unsupported).
+//! with [`Error::Unsupported`].
 //!
 //! # Examples
 //!

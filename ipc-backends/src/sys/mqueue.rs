@@ -13,6 +13,8 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_attr_member_t};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 
+use ipc_core::Deadline;
+
 /// Where the kernel's limit on a queue's length (in messages) lives.
 pub const MSG_MAX_PATH: &str = "/proc/sys/fs/mqueue/msg_max";
 /// Where the kernel's limit on a queue's message size lives.
@@ -185,6 +187,133 @@ impl Mq {
             }
         }
     }
+}
+
+/// Standalone queues: sends and receives with a priority and a deadline,
+/// and what identifies the queue object.
+impl Mq {
+    /// Sends one message with `priority`, waiting for room until
+    /// `deadline` (`Never`: as long as it takes, in `mq_send`).
+    ///
+    /// # Errors
+    /// OS errors other than a full queue at the deadline (`EMSGSIZE` when
+    /// `msg` is longer than the queue's message size, `EINVAL` for a
+    /// priority at or above `MQ_PRIO_MAX`).
+    pub fn send_until(&self, msg: &[u8], priority: u32, deadline: Deadline) -> io::Result<Op> {
+        let until = realtime_deadline(deadline)?;
+        loop {
+            let r = match &until {
+                // SAFETY: `msg` is valid for reads of `msg.len()` bytes
+                // during the call; the descriptor is an open queue owned by
+                // self.
+                None => unsafe {
+                    libc::mq_send(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), priority)
+                },
+                // SAFETY: as above; `t` is a live timespec.
+                Some(t) => unsafe {
+                    libc::mq_timedsend(
+                        self.0.as_raw_fd(),
+                        msg.as_ptr().cast(),
+                        msg.len(),
+                        priority,
+                        t.as_ref(),
+                    )
+                },
+            };
+            match Errno::result(r) {
+                Ok(_) => return Ok(Op::Done(msg.len())),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok(Op::WouldBlock),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives the oldest message of the highest priority into `buf`
+    /// (at least the queue's message size long), waiting until `deadline`;
+    /// returns its priority beside the outcome.
+    ///
+    /// # Errors
+    /// OS errors other than an empty queue at the deadline.
+    pub fn receive_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<(Op, u32)> {
+        let until = realtime_deadline(deadline)?;
+        loop {
+            let mut prio = 0;
+            let r = match &until {
+                // SAFETY: `buf` is valid for writes of `buf.len()` bytes and
+                // `prio` for one u32 during the call; the descriptor is an
+                // open queue owned by self.
+                None => unsafe {
+                    libc::mq_receive(
+                        self.0.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        &mut prio,
+                    )
+                },
+                // SAFETY: as above; `t` is a live timespec.
+                Some(t) => unsafe {
+                    libc::mq_timedreceive(
+                        self.0.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        &mut prio,
+                        t.as_ref(),
+                    )
+                },
+            };
+            match Errno::result(r) {
+                Ok(n) => return Ok((Op::Done(n as usize), prio)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok((Op::WouldBlock, 0)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The queue's permission bits, owner uid and identity (device and
+    /// inode of its file in the mqueue file system).
+    ///
+    /// # Errors
+    /// The OS error of `fstat(2)`.
+    pub fn file_status(&self) -> io::Result<FileStatus> {
+        let st = nix::sys::stat::fstat(self.0.as_fd())?;
+        Ok(FileStatus {
+            mode: st.st_mode & 0o777,
+            uid: st.st_uid,
+            identity: (st.st_dev, st.st_ino),
+        })
+    }
+}
+
+/// What `fstat(2)` says about a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStatus {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Device and inode: the same only for the same queue object.
+    pub identity: (u64, u64),
+}
+
+/// The highest priority plus one ([sysconf(3)] `MQ_PRIO_MAX`; 32768 on
+/// Linux).
+///
+/// [sysconf(3)]: https://man7.org/linux/man-pages/man3/sysconf.3.html
+pub const PRIO_LEVELS: u32 = 32768;
+
+/// `deadline` as the absolute `CLOCK_REALTIME` time the `mq_timed*` calls
+/// take; `None` for `Never`.
+fn realtime_deadline(deadline: Deadline) -> io::Result<Option<TimeSpec>> {
+    Ok(match deadline.remaining() {
+        None => None,
+        Some(d) if d.is_zero() => Some(EXPIRED),
+        Some(d) => {
+            let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+            Some(now + TimeSpec::from_duration(d))
+        }
+    })
 }
 
 /// An absolute time long past: a timed call with it returns at once when it

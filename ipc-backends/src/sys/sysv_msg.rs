@@ -54,6 +54,16 @@ pub struct Status {
     pub owner_uid: u32,
     /// The process that sent the last message (`msg_lspid`), 0 if none did.
     pub last_sender: u32,
+    /// The process that received the last message (`msg_lrpid`), 0 if none did.
+    pub last_receiver: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// When the last message was sent (`msg_stime`, seconds since the epoch; 0: never).
+    pub last_send: i64,
+    /// When the last message was received (`msg_rtime`; 0: never).
+    pub last_receive: i64,
+    /// When the queue was created or last changed (`msg_ctime`).
+    pub changed: i64,
 }
 
 /// Outcome of a send or receive.
@@ -184,6 +194,11 @@ impl MsgQueue {
             creator_uid: ds.msg_perm.cuid,
             owner_uid: ds.msg_perm.uid,
             last_sender: u32::try_from(ds.msg_lspid).unwrap_or(0),
+            last_receiver: u32::try_from(ds.msg_lrpid).unwrap_or(0),
+            mode: u32::from(ds.msg_perm.mode) & 0o777,
+            last_send: ds.msg_stime,
+            last_receive: ds.msg_rtime,
+            changed: ds.msg_ctime,
         })
     }
 
@@ -204,9 +219,24 @@ impl MsgQueue {
     /// # Errors
     /// OS errors other than full (with `nowait`) and removed.
     pub fn send(&self, buf: &mut MsgBuf, parts: &[&[u8]], nowait: bool) -> io::Result<Op> {
+        self.send_typed(buf, MTYPE, parts, nowait)
+    }
+
+    /// Sends `parts` concatenated as one message of type `mtype` (> 0).
+    ///
+    /// # Errors
+    /// OS errors other than full (with `nowait`) and removed (`EINVAL` for
+    /// an `mtype` below 1 shows as removed, so callers check it first).
+    pub fn send_typed(
+        &self,
+        buf: &mut MsgBuf,
+        mtype: libc::c_long,
+        parts: &[&[u8]],
+        nowait: bool,
+    ) -> io::Result<Op> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         buf.reserve_text(len);
-        buf.0[0] = MTYPE;
+        buf.0[0] = mtype;
         let mut at = 0;
         let text = buf.text_mut();
         for p in parts {
@@ -250,13 +280,44 @@ impl MsgQueue {
         self.receive_with(buf, max, libc::MSG_NOERROR)
     }
 
+    /// Receives one message chosen by `msgtyp` as [msgrcv(2)] does
+    /// (negative: the lowest type at most `-msgtyp`, oldest first) into
+    /// `buf`, whose text capacity becomes at least `max`; its type is then
+    /// [`MsgBuf::mtype`]. A longer message fails with `E2BIG` and stays
+    /// queued.
+    ///
+    /// # Errors
+    /// OS errors other than empty (with `nowait`) and removed.
+    ///
+    /// [msgrcv(2)]: https://man7.org/linux/man-pages/man2/msgrcv.2.html
+    pub fn receive_typed(
+        &self,
+        buf: &mut MsgBuf,
+        max: usize,
+        msgtyp: libc::c_long,
+        nowait: bool,
+    ) -> io::Result<Op> {
+        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
+        self.receive_from(buf, max, msgtyp, flags)
+    }
+
     fn receive_with(&self, buf: &mut MsgBuf, max: usize, flags: libc::c_int) -> io::Result<Op> {
+        self.receive_from(buf, max, 0, flags)
+    }
+
+    fn receive_from(
+        &self,
+        buf: &mut MsgBuf,
+        max: usize,
+        msgtyp: libc::c_long,
+        flags: libc::c_int,
+    ) -> io::Result<Op> {
         buf.reserve_text(max);
         let cap = buf.text_capacity().min(max);
         loop {
             // SAFETY: the buffer holds a long followed by at least `cap`
             // text bytes, valid for writes; msgrcv writes at most that many.
-            let r = unsafe { libc::msgrcv(self.id, buf.0.as_mut_ptr().cast(), cap, 0, flags) };
+            let r = unsafe { libc::msgrcv(self.id, buf.0.as_mut_ptr().cast(), cap, msgtyp, flags) };
             match Errno::result(r) {
                 Ok(n) => return Ok(Op::Done(n as usize)),
                 Err(Errno::EINTR) => {}
@@ -306,6 +367,11 @@ impl MsgBuf {
         // plain integers), u8 has alignment 1, and the slice borrows self
         // mutably so nothing else aliases it.
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// The type of the message last received into the buffer.
+    pub fn mtype(&self) -> libc::c_long {
+        self.0.first().copied().unwrap_or(0)
     }
 
     /// The text part, for the caller to fill before a send or read after a

@@ -44,6 +44,9 @@ impl fmt::Display for Endpoint {
         if let Some(s) = o.spin_us {
             opt(f, "spin_us", s.to_string())?;
         }
+        if o.pattern != d.pattern {
+            opt(f, "pattern", o.pattern.as_str().to_string())?;
+        }
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::pattern::Pattern;
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODE, EndpointError,
     MAX_MESSAGE_SIZE_LIMIT, MAX_SHM_CAPACITY, MIN_SHM_CAPACITY, Scheme, err,
@@ -58,6 +59,9 @@ pub struct Options {
     pub wait: Option<Wait>,
     /// Spin time of `wait=adaptive`, in microseconds.
     pub spin_us: Option<u32>,
+    /// Connection (default) or standalone queue (`pattern=queue`, on `mq:`
+    /// and `sysv-mq:`).
+    pub pattern: Pattern,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             capacity: None,
             wait: None,
             spin_us: None,
+            pattern: Pattern::Connection,
         }
     }
 }
@@ -85,10 +90,11 @@ pub(super) enum OptionKey {
     Capacity,
     Wait,
     SpinUs,
+    Pattern,
 }
 
 impl OptionKey {
-    const ALL: [OptionKey; 8] = [
+    const ALL: [OptionKey; 9] = [
         OptionKey::MaxMessageSize,
         OptionKey::Mode,
         OptionKey::AllowUid,
@@ -97,6 +103,7 @@ impl OptionKey {
         OptionKey::Capacity,
         OptionKey::Wait,
         OptionKey::SpinUs,
+        OptionKey::Pattern,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -109,6 +116,7 @@ impl OptionKey {
             OptionKey::Capacity => "capacity",
             OptionKey::Wait => "wait",
             OptionKey::SpinUs => "spin_us",
+            OptionKey::Pattern => "pattern",
         }
     }
 
@@ -132,6 +140,9 @@ impl OptionKey {
             }
             OptionKey::Wait => "one of block, spin, adaptive",
             OptionKey::SpinUs => "microseconds, 0 to 1000000",
+            OptionKey::Pattern => {
+                "connection (the default) or queue (a standalone queue, ipcx::queue)"
+            }
         }
     }
 }
@@ -210,6 +221,7 @@ pub(super) fn set_option(
             });
         }
         OptionKey::SpinUs => o.spin_us = Some(value.parse().map_err(|_| bad())?),
+        OptionKey::Pattern => o.pattern = Pattern::from_name(value).ok_or_else(bad)?,
     }
     Ok(())
 }
@@ -227,6 +239,7 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::Capacity => "capacity=8",
         OptionKey::Wait => "wait=spin",
         OptionKey::SpinUs => "spin_us=20",
+        OptionKey::Pattern => "pattern=queue",
     }
 }
 
@@ -266,6 +279,30 @@ pub(super) fn validate_options(
     check(OptionKey::Capacity, o.capacity.is_some())?;
     check(OptionKey::Wait, o.wait.is_some())?;
     check(OptionKey::SpinUs, o.spin_us.is_some())?;
+    check(OptionKey::Pattern, o.pattern != d.pattern)?;
+    if o.pattern == Pattern::Queue {
+        // A standalone queue has no peer to connect to or vet: only what
+        // shapes the kernel object applies.
+        let connection_only = [
+            (OptionKey::AllowUid, !o.allow_uid.is_empty()),
+            (
+                OptionKey::ConnectTimeout,
+                o.connect_timeout != d.connect_timeout,
+            ),
+            (OptionKey::WaitForListener, !o.wait_for_listener.is_zero()),
+        ];
+        if let Some((key, _)) = connection_only.into_iter().find(|(_, set)| *set) {
+            return Err(err(
+                input,
+                format!(
+                    "option {} does not apply to a standalone queue ({scheme}:...?pattern=queue): it has no peer to connect to",
+                    key.name()
+                ),
+                "options of a standalone queue: pattern, max_message_size, mode, capacity",
+                format!("{}?pattern=queue&mode=0660", scheme.example()),
+            ));
+        }
+    }
     let out_of_range = |key: OptionKey, value: String| {
         Err(err(
             input,

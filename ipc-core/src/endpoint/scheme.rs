@@ -103,6 +103,7 @@ impl Scheme {
                 Scheme::Mq | Scheme::SysvMq | Scheme::Shm | Scheme::SysvShm
             ),
             Wait | SpinUs => matches!(self, Scheme::Shm | Scheme::SysvShm),
+            Pattern => matches!(self, Scheme::Mq | Scheme::SysvMq),
         }
     }
 }

@@ -70,6 +70,7 @@ struct TableForm {
     capacity: Option<Scalar>,
     wait: Option<String>,
     spin_us: Option<Scalar>,
+    pattern: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +121,7 @@ impl TableForm {
         push("capacity", self.capacity.map(|v| v.text()));
         push("wait", self.wait);
         push("spin_us", self.spin_us.map(|v| v.text()));
+        push("pattern", self.pattern);
         if !q.is_empty() {
             s.push('?');
             s.push_str(&q.join("&"));

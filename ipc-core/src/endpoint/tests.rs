@@ -237,3 +237,40 @@ fn new_validates() {
     };
     assert!(Endpoint::new(Scheme::Unix, "/x.sock", o).is_err());
 }
+
+#[test]
+fn pattern_queue_on_queues_only() {
+    use super::pattern::Pattern;
+    let e = ok("mq:/jobs?pattern=queue&capacity=8&mode=0660");
+    assert_eq!(e.pattern(), Pattern::Queue);
+    assert_eq!(e.to_string(), "mq:/jobs?capacity=8&mode=0660&pattern=queue");
+    assert_eq!(ok("mq:/jobs").pattern(), Pattern::Connection);
+    assert_eq!(ok("mq:/jobs?pattern=connection").to_string(), "mq:/jobs");
+    assert_eq!(
+        ok("sysv-mq:/tmp/jobs?pattern=queue").pattern(),
+        Pattern::Queue
+    );
+    let e = bad("shm:/x?pattern=queue");
+    assert!(e.problem.contains("does not apply to shm"), "{e}");
+    let e = bad("mq:/x?pattern=fifo");
+    assert!(
+        e.allowed.contains("connection") && e.allowed.contains("queue"),
+        "{e}"
+    );
+    for opt in [
+        "allow_uid=1000",
+        "connect_timeout=2s",
+        "wait_for_listener=1s",
+    ] {
+        let e = bad(&format!("mq:/x?pattern=queue&{opt}"));
+        assert!(e.problem.contains("standalone queue"), "{opt}: {e}");
+        e.example.parse::<Endpoint>().unwrap();
+    }
+    #[derive(Deserialize)]
+    struct Cfg {
+        q: Endpoint,
+    }
+    let c: Cfg =
+        toml::from_str(r#"q = { transport = "mq", name = "/jobs", pattern = "queue" }"#).unwrap();
+    assert_eq!(c.q.to_string(), "mq:/jobs?pattern=queue");
+}

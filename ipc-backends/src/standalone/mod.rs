@@ -1,0 +1,625 @@
+//! Standalone queues: kernel message queues that exist independently of
+//! the processes that write and read them (`mq:/NAME?pattern=queue`,
+//! `sysv-mq:PATH?pattern=queue`). The typed API is `ipcx::queue`; this
+//! module moves bytes.
+//!
+//! - **Named by the endpoint, outliving every process.** The first open
+//!   creates the queue, exclusively, with `mode=` (default 0600); it stays
+//!   until [`remove`] (or `mq_unlink`/`ipcrm`, or a reboot).
+//! - **One kernel message per ipcx message**, so competing consumers never
+//!   see a message interleaved with another: a message is the 16-byte
+//!   header ([`header`]) and its payload, and a payload that does not fit
+//!   one kernel message is refused before anything is sent.
+//! - **Many producers, competing consumers.** The kernel hands each message
+//!   to exactly one receiver.
+//! - **Backpressure from the kernel.** A full queue blocks `send`; `try_*`
+//!   return [`Error::WouldBlock`], `*_timeout` [`Error::Timeout`].
+//! - **Priorities** `0..PRIORITY_LEVELS`: higher first, oldest first within
+//!   a priority, on both kernels (POSIX natively; System V through `mtype`,
+//!   see [`sysv`](self#priorities)).
+//! - **Types without a handshake.** The creator records its type in a file
+//!   (`meta`); an opener of another type is refused with
+//!   [`Error::SchemaMismatch`]. Every message also carries its type's
+//!   fingerprint: a consumer that receives another type's message gets
+//!   `SchemaMismatch` for it — the message is consumed (the kernel cannot
+//!   leave it), reported, never decoded.
+//! - **At most once after receive.** A message belongs to the consumer the
+//!   kernel gave it to; if that consumer dies before handling it, it is
+//!   lost.
+//!
+//! # Priorities
+//!
+//! POSIX queues order by priority natively. System V queues carry priority
+//! `p` as `mtype = PRIORITY_LEVELS - p` and receive with a negative
+//! `msgtyp`, which the kernel serves by walking the queue for the lowest
+//! type: a receive costs a walk over the queued messages.
+
+pub mod header;
+mod meta;
+mod posix;
+mod sysv;
+
+use std::borrow::Cow;
+
+use ipc_core::endpoint::Pattern;
+use ipc_core::{Deadline, Direction, Encoding, Endpoint, Error, Result, Scheme, TypeTag};
+
+pub use header::HEADER_LEN;
+use header::Header;
+use posix::PosixQueue;
+use sysv::SysvQueue;
+
+/// Priorities run from 0 (the default, lowest) to `PRIORITY_LEVELS - 1`
+/// (POSIX `MQ_PRIO_MAX` on Linux).
+pub const PRIORITY_LEVELS: u32 = crate::sys::mqueue::PRIO_LEVELS;
+
+/// How [`ByteProducer::open_with`] and [`ByteConsumer::open_with`] find
+/// their queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Open {
+    /// Create it (exclusively, with `mode=`) if it does not exist, else
+    /// open it.
+    OpenOrCreate,
+    /// Create it; an existing queue is an error.
+    Create,
+    /// Open it; a missing queue is an error.
+    Existing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+    Admin,
+}
+
+/// What the kernel says about a queue ([`stat`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Messages queued.
+    pub messages: usize,
+    /// Bytes queued (System V only).
+    pub bytes: Option<usize>,
+    /// Most messages it holds (POSIX).
+    pub capacity_messages: Option<usize>,
+    /// Most bytes it holds (System V `msg_qbytes`).
+    pub capacity_bytes: Option<usize>,
+    /// Largest kernel message, header included (POSIX: the queue's; System
+    /// V: this endpoint's, within `msgmax`).
+    pub message_size: usize,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub owner_uid: u32,
+    /// The last process that sent (System V only).
+    pub last_sender: Option<u32>,
+    /// The last process that received (System V only).
+    pub last_receiver: Option<u32>,
+}
+
+/// The status of a queue and its recorded type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueInfo {
+    /// The kernel's view.
+    pub status: Status,
+    /// The type its creator recorded, if a record is there.
+    pub recorded: Option<TypeTag>,
+}
+
+/// What a message larger than the queue's size runs into.
+#[derive(Debug)]
+struct KernelLimit {
+    at_kernel_limit: bool,
+    source: String,
+    raise: String,
+}
+
+#[derive(Debug)]
+enum Kernel {
+    Posix(PosixQueue),
+    Sysv(SysvQueue),
+}
+
+fn kind(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Mq => "mq",
+        _ => "sysv-mq",
+    }
+}
+
+fn exists(endpoint: &Endpoint) -> Error {
+    Error::AddrInUse {
+        endpoint: endpoint.to_string(),
+        owner: None,
+        detail: "the queue already exists; open it instead of creating it, or remove it first (ipcx queue rm)".into(),
+    }
+}
+
+fn missing(endpoint: &Endpoint) -> Error {
+    Error::io(
+        format!(
+            "{endpoint}: no such queue; create it first (Producer::open creates it, or ipcx queue create)"
+        ),
+        std::io::Error::from_raw_os_error(libc::ENOENT),
+    )
+}
+
+/// The error `ipcx::listen`/`connect` give for a standalone-queue endpoint.
+pub fn not_a_connection(endpoint: &Endpoint) -> Error {
+    Error::Unsupported {
+        scheme: endpoint.scheme(),
+        reason: format!(
+            "{endpoint} names a standalone queue (pattern=queue), which has no listener to connect to: open it with ipcx::queue::Producer/Consumer, or drop ?pattern=queue to use a connection"
+        ),
+    }
+}
+
+/// Refuses `listen`/`connect` on a standalone-queue endpoint.
+///
+/// # Errors
+/// [`not_a_connection`] when `endpoint` has `pattern=queue`.
+pub fn refuse_as_connection(endpoint: &Endpoint) -> Result<()> {
+    if endpoint.pattern() == Pattern::Queue {
+        return Err(not_a_connection(endpoint));
+    }
+    Ok(())
+}
+
+fn check_scheme(endpoint: &Endpoint) -> Result<()> {
+    if matches!(endpoint.scheme(), Scheme::Mq | Scheme::SysvMq) {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        scheme: endpoint.scheme(),
+        reason: format!(
+            "{endpoint}: standalone queues are kernel message queues: use mq:/NAME?pattern=queue or sysv-mq:PATH?pattern=queue"
+        ),
+    })
+}
+
+/// One opened queue, for one role.
+#[derive(Debug)]
+struct Queue {
+    endpoint: Endpoint,
+    kernel: Kernel,
+    /// The type this handle sends or expects (fingerprint 0: bytes).
+    tag: TypeTag,
+    /// The type the queue's creator recorded.
+    recorded: Option<TypeTag>,
+    buf: Vec<u8>,
+}
+
+impl Queue {
+    fn open(endpoint: &Endpoint, open: Open, role: Role, tag: TypeTag) -> Result<Queue> {
+        check_scheme(endpoint)?;
+        let kind = kind(endpoint.scheme());
+        let (kernel, created, id) = match endpoint.scheme() {
+            Scheme::Mq => {
+                let (q, created) = PosixQueue::open(endpoint, open, role)?;
+                (Kernel::Posix(q), created, posix::record_id(endpoint))
+            }
+            _ => {
+                let (q, created) = SysvQueue::open(endpoint, open, role)?;
+                (Kernel::Sysv(q), created, sysv::record_id(endpoint)?)
+            }
+        };
+        let object = match &kernel {
+            Kernel::Posix(q) => q.object()?,
+            Kernel::Sysv(q) => q.object(),
+        };
+        let mut q = Queue {
+            endpoint: endpoint.clone(),
+            kernel,
+            tag,
+            recorded: None,
+            buf: Vec::new(),
+        };
+        if created {
+            let record = meta::Record {
+                tag: q.tag.clone(),
+                object,
+            };
+            meta::write(kind, &id, &record, endpoint.options().mode);
+            q.recorded = Some(record.tag);
+            tracing::debug!(endpoint = %endpoint, r#type = %q.tag, "created standalone queue");
+            return Ok(q);
+        }
+        if role != Role::Admin {
+            let mode = match &q.kernel {
+                Kernel::Posix(k) => k.mode()?,
+                Kernel::Sysv(k) => k.mode()?,
+            };
+            if mode != endpoint.options().mode {
+                return Err(Error::PermissionDenied(format!(
+                    "{endpoint}: the queue exists with mode {mode:04o}, this endpoint asks for {:04o}; give every opener the creator's mode=, or remove and recreate the queue",
+                    endpoint.options().mode
+                )));
+            }
+        }
+        q.recorded = meta::read(kind, &id, &object).map(|r| r.tag);
+        if let Some(recorded) = &q.recorded
+            && recorded.fingerprint != 0
+            && q.tag.fingerprint != 0
+            && recorded.fingerprint != q.tag.fingerprint
+        {
+            return Err(Error::SchemaMismatch {
+                direction: if role == Role::Producer {
+                    Direction::LocalToPeer
+                } else {
+                    Direction::PeerToLocal
+                },
+                local: q.tag.clone(),
+                remote: recorded.clone(),
+            });
+        }
+        Ok(q)
+    }
+
+    fn message_size(&self) -> usize {
+        match &self.kernel {
+            Kernel::Posix(q) => q.message_size(),
+            Kernel::Sysv(q) => q.message_size(),
+        }
+    }
+
+    fn too_large(&self, size: usize) -> Error {
+        let max = self.message_size() - HEADER_LEN;
+        let limit = match &self.kernel {
+            Kernel::Posix(q) => q.limit(),
+            Kernel::Sysv(q) => q.limit(),
+        };
+        if limit.at_kernel_limit {
+            Error::Limit {
+                endpoint: self.endpoint.to_string(),
+                option: "message size",
+                value: size as u64,
+                limit: max as u64,
+                source_of_limit: limit.source,
+                fix: format!(
+                    "a queue message is one kernel message (competing consumers make fragments unsafe): send smaller messages, or {}",
+                    limit.raise
+                ),
+            }
+        } else {
+            Error::MessageTooLarge { size, max }
+        }
+    }
+
+    fn send(
+        &mut self,
+        encoding: Option<Encoding>,
+        payload: &[u8],
+        priority: u32,
+        deadline: Deadline,
+    ) -> Result<()> {
+        if payload.len() > self.message_size() - HEADER_LEN {
+            return Err(self.too_large(payload.len()));
+        }
+        if priority >= PRIORITY_LEVELS {
+            return Err(Error::Limit {
+                endpoint: self.endpoint.to_string(),
+                option: "priority",
+                value: u64::from(priority),
+                limit: u64::from(PRIORITY_LEVELS - 1),
+                source_of_limit: "MQ_PRIO_MAX, priorities per queue".into(),
+                fix: format!("use priorities 0 to {}", PRIORITY_LEVELS - 1),
+            });
+        }
+        let header = Header {
+            encoding,
+            fingerprint: self.tag.fingerprint,
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(&header.encode());
+        self.buf.extend_from_slice(payload);
+        let sent = match &mut self.kernel {
+            Kernel::Posix(q) => q.send(&self.buf, priority, deadline)?,
+            Kernel::Sysv(q) => q.send(&self.buf, priority, deadline)?,
+        };
+        match (sent, deadline) {
+            (true, _) => Ok(()),
+            (false, Deadline::Now) => Err(Error::WouldBlock),
+            (false, _) => Err(Error::Timeout),
+        }
+    }
+
+    /// Receives one message into `self.buf`: its header, its length and
+    /// priority.
+    fn recv(&mut self, deadline: Deadline) -> Result<Delivery<'_>> {
+        let got = match &mut self.kernel {
+            Kernel::Posix(q) => q.recv(&mut self.buf, deadline)?,
+            Kernel::Sysv(q) => q.recv(&mut self.buf, deadline)?,
+        };
+        let Some((len, priority)) = got else {
+            return Err(if deadline == Deadline::Now {
+                Error::WouldBlock
+            } else {
+                Error::Timeout
+            });
+        };
+        let msg = &self.buf[..len];
+        let header = Header::decode(msg).map_err(|bad| {
+            tracing::warn!(endpoint = %self.endpoint, reason = %bad, "foreign message on a standalone queue");
+            Error::Protocol(format!(
+                "{}: received {bad}; it was consumed",
+                self.endpoint
+            ))
+        })?;
+        if self.tag.fingerprint != 0 && header.fingerprint != self.tag.fingerprint {
+            let remote = match &self.recorded {
+                _ if header.fingerprint == 0 => TypeTag::BYTES,
+                Some(r) if r.fingerprint == header.fingerprint => r.clone(),
+                _ => TypeTag::new(Cow::Borrowed("unknown type"), header.fingerprint),
+            };
+            tracing::warn!(endpoint = %self.endpoint, expected = %self.tag, found = %remote, "message of another type on a standalone queue");
+            return Err(Error::SchemaMismatch {
+                direction: Direction::PeerToLocal,
+                local: self.tag.clone(),
+                remote,
+            });
+        }
+        Ok(Delivery {
+            payload: &msg[HEADER_LEN..],
+            priority,
+            fingerprint: header.fingerprint,
+        })
+    }
+}
+
+/// A received message, borrowed from its consumer until the next receive.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// The payload (without the header).
+    pub payload: &'a [u8],
+    /// The priority it was sent with.
+    pub priority: u32,
+    /// The fingerprint of its type as its producer wrote it (0: bytes).
+    pub fingerprint: u64,
+}
+
+/// Sends messages to a standalone queue.
+///
+/// # Examples
+///
+/// ```no_run
+/// use ipc_backends::standalone::{ByteConsumer, ByteProducer};
+/// # fn main() -> ipc_core::Result<()> {
+/// let endpoint = "mq:/jobs?pattern=queue".parse()?;
+/// let mut producer = ByteProducer::open(&endpoint)?;
+/// producer.send(b"resize img-42")?;
+/// let mut consumer = ByteConsumer::open(&endpoint)?;
+/// assert_eq!(consumer.recv()?, b"resize img-42");
+/// ipc_backends::standalone::remove(&endpoint)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ByteProducer {
+    q: Queue,
+    encoding: Option<Encoding>,
+}
+
+impl ByteProducer {
+    /// Opens the queue of `endpoint`, creating it if it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a scheme other than `mq:`/`sysv-mq:`;
+    /// [`Error::Limit`] when `capacity=` or `max_message_size=` exceed the
+    /// kernel's limits; [`Error::PermissionDenied`] when the queue exists
+    /// with another mode; OS errors.
+    pub fn open(endpoint: &Endpoint) -> Result<ByteProducer> {
+        ByteProducer::open_with(endpoint, Open::OpenOrCreate, TypeTag::BYTES, None)
+    }
+
+    /// Creates the queue of `endpoint`; [`Error::AddrInUse`] if it exists.
+    ///
+    /// # Errors
+    /// As [`ByteProducer::open`].
+    pub fn create(endpoint: &Endpoint) -> Result<ByteProducer> {
+        ByteProducer::open_with(endpoint, Open::Create, TypeTag::BYTES, None)
+    }
+
+    /// Opens as `open` says, sending messages of type `tag` with
+    /// `encoding` (`TypeTag::BYTES`, `None`: raw bytes).
+    ///
+    /// # Errors
+    /// As [`ByteProducer::open`]; [`Error::SchemaMismatch`] when the
+    /// queue's recorded type is another.
+    pub fn open_with(
+        endpoint: &Endpoint,
+        open: Open,
+        tag: TypeTag,
+        encoding: Option<Encoding>,
+    ) -> Result<ByteProducer> {
+        Ok(ByteProducer {
+            q: Queue::open(endpoint, open, Role::Producer, tag)?,
+            encoding,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.q.endpoint
+    }
+
+    /// The largest payload a message can carry.
+    pub fn max_message_size(&self) -> usize {
+        self.q.message_size() - HEADER_LEN
+    }
+
+    /// Sends `msg` with priority `priority`, waiting for room until
+    /// `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] or [`Error::Limit`] (naming the kernel
+    /// limit) when `msg` does not fit one kernel message; [`Error::Limit`]
+    /// for a priority of [`PRIORITY_LEVELS`] or more; [`Error::WouldBlock`]
+    /// (`Deadline::Now`) or [`Error::Timeout`] when the queue stayed full.
+    pub fn send_until(&mut self, msg: &[u8], priority: u32, deadline: Deadline) -> Result<()> {
+        self.q.send(self.encoding, msg, priority, deadline)
+    }
+
+    /// Sends `msg`, blocking while the queue is full.
+    ///
+    /// # Errors
+    /// As [`ByteProducer::send_until`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, 0, Deadline::Never)
+    }
+
+    /// Sends `msg` if there is room now; [`Error::WouldBlock`] if not.
+    ///
+    /// # Errors
+    /// As [`ByteProducer::send_until`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, 0, Deadline::Now)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`ByteProducer::send_until`].
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: std::time::Duration) -> Result<()> {
+        self.send_until(msg, 0, Deadline::after(timeout))
+    }
+
+    /// Sends `msg` with `priority` (higher is received first).
+    ///
+    /// # Errors
+    /// As [`ByteProducer::send_until`].
+    pub fn send_with_priority(&mut self, msg: &[u8], priority: u32) -> Result<()> {
+        self.send_until(msg, priority, Deadline::Never)
+    }
+}
+
+/// Receives messages from a standalone queue, competing with every other
+/// consumer of it.
+#[derive(Debug)]
+pub struct ByteConsumer {
+    q: Queue,
+}
+
+impl ByteConsumer {
+    /// Opens the queue of `endpoint`, creating it if it does not exist;
+    /// receives messages of any type.
+    ///
+    /// # Errors
+    /// As [`ByteProducer::open`].
+    pub fn open(endpoint: &Endpoint) -> Result<ByteConsumer> {
+        ByteConsumer::open_with(endpoint, Open::OpenOrCreate, TypeTag::BYTES)
+    }
+
+    /// Opens as `open` says, expecting messages of type `tag`
+    /// (`TypeTag::BYTES`: any).
+    ///
+    /// # Errors
+    /// As [`ByteProducer::open_with`].
+    pub fn open_with(endpoint: &Endpoint, open: Open, tag: TypeTag) -> Result<ByteConsumer> {
+        Ok(ByteConsumer {
+            q: Queue::open(endpoint, open, Role::Consumer, tag)?,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.q.endpoint
+    }
+
+    /// The type the queue's creator recorded, if a record is there.
+    pub fn recorded_type(&self) -> Option<&TypeTag> {
+        self.q.recorded.as_ref()
+    }
+
+    /// Receives one message, waiting until `deadline`. The message is
+    /// taken from the queue whatever happens next: at most once.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or [`Error::Timeout`] when
+    /// the queue stayed empty; [`Error::SchemaMismatch`] for a message of
+    /// another type than this consumer's and [`Error::Protocol`] for one
+    /// without an ipcx header — both consumed, not decoded.
+    pub fn recv_until(&mut self, deadline: Deadline) -> Result<Delivery<'_>> {
+        self.q.recv(deadline)
+    }
+
+    /// Receives one message, blocking while the queue is empty.
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    pub fn recv(&mut self) -> Result<Vec<u8>> {
+        Ok(self.recv_until(Deadline::Never)?.payload.to_vec())
+    }
+
+    /// Receives a message if one is queued; [`Error::WouldBlock`] if not.
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    pub fn try_recv(&mut self) -> Result<Vec<u8>> {
+        Ok(self.recv_until(Deadline::Now)?.payload.to_vec())
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    pub fn recv_timeout(&mut self, timeout: std::time::Duration) -> Result<Vec<u8>> {
+        Ok(self.recv_until(Deadline::after(timeout))?.payload.to_vec())
+    }
+}
+
+/// Removes the queue of `endpoint` and its type record; `false` if there
+/// was none. Handles open elsewhere: POSIX ones keep working until closed,
+/// System V ones fail their next call.
+///
+/// # Errors
+/// OS errors other than "no such queue" (`EPERM` when another user owns it).
+pub fn remove(endpoint: &Endpoint) -> Result<bool> {
+    check_scheme(endpoint)?;
+    let kind = kind(endpoint.scheme());
+    match endpoint.scheme() {
+        Scheme::Mq => {
+            meta::remove(kind, &posix::record_id(endpoint));
+            PosixQueue::remove(endpoint)
+        }
+        _ => {
+            if let Ok(id) = sysv::record_id(endpoint) {
+                meta::remove(kind, &id);
+            }
+            SysvQueue::remove(endpoint)
+        }
+    }
+}
+
+/// The status and recorded type of the queue of `endpoint`.
+///
+/// # Errors
+/// An [`Error::Io`] (`ENOENT`) when there is no such queue; OS errors.
+pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
+    let q = Queue::open(endpoint, Open::Existing, Role::Admin, TypeTag::BYTES)?;
+    let status = match &q.kernel {
+        Kernel::Posix(k) => k.status()?,
+        Kernel::Sysv(k) => k.status()?,
+    };
+    Ok(QueueInfo {
+        status,
+        recorded: q.recorded,
+    })
+}
+
+/// Receives and drops every message queued now; how many.
+///
+/// # Errors
+/// As [`stat`].
+pub fn purge(endpoint: &Endpoint) -> Result<usize> {
+    let mut q = Queue::open(endpoint, Open::Existing, Role::Admin, TypeTag::BYTES)?;
+    let mut n = 0;
+    loop {
+        match q.recv(Deadline::Now) {
+            Ok(_) | Err(Error::Protocol(_) | Error::SchemaMismatch { .. }) => n += 1,
+            Err(Error::WouldBlock) => return Ok(n),
+            Err(e) => return Err(e),
+        }
+    }
+}

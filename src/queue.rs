@@ -1,0 +1,298 @@
+//! Standalone queues: the message-queue pattern. A queue exists
+//! independently of the processes that write and read it; producers send
+//! without anyone waiting, the queue absorbs bursts, and each message goes
+//! to exactly one of the competing consumers. Compare [`rpc`](crate::rpc),
+//! where the caller waits for its provider.
+//!
+//! A queue is a kernel message queue named by an endpoint with
+//! `?pattern=queue` (the same endpoint without it is accepted too):
+//!
+//! ```text
+//! mq:/jobs?pattern=queue                     POSIX queue /jobs (in /dev/mqueue)
+//! sysv-mq:/var/run/jobs?pattern=queue        System V queue, key ftok(path, 'q')
+//! mq:/jobs?pattern=queue&capacity=10&max_message_size=4096&mode=0660
+//! ```
+//!
+//! - **Created on first open**, exclusively with `mode=` (default 0600),
+//!   and kept until [`remove`] — every process may exit in between.
+//!   `capacity=` (messages) and `max_message_size=` (bytes of payload) size
+//!   it; values beyond the kernel's limits are refused with an error that
+//!   names the limit (`/proc/sys/fs/mqueue/msg_max`, `msgsize_max`,
+//!   `/proc/sys/kernel/msgmax`, `msgmnb`, `RLIMIT_MSGQUEUE`).
+//! - **One kernel message per message.** A message that does not fit is
+//!   refused ([`Error::MessageTooLarge`], or [`Error::Limit`] naming the
+//!   kernel limit and how to raise it): with competing consumers, a message
+//!   in fragments could be split between two of them.
+//! - **Backpressure.** A full queue blocks [`Producer::send`];
+//!   [`Producer::try_send`] returns [`Error::WouldBlock`],
+//!   [`Producer::send_timeout`] [`Error::Timeout`].
+//! - **Priorities** ([`Producer::send_with_priority`], `0` to
+//!   [`PRIORITY_LEVELS`]` - 1`): higher priorities are received first,
+//!   oldest first within a priority, on both kernels.
+//! - **Types without a handshake.** The creator records the message type;
+//!   opening the queue as another type fails with
+//!   [`Error::SchemaMismatch`]. Every message also carries its type's
+//!   fingerprint (`docs/wire-format.md`, "Standalone queues"): a consumer
+//!   that receives a message of another type gets `SchemaMismatch` naming
+//!   both types for it; that message is consumed, never decoded, and the
+//!   next `recv` goes on with the next message.
+//! - **At most once after receive.** The kernel hands a message to one
+//!   consumer; if that consumer dies before handling it, it is gone.
+//!   Nothing is lost while it sits in the queue, whoever exits.
+//!
+//! `docs/queues.md` has the whole story: when to use a queue and when rpc,
+//! the limits, the operations (`ipcx queue …`).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use ipcx::IpcMessage;
+//! use ipcx::queue::{Consumer, Producer};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq)]
+//! struct Job {
+//!     id: u64,
+//!     image: String,
+//! }
+//!
+//! # fn main() -> ipcx::Result<()> {
+//! let endpoint = "mq:/jobs?pattern=queue".parse()?;
+//! // A cron script: sends and exits; nobody needs to be listening.
+//! let mut producer = Producer::<Job>::open(&endpoint)?;
+//! producer.send(&Job { id: 1, image: "cat.png".into() })?;
+//! drop(producer);
+//!
+//! // A worker, later, in another process.
+//! let mut consumer = Consumer::<Job>::open(&endpoint)?;
+//! let job = consumer.recv()?;
+//! assert_eq!(job.id, 1);
+//!
+//! ipcx::queue::remove(&endpoint)?; // the queue lives until removed
+//! # Ok(()) }
+//! ```
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use ipc_backends::standalone;
+#[cfg(doc)]
+use ipc_core::Error;
+use ipc_core::{Deadline, Endpoint, IpcMessage, Result};
+
+pub use ipc_backends::standalone::{
+    ByteConsumer, ByteProducer, Delivery, HEADER_LEN, Open, PRIORITY_LEVELS, QueueInfo, Status,
+};
+
+/// Sends messages of type `T` to a standalone queue.
+#[derive(Debug)]
+pub struct Producer<T> {
+    inner: ByteProducer,
+    buf: Vec<u8>,
+    _type: PhantomData<fn(&T)>,
+}
+
+impl<T: IpcMessage> Producer<T> {
+    /// Opens the queue of `endpoint`, creating it for `T` if it does not
+    /// exist.
+    ///
+    /// # Errors
+    /// [`Error::SchemaMismatch`] when the
+    /// queue was created for another type; [`Error::Limit`]
+    /// when `capacity=` or `max_message_size=` exceed the kernel's limits;
+    /// [`Error::PermissionDenied`] when it
+    /// exists with another `mode=`; [`Error::Unsupported`]
+    /// for schemes other than `mq:` and `sysv-mq:`.
+    pub fn open(endpoint: &Endpoint) -> Result<Producer<T>> {
+        Producer::open_with(endpoint, Open::OpenOrCreate)
+    }
+
+    /// Creates the queue of `endpoint` for `T`;
+    /// [`Error::AddrInUse`] if it exists.
+    ///
+    /// # Errors
+    /// As [`Producer::open`].
+    pub fn create(endpoint: &Endpoint) -> Result<Producer<T>> {
+        Producer::open_with(endpoint, Open::Create)
+    }
+
+    /// Opens the queue as `open` says.
+    ///
+    /// # Errors
+    /// As [`Producer::open`].
+    pub fn open_with(endpoint: &Endpoint, open: Open) -> Result<Producer<T>> {
+        Ok(Producer {
+            inner: ByteProducer::open_with(endpoint, open, T::type_tag(), Some(T::ENCODING))?,
+            buf: Vec::new(),
+            _type: PhantomData,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+
+    /// The largest encoded message the queue takes, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.inner.max_message_size()
+    }
+
+    /// Sends `msg` with `priority`, waiting for room until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when serde refuses it;
+    /// otherwise as [`ByteProducer::send_until`].
+    pub fn send_until(&mut self, msg: &T, priority: u32, deadline: Deadline) -> Result<()> {
+        if let Some(bytes) = msg.wire_bytes() {
+            return self.inner.send_until(bytes, priority, deadline);
+        }
+        self.buf.clear();
+        msg.encode(&mut self.buf)?;
+        self.inner.send_until(&self.buf, priority, deadline)
+    }
+
+    /// Sends `msg`, blocking while the queue is full.
+    ///
+    /// # Errors
+    /// As [`Producer::send_until`].
+    pub fn send(&mut self, msg: &T) -> Result<()> {
+        self.send_until(msg, 0, Deadline::Never)
+    }
+
+    /// Sends `msg` if there is room now, else [`Error::WouldBlock`].
+    ///
+    /// # Errors
+    /// As [`Producer::send_until`].
+    pub fn try_send(&mut self, msg: &T) -> Result<()> {
+        self.send_until(msg, 0, Deadline::Now)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room, else
+    /// [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`Producer::send_until`].
+    pub fn send_timeout(&mut self, msg: &T, timeout: Duration) -> Result<()> {
+        self.send_until(msg, 0, Deadline::after(timeout))
+    }
+
+    /// Sends `msg` with `priority` (0, the default, is the lowest): it is
+    /// received before every message of a lower priority.
+    ///
+    /// # Errors
+    /// As [`Producer::send_until`]; [`Error::Limit`]
+    /// for a priority of [`PRIORITY_LEVELS`] or more.
+    pub fn send_with_priority(&mut self, msg: &T, priority: u32) -> Result<()> {
+        self.send_until(msg, priority, Deadline::Never)
+    }
+}
+
+/// Receives messages of type `T` from a standalone queue, competing with
+/// its other consumers.
+#[derive(Debug)]
+pub struct Consumer<T> {
+    inner: ByteConsumer,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: IpcMessage> Consumer<T> {
+    /// Opens the queue of `endpoint`, creating it for `T` if it does not
+    /// exist (a consumer may start first).
+    ///
+    /// # Errors
+    /// As [`Producer::open`].
+    pub fn open(endpoint: &Endpoint) -> Result<Consumer<T>> {
+        Consumer::open_with(endpoint, Open::OpenOrCreate)
+    }
+
+    /// Opens the queue as `open` says.
+    ///
+    /// # Errors
+    /// As [`Producer::open`].
+    pub fn open_with(endpoint: &Endpoint, open: Open) -> Result<Consumer<T>> {
+        Ok(Consumer {
+            inner: ByteConsumer::open_with(endpoint, open, T::type_tag())?,
+            _type: PhantomData,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+
+    /// Receives one message and its priority, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or
+    /// [`Error::Timeout`] when the queue stayed empty;
+    /// [`Error::SchemaMismatch`] for a message
+    /// of another type, [`Error::Protocol`] for one
+    /// not sent by ipcx, [`Error::Decode`] for one
+    /// that does not decode: each consumed, the next call receives the next.
+    pub fn recv_until_with_priority(&mut self, deadline: Deadline) -> Result<(T, u32)> {
+        let d = self.inner.recv_until(deadline)?;
+        Ok((T::decode(d.payload)?, d.priority))
+    }
+
+    /// Receives one message, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_until_with_priority`].
+    pub fn recv_until(&mut self, deadline: Deadline) -> Result<T> {
+        Ok(self.recv_until_with_priority(deadline)?.0)
+    }
+
+    /// Receives one message, blocking while the queue is empty.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_until_with_priority`].
+    pub fn recv(&mut self) -> Result<T> {
+        self.recv_until(Deadline::Never)
+    }
+
+    /// Receives a message if one is queued, else
+    /// [`Error::WouldBlock`].
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_until_with_priority`].
+    pub fn try_recv(&mut self) -> Result<T> {
+        self.recv_until(Deadline::Now)
+    }
+
+    /// Receives a message, waiting at most `timeout`, else
+    /// [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_until_with_priority`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
+        self.recv_until(Deadline::after(timeout))
+    }
+}
+
+/// Removes the queue of `endpoint` (and its type record); `false` if there
+/// was none.
+///
+/// # Errors
+/// OS errors other than "no such queue" (`EPERM` for another user's).
+pub fn remove(endpoint: &Endpoint) -> Result<bool> {
+    standalone::remove(endpoint)
+}
+
+/// What the kernel says about the queue of `endpoint`, and its recorded
+/// type.
+///
+/// # Errors
+/// An [`Error::Io`] (`ENOENT`) when there is no such queue.
+pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
+    standalone::stat(endpoint)
+}
+
+/// Drops every message queued now; how many.
+///
+/// # Errors
+/// As [`stat`].
+pub fn purge(endpoint: &Endpoint) -> Result<usize> {
+    standalone::purge(endpoint)
+}
