@@ -2,29 +2,55 @@
 //! the mechanism underneath. The transport is named by an [`Endpoint`] in
 //! configuration, never in code:
 //!
-//! ```no_run
-//! use ipcx::{Endpoint, Receiver, Sender};
+//! | endpoint | mechanism |
+//! |---|---|
+//! | `pipe:` | two anonymous pipes to a child started by [`spawn`] |
+//! | `fifo:/tmp/orders` | named FIFOs |
+//! | `mq:/orders` | POSIX message queues |
+//! | `sysv-mq:/var/run/orders` | System V message queues |
+//! | `shm:/orders` | POSIX shared memory: rings, futex wake-ups, zero-copy loans |
+//! | `sysv-shm:/var/run/orders` | System V shared memory and semaphores |
+//! | `unix:/run/orders.sock`, `unix:@orders` | Unix stream sockets |
+//! | `tcp://10.0.0.7:7000` | TCP |
+//!
+//! Options ride as query parameters (`shm:/orders?capacity=1048576&wait=spin`);
+//! see [`endpoint`].
+//!
+//! Messages derive [`IpcMessage`]; a typed channel refuses, at connect, a
+//! peer whose types differ:
+//!
+//! ```
+//! use ipcx::{Endpoint, IpcMessage};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq)]
+//! struct Order { id: u64, item: String, qty: u32 }
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq)]
+//! struct Ack { id: u64, accepted: bool }
+//!
 //! # fn main() -> ipcx::Result<()> {
-//! let endpoint: Endpoint = "unix:/tmp/orders.sock".parse()?;
-//! let mut listener = ipcx::listen(&endpoint)?;
-//! // elsewhere, in another process: ipcx::connect(&endpoint)?
-//! let mut conn = ipcx::Listener::accept(&mut listener)?;
-//! let request = conn.recv()?;
-//! conn.send(&request)?;
+//! // Usually from a config file or IPCX_ENDPOINT; any scheme works unchanged.
+//! let endpoint: Endpoint = format!("unix:@ipcx-doc-orders-{}", std::process::id()).parse()?;
+//! let mut listener = ipcx::listen_typed::<Ack, Order>(&endpoint)?;
+//! let client = std::thread::spawn(move || -> ipcx::Result<Ack> {
+//!     // Usually another process.
+//!     let mut ch = ipcx::connect_typed::<Order, Ack>(&endpoint)?;
+//!     ch.send(&Order { id: 1, item: "tea".into(), qty: 3 })?;
+//!     ch.recv()
+//! });
+//! let mut conn = listener.accept()?;
+//! let order = conn.recv()?;
+//! conn.send(&Ack { id: order.id, accepted: order.qty <= 1000 })?;
+//! assert_eq!(client.join().unwrap()?, Ack { id: 1, accepted: true });
 //! # Ok(()) }
 //! ```
-
 //!
-//! Typed channels ([`typed`]: `connect_typed::<Out, In>`,
-//! `listen_typed::<Out, In>`) send `#[derive(IpcMessage)]` types and refuse
-//! peers with other types at connect; [`rpc`] builds request–reply on top.
+//! Raw byte channels ([`listen`], [`connect`]) take any peer. [`rpc`] builds
+//! request–reply on top, [`queue`] standalone queues, [`sync`] semaphores
+//! and robust mutexes, [`shared`] shared state; [`shutdown`] removes what
+//! would outlive a process stopped by a signal.
 //!
-//! Beside channels: [`sync`] (named semaphores on `sem:`/`sysv-sem:`,
-//! robust cross-process mutexes) and [`shared`] (`Region<T>`: a zero-copy
-//! value in a named segment, written under a lock, read by seqlock).
-//! [`queue`] is the other pattern: standalone queues that outlive their
-//! producers and consumers (`mq:/jobs?pattern=queue`).
-
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Lets `#[derive(IpcMessage)]` name this crate `::ipcx` from inside it too.

@@ -118,6 +118,31 @@ impl Encoding {
 
 /// A type that can be sent over an ipcx channel.
 ///
+/// # Examples
+///
+/// ```
+/// use ipc_core::message::{Encoding, IpcMessage};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(IpcMessage, Serialize, Deserialize, Debug, PartialEq)]
+/// struct Order { id: u64, item: String }
+///
+/// #[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
+/// #[ipc(zero_copy)]
+/// #[repr(C)]
+/// struct Quote { bid: f64, ask: f64 }
+///
+/// assert_eq!(Order::ENCODING, Encoding::Postcard);
+/// assert_eq!(Quote::ENCODING, Encoding::ZeroCopy);
+/// let mut buf = Vec::new();
+/// let order = Order { id: 1, item: "tea".into() };
+/// order.encode(&mut buf).unwrap();
+/// assert_eq!(Order::decode(&buf).unwrap(), order);
+/// // Zero-copy types travel as their bytes.
+/// let q = Quote { bid: 1.0, ask: 1.5 };
+/// assert_eq!(q.wire_bytes().map(<[u8]>::len), Some(16));
+/// ```
+///
 /// Derive it with `#[derive(IpcMessage)]` (re-exported from this crate under
 /// the default `derive` feature); implementing it by hand is possible but
 /// then keeping [`FINGERPRINT`](IpcMessage::FINGERPRINT) structural is up to
