@@ -1,14 +1,30 @@
 //! Helpers shared by the integration tests: peers in other processes,
-//! watchdogs, unique names, deterministic random data, leftover probes.
+//! watchdogs, unique names, deterministic random data, leftover probes, and
+//! the routes to a transport (`route.rs`).
 
 #![allow(dead_code)]
 
-/// Instantiates a suite's cases for one transport:
+/// Instantiates a suite's cases for one transport.
+///
 /// `matrix!(suite, transport => endpoint expression; case case …)` makes
-/// `suite::transport::case` tests, each run by [`run_case`] with the
-/// suite's `CASE_LIMIT` and `run_role`. A transport may leave a case out
-/// only where the mechanism makes it meaningless, with the reason beside the
-/// invocation.
+/// `suite::transport::case` tests of plain cases, `fn case(test, ep)`.
+///
+/// A suite whose cases are generic over the [`Route`] to the transport,
+/// `fn case<R: Route>(test, ep)` (with `fn run_role<R: Route>()`), names
+/// the routes:
+/// - `matrix!(suite, transport => endpoint, by_type path::To::Transport; case …)`
+///   makes `suite::transport::case` through the endpoint ([`ByEndpoint`],
+///   the run-time dispatch) and `suite::transport::by_type::case` through
+///   the `Transport` type ([`ByType`]), each on a fresh endpoint from the
+///   same expression; a test's peers take its route. Every case runs on
+///   both routes: the second adds about 15 s to the integration binary on
+///   two shared cores;
+/// - `matrix!(suite, transport => endpoint, by_endpoint; case …)` makes
+///   only the first, for a transport no `Transport` type can run alone.
+///
+/// Each test is run by [`run_case`] with the suite's `CASE_LIMIT` and
+/// `run_role`. A transport may leave a case out only where the mechanism
+/// makes it meaningless, with the reason beside the invocation.
 macro_rules! matrix {
     ($suite:ident, $transport:ident => $endpoint:expr; $($case:ident)*) => {
         pub mod $transport {
@@ -29,9 +45,66 @@ macro_rules! matrix {
             )*
         }
     };
+    ($suite:ident, $transport:ident => $endpoint:expr, by_endpoint; $($case:ident)*) => {
+        pub mod $transport {
+            fn endpoint() -> String {
+                $endpoint
+            }
+            $(
+                #[test]
+                fn $case() {
+                    crate::util::run_case(
+                        concat!(stringify!($suite), "::", stringify!($transport), "::", stringify!($case)),
+                        endpoint(),
+                        super::CASE_LIMIT,
+                        super::$case::<crate::util::ByEndpoint>,
+                        super::run_role::<crate::util::ByEndpoint>,
+                    );
+                }
+            )*
+        }
+    };
+    ($suite:ident, $transport:ident => $endpoint:expr, by_type $type:ty; $($case:ident)*) => {
+        pub mod $transport {
+            fn endpoint() -> String {
+                $endpoint
+            }
+            $(
+                #[test]
+                fn $case() {
+                    crate::util::run_case(
+                        concat!(stringify!($suite), "::", stringify!($transport), "::", stringify!($case)),
+                        endpoint(),
+                        super::CASE_LIMIT,
+                        super::$case::<crate::util::ByEndpoint>,
+                        super::run_role::<crate::util::ByEndpoint>,
+                    );
+                }
+            )*
+            /// The same cases through the `Transport` type.
+            pub mod by_type {
+                type Route = crate::util::ByType<$type>;
+                $(
+                    #[test]
+                    fn $case() {
+                        crate::util::run_case(
+                            concat!(stringify!($suite), "::", stringify!($transport), "::by_type::", stringify!($case)),
+                            super::endpoint(),
+                            super::super::CASE_LIMIT,
+                            super::super::$case::<Route>,
+                            super::super::run_role::<Route>,
+                        );
+                    }
+                )*
+            }
+        }
+    };
 }
 
 pub mod bad_clients;
+mod route;
+
+pub use route::{ByEndpoint, ByType, Route};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
