@@ -222,10 +222,27 @@ impl Listening {
         Ok(match Request::decode(&req, MAGIC) {
             Ok(r) => Raw::Conn(r),
             Err(e) => {
-                self.drain();
+                self.resync(&req);
                 Raw::Refused(e)
             }
         })
+    }
+
+    /// After 16 bytes that are not a request: writes of requests are
+    /// atomic, so a stray write of another length has shifted the requests
+    /// behind it. If a request's magic starts inside these bytes, the rest
+    /// of that (shifted) request is read and dropped now, so the next read
+    /// is aligned again and only that one client has to retry; otherwise
+    /// these 16 bytes were a stray write of their own and nothing else is
+    /// lost.
+    fn resync(&self, seen: &[u8; request::LEN]) {
+        let Some(at) =
+            (1..request::LEN).find(|&i| seen[i..].starts_with(&MAGIC[..(request::LEN - i).min(4)]))
+        else {
+            return;
+        };
+        let mut rest = [0u8; request::LEN];
+        let _ = pipe::read_uninit(self.rendezvous.as_fd(), as_uninit(&mut rest[..at]));
     }
 
     /// Drops whatever is queued after bytes that are not a request: 16-byte

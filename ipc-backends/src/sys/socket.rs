@@ -82,7 +82,11 @@ pub fn unix_listen(name: UnixName<'_>, mode: u32) -> Result<OwnedFd, ListenError
         Ok(()) => {}
         Err(Errno::EADDRINUSE) => {
             let UnixName::Path(path) = name else {
-                return Err(ListenError::InUse);
+                return bind_abstract_again(&fd, &addr).and_then(|()| {
+                    socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))
+                        .map_err(|e| ListenError::Os("listen", e.into()))?;
+                    Ok(fd)
+                });
             };
             reclaim_stale(path, &addr)?;
             socket::bind(fd.as_raw_fd(), &addr).map_err(|e| match e {
@@ -115,6 +119,23 @@ fn reclaim_stale(path: &str, addr: &UnixAddr) -> Result<(), ListenError> {
         }),
         Err(e) => Err(ListenError::Os("connect (stale check)", e.into())),
     }
+}
+
+/// Binds an abstract name that was in use once more, a few times over
+/// 100 ms: a listener that just closed may still have its socket held by a
+/// child process between `fork` and `exec` (the descriptor is close-on-exec,
+/// so only for that moment). A name still in use after that is a live
+/// listener's.
+fn bind_abstract_again(fd: &OwnedFd, addr: &UnixAddr) -> Result<(), ListenError> {
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        match socket::bind(fd.as_raw_fd(), addr) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EADDRINUSE) => {}
+            Err(e) => return Err(ListenError::Os("bind", e.into())),
+        }
+    }
+    Err(ListenError::InUse)
 }
 
 /// Connects a blocking Unix stream socket.

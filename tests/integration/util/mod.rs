@@ -522,6 +522,13 @@ pub fn assert_nothing_left(ep: &str, pids: &[u32], when: &str) {
         ipcx::backends::registry::list()
             .into_iter()
             .filter(|r| pids.contains(&r.pid))
+            // Only this endpoint's: a pid of a process that died in another
+            // test may have been reused by one of `pids`.
+            .filter(|r| {
+                r.endpoint.parse::<ipcx::Endpoint>().is_ok_and(|e| {
+                    e.scheme() == endpoint.scheme() && e.address() == endpoint.address()
+                })
+            })
             .map(|r| format!("registry record {} {} of {}", r.kind, r.id, r.endpoint)),
     );
     assert!(left.is_empty(), "{when}: left behind: {left:?}");
