@@ -21,6 +21,9 @@ use signal_hook::iterator::{Handle, Signals};
 
 use crate::{Error, Result};
 
+/// How long a stop on a signal waits for the listeners to close.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What [`on_signals`] installed; dropping it (or [`close`](Self::close))
 /// stops reacting to the signals.
 #[derive(Debug)]
@@ -29,9 +32,10 @@ pub struct OnSignals {
     thread: Option<JoinHandle<()>>,
 }
 
-/// On the first SIGTERM, SIGINT or SIGHUP, removes every kernel object this
-/// process recorded (the listeners' names, System V queues and semaphore
-/// sets), then ends the process as the signal would have (its exit status
+/// On the first SIGTERM, SIGINT or SIGHUP, closes every listener of this
+/// process (each removes its names) and removes every other kernel object
+/// this process recorded (System V queues and semaphore sets of its
+/// connections), then ends the process as the signal would have (its exit status
 /// says which signal). Opt-in: a library never installs it by itself.
 ///
 /// Call it once, early in `main`, and keep the returned value alive.
@@ -61,7 +65,11 @@ pub fn on_signals() -> Result<OnSignals> {
         .name("ipcx-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                // Listeners first: each removes its own names (socket
+                // files, rendezvous FIFOs and queues, key files).
+                let closed = ipc_backends::conn::close_all_listeners(CLOSE_WAIT);
                 let removed = ipc_backends::registry::remove_mine();
+                tracing::info!(signal, closed, "closed the listeners");
                 tracing::info!(
                     signal,
                     removed,

@@ -255,7 +255,7 @@ fn run_role<R: Route>() {
         }
         "listen-hold-term" => {
             let _stop = ipcx::shutdown::on_signals().expect("signal handlers");
-            let mut l = listen(&ep);
+            let mut l = listen::<R>(&ep);
             report(format!("endpoint={}", l.endpoint()));
             let _ch = accept(&mut l);
             report("accepted");
@@ -683,10 +683,10 @@ fn listener_killed<R: Route>(test: &'static str, ep: &str) {
 /// one) that opted in with `ipcx::shutdown::on_signals` leaves nothing
 /// behind: not its listener's name, not its side of a connection. (Without
 /// it, `unix:`, `fifo:`, `mq:` and `sysv-mq:` leave their names behind.)
-fn sigterm_leaves_nothing(test: &'static str, ep: &str) {
+fn sigterm_leaves_nothing<R: Route>(test: &'static str, ep: &str) {
     let mut peer = Peer::spawn(test, "listen-hold-term", ep, "");
     let at = peer.expect_value("endpoint");
-    let mut ch = connect(&at);
+    let mut ch = connect::<R>(&at);
     assert_eq!(peer.expect_line(), "accepted");
     let dead = peer.pid();
     let status = peer.terminate();

@@ -51,7 +51,9 @@ macro_rules! rpc {
 rpc!(unix => format!("unix:/tmp/{}.sock", crate::util::unique("ru")));
 rpc!(tcp => "tcp://127.0.0.1:0".to_string());
 rpc!(fifo => format!("fifo:/tmp/{}", crate::util::unique("rf")));
-rpc!(mq => format!("mq:/{}", crate::util::unique("rm")));
+// Small queues: four clients at once, beside other tests, within the
+// per-user POSIX queue memory (RLIMIT_MSGQUEUE, 800 KiB by default).
+rpc!(mq => format!("mq:/{}?capacity=4", crate::util::unique("rm")));
 rpc!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("rs")));
 
 use crate::util::parse;

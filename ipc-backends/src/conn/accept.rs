@@ -16,9 +16,9 @@
 //! transport's rendezvous state (removing its names) before the drop
 //! returns.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use ipc_core::{Deadline, Endpoint, Error, Listener, Result};
@@ -90,7 +90,9 @@ pub(crate) trait Incoming: Send + 'static {
 pub struct Acceptor<C> {
     endpoint: Endpoint,
     ready: mpsc::Receiver<Result<C>>,
-    closer: Closer,
+    closer: Arc<Closer>,
+    /// This acceptor's entry in [`LIVE`].
+    live: u64,
     thread: Option<JoinHandle<()>>,
     /// The listener's own failure, repeated by every later accept.
     failed: Option<String>,
@@ -112,19 +114,30 @@ impl<C: Send + 'static> Acceptor<C> {
     /// [`Error::Io`] when the accepting thread cannot be started.
     pub(crate) fn start<I: Incoming<Channel = C>>(endpoint: Endpoint, incoming: I) -> Result<Self> {
         let (tx, ready) = mpsc::sync_channel(BACKLOG);
-        let closer = incoming.closer();
+        let closer = Arc::new(incoming.closer());
         let name = endpoint.to_string();
         let refused = Arc::new(AtomicU64::new(0));
         let count = refused.clone();
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let finished = done.clone();
         let thread = std::thread::Builder::new()
             .name("ipcx-accept".into())
-            .spawn(move || run(incoming, tx, &name, &count))
+            .spawn(move || {
+                // `run` owns the rendezvous: it is dropped (its names
+                // removed) before `done` is set.
+                run(incoming, tx, &name, &count);
+                *finished.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                finished.1.notify_all();
+            })
             .map_err(|e| Error::io(format!("{endpoint}: spawning the accepting thread"), e))?;
+        let live = NEXT_LIVE.fetch_add(1, Ordering::Relaxed);
+        live_listeners().push((live, closer.clone(), done));
         tracing::info!(%endpoint, "listening");
         Ok(Acceptor {
             endpoint,
             ready,
             closer,
+            live,
             thread: Some(thread),
             failed: None,
             refused,
@@ -249,12 +262,55 @@ fn listener_failed(endpoint: &Endpoint, why: &str) -> Error {
 
 impl<C> Drop for Acceptor<C> {
     fn drop(&mut self) {
+        live_listeners().retain(|(id, ..)| *id != self.live);
         (self.closer)();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         tracing::info!(endpoint = %self.endpoint, "stopped listening");
     }
+}
+
+/// Every listener of this process: its closer and the flag its accepting
+/// thread sets once the rendezvous is dropped.
+type Live = (u64, Arc<Closer>, Arc<(Mutex<bool>, Condvar)>);
+
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+static NEXT_LIVE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn live_listeners() -> std::sync::MutexGuard<'static, Vec<Live>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes every listener of this process — each stops accepting and
+/// removes its names (socket file, rendezvous FIFO or queue, key file) —
+/// waiting at most `timeout` for them all. For a process about to end on
+/// a signal (`ipcx::shutdown`): the listeners' owners never see it, and
+/// their `accept` then reports the listener closed. Returns how many
+/// closed in time.
+pub fn close_all_listeners(timeout: std::time::Duration) -> usize {
+    let live = std::mem::take(&mut *live_listeners());
+    for (_, closer, _) in &live {
+        closer();
+    }
+    let until = std::time::Instant::now() + timeout;
+    let mut closed = 0;
+    for (_, _, done) in &live {
+        let mut finished = done.0.lock().unwrap_or_else(|e| e.into_inner());
+        while !*finished {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            finished = done
+                .1
+                .wait_timeout(finished, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        closed += usize::from(*finished);
+    }
+    closed
 }
 
 /// The closable wait of a rendezvous on a descriptor: [`Stop::wait`]
