@@ -640,7 +640,15 @@ fn peer_killed_in_send<R: Route>(test: &'static str, ep: &str) {
     }
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(ch.send(&seq_message(n, 4096)).map_err(|e| e.to_string()));
+        // Keeps sending: should the kernel find more room meanwhile (TCP
+        // grows its windows), the next send blocks again.
+        let end = loop {
+            if let Err(e) = ch.send(&seq_message(n, 4096)) {
+                break e;
+            }
+            n += 1;
+        };
+        let _ = tx.send(Err(end.to_string()));
     });
     std::thread::sleep(Duration::from_millis(50));
     expect_disconnect_after_kill(&mut peer, rx, "send");
