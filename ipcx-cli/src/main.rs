@@ -36,6 +36,8 @@ enum Command {
     Clean(cmd::clean::Args),
     /// Read the kernel limits each transport depends on and advise.
     Doctor(cmd::doctor::Args),
+    /// Create, list, inspect, purge and remove standalone queues.
+    Queue(cmd::queue::Args),
 }
 
 fn main() {
@@ -49,6 +51,7 @@ fn main() {
         Command::Ls(args) => cmd::ls::main(args),
         Command::Clean(args) => cmd::clean::main(args),
         Command::Doctor(args) => cmd::doctor::main(args),
+        Command::Queue(args) => cmd::queue::main(args),
     };
     if let Err(e) = result {
         eprintln!("ipcx: {e}");

@@ -607,3 +607,107 @@ fn verbose_logs_refusals_and_accepts() {
         assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
     }
 }
+
+/// A standalone queue removed on drop, whatever the test's outcome.
+struct QueueGuard(String);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
+        c.args(["queue", "rm", &self.0]);
+        let _ = run(c, b"");
+        if let Some(path) = self.0.strip_prefix("sysv-mq:") {
+            let path = path.split('?').next().unwrap_or(path);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[track_caller]
+fn queue_ok(reg: &Registry, args: &[&str]) -> String {
+    let mut c = ipcx(reg);
+    c.arg("queue").args(args);
+    let out = run(c, b"");
+    assert!(
+        out.status.success(),
+        "ipcx queue {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn queue_round_trip(ep: &str) {
+    let reg = Registry::new();
+    let _guard = QueueGuard(ep.to_string());
+    let created = queue_ok(&reg, &["create", ep]);
+    assert!(created.contains("created"), "{created}");
+    let mut again = ipcx(&reg);
+    again.args(["queue", "create", ep]);
+    assert!(
+        !run(again, b"").status.success(),
+        "create of an existing queue"
+    );
+    queue_ok(&reg, &["send", ep, "one"]);
+    queue_ok(&reg, &["send", ep, "two"]);
+    let stat = queue_ok(&reg, &["stat", ep]);
+    assert!(stat.contains("messages         2"), "stat: {stat}");
+    assert!(stat.contains("max message      100 bytes"), "stat: {stat}");
+    assert!(stat.contains("type             bytes"), "stat: {stat}");
+    assert!(stat.contains("last "), "stat: {stat}");
+    let ls = queue_ok(&reg, &["ls"]);
+    assert!(ls.lines().count() >= 2, "ls: {ls}");
+    let purged = queue_ok(&reg, &["purge", ep]);
+    assert!(purged.contains("purged 2 messages"), "{purged}");
+    let stat = queue_ok(&reg, &["stat", ep]);
+    assert!(stat.contains("messages         0"), "stat: {stat}");
+    let rm = queue_ok(&reg, &["rm", ep]);
+    assert!(rm.contains("removed"), "{rm}");
+    let mut c = ipcx(&reg);
+    c.args(["queue", "stat", ep]);
+    assert!(!run(c, b"").status.success(), "stat after rm");
+}
+
+#[test]
+fn queue_create_stat_purge_rm_on_mq() {
+    let ep = format!(
+        "mq:/{}?pattern=queue&capacity=5&max_message_size=100",
+        unique("q")
+    );
+    queue_round_trip(&ep);
+}
+
+#[test]
+fn queue_create_stat_purge_rm_on_sysv_mq() {
+    let dir = std::env::temp_dir();
+    let ep = format!(
+        "sysv-mq:{}?pattern=queue&max_message_size=100",
+        dir.join(unique("sq")).display()
+    );
+    queue_round_trip(&ep);
+}
+
+#[test]
+fn queue_ls_finds_a_queue_and_clean_never_removes_one() {
+    let reg = Registry::new();
+    let name = unique("keep");
+    let ep = format!("mq:/{name}?pattern=queue&capacity=5&max_message_size=100");
+    let _guard = QueueGuard(ep.clone());
+    queue_ok(&reg, &["create", &ep]);
+    queue_ok(&reg, &["send", &ep, "kept"]);
+    let ls = queue_ok(&reg, &["ls"]);
+    assert!(ls.contains(&format!("/{name}")), "queue ls: {ls}");
+    let all = run(ipcx(&reg).arg("ls").to_owned_cmd(), b"");
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        text.contains("standalone queues") && text.contains(&format!("/{name}")),
+        "ls: {text}"
+    );
+    // No process has it open and its creator is gone: still not clean's.
+    let dry = run(ipcx(&reg).args(["clean", "--dry-run"]).to_owned_cmd(), b"");
+    assert!(!String::from_utf8_lossy(&dry.stdout).contains(&name));
+    let clean = run(ipcx(&reg).arg("clean").to_owned_cmd(), b"");
+    assert!(clean.status.success());
+    assert!(!String::from_utf8_lossy(&clean.stdout).contains(&name));
+    let stat = queue_ok(&reg, &["stat", &ep]);
+    assert!(stat.contains("messages         1"), "after clean: {stat}");
+}

@@ -49,10 +49,22 @@ pub fn main(args: Args) -> Result<(), String> {
         .into_iter()
         .filter(|o| !args.dead || o.orphaned())
         .collect();
-    if objs.is_empty() {
+    // Standalone queues live until removed: listed apart, never "dead".
+    let queues = if args.dead {
+        Vec::new()
+    } else {
+        super::queue::list()
+    };
+    if objs.is_empty() && queues.is_empty() {
         eprintln!("ipcx ls: no ipcx objects on this machine");
         return Ok(());
     }
-    print!("{}", table(&objs));
+    if !objs.is_empty() {
+        print!("{}", table(&objs));
+    }
+    if !queues.is_empty() {
+        println!("\nstandalone queues (kept until `ipcx queue rm`; `ipcx clean` leaves them):");
+        print!("{}", super::queue::table(&queues));
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod hex;
 pub mod ls;
 pub mod objects;
+pub mod queue;
 pub mod recv;
 pub mod send;
 pub mod serve;
