@@ -711,3 +711,48 @@ fn queue_ls_finds_a_queue_and_clean_never_removes_one() {
     let stat = queue_ok(&reg, &["stat", &ep]);
     assert!(stat.contains("messages         1"), "after clean: {stat}");
 }
+
+#[test]
+fn bench_has_queue_rows_and_skips_sizes_beyond_one_kernel_message() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--sizes",
+                "64,65536",
+                "--pin",
+                "none",
+                "--transports",
+                "queue(mq),queue(sysv-mq)",
+                "--budget-ms",
+                "20",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("skipping queue(mq) at 64 KiB"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    for t in ["queue(mq)", "queue(sysv-mq)"] {
+        assert!(
+            results
+                .iter()
+                .any(|r| r["transport"] == t && r["size"] == 64),
+            "no 64 B row for {t}"
+        );
+        assert!(
+            !results
+                .iter()
+                .any(|r| r["transport"] == t && r["size"] == 65536),
+            "a 64 KiB row for {t}"
+        );
+    }
+}

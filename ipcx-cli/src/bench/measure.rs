@@ -322,6 +322,10 @@ pub fn peer_main() -> Result<(), String> {
     let mut link: Box<dyn Link> = match (target, role, library) {
         (_, "server", Some((server, _))) => server(address, spec.size, &ready)?,
         (_, _, Some((_, client))) => client(address)?,
+        ("ipcx", "server", None) if def.path == raw::Path::Queue => {
+            raw::queue::server(address, spec.size, &ready)?
+        }
+        ("ipcx", _, None) if def.path == raw::Path::Queue => raw::queue::client(address)?,
         ("ipcx", "server", None) if def.spawned => {
             let ep: Endpoint = address
                 .parse()
@@ -363,6 +367,7 @@ fn ipcx_link(path: raw::Path, ch: ipcx::AnyChannel) -> Result<Box<dyn Link>, Str
     Ok(match path {
         raw::Path::Copy => Box::new(ch),
         raw::Path::Loan => Box::new(LoanLink::new(ch)?),
+        raw::Path::Queue => return Err("a standalone queue is not a connection".into()),
     })
 }
 

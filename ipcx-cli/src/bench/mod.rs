@@ -210,7 +210,10 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
     };
     let total: usize = selected
         .iter()
-        .map(|d| pins(d).len() * args.sizes.len() * 2)
+        .map(|d| {
+            let sizes = args.sizes.iter().filter(|&&s| raw::queue::fits(d.label, s));
+            pins(d).len() * sizes.count() * 2
+        })
         .sum();
     // What the other libraries leave behind in the file system goes when
     // the run ends, however it ends.
@@ -227,6 +230,14 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
         }
         for &pin in &target_pins {
             for &size in &args.sizes {
+                if !raw::queue::fits(target.label, size) {
+                    progress(&format!(
+                        "skipping {} at {}: a queue message is one kernel message, and this one exceeds the kernel's limit",
+                        target.label,
+                        human_size(size)
+                    ));
+                    continue;
+                }
                 for kind in [Kind::Latency, Kind::Throughput] {
                     let spec = Spec { kind, size, budget };
                     let ipcx = measure_pair(target, Target::Ipcx, &spec, pin)?;

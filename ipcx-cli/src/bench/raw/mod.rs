@@ -6,6 +6,7 @@
 mod fifo;
 mod mq;
 mod pipe;
+pub mod queue;
 pub(super) mod shm;
 pub(super) mod stream;
 mod sysv_mq;
@@ -25,6 +26,9 @@ pub enum Path {
     Copy,
     /// Shared memory's `loan` and `recv_in_place`.
     Loan,
+    /// A standalone queue's producer and consumer ([`queue`]), not a
+    /// connection.
+    Queue,
 }
 
 /// A transport as the benchmark knows it (one row label: a scheme, or a
@@ -183,6 +187,30 @@ pub fn targets() -> &'static [TargetDef] {
             spawned: false,
             note: None,
             path: Path::Copy,
+            cross_only: false,
+            library: None,
+        },
+        TargetDef {
+            label: "queue(mq)",
+            scheme: "mq",
+            address: queue::mq_address,
+            raw_server: queue::raw_mq_server,
+            raw_client: queue::raw_mq_client,
+            spawned: false,
+            note: Some(queue::NOTE),
+            path: Path::Queue,
+            cross_only: false,
+            library: None,
+        },
+        TargetDef {
+            label: "queue(sysv-mq)",
+            scheme: "sysv-mq",
+            address: queue::sysv_address,
+            raw_server: queue::raw_sysv_server,
+            raw_client: queue::raw_sysv_client,
+            spawned: false,
+            note: Some(queue::NOTE),
+            path: Path::Queue,
             cross_only: false,
             library: None,
         },
