@@ -52,7 +52,7 @@ pub enum Sub {
         endpoint: Endpoint,
         /// The message; without it (or with `-`), one per line of stdin.
         msg: Option<String>,
-        /// Priority, 0 (lowest, the default) to 31.
+        /// Priority, 0 (lowest, the default) to 32767.
         #[arg(long, default_value_t = 0)]
         priority: u32,
     },
