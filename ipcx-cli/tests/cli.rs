@@ -655,7 +655,13 @@ fn queue_round_trip(ep: &str) {
     assert!(stat.contains("type             bytes"), "stat: {stat}");
     assert!(stat.contains("last "), "stat: {stat}");
     let ls = queue_ok(&reg, &["ls"]);
-    assert!(ls.lines().count() >= 2, "ls: {ls}");
+    let kind = ep.split(':').next().unwrap();
+    assert!(
+        ls.lines()
+            .skip(1)
+            .any(|l| l.starts_with(&format!("{kind} "))),
+        "ls: {ls}"
+    );
     let purged = queue_ok(&reg, &["purge", ep]);
     assert!(purged.contains("purged 2 messages"), "{purged}");
     let stat = queue_ok(&reg, &["stat", ep]);

@@ -305,15 +305,15 @@ pub struct Found {
     pub idle: Option<Duration>,
 }
 
-/// The type named by a record file.
-fn record_type(path: &Path) -> Option<String> {
+/// A record file's line starting with `key `.
+fn record_field(path: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
     if lines.next()? != "ipcx-queue 1" {
         return None;
     }
     lines
-        .find_map(|l| l.strip_prefix("type "))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
         .map(str::to_string)
 }
 
@@ -333,7 +333,8 @@ pub fn list() -> Vec<Found> {
     names.sort();
     for n in names {
         let rest = &n[RECORD_PREFIX.len()..];
-        let type_name = record_type(&Path::new(RECORD_DIR).join(&n)).unwrap_or_else(|| "?".into());
+        let record = Path::new(RECORD_DIR).join(&n);
+        let type_name = record_field(&record, "type").unwrap_or_else(|| "?".into());
         if let Some(id) = rest.strip_prefix("mq.") {
             if id.starts_with("ipcx.") {
                 continue;
@@ -363,7 +364,13 @@ pub fn list() -> Vec<Found> {
             let Ok(key) = u32::from_str_radix(id, 16) else {
                 continue;
             };
-            let Some(row) = sysv.iter().find(|r| r.key as u32 == key) else {
+            // The record names the msqid it describes: a queue made again
+            // under the same key by someone else is not the recorded one.
+            let object = record_field(&record, "object");
+            let Some(row) = sysv
+                .iter()
+                .find(|r| r.key as u32 == key && object.as_deref() == Some(&*r.msqid.to_string()))
+            else {
                 continue;
             };
             let idle = [row.view.last_send, row.view.last_receive, row.view.changed]
