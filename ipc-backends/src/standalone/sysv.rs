@@ -36,8 +36,13 @@ pub(super) struct SysvQueue {
     buf: MsgBuf,
 }
 
+/// The kernel's `msgmax`, read once per process: a receive asks for this
+/// much, and a message longer than it (the limit raised since) is asked
+/// for again with more room (`E2BIG`), so a stale value costs nothing but
+/// that retry. Reading `/proc` per message cost four system calls each.
 fn msgmax() -> u64 {
-    proc_limit(sysv_msg::MSGMAX_PATH).unwrap_or(DEFAULT_MSGMAX)
+    static MSGMAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MSGMAX.get_or_init(|| proc_limit(sysv_msg::MSGMAX_PATH).unwrap_or(DEFAULT_MSGMAX))
 }
 
 /// The queue's key; the key file must exist.
