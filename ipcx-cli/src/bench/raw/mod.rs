@@ -8,6 +8,7 @@ mod mq;
 mod pipe;
 pub(super) mod shm;
 pub(super) mod stream;
+pub mod sync;
 mod sysv_mq;
 
 use super::measure::Link;
