@@ -4,7 +4,7 @@
 //! test makes is removed even when it fails.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A name unique to this test process and call.
@@ -87,4 +87,141 @@ fn sync_bench_writes_rows_and_json() {
         .filter(|n| n.contains("ipcx-bench-") && n.contains(&format!("-{pid}-")))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[derive(ipcx::IpcMessage, Clone, Copy, Debug, Default)]
+#[ipc(zero_copy, name = "test.Quote")]
+#[repr(C)]
+struct Quote {
+    price: u64,
+    qty: u64,
+}
+
+/// A region, a mutex and a semaphore of unique names (and a `sysv-sem:`
+/// key file), removed on drop whatever the test did.
+struct Objects {
+    name: String,
+    key: PathBuf,
+}
+
+impl Objects {
+    fn new() -> Objects {
+        let name = unique("obj");
+        let key = std::env::temp_dir().join(format!("{name}.key"));
+        let o = Objects { name, key };
+        ipcx::shared::Region::create(&o.shm(), Quote { price: 7, qty: 1 }).unwrap();
+        ipcx::sync::Mutex::create(&o.mutex()).unwrap();
+        ipcx::sync::Semaphore::create(&o.sem(), 1).unwrap();
+        ipcx::sync::Semaphore::create(&o.sysv_sem(), 1).unwrap();
+        o
+    }
+    fn shm(&self) -> ipcx::Endpoint {
+        format!("shm:/{}", self.name).parse().unwrap()
+    }
+    fn mutex(&self) -> ipcx::Endpoint {
+        format!("shm:/{}-m", self.name).parse().unwrap()
+    }
+    fn sem(&self) -> ipcx::Endpoint {
+        format!("sem:/{}", self.name).parse().unwrap()
+    }
+    fn sysv_sem(&self) -> ipcx::Endpoint {
+        format!("sysv-sem:{}", self.key.display()).parse().unwrap()
+    }
+    fn files(&self) -> [String; 3] {
+        [
+            format!("/dev/shm/ipcx.region.{}", self.name),
+            format!("/dev/shm/ipcx.mutex.{}-m", self.name),
+            format!("/dev/shm/sem.ipcx.{}", self.name),
+        ]
+    }
+}
+
+impl Drop for Objects {
+    fn drop(&mut self) {
+        for f in self.files() {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Ok(s) = ipcx::sync::Semaphore::open(&self.sysv_sem()) {
+            let _ = s.remove();
+        }
+        let _ = std::fs::remove_file(&self.key);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sync_ls_lists_regions_mutexes_and_semaphores_and_clean_keeps_them() {
+    let reg = Registry::new();
+    let o = Objects::new();
+    let ls = ipcx(&reg).arg("ls").output().unwrap();
+    let t = text(&ls);
+    assert!(ls.status.success(), "{t}");
+    let line = |needle: &str| {
+        t.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{t}"))
+            .to_string()
+    };
+    let region = line(&format!("shm:/{} ", o.name));
+    assert!(region.starts_with("region"), "{region}");
+    assert!(region.contains("test.Quote"), "{region}");
+    assert!(region.contains("16 B"), "{region}");
+    assert!(line(&format!("shm:/{}-m", o.name)).starts_with("mutex"));
+    assert!(line(&format!("sem:/{}", o.name)).starts_with("semaphore"));
+    // Not also listed as plain shared memory objects.
+    assert_eq!(
+        t.matches(&format!("ipcx.region.{}", o.name)).count(),
+        1,
+        "{t}"
+    );
+
+    let clean = ipcx(&reg).arg("clean").output().unwrap();
+    assert!(clean.status.success(), "{}", text(&clean));
+    for f in o.files() {
+        assert!(std::path::Path::new(&f).exists(), "clean removed {f}");
+    }
+    ipcx::sync::Semaphore::open(&o.sysv_sem()).expect("clean kept the sysv-sem: set");
+}
+
+#[test]
+fn sync_rm_removes_each_kind() {
+    let reg = Registry::new();
+    let o = Objects::new();
+    for ep in [o.shm(), o.mutex(), o.sem(), o.sysv_sem()] {
+        let out = ipcx(&reg).args(["rm", &ep.to_string()]).output().unwrap();
+        assert!(out.status.success(), "rm {ep}: {}", text(&out));
+        assert!(text(&out).starts_with("removed "), "{}", text(&out));
+    }
+    for f in o.files() {
+        assert!(!std::path::Path::new(&f).exists(), "rm left {f}");
+    }
+    assert!(ipcx::sync::Semaphore::open(&o.sysv_sem()).is_err());
+    // Again: nothing left to remove is an error with one line.
+    let out = ipcx(&reg)
+        .args(["rm", &o.sem().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = ipcx(&reg)
+        .args(["rm", "unix:/tmp/nothing.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn sync_doctor_reports_semaphore_and_shm_limits() {
+    let reg = Registry::new();
+    let out = ipcx(&reg).arg("doctor").output().unwrap();
+    let t = text(&out);
+    for limit in ["SEMMSL", "SEMMNS", "SEMMNI", "SEMVMX", "shmmax"] {
+        assert!(t.contains(limit), "no {limit} in\n{t}");
+    }
 }

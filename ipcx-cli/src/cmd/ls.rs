@@ -48,7 +48,21 @@ pub fn main(args: Args) -> Result<(), String> {
     let objs: Vec<Object> = objects::all()
         .into_iter()
         .filter(|o| !args.dead || o.orphaned())
+        .filter(|o| !super::sync_objects::is_sync_name(&o.name))
         .collect();
+    // Regions, mutexes and semaphores have no owner: never "dead".
+    let sync = if args.dead {
+        Vec::new()
+    } else {
+        super::sync_objects::all()
+    };
+    if !sync.is_empty() {
+        print!("{}", super::sync_objects::table(&sync));
+        if objs.is_empty() {
+            return Ok(());
+        }
+        println!();
+    }
     if objs.is_empty() {
         eprintln!("ipcx ls: no ipcx objects on this machine");
         return Ok(());

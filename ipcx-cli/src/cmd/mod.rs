@@ -8,8 +8,10 @@ pub mod hex;
 pub mod ls;
 pub mod objects;
 pub mod recv;
+pub mod rm;
 pub mod send;
 pub mod serve;
+pub mod sync_objects;
 
 use std::io::Write;
 
