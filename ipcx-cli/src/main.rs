@@ -34,6 +34,8 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Remove the objects whose owners are dead, and only those.
     Clean(cmd::clean::Args),
+    /// Remove a region, mutex or semaphore by its endpoint.
+    Rm(cmd::rm::Args),
     /// Read the kernel limits each transport depends on and advise.
     Doctor(cmd::doctor::Args),
     /// Create, list, inspect, purge and remove standalone queues.
@@ -52,6 +54,7 @@ fn main() {
         Command::Clean(args) => cmd::clean::main(args),
         Command::Doctor(args) => cmd::doctor::main(args),
         Command::Queue(args) => cmd::queue::main(args),
+        Command::Rm(args) => cmd::rm::main(args),
     };
     if let Err(e) = result {
         eprintln!("ipcx: {e}");

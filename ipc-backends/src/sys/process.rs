@@ -15,7 +15,29 @@ use nix::unistd::Pid;
 
 /// This process's id.
 pub fn pid() -> u32 {
-    std::process::id()
+    use std::sync::atomic::Ordering;
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    FORGET_ON_FORK.call_once(|| {
+        // SAFETY: pthread_atfork takes plain function pointers; the child
+        // handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// This process's pid once asked (`getpid(2)` is a system call each time,
+/// and a lock records its holder on every acquisition); 0 until then and
+/// again in a forked child.
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static FORGET_ON_FORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn forget_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// This process's effective user id.

@@ -27,6 +27,7 @@ pub mod measure;
 pub mod peers;
 pub mod raw;
 pub mod report;
+pub mod sync;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -107,6 +108,11 @@ pub struct Args {
     /// needs a build with `--features peers`.
     #[arg(long)]
     pub peers: bool,
+    /// Measure the synchronisation primitives and shared state (Mutex,
+    /// Semaphore, Region::read) beside raw libc; alone unless
+    /// `--transports` is given too.
+    #[arg(long)]
+    pub sync: bool,
 }
 
 /// One row of results: a transport at one size and pinning, ipcx beside raw.
@@ -145,10 +151,32 @@ pub fn main(args: Args) -> Result<(), String> {
     if std::env::var_os(PEER_VAR).is_some() {
         return measure::peer_main();
     }
-    let rows = run(&args, &mut |line| eprintln!("{line}"))?;
-    print!("{}", table(&rows));
+    let rows = if args.sync && args.transports.is_empty() {
+        Vec::new()
+    } else {
+        run(&args, &mut |line| eprintln!("{line}"))?
+    };
+    let sync_rows = if args.sync {
+        sync::run(Duration::from_millis(budget_ms(&args)) * 4, &mut |line| {
+            eprintln!("{line}")
+        })?
+    } else {
+        Vec::new()
+    };
+    if !rows.is_empty() {
+        print!("{}", table(&rows));
+    }
+    if !sync_rows.is_empty() {
+        print!("{}", sync::table(&sync_rows));
+    }
     if let Some(path) = &args.json {
-        let text = report::json(&args, &rows);
+        let mut text = report::json(&args, &rows);
+        if !sync_rows.is_empty() {
+            if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&text) {
+                o.insert("sync".into(), sync::json(&sync_rows));
+                text = serde_json::to_string_pretty(&o).unwrap_or_default() + "\n";
+            }
+        }
         std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

@@ -20,6 +20,7 @@ pub fn main(args: Args) -> Result<(), String> {
     let orphans: Vec<Object> = objects::all()
         .into_iter()
         .filter(Object::orphaned)
+        .filter(|o| !super::sync_objects::is_sync_name(&o.name))
         .collect();
     let mut failed = Vec::new();
     let verb = if args.dry_run {

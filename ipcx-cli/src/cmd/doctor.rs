@@ -97,6 +97,12 @@ pub fn main(_: Args) -> Result<(), String> {
     }
     line(
         &mut o,
+        "SEMVMX",
+        "32767".into(),
+        "kernel constant (largest semaphore value)",
+    );
+    line(
+        &mut o,
         "/dev/shm size, free",
         devshm.map_or("not mounted".into(), |(t, f)| {
             format!("{}, {}", mib(t), mib(f))

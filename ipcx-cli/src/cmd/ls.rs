@@ -48,14 +48,16 @@ pub fn main(args: Args) -> Result<(), String> {
     let objs: Vec<Object> = objects::all()
         .into_iter()
         .filter(|o| !args.dead || o.orphaned())
+        .filter(|o| !super::sync_objects::is_sync_name(&o.name))
         .collect();
-    // Standalone queues live until removed: listed apart, never "dead".
-    let queues = if args.dead {
-        Vec::new()
+    // Standalone queues, regions, mutexes and semaphores live until
+    // removed: listed apart, never "dead".
+    let (queues, sync) = if args.dead {
+        (Vec::new(), Vec::new())
     } else {
-        super::queue::list()
+        (super::queue::list(), super::sync_objects::all())
     };
-    if objs.is_empty() && queues.is_empty() {
+    if objs.is_empty() && queues.is_empty() && sync.is_empty() {
         eprintln!("ipcx ls: no ipcx objects on this machine");
         return Ok(());
     }
@@ -65,6 +67,12 @@ pub fn main(args: Args) -> Result<(), String> {
     if !queues.is_empty() {
         println!("\nstandalone queues (kept until `ipcx queue rm`; `ipcx clean` leaves them):");
         print!("{}", super::queue::table(&queues));
+    }
+    if !sync.is_empty() {
+        println!(
+            "\nregions, mutexes and semaphores (kept until `ipcx rm`; `ipcx clean` leaves them):"
+        );
+        print!("{}", super::sync_objects::table(&sync));
     }
     Ok(())
 }

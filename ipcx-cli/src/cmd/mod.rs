@@ -9,8 +9,10 @@ pub mod ls;
 pub mod objects;
 pub mod queue;
 pub mod recv;
+pub mod rm;
 pub mod send;
 pub mod serve;
+pub mod sync_objects;
 
 use std::io::Write;
 

@@ -9,6 +9,7 @@ mod pipe;
 pub mod queue;
 pub(super) mod shm;
 pub(super) mod stream;
+pub mod sync;
 mod sysv_mq;
 
 use super::measure::Link;

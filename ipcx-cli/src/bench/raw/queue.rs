@@ -1,7 +1,7 @@
 //! Standalone-queue rows, `queue(mq)` and `queue(sysv-mq)`: ipcx's
 //! [`ByteProducer`]/[`ByteConsumer`] on `?pattern=queue` endpoints against
 //! the raw `mq_send`/`mq_receive` and `msgsnd`/`msgrcv` loops of
-//! [`super::mq`] and [`super::sysv_mq`].
+//! `super::mq` and `super::sysv_mq`.
 //!
 //! Each peer owns a producer on one queue and a consumer on the other (up:
 //! client to server, down: server to client), so the round trip and the

@@ -1,0 +1,227 @@
+//! `ipcx` commands for the synchronisation primitives and shared state:
+//! `bench --sync`, and `ls`/`rm`/`clean`/`doctor` on regions, mutexes and
+//! semaphores. Names are unique to the test process and call, and what a
+//! test makes is removed even when it fails.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A name unique to this test process and call.
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "ipcx-cli-sync-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A private registry directory, removed on drop.
+struct Registry(PathBuf);
+
+impl Registry {
+    fn new() -> Registry {
+        let d = std::env::temp_dir().join(unique("reg"));
+        std::fs::create_dir_all(&d).unwrap();
+        Registry(d)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ipcx(reg: &Registry) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
+    c.env("IPCX_REGISTRY_DIR", &reg.0);
+    c
+}
+
+#[test]
+fn sync_bench_writes_rows_and_json() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let mut c = ipcx(&reg);
+    c.args(["bench", "--sync", "--budget-ms", "5", "--json"])
+        .arg(&file);
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running ipcx");
+    let pid = child.id().to_string();
+    let out = child.wait_with_output().expect("waiting for ipcx");
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "Mutex lock+unlock (shm:)",
+        "Mutex hand-off, 2 processes",
+        "Semaphore wait+post (sem:)",
+        "Semaphore wait+post (sysv-sem:)",
+        "Region::read, 64 B",
+        "Region::read, 4 KiB",
+    ] {
+        assert!(stdout.contains(row), "no {row:?} row in\n{stdout}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let sync = v["sync"].as_array().expect("a sync array");
+    assert_eq!(sync.len(), 6);
+    for r in sync {
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["raw_ns_per_op"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // The benchmark leaves nothing behind.
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("ipcx-bench-") && n.contains(&format!("-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[derive(ipcx::IpcMessage, Clone, Copy, Debug, Default)]
+#[ipc(zero_copy, name = "test.Quote")]
+#[repr(C)]
+struct Quote {
+    price: u64,
+    qty: u64,
+}
+
+/// A region, a mutex and a semaphore of unique names (and a `sysv-sem:`
+/// key file), removed on drop whatever the test did.
+struct Objects {
+    name: String,
+    key: PathBuf,
+}
+
+impl Objects {
+    fn new() -> Objects {
+        let name = unique("obj");
+        let key = std::env::temp_dir().join(format!("{name}.key"));
+        let o = Objects { name, key };
+        ipcx::shared::Region::create(&o.shm(), Quote { price: 7, qty: 1 }).unwrap();
+        ipcx::sync::Mutex::create(&o.mutex()).unwrap();
+        ipcx::sync::Semaphore::create(&o.sem(), 1).unwrap();
+        ipcx::sync::Semaphore::create(&o.sysv_sem(), 1).unwrap();
+        o
+    }
+    fn shm(&self) -> ipcx::Endpoint {
+        format!("shm:/{}", self.name).parse().unwrap()
+    }
+    fn mutex(&self) -> ipcx::Endpoint {
+        format!("shm:/{}-m", self.name).parse().unwrap()
+    }
+    fn sem(&self) -> ipcx::Endpoint {
+        format!("sem:/{}", self.name).parse().unwrap()
+    }
+    fn sysv_sem(&self) -> ipcx::Endpoint {
+        format!("sysv-sem:{}", self.key.display()).parse().unwrap()
+    }
+    fn files(&self) -> [String; 3] {
+        [
+            format!("/dev/shm/ipcx.region.{}", self.name),
+            format!("/dev/shm/ipcx.mutex.{}-m", self.name),
+            format!("/dev/shm/sem.ipcx.{}", self.name),
+        ]
+    }
+}
+
+impl Drop for Objects {
+    fn drop(&mut self) {
+        for f in self.files() {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Ok(s) = ipcx::sync::Semaphore::open(&self.sysv_sem()) {
+            let _ = s.remove();
+        }
+        let _ = std::fs::remove_file(&self.key);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sync_ls_lists_regions_mutexes_and_semaphores_and_clean_keeps_them() {
+    let reg = Registry::new();
+    let o = Objects::new();
+    let ls = ipcx(&reg).arg("ls").output().unwrap();
+    let t = text(&ls);
+    assert!(ls.status.success(), "{t}");
+    let line = |needle: &str| {
+        t.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{t}"))
+            .to_string()
+    };
+    let region = line(&format!("shm:/{} ", o.name));
+    assert!(region.starts_with("region"), "{region}");
+    assert!(region.contains("test.Quote"), "{region}");
+    assert!(region.contains("16 B"), "{region}");
+    assert!(line(&format!("shm:/{}-m", o.name)).starts_with("mutex"));
+    assert!(line(&format!("sem:/{}", o.name)).starts_with("semaphore"));
+    // Not also listed as plain shared memory objects.
+    assert_eq!(
+        t.matches(&format!("ipcx.region.{}", o.name)).count(),
+        1,
+        "{t}"
+    );
+
+    let clean = ipcx(&reg).arg("clean").output().unwrap();
+    assert!(clean.status.success(), "{}", text(&clean));
+    for f in o.files() {
+        assert!(std::path::Path::new(&f).exists(), "clean removed {f}");
+    }
+    ipcx::sync::Semaphore::open(&o.sysv_sem()).expect("clean kept the sysv-sem: set");
+}
+
+#[test]
+fn sync_rm_removes_each_kind() {
+    let reg = Registry::new();
+    let o = Objects::new();
+    for ep in [o.shm(), o.mutex(), o.sem(), o.sysv_sem()] {
+        let out = ipcx(&reg).args(["rm", &ep.to_string()]).output().unwrap();
+        assert!(out.status.success(), "rm {ep}: {}", text(&out));
+        assert!(text(&out).starts_with("removed "), "{}", text(&out));
+    }
+    for f in o.files() {
+        assert!(!std::path::Path::new(&f).exists(), "rm left {f}");
+    }
+    assert!(ipcx::sync::Semaphore::open(&o.sysv_sem()).is_err());
+    // Again: nothing left to remove is an error with one line.
+    let out = ipcx(&reg)
+        .args(["rm", &o.sem().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = ipcx(&reg)
+        .args(["rm", "unix:/tmp/nothing.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn sync_doctor_reports_semaphore_and_shm_limits() {
+    let reg = Registry::new();
+    let out = ipcx(&reg).arg("doctor").output().unwrap();
+    let t = text(&out);
+    for limit in ["SEMMSL", "SEMMNS", "SEMMNI", "SEMVMX", "shmmax"] {
+        assert!(t.contains(limit), "no {limit} in\n{t}");
+    }
+}
