@@ -52,7 +52,7 @@ pub fn sysv_address() -> String {
     format!("sysv-mq:/tmp/{}", super::unique("S"))
 }
 
-/// The raw POSIX baseline: [`super::mq`]'s.
+/// The raw POSIX baseline: that of `super::mq`.
 pub fn raw_mq_server(
     address: &str,
     size: usize,
@@ -61,7 +61,7 @@ pub fn raw_mq_server(
     super::mq::server(base(address), size, ready)
 }
 
-/// The raw System V baseline: [`super::sysv_mq`]'s.
+/// The raw System V baseline: that of `super::sysv_mq`.
 pub fn raw_sysv_server(
     address: &str,
     size: usize,
