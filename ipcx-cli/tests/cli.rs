@@ -2,129 +2,14 @@
 //! transport, ls and clean, doctor, bench --json. No speed assertions;
 //! every wait is bounded, so a hang fails the test instead of CI.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WATCHDOG: Duration = Duration::from_secs(20);
+mod util;
 
-/// A name unique to this test process and call.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "ipcx-cli-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A private registry directory, removed on drop.
-struct Registry(PathBuf);
-
-impl Registry {
-    fn new() -> Registry {
-        let d = std::env::temp_dir().join(unique("reg"));
-        std::fs::create_dir_all(&d).unwrap();
-        Registry(d)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ipcx(reg: &Registry) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
-    c.env("IPCX_REGISTRY_DIR", &reg.0);
-    c
-}
-
-/// A child killed on drop, so a failing test leaves no process behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs a command to completion under the watchdog.
-#[track_caller]
-fn run(mut cmd: Command, stdin: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn ipcx");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    wait(Guard(child))
-}
-
-/// Waits for a child's exit under the watchdog and collects its output.
-#[track_caller]
-fn wait(mut g: Guard) -> Output {
-    let start = Instant::now();
-    while g.0.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "ipcx did not finish within {WATCHDOG:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut out = Output {
-        status: g.0.wait().unwrap(),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
-    use std::io::Read;
-    if let Some(mut s) = g.0.stdout.take() {
-        s.read_to_end(&mut out.stdout).unwrap();
-    }
-    if let Some(mut s) = g.0.stderr.take() {
-        s.read_to_end(&mut out.stderr).unwrap();
-    }
-    out
-}
-
-/// Starts a listening subcommand and waits for it to say it listens.
-#[track_caller]
-fn listening(mut cmd: Command) -> Guard {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut g = Guard(cmd.spawn().expect("spawn ipcx"));
-    let stderr = g.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
-        let _ = tx.send(first);
-        for _ in lines {}
-    });
-    let line = rx
-        .recv_timeout(WATCHDOG)
-        .expect("listener did not start in time");
-    assert!(line.contains("listening on"), "listener said: {line}");
-    g
-}
-
-fn endpoint_for(scheme: &str) -> String {
-    match scheme {
-        "unix" => format!("unix:/tmp/{}.sock", unique("u")),
-        "tcp" => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("tcp://{}", l.local_addr().unwrap())
-        }
-        "fifo" => format!("fifo:/tmp/{}", unique("f")),
-        "mq" => format!("mq:/{}", unique("q")),
-        "sysv-mq" | "sysv-shm" => format!("{scheme}:/tmp/{}", unique("s")),
-        other => format!("{other}:/{}", unique("x")),
-    }
-}
+use util::*;
 
 #[test]
 fn send_and_recv_on_every_transport() {
@@ -175,15 +60,6 @@ fn serve_echoes() {
     let out = run(send, b"");
     assert!(out.status.success());
     assert_eq!(out.stdout, b"ping\n");
-}
-
-/// Removes a file on drop (a killed listener's socket file).
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// One client's failure is not the server's: `serve` goes on after a client

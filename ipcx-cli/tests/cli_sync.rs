@@ -4,41 +4,11 @@
 //! test makes is removed even when it fails.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Output;
 
-/// A name unique to this test process and call.
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "ipcx-cli-sync-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod util;
 
-/// A private registry directory, removed on drop.
-struct Registry(PathBuf);
-
-impl Registry {
-    fn new() -> Registry {
-        let d = std::env::temp_dir().join(unique("reg"));
-        std::fs::create_dir_all(&d).unwrap();
-        Registry(d)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ipcx(reg: &Registry) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ipcx"));
-    c.env("IPCX_REGISTRY_DIR", &reg.0);
-    c
-}
+use util::{Registry, ipcx, unique};
 
 #[test]
 fn sync_bench_writes_rows_and_json() {
