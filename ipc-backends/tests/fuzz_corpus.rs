@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use ipc_backends::fuzzing::{TARGETS, seeds};
 
-const HOW_TO_WRITE_SEEDS: &str =
-    "cargo test -p ipc-backends --test fuzz_corpus -- --ignored write_seeds";
+const HOW_TO_WRITE_SEEDS: &str = "cargo run -p ipc-backends --example write_fuzz_seeds";
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -89,16 +88,5 @@ fn seeds_are_committed_and_current() {
             "{} is stale; rewrite the seeds with `{HOW_TO_WRITE_SEEDS}`",
             file.display()
         );
-    }
-}
-
-/// Writes the built-in seeds into `fuzz/corpus/` (run on demand).
-#[test]
-#[ignore = "writes into the source tree; run on demand"]
-fn write_seeds() {
-    for (target, name, bytes) in seeds() {
-        let dir = fuzz_dir().join("corpus").join(target);
-        fs::create_dir_all(&dir).expect("corpus directory");
-        fs::write(dir.join(name), bytes).expect("seed file");
     }
 }
