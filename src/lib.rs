@@ -60,6 +60,8 @@ pub mod queue;
 pub mod rpc;
 pub mod shutdown;
 mod spawn;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod typed;
 pub use spawn::{ENDPOINT_VAR, connect_parent, connect_parent_with, spawn, spawn_with};
 pub use typed::{

@@ -211,6 +211,47 @@ macro_rules! define_any {
             }
         }
 
+        impl crate::aio::Pollable for AnySender {
+            fn source(&self) -> Option<crate::aio::Source<'_>> {
+                match &self.flavor { $(SenderFlavor::$variant(s) => s.source(),)* }
+            }
+            fn arm(&self) {
+                match &self.flavor { $(SenderFlavor::$variant(s) => s.arm(),)* }
+            }
+            fn disarm(&self) {
+                match &self.flavor { $(SenderFlavor::$variant(s) => s.disarm(),)* }
+            }
+            fn flush_now(&mut self) -> Result<()> {
+                match &mut self.flavor { $(SenderFlavor::$variant(s) => s.flush_now(),)* }
+            }
+            fn link(&self) -> &crate::conn::link::Link {
+                match &self.flavor { $(SenderFlavor::$variant(s) => s.link(),)* }
+            }
+        }
+
+        impl crate::aio::Pollable for AnyReceiver {
+            fn source(&self) -> Option<crate::aio::Source<'_>> {
+                match &self.flavor { $(ReceiverFlavor::$variant(r) => r.source(),)* }
+            }
+            fn arm(&self) {
+                match &self.flavor { $(ReceiverFlavor::$variant(r) => r.arm(),)* }
+            }
+            fn disarm(&self) {
+                match &self.flavor { $(ReceiverFlavor::$variant(r) => r.disarm(),)* }
+            }
+            fn link(&self) -> &crate::conn::link::Link {
+                match &self.flavor { $(ReceiverFlavor::$variant(r) => r.link(),)* }
+            }
+        }
+
+        impl AnyListener {
+            /// Readable whenever an established connection may be waiting.
+            #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+            pub(crate) fn ready_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+                match &self.flavor { $(ListenerFlavor::$variant(l) => crate::conn::accept::Ready::ready_fd(l),)* }
+            }
+        }
+
         impl ChannelFlavor {
             fn scheme(&self) -> Scheme {
                 match self { $(ChannelFlavor::$variant(_) => $scheme,)* }

@@ -194,6 +194,12 @@ pub trait UnitSink: Send + std::fmt::Debug {
     /// # Errors
     /// [`Error::Disconnected`] when the peer is gone; the deadline's error.
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()>;
+
+    /// What an async sender waits on for room; `None` when the queue
+    /// cannot be polled.
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        None
+    }
 }
 
 /// What [`UnitSource::take`] found.
@@ -227,6 +233,12 @@ pub trait UnitSource: Send + std::fmt::Debug {
     /// # Errors
     /// The deadline's error once it passes.
     fn wait(&mut self, deadline: Deadline) -> Result<()>;
+
+    /// What an async receiver waits on for a message; `None` when the
+    /// queue cannot be polled.
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        None
+    }
 }
 
 /// The two halves of one queue connection: messages go out through
@@ -244,6 +256,8 @@ pub fn halves<S: UnitSink, R: UnitSource>(
             q: sink,
             unit,
             max: 0,
+            rest: Vec::new(),
+            sent: 0,
             link: link.clone(),
         },
         FragmentReceiver {
@@ -257,25 +271,81 @@ pub fn halves<S: UnitSink, R: UnitSource>(
 }
 
 /// The sending half of a queue transport: messages cut into kernel units.
+///
+/// The deadline bounds the wait for room for a message's first fragment;
+/// once that is out the message is committed. A blocking or timed send
+/// then completes it while the peer lives; a non-blocking one
+/// (`Deadline::Now`, as `try_send` and the async layer use) keeps the
+/// fragments that found no room and sends them before the next message
+/// (or [`flush`](FragmentSender::flush), or drop), so a message is never
+/// cut short and never interleaved with the next.
 #[derive(Debug)]
 pub struct FragmentSender<Q: UnitSink> {
     /// The queue.
     pub(crate) q: Q,
     unit: usize,
     max: usize,
+    /// The tail of a committed message that found no room yet, sent as
+    /// continuation fragments from byte `sent`.
+    rest: Vec<u8>,
+    sent: usize,
     link: Link,
+}
+
+impl<Q: UnitSink> FragmentSender<Q> {
+    /// Sends what is left of a committed message. `Ok(false)` when the
+    /// deadline passed first.
+    fn flush_rest(&mut self, deadline: Deadline) -> Result<bool> {
+        while self.sent < self.rest.len() {
+            let end = (self.sent + self.unit - 1).min(self.rest.len());
+            match self.q.put(&[MORE], &self.rest[self.sent..end], deadline) {
+                Ok(()) => self.sent = end,
+                Err(Error::WouldBlock | Error::Timeout) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.rest.clear();
+        self.sent = 0;
+        Ok(true)
+    }
+
+    /// Sends the rest of a committed message, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// The deadline's error while fragments remain; `Disconnected` when
+    /// the peer is gone.
+    pub fn flush(&mut self, deadline: Deadline) -> Result<()> {
+        if self.flush_rest(deadline)? {
+            Ok(())
+        } else {
+            Err(deadline.elapsed_error())
+        }
+    }
 }
 
 impl<Q: UnitSink> Sender for FragmentSender<Q> {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.link.admit(msg.len(), self.max)?;
-        let mut first = true;
-        for (head, hl, data) in split(msg, self.unit) {
-            // The deadline bounds the wait for room for the first fragment;
-            // a started message is completed while the peer lives.
-            let d = if first { deadline } else { Deadline::Never };
-            self.q.put(&head[..hl], data, d)?;
-            first = false;
+        if !self.flush_rest(deadline)? {
+            return Err(deadline.elapsed_error());
+        }
+        let later = match deadline {
+            Deadline::Now => Deadline::Now,
+            _ => Deadline::Never,
+        };
+        let mut done = 0;
+        for (i, (head, hl, data)) in split(msg, self.unit).enumerate() {
+            let d = if i == 0 { deadline } else { later };
+            match self.q.put(&head[..hl], data, d) {
+                Ok(()) => done += data.len(),
+                Err(Error::WouldBlock) if i > 0 => {
+                    self.rest.clear();
+                    self.rest.extend_from_slice(&msg[done..]);
+                    self.sent = 0;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -293,13 +363,38 @@ impl<Q: UnitSink> Limit for FragmentSender<Q> {
 
 impl<Q: UnitSink> Drop for FragmentSender<Q> {
     fn drop(&mut self) {
-        // Tell the peer's receiver, even after its CLOSE reached us (it may
-        // still be reading); wait a little for room, not forever.
-        let _ = self.q.put(
-            &[CLOSE],
-            &[],
-            Deadline::after(std::time::Duration::from_secs(1)),
-        );
+        // Finish a committed message, then tell the peer's receiver, even
+        // after its CLOSE reached us (it may still be reading); wait a
+        // little for room, not forever.
+        let second = || Deadline::after(std::time::Duration::from_secs(1));
+        if !matches!(self.flush_rest(second()), Ok(true)) {
+            return;
+        }
+        let _ = self.q.put(&[CLOSE], &[], second());
+    }
+}
+
+impl<Q: UnitSink> crate::aio::Pollable for FragmentSender<Q> {
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        self.q.source()
+    }
+
+    fn flush_now(&mut self) -> Result<()> {
+        self.flush(Deadline::Now)
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl<Q: UnitSource> crate::aio::Pollable for FragmentReceiver<Q> {
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        self.q.source()
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
     }
 }
 

@@ -12,6 +12,7 @@
 //! [`shared`] (a zero-copy value in a named segment, read by seqlock).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod aio;
 pub mod any;
 pub mod conn;
 pub mod fifo;

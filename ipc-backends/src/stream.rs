@@ -472,3 +472,37 @@ pub(crate) fn establish(
 ) -> Result<StreamChannel> {
     establish_halves(halves(fd, MAX_HELLO_LEN), endpoint, schema, deadline, vet)
 }
+
+impl crate::aio::Pollable for StreamSender {
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        Some(crate::aio::Source {
+            fd: self.fd.as_fd(),
+            interest: Interest::Write,
+            doorbell: false,
+            death: None,
+        })
+    }
+
+    fn flush_now(&mut self) -> Result<()> {
+        self.flush(Deadline::Now)
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl crate::aio::Pollable for StreamReceiver {
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        Some(crate::aio::Source {
+            fd: self.fd.as_fd(),
+            interest: Interest::Read,
+            doorbell: false,
+            death: None,
+        })
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+}

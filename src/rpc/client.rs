@@ -208,13 +208,7 @@ impl<Req: IpcMessage, Resp: IpcMessage, S: Sender> Client<Req, Resp, S> {
         };
         let mut out = lock(&self.out);
         let Outgoing { sender, buf } = &mut *out;
-        buf.clear();
-        buf.extend_from_slice(&id.to_le_bytes());
-        buf.extend_from_slice(&budget_ms(deadline).to_le_bytes());
-        match req.wire_bytes() {
-            Some(bytes) => buf.extend_from_slice(bytes),
-            None => req.encode(buf)?,
-        }
+        encode_request(buf, id, deadline, req)?;
         sender
             .as_mut()
             .ok_or(Error::Disconnected)?
@@ -263,13 +257,10 @@ fn read_until_end<R: Receiver>(receiver: &mut R, shared: &Shared) -> Error {
         if let Err(e) = receiver.recv_until(&mut buf, Deadline::Never) {
             break e;
         }
-        if buf.len() < REPLY_HEADER {
-            break Error::protocol(format!(
-                "the server sent a {}-byte reply, shorter than its {REPLY_HEADER}-byte header",
-                buf.len()
-            ));
-        }
-        let id = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+        let id = match reply_id(&buf) {
+            Ok(id) => id,
+            Err(e) => break e,
+        };
         let mut p = lock(&shared.pending);
         // An unknown id is a call that timed out or was dropped: its reply
         // has nobody to go to.
@@ -342,20 +333,54 @@ impl<Resp: IpcMessage> Call<'_, Resp> {
             };
         };
         drop(p);
-        // `reply` is everything after the id: status, then payload.
-        let (status, payload) = reply.split_first().unwrap_or((&STATUS_OK, &[]));
-        match *status {
-            STATUS_OK => Resp::decode(payload),
-            STATUS_HANDLER_ERROR => Err(Error::Remote(String::from_utf8_lossy(payload).into())),
-            STATUS_BAD_REQUEST => Err(Error::Remote(format!(
-                "the server could not decode the request: {}",
-                String::from_utf8_lossy(payload)
-            ))),
-            other => Err(Error::protocol(format!(
-                "the server sent reply status {other}, not one of 0, 1, 2"
-            ))),
-        }
+        decode_reply(&reply)
     }
+}
+
+/// The response in `reply` (everything after the id: status, payload).
+pub(crate) fn decode_reply<Resp: IpcMessage>(reply: &[u8]) -> Result<Resp> {
+    let (status, payload) = reply.split_first().unwrap_or((&STATUS_OK, &[]));
+    match *status {
+        STATUS_OK => Resp::decode(payload),
+        STATUS_HANDLER_ERROR => Err(Error::Remote(String::from_utf8_lossy(payload).into())),
+        STATUS_BAD_REQUEST => Err(Error::Remote(format!(
+            "the server could not decode the request: {}",
+            String::from_utf8_lossy(payload)
+        ))),
+        other => Err(Error::protocol(format!(
+            "the server sent reply status {other}, not one of 0, 1, 2"
+        ))),
+    }
+}
+
+/// Writes a request's envelope and body into `buf`.
+pub(crate) fn encode_request<Req: IpcMessage>(
+    buf: &mut Vec<u8>,
+    id: u64,
+    deadline: Deadline,
+    req: &Req,
+) -> Result<()> {
+    buf.clear();
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&budget_ms(deadline).to_le_bytes());
+    match req.wire_bytes() {
+        Some(bytes) => buf.extend_from_slice(bytes),
+        None => req.encode(buf)?,
+    }
+    Ok(())
+}
+
+/// The id of a reply, once its length is checked.
+pub(crate) fn reply_id(reply: &[u8]) -> Result<u64> {
+    if reply.len() < REPLY_HEADER {
+        return Err(Error::protocol(format!(
+            "the server sent a {}-byte reply, shorter than its {REPLY_HEADER}-byte header",
+            reply.len()
+        )));
+    }
+    Ok(u64::from_le_bytes(
+        reply[..8].try_into().unwrap_or_default(),
+    ))
 }
 
 impl<Resp> Drop for Call<'_, Resp> {

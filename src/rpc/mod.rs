@@ -61,7 +61,11 @@ mod pool;
 mod server;
 
 pub use client::{Call, Client};
+#[cfg(feature = "tokio")]
+pub(crate) use client::{decode_reply, encode_request, reply_id};
 pub use server::{Server, ServerOptions};
+#[cfg(feature = "tokio")]
+pub(crate) use server::{decode_request, encode_reply, panic_message, too_large};
 
 /// Length of a request's envelope: the `u64` correlation id and the `u32`
 /// milliseconds the caller still waits (0: no deadline).
@@ -107,7 +111,7 @@ pub fn server_schema<Req: IpcMessage, Resp: IpcMessage>() -> Schema {
     Schema::new(client.recv, client.send)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind; carry on.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

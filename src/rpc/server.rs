@@ -373,21 +373,22 @@ fn serve_connection<C, Req, Resp, E, F>(
 
 /// Sends a reply; one too large for the connection is replaced by a
 /// HANDLER ERROR saying so.
-fn send_reply<S: Sender>(tx: &mut S, mut reply: Vec<u8>) -> Result<()> {
+fn send_reply<S: Sender>(tx: &mut S, reply: Vec<u8>) -> Result<()> {
     match tx.send(&reply) {
-        Err(Error::MessageTooLarge { size, max }) => {
-            reply.truncate(8);
-            reply.push(STATUS_HANDLER_ERROR);
-            reply.extend_from_slice(
-                format!(
-                    "the reply of {size} bytes exceeds max_message_size {max}; raise max_message_size on both endpoints"
-                )
-                .as_bytes(),
-            );
-            tx.send(&reply)
-        }
+        Err(Error::MessageTooLarge { size, max }) => tx.send(&too_large(&reply, size, max)),
         other => other,
     }
+}
+
+/// The HANDLER ERROR that replaces a reply of `size` bytes over `max`.
+pub(crate) fn too_large(reply: &[u8], size: usize, max: usize) -> Vec<u8> {
+    failure(
+        reply,
+        STATUS_HANDLER_ERROR,
+        &format!(
+            "the reply of {size} bytes exceeds max_message_size {max}; raise max_message_size on both endpoints"
+        ),
+    )
 }
 
 /// The reply to one request: its id, a status and the payload.
@@ -398,43 +399,67 @@ where
     E: Display,
     F: Fn(Req) -> std::result::Result<Resp, E>,
 {
-    let mut reply = Vec::with_capacity(64);
-    reply.extend_from_slice(&request[..8]);
-    let fail = |reply: &mut Vec<u8>, status: u8, text: &str| {
-        reply.truncate(8);
-        reply.push(status);
-        reply.extend_from_slice(text.as_bytes());
-    };
-    match Req::decode(&request[REQUEST_HEADER..]) {
-        Err(e) => fail(&mut reply, STATUS_BAD_REQUEST, &e.to_string()),
-        Ok(req) => match catch_unwind(AssertUnwindSafe(|| handler(req))) {
-            Ok(Ok(resp)) => {
-                reply.push(STATUS_OK);
-                let encoded = match resp.wire_bytes() {
-                    Some(bytes) => {
-                        reply.extend_from_slice(bytes);
-                        Ok(())
-                    }
-                    None => resp.encode(&mut reply),
-                };
-                if let Err(e) = encoded {
-                    fail(&mut reply, STATUS_HANDLER_ERROR, &e.to_string());
-                }
-            }
-            Ok(Err(e)) => fail(&mut reply, STATUS_HANDLER_ERROR, &e.to_string()),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string payload".into());
-                fail(
-                    &mut reply,
-                    STATUS_HANDLER_ERROR,
-                    &format!("the handler panicked: {what}"),
-                );
-            }
-        },
+    match decode_request::<Req>(request) {
+        Err(reply) => reply,
+        Ok(req) => {
+            let outcome = catch_unwind(AssertUnwindSafe(|| handler(req))).map_err(panic_message);
+            encode_reply(request, outcome)
+        }
     }
+}
+
+/// The request's value, or the BAD REQUEST reply when it does not decode.
+pub(crate) fn decode_request<Req: IpcMessage>(request: &[u8]) -> std::result::Result<Req, Vec<u8>> {
+    Req::decode(&request[REQUEST_HEADER..])
+        .map_err(|e| failure(request, STATUS_BAD_REQUEST, &e.to_string()))
+}
+
+/// The reply to `request` (whose first 8 bytes are its id): the response,
+/// the handler's error, or (`Err`) what a panicking handler said.
+pub(crate) fn encode_reply<Resp: IpcMessage, E: Display>(
+    request: &[u8],
+    outcome: std::result::Result<std::result::Result<Resp, E>, String>,
+) -> Vec<u8> {
+    match outcome {
+        Ok(Ok(resp)) => {
+            let mut reply = Vec::with_capacity(64);
+            reply.extend_from_slice(&request[..8]);
+            reply.push(STATUS_OK);
+            let encoded = match resp.wire_bytes() {
+                Some(bytes) => {
+                    reply.extend_from_slice(bytes);
+                    Ok(())
+                }
+                None => resp.encode(&mut reply),
+            };
+            match encoded {
+                Ok(()) => reply,
+                Err(e) => failure(request, STATUS_HANDLER_ERROR, &e.to_string()),
+            }
+        }
+        Ok(Err(e)) => failure(request, STATUS_HANDLER_ERROR, &e.to_string()),
+        Err(what) => failure(
+            request,
+            STATUS_HANDLER_ERROR,
+            &format!("the handler panicked: {what}"),
+        ),
+    }
+}
+
+/// A reply of `status` carrying `text`.
+fn failure(request: &[u8], status: u8, text: &str) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(9 + text.len());
+    reply.extend_from_slice(&request[..8]);
+    reply.push(status);
+    reply.extend_from_slice(text.as_bytes());
     reply
+}
+
+/// What a panic's payload says.
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".into())
 }

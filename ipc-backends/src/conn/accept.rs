@@ -16,6 +16,7 @@
 //! transport's rendezvous state (removing its names) before the drop
 //! returns.
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,6 +25,7 @@ use std::thread::JoinHandle;
 use ipc_core::{Deadline, Endpoint, Error, Listener, Result};
 
 use crate::sys::Context;
+use crate::sys::event::Event;
 
 /// Most handshakes in progress at once per listener.
 pub const MAX_PENDING: usize = 256;
@@ -97,6 +99,28 @@ pub struct Acceptor<C> {
     /// The listener's own failure, repeated by every later accept.
     failed: Option<String>,
     refused: Arc<AtomicU64>,
+    /// Signalled whenever something is queued for `accept` (and when the
+    /// accepting thread ends): what an async listener waits on.
+    queued: Arc<Event>,
+}
+
+/// What an async listener waits on.
+pub(crate) trait Ready {
+    /// Readable whenever an established connection (or the listener's
+    /// failure) may be waiting to be accepted.
+    fn ready_fd(&self) -> Option<BorrowedFd<'_>>;
+}
+
+impl<C> Ready for Acceptor<C> {
+    fn ready_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.queued.as_fd())
+    }
+}
+
+impl Ready for crate::pipe::PipeListener {
+    fn ready_fd(&self) -> Option<BorrowedFd<'_>> {
+        match *self {}
+    }
 }
 
 impl<C> std::fmt::Debug for Acceptor<C> {
@@ -120,12 +144,20 @@ impl<C: Send + 'static> Acceptor<C> {
         let count = refused.clone();
         let done = Arc::new((Mutex::new(false), Condvar::new()));
         let finished = done.clone();
+        let queued =
+            Arc::new(Event::new().map_err(|e| Error::io(format!("{endpoint}: eventfd"), e))?);
+        let tx = Queue {
+            tx,
+            queued: queued.clone(),
+        };
+        let signal = queued.clone();
         let thread = std::thread::Builder::new()
             .name("ipcx-accept".into())
             .spawn(move || {
                 // `run` owns the rendezvous: it is dropped (its names
                 // removed) before `done` is set.
                 run(incoming, tx, &name, &count);
+                signal.notify();
                 *finished.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 finished.1.notify_all();
             })
@@ -141,13 +173,38 @@ impl<C: Send + 'static> Acceptor<C> {
             thread: Some(thread),
             failed: None,
             refused,
+            queued,
         })
+    }
+}
+
+/// Where established connections queue for `accept`.
+struct Queue<C> {
+    tx: mpsc::SyncSender<Result<C>>,
+    queued: Arc<Event>,
+}
+
+impl<C> Clone for Queue<C> {
+    fn clone(&self) -> Self {
+        Queue {
+            tx: self.tx.clone(),
+            queued: self.queued.clone(),
+        }
+    }
+}
+
+impl<C> Queue<C> {
+    /// Queues `item`; `false` when the listener is gone.
+    fn send(&self, item: Result<C>) -> bool {
+        let sent = self.tx.send(item).is_ok();
+        self.queued.notify();
+        sent
     }
 }
 
 fn run<I: Incoming>(
     mut incoming: I,
-    tx: mpsc::SyncSender<Result<I::Channel>>,
+    tx: Queue<I::Channel>,
     endpoint: &str,
     refused: &Arc<AtomicU64>,
 ) {
@@ -163,7 +220,7 @@ fn run<I: Incoming>(
             Ok(Next::Closed) => return,
             Err(e) => {
                 tracing::error!(endpoint, error = %e, "listener failed");
-                let _ = tx.send(Err(e));
+                tx.send(Err(e));
                 return;
             }
         };
@@ -187,7 +244,7 @@ fn run<I: Incoming>(
                 match result {
                     Ok(c) => {
                         // A listener dropped meanwhile drops the connection.
-                        let _ = tx.send(Ok(c));
+                        tx.send(Ok(c));
                     }
                     Err(e) => {
                         failures.fetch_add(1, Ordering::Relaxed);

@@ -106,6 +106,15 @@ impl UnitSink for MqOut {
             }
         }
     }
+
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        Some(crate::aio::Source {
+            fd: self.q.as_fd(),
+            interest: Interest::Write,
+            doorbell: false,
+            death: self.peer.as_ref().map(AsFd::as_fd),
+        })
+    }
 }
 
 /// The queue an [`MqReceiver`] reads.
@@ -155,6 +164,15 @@ impl UnitSource for MqIn {
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
         wait(&self.q, Interest::Read, self.peer.as_ref(), deadline)
+    }
+
+    fn source(&self) -> Option<crate::aio::Source<'_>> {
+        Some(crate::aio::Source {
+            fd: self.q.as_fd(),
+            interest: Interest::Read,
+            doorbell: false,
+            death: self.peer.as_ref().map(AsFd::as_fd),
+        })
     }
 }
 

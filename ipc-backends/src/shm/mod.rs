@@ -23,6 +23,7 @@
 //!   return `Disconnected`.
 //! - Zero-copy: [`ShmSender::loan`] and [`ShmReceiver::recv_in_place`].
 
+mod aio;
 mod channel;
 mod connect;
 mod handover;

@@ -32,3 +32,11 @@ impl AsFd for Event {
         self.0.as_fd()
     }
 }
+
+/// Resets the count of the eventfd `fd` (non-blocking); what it read is
+/// of no interest, only that the next wait starts afresh.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub fn drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    let _ = nix::unistd::read(fd, &mut buf);
+}

@@ -1,0 +1,442 @@
+//! Async channels and halves over every transport.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use ipc_core::{
+    Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Result, Schema, Scheme, Sender,
+};
+
+use super::Pollable;
+use super::bridge::{BridgeReceiver, BridgeSender};
+use super::driven::{Driven, runtime};
+use crate::any::{AnyChannel, AnyReceiver, AnySender};
+
+/// Runs `$body` with `$d` bound to the flavor's `Driven` half.
+macro_rules! driven {
+    ($flavor:expr, $d:ident => $body:expr) => {
+        match $flavor {
+            Flavor::Direct($d) => $body,
+            Flavor::Bridged($d) => $body,
+        }
+    };
+}
+
+#[derive(Debug)]
+enum Flavor<H, B> {
+    /// Waits on the transport's own descriptor.
+    Direct(Driven<H>),
+    /// Served by a bridge thread (`super::bridge`).
+    Bridged(Driven<B>),
+}
+
+/// The sending half of an async connection.
+///
+/// Cancel safety: dropping the future of [`send`](Self::send) before it
+/// completes means the message was either not sent at all or committed
+/// whole: a stream frame or a queue message's fragments that found no
+/// room are written before the next message (by the next `send`,
+/// [`flush`](Self::flush), or drop), never cut short or interleaved.
+#[derive(Debug)]
+pub struct AsyncSender {
+    flavor: Flavor<AnySender, BridgeSender>,
+    scheme: Scheme,
+    max: usize,
+    /// The message given to [`Sink::start_send`] and not yet sent.
+    queued: Option<Vec<u8>>,
+}
+
+impl AsyncSender {
+    /// Drives `sender` from the reactor (or a bridge thread when its
+    /// kernel object cannot be polled). Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// No runtime; a descriptor the reactor refuses; a thread that cannot
+    /// start.
+    pub fn new(sender: AnySender) -> Result<AsyncSender> {
+        let scheme = sender.scheme();
+        let max = sender.max_message_size();
+        let flavor = match Driven::new(sender)? {
+            Ok(d) => Flavor::Direct(d),
+            Err(sender) => Flavor::Bridged(bridged(BridgeSender::new(sender)?)?),
+        };
+        Ok(AsyncSender {
+            flavor,
+            scheme,
+            max,
+            queued: None,
+        })
+    }
+
+    /// Sends one message, waiting (without blocking the thread) while the
+    /// channel is full, and until a message already begun is written.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] (nothing sent), [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> ipc_core::Result<()> {
+    /// let endpoint = "unix:/run/demo.sock".parse()?;
+    /// let (mut tx, _rx) = ipc_backends::aio::connect(&endpoint, &ipc_core::Schema::bytes())
+    ///     .await?
+    ///     .split();
+    /// tx.send(b"hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        poll_fn(|cx| self.poll_send(cx, msg)).await?;
+        self.flush().await
+    }
+
+    /// Sends one message if there is room now, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when full (nothing sent); as [`send`](Self::send).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        driven!(&mut self.flavor, d => d.get_mut().send_until(msg, Deadline::Now))
+    }
+
+    /// Commits one message: `Ready(Ok)` once it is sent or begun (a begun
+    /// message is finished by [`poll_flush`](Self::poll_flush) or the next
+    /// send). Nothing is sent while this returns `Pending`.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &[u8]) -> Poll<Result<()>> {
+        driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_until(msg, Deadline::Now)))
+    }
+
+    /// Writes what a cancelled or partly written send left.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the peer is gone.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_flush_committed(cx)).await
+    }
+
+    fn poll_flush_committed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.flush_now()))
+    }
+
+    /// The connection's largest message.
+    pub fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// The transport.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether the connection is known to be gone.
+    pub fn is_closed(&self) -> bool {
+        driven!(&self.flavor, d => d.get().link().is_closed())
+    }
+
+    fn poll_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(msg) = self.queued.take() {
+            match self.poll_send(cx, &msg) {
+                Poll::Pending => {
+                    self.queued = Some(msg);
+                    return Poll::Pending;
+                }
+                Poll::Ready(r) => r?,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn bridged<B: Pollable>(b: B) -> Result<Driven<B>> {
+    Driven::new(b)?.map_err(|_| {
+        Error::io(
+            "a bridge without an eventfd",
+            std::io::ErrorKind::Other.into(),
+        )
+    })
+}
+
+/// Messages as `Vec<u8>`; `poll_flush` waits until each is written whole.
+impl Sink<Vec<u8>> for AsyncSender {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_queued(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<()> {
+        let this = self.get_mut();
+        if item.len() > this.max {
+            return Err(Error::MessageTooLarge {
+                size: item.len(),
+                max: this.max,
+            });
+        }
+        debug_assert!(this.queued.is_none(), "start_send without poll_ready");
+        this.queued = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.poll_queued(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        this.poll_flush_committed(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// The receiving half of an async connection.
+///
+/// Cancel safety: dropping the future of [`recv`](Self::recv) loses
+/// nothing; a message partly read stays in the half and the next receive
+/// completes it.
+#[derive(Debug)]
+pub struct AsyncReceiver {
+    flavor: Flavor<AnyReceiver, BridgeReceiver>,
+    scheme: Scheme,
+    /// The stream has ended (`Disconnected` was returned).
+    ended: bool,
+}
+
+impl AsyncReceiver {
+    /// Drives `receiver` from the reactor (or a bridge thread when its
+    /// kernel object cannot be polled). Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`AsyncSender::new`].
+    pub fn new(receiver: AnyReceiver) -> Result<AsyncReceiver> {
+        let scheme = receiver.scheme();
+        let flavor = match Driven::new(receiver)? {
+            Ok(d) => Flavor::Direct(d),
+            Err(receiver) => Flavor::Bridged(bridged(BridgeReceiver::new(receiver)?)?),
+        };
+        Ok(AsyncReceiver {
+            flavor,
+            scheme,
+            ended: false,
+        })
+    }
+
+    /// Receives one message.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the peer is gone and everything it sent
+    /// was received; [`Error::Protocol`] when the peer broke the framing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> ipc_core::Result<()> {
+    /// let endpoint = "mq:/demo".parse()?;
+    /// let mut listener = ipc_backends::aio::listen(&endpoint, &ipc_core::Schema::bytes())?;
+    /// let mut conn = listener.accept().await?;
+    /// let msg = conn.recv().await?;
+    /// conn.send(&msg).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Receives one message into `buf`, reusing its allocation.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        poll_fn(|cx| self.poll_recv_into(cx, buf)).await
+    }
+
+    /// Receives one message if one is waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when none is; as [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        driven!(&mut self.flavor, d => d.get_mut().recv_until(&mut buf, Deadline::Now))?;
+        Ok(buf)
+    }
+
+    /// Polls for one message into `buf`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn poll_recv_into(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<Result<()>> {
+        driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.recv_until(buf, Deadline::Now)))
+    }
+
+    /// The transport.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether the connection is known to be gone.
+    pub fn is_closed(&self) -> bool {
+        driven!(&self.flavor, d => d.get().link().is_closed())
+    }
+}
+
+/// Each message, until the peer is gone (`Disconnected` ends the stream;
+/// other errors are items).
+impl Stream for AsyncReceiver {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let mut buf = Vec::new();
+        match this.poll_recv_into(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(buf))),
+            Poll::Ready(Err(Error::Disconnected)) => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+/// An async connection: the mirror of [`AnyChannel`].
+#[derive(Debug)]
+pub struct AsyncChannel {
+    sender: AsyncSender,
+    receiver: AsyncReceiver,
+    peer: PeerInfo,
+}
+
+impl AsyncChannel {
+    /// Drives an established blocking connection from the reactor. The
+    /// wire does not change, so the peer may be blocking or async.
+    ///
+    /// # Errors
+    /// As [`AsyncSender::new`].
+    pub fn new(channel: AnyChannel) -> Result<AsyncChannel> {
+        let peer = channel.peer().clone();
+        let (tx, rx) = channel.split();
+        Ok(AsyncChannel {
+            sender: AsyncSender::new(tx)?,
+            receiver: AsyncReceiver::new(rx)?,
+            peer,
+        })
+    }
+
+    /// See [`AsyncSender::send`].
+    ///
+    /// # Errors
+    /// As [`AsyncSender::send`].
+    pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.sender.send(msg).await
+    }
+
+    /// See [`AsyncSender::try_send`].
+    ///
+    /// # Errors
+    /// As [`AsyncSender::try_send`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.sender.try_send(msg)
+    }
+
+    /// See [`AsyncSender::flush`].
+    ///
+    /// # Errors
+    /// As [`AsyncSender::flush`].
+    pub async fn flush(&mut self) -> Result<()> {
+        self.sender.flush().await
+    }
+
+    /// See [`AsyncReceiver::recv`].
+    ///
+    /// # Errors
+    /// As [`AsyncReceiver::recv`].
+    pub async fn recv(&mut self) -> Result<Vec<u8>> {
+        self.receiver.recv().await
+    }
+
+    /// See [`AsyncReceiver::recv_into`].
+    ///
+    /// # Errors
+    /// As [`AsyncReceiver::recv_into`].
+    pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.receiver.recv_into(buf).await
+    }
+
+    /// See [`AsyncReceiver::try_recv`].
+    ///
+    /// # Errors
+    /// As [`AsyncReceiver::try_recv`].
+    pub fn try_recv(&mut self) -> Result<Vec<u8>> {
+        self.receiver.try_recv()
+    }
+
+    /// Splits into halves usable from two tasks.
+    pub fn split(self) -> (AsyncSender, AsyncReceiver) {
+        (self.sender, self.receiver)
+    }
+
+    /// What the handshake learned about the peer.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+
+    /// The connection's largest message.
+    pub fn max_message_size(&self) -> usize {
+        self.sender.max
+    }
+
+    /// The transport.
+    pub fn scheme(&self) -> Scheme {
+        self.sender.scheme
+    }
+
+    /// The sending half.
+    pub fn sender(&mut self) -> &mut AsyncSender {
+        &mut self.sender
+    }
+
+    /// The receiving half.
+    pub fn receiver(&mut self) -> &mut AsyncReceiver {
+        &mut self.receiver
+    }
+}
+
+/// Connects to `endpoint`.
+///
+/// The handshake (a few round trips, bounded by `connect_timeout`) runs
+/// on tokio's blocking pool, once per connection; every message after it
+/// is driven by the reactor.
+///
+/// # Errors
+/// As the blocking [`crate::connect`]; no tokio runtime.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> ipc_core::Result<()> {
+/// let endpoint = "tcp://127.0.0.1:7000".parse()?;
+/// let mut conn = ipc_backends::aio::connect(&endpoint, &ipc_core::Schema::bytes()).await?;
+/// conn.send(b"ping").await?;
+/// let reply = conn.recv().await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(endpoint: &Endpoint, schema: &Schema) -> Result<AsyncChannel> {
+    runtime()?;
+    let (e, s) = (endpoint.clone(), schema.clone());
+    let channel = tokio::task::spawn_blocking(move || crate::any::connect(&e, &s))
+        .await
+        .map_err(|e| Error::io(format!("{endpoint}: connecting"), std::io::Error::other(e)))??;
+    AsyncChannel::new(channel)
+}

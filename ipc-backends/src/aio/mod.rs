@@ -1,0 +1,87 @@
+//! The async layer: every transport under tokio, with no thread per
+//! operation (`docs/async.md`).
+//!
+//! An async half wraps the blocking half of the same transport and drives
+//! its non-blocking operations (`Deadline::Now`) from the reactor: when one
+//! would block, the half waits for a descriptor ([`Source`]) to become
+//! ready, and tries again. The blocking code keeps every state machine
+//! (partial frames, reassembly, rings), so the async layer adds no framing
+//! of its own and the wire is the same: blocking and async peers mix.
+//!
+//! What each mechanism waits on:
+//!
+//! | transport | waits on | peer death |
+//! |---|---|---|
+//! | `unix:`, `tcp://` | the socket (`AsyncFd`) | end of file, `EPIPE` |
+//! | `pipe:`, `fifo:` | the pipe end | end of file, `EPIPE` |
+//! | `mq:` | the queue descriptor (an `mqd_t` is pollable) | the peer's pidfd |
+//! | `shm:`, `sysv-shm:`, `sysv-mq:` | an eventfd rung by a per-connection thread ([`bridge`]) | the blocking half's own detection |
+//!
+//! [`Pollable`] is what a blocking half tells the async layer; it is
+//! implemented by every half whether or not the `tokio` feature is on.
+
+use std::os::fd::BorrowedFd;
+
+use ipc_core::Result;
+
+use crate::conn::link::Link;
+#[doc(hidden)]
+pub use crate::sys::fd::Interest;
+
+#[cfg(feature = "tokio")]
+pub(crate) mod bridge;
+#[cfg(feature = "tokio")]
+mod channel;
+#[cfg(feature = "tokio")]
+mod driven;
+#[cfg(feature = "tokio")]
+mod listener;
+
+#[cfg(feature = "tokio")]
+pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, connect};
+#[cfg(feature = "tokio")]
+pub use listener::{AsyncListener, listen};
+
+/// What a half waits on when its operation would block (the async
+/// layer's; public only because queue kernels name it).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Becomes ready (for `interest`) when the operation may succeed.
+    pub fd: BorrowedFd<'a>,
+    /// Which readiness of `fd`.
+    pub interest: Interest,
+    /// `fd` is an eventfd that counts wake-ups: read it empty after one.
+    pub doorbell: bool,
+    /// Becomes readable when the peer process is gone, where `fd` does not
+    /// tell by itself (a pidfd beside a message queue).
+    pub death: Option<BorrowedFd<'a>>,
+}
+
+/// What the async layer needs of a blocking half.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) trait Pollable {
+    /// What to wait on; `None` when the kernel object cannot be polled
+    /// (System V), and the half is served by a [`bridge`] thread instead.
+    fn source(&self) -> Option<Source<'_>>;
+
+    /// Announces, before a last look and a wait on [`source`](Self::source),
+    /// that this side waits asynchronously (the peer must ring the
+    /// doorbell rather than only a futex).
+    fn arm(&self) {}
+
+    /// Withdraws [`arm`](Self::arm).
+    fn disarm(&self) {}
+
+    /// Writes what a send committed but could not finish without waiting;
+    /// [`Error::WouldBlock`](ipc_core::Error::WouldBlock) while some remains.
+    ///
+    /// # Errors
+    /// `WouldBlock` while bytes remain; `Disconnected` when the peer is gone.
+    fn flush_now(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The connection's shared "gone" state.
+    fn link(&self) -> &Link;
+}
