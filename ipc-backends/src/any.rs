@@ -242,6 +242,9 @@ macro_rules! define_any {
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(ReceiverFlavor::$variant(r) => r.link(),)* }
             }
+            fn unblocker(&self) -> Option<crate::aio::Unblock> {
+                match &self.flavor { $(ReceiverFlavor::$variant(r) => r.unblocker(),)* }
+            }
         }
 
         impl AnyListener {

@@ -239,6 +239,11 @@ pub trait UnitSource: Send + std::fmt::Debug {
     fn source(&self) -> Option<crate::aio::Source<'_>> {
         None
     }
+
+    /// What wakes a receive blocked in the kernel for good.
+    fn unblocker(&self) -> Option<crate::aio::Unblock> {
+        None
+    }
 }
 
 /// The two halves of one queue connection: messages go out through
@@ -391,6 +396,10 @@ impl<Q: UnitSink> crate::aio::Pollable for FragmentSender<Q> {
 impl<Q: UnitSource> crate::aio::Pollable for FragmentReceiver<Q> {
     fn source(&self) -> Option<crate::aio::Source<'_>> {
         self.q.source()
+    }
+
+    fn unblocker(&self) -> Option<crate::aio::Unblock> {
+        self.q.unblocker()
     }
 
     fn link(&self) -> &Link {

@@ -212,15 +212,23 @@ impl Drop for BridgeSender {
 }
 
 /// A receiving half served by a thread that receives one message ahead.
-#[derive(Debug)]
 pub(crate) struct BridgeReceiver {
     shared: Arc<Shared<Result<Vec<u8>>>>,
     link: Link,
+    unblock: Option<super::Unblock>,
 }
 
 impl BridgeReceiver {
     pub(crate) fn new<R: Receiver + Pollable + 'static>(mut inner: R) -> Result<BridgeReceiver> {
         let link = inner.link().clone();
+        let unblock = inner.unblocker();
+        // With a way to wake it for good, the thread blocks in the kernel;
+        // without, it looks at its async side every SLICE.
+        let wait = if unblock.is_some() {
+            || Deadline::Never
+        } else {
+            || Deadline::after(SLICE)
+        };
         let shared = Shared::<Result<Vec<u8>>>::new()?;
         let s = shared.clone();
         spawn("ipcx-bridge-recv", move || {
@@ -235,7 +243,7 @@ impl BridgeReceiver {
                         break;
                     }
                 }
-                let got = match inner.recv_until(&mut buf, Deadline::after(SLICE)) {
+                let got = match inner.recv_until(&mut buf, wait()) {
                     Err(Error::Timeout) => continue,
                     Ok(()) => Ok(std::mem::take(&mut buf)),
                     Err(e) => Err(e),
@@ -250,7 +258,19 @@ impl BridgeReceiver {
             drop(inner);
             s.finish();
         })?;
-        Ok(BridgeReceiver { shared, link })
+        Ok(BridgeReceiver {
+            shared,
+            link,
+            unblock,
+        })
+    }
+}
+
+impl std::fmt::Debug for BridgeReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeReceiver")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
     }
 }
 
@@ -291,6 +311,10 @@ impl Pollable for BridgeReceiver {
 
 impl Drop for BridgeReceiver {
     fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        if let Some(unblock) = &self.unblock {
+            unblock();
+        }
         self.shared.close();
     }
 }

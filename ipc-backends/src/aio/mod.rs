@@ -84,4 +84,15 @@ pub(crate) trait Pollable {
 
     /// The connection's shared "gone" state.
     fn link(&self) -> &Link;
+
+    /// What wakes a receive blocked in the kernel for good (the half is
+    /// being dropped), where one exists: a bridge thread then blocks
+    /// without a timeout instead of looking at its async side now and then.
+    fn unblocker(&self) -> Option<Unblock> {
+        None
+    }
 }
+
+/// Wakes a blocked receive for good (see [`Pollable::unblocker`]).
+#[doc(hidden)]
+pub type Unblock = Box<dyn Fn() + Send + Sync>;

@@ -286,6 +286,13 @@ impl UnitSource for SysvIn {
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
         sleep_slice(deadline)
     }
+
+    fn unblocker(&self) -> Option<crate::aio::Unblock> {
+        // Removing the queue wakes `msgrcv` with EIDRM; it is removed on
+        // drop anyway.
+        let q = Arc::clone(&self.q);
+        Some(Box::new(move || q.remove()))
+    }
 }
 
 impl Drop for SysvIn {
