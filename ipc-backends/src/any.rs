@@ -224,6 +224,9 @@ macro_rules! define_any {
             fn flush_now(&mut self) -> Result<()> {
                 match &mut self.flavor { $(SenderFlavor::$variant(s) => s.flush_now(),)* }
             }
+            fn drop_may_wait(&self) -> bool {
+                match &self.flavor { $(SenderFlavor::$variant(s) => s.drop_may_wait(),)* }
+            }
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(SenderFlavor::$variant(s) => s.link(),)* }
             }
@@ -252,6 +255,26 @@ macro_rules! define_any {
             #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
             pub(crate) fn ready_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
                 match &self.flavor { $(ListenerFlavor::$variant(l) => crate::conn::accept::Ready::ready_fd(l),)* }
+            }
+
+            /// A handle that closes this listener from any thread or task:
+            /// a waiting `accept` returns [`Error::Closed`], and the
+            /// rendezvous is removed.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// use ipc_core::{Listener, Schema};
+            ///
+            /// # fn main() -> ipc_core::Result<()> {
+            /// let mut listener = ipc_backends::listen(&"mq:/jobs".parse()?, &Schema::bytes())?;
+            /// let closer = listener.closer();
+            /// std::thread::spawn(move || closer.close());
+            /// assert!(matches!(listener.accept(), Err(ipc_core::Error::Closed)));
+            /// # Ok(()) }
+            /// ```
+            pub fn closer(&self) -> crate::conn::accept::ListenerCloser {
+                match &self.flavor { $(ListenerFlavor::$variant(l) => crate::conn::accept::Ready::closer(l),)* }
             }
         }
 

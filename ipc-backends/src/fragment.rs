@@ -388,6 +388,11 @@ impl<Q: UnitSink> crate::aio::Pollable for FragmentSender<Q> {
         self.flush(Deadline::Now)
     }
 
+    fn drop_may_wait(&self) -> bool {
+        // The end-of-stream marker waits for room in the peer's queue.
+        true
+    }
+
     fn link(&self) -> &Link {
         &self.link
     }

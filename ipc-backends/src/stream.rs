@@ -490,6 +490,10 @@ impl crate::aio::Pollable for StreamSender {
     fn link(&self) -> &Link {
         &self.link
     }
+
+    fn drop_may_wait(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 impl crate::aio::Pollable for StreamReceiver {

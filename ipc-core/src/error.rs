@@ -78,6 +78,11 @@ pub enum Error {
     /// are delivered first; after this no more will come.
     #[error("peer disconnected")]
     Disconnected,
+    /// This side closed the listener or channel (its closer's `close()`
+    /// ran, on this or another thread or task): whoever waited on it was
+    /// woken, and nothing more happens on it.
+    #[error("closed by this process")]
+    Closed,
     /// A `*_timeout` operation reached its deadline; nothing was sent or
     /// consumed.
     #[error("timed out")]
@@ -267,7 +272,10 @@ impl Error {
 
     /// Whether the peer is gone for good (the connection should be dropped).
     pub fn is_disconnect(&self) -> bool {
-        matches!(self, Error::Disconnected | Error::Protocol(_))
+        matches!(
+            self,
+            Error::Disconnected | Error::Closed | Error::Protocol(_)
+        )
     }
 
     /// Whether this error concerns one connection or one peer only: the

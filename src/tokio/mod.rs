@@ -42,6 +42,13 @@
 //! | `connect` | the half-made connection is closed and its objects removed |
 //! | `rpc::Client::call` | the request may have been sent; its reply is dropped when it comes |
 //!
+//! # Shutdown
+//!
+//! [`Listener::closer`] and [`Channel::closer`] give handles that close a
+//! listener or a channel from any task or thread; whoever waits on it
+//! wakes with [`Error::Closed`](crate::Error::Closed). The blocking API
+//! has the same for listeners ([`crate::AnyListener::closer`]).
+//!
 //! # Mixed peers
 //!
 //! The wire is the blocking API's: a blocking client talks to an async
@@ -52,9 +59,10 @@ use ipc_core::{Endpoint, Result, Schema};
 pub mod rpc;
 pub mod typed;
 
+pub use ipc_backends::ListenerCloser;
 pub use ipc_backends::aio::{
     AsyncChannel as Channel, AsyncListener as Listener, AsyncReceiver as Receiver,
-    AsyncSender as Sender,
+    AsyncSender as Sender, ChannelCloser,
 };
 
 /// Listens on `endpoint` for raw byte channels. Must be called inside a

@@ -75,11 +75,16 @@ impl<T> Shared<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the async side gone and waits (bounded) for the thread.
+    /// Marks the async side gone and waits (bounded) for the thread to
+    /// finish, unless it is blocked handing a message to a peer that does
+    /// not read (it finishes by itself when the peer reads or goes).
     fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         self.changed.notify_all();
+        if state.busy {
+            return;
+        }
         let _ = self
             .changed
             .wait_timeout_while(state, FINISH, |s| !s.finished);
@@ -198,6 +203,27 @@ impl Pollable for BridgeSender {
             doorbell: true,
             death: None,
         })
+    }
+
+    /// `WouldBlock` until the thread has handed the last message to the
+    /// kernel, so an awaited send is as sent as a blocking one.
+    fn flush_now(&mut self) -> Result<()> {
+        let state = self.shared.lock();
+        if state.slot.is_some() || state.busy {
+            return Err(Error::WouldBlock);
+        }
+        if state.finished {
+            drop(state);
+            let failure = self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(e) = failure {
+                return self.link.observe(Err(e));
+            }
+        }
+        Ok(())
     }
 
     fn link(&self) -> &Link {

@@ -2,6 +2,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -12,7 +13,7 @@ use ipc_core::{
 
 use super::Pollable;
 use super::bridge::{BridgeReceiver, BridgeSender};
-use super::driven::{Driven, runtime};
+use super::driven::{Driven, Stop, runtime};
 use crate::any::{AnyChannel, AnyReceiver, AnySender};
 
 /// Runs `$body` with `$d` bound to the flavor's `Driven` half.
@@ -26,7 +27,7 @@ macro_rules! driven {
 }
 
 #[derive(Debug)]
-enum Flavor<H, B> {
+enum Flavor<H: Pollable + Send + 'static, B: Pollable + Send + 'static> {
     /// Waits on the transport's own descriptor.
     Direct(Driven<H>),
     /// Served by a bridge thread (`super::bridge`).
@@ -47,6 +48,36 @@ pub struct AsyncSender {
     max: usize,
     /// The message given to [`Sink::start_send`] and not yet sent.
     queued: Option<Vec<u8>>,
+    stop: Arc<Stop>,
+}
+
+/// Closes an async channel (both halves) from any task or thread: every
+/// operation waiting on it returns [`Error::Closed`], as does every later
+/// one. The connection itself ends, for the peer, when the halves are
+/// dropped. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> ipc_core::Result<()> {
+/// let endpoint = "unix:/tmp/feed.sock".parse()?;
+/// let mut conn = ipc_backends::aio::connect(&endpoint, &ipc_core::Schema::bytes()).await?;
+/// let closer = conn.closer();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///     closer.close();
+/// });
+/// assert!(matches!(conn.recv().await, Err(ipc_core::Error::Closed)));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelCloser(Arc<Stop>);
+
+impl ChannelCloser {
+    /// Closes the channel. Idempotent.
+    pub fn close(&self) {
+        self.0.close();
+    }
 }
 
 impl AsyncSender {
@@ -57,18 +88,29 @@ impl AsyncSender {
     /// No runtime; a descriptor the reactor refuses; a thread that cannot
     /// start.
     pub fn new(sender: AnySender) -> Result<AsyncSender> {
+        AsyncSender::with_stop(sender, &Stop::new()?)
+    }
+
+    fn with_stop(sender: AnySender, stop: &Arc<Stop>) -> Result<AsyncSender> {
         let scheme = sender.scheme();
         let max = sender.max_message_size();
-        let flavor = match Driven::new(sender)? {
+        let flavor = match Driven::new(sender, stop)? {
             Ok(d) => Flavor::Direct(d),
-            Err(sender) => Flavor::Bridged(bridged(BridgeSender::new(sender)?)?),
+            Err(sender) => Flavor::Bridged(bridged(BridgeSender::new(sender)?, stop)?),
         };
         Ok(AsyncSender {
             flavor,
             scheme,
             max,
             queued: None,
+            stop: Arc::clone(stop),
         })
+    }
+
+    /// A handle that closes this half (and the channel it came from) from
+    /// any task or thread: see [`ChannelCloser`].
+    pub fn closer(&self) -> ChannelCloser {
+        ChannelCloser(Arc::clone(&self.stop))
     }
 
     /// Sends one message, waiting (without blocking the thread) while the
@@ -89,6 +131,7 @@ impl AsyncSender {
     /// # Ok(()) }
     /// ```
     pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        poll_fn(|cx| self.poll_queued(cx)).await?;
         poll_fn(|cx| self.poll_send(cx, msg)).await?;
         self.flush().await
     }
@@ -98,7 +141,15 @@ impl AsyncSender {
     /// # Errors
     /// [`Error::WouldBlock`] when full (nothing sent); as [`send`](Self::send).
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        driven!(&mut self.flavor, d => d.get_mut().send_until(msg, Deadline::Now))
+        if let Some(queued) = self.queued.take() {
+            let sent =
+                driven!(&mut self.flavor, d => d.get_mut()?.send_until(&queued, Deadline::Now));
+            if let Err(e) = sent {
+                self.queued = Some(queued);
+                return Err(e);
+            }
+        }
+        driven!(&mut self.flavor, d => d.get_mut()?.send_until(msg, Deadline::Now))
     }
 
     /// Commits one message: `Ready(Ok)` once it is sent or begun (a begun
@@ -111,11 +162,13 @@ impl AsyncSender {
         driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_until(msg, Deadline::Now)))
     }
 
-    /// Writes what a cancelled or partly written send left.
+    /// Writes what a cancelled or partly written send left, and a message
+    /// given to [`Sink::start_send`].
     ///
     /// # Errors
     /// [`Error::Disconnected`] when the peer is gone.
     pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_queued(cx)).await?;
         poll_fn(|cx| self.poll_flush_committed(cx)).await
     }
 
@@ -152,8 +205,8 @@ impl AsyncSender {
     }
 }
 
-fn bridged<B: Pollable>(b: B) -> Result<Driven<B>> {
-    Driven::new(b)?.map_err(|_| {
+fn bridged<B: Pollable + Send + 'static>(b: B, stop: &Arc<Stop>) -> Result<Driven<B>> {
+    Driven::new(b, stop)?.map_err(|_| {
         Error::io(
             "a bridge without an eventfd",
             std::io::ErrorKind::Other.into(),
@@ -204,8 +257,9 @@ impl Sink<Vec<u8>> for AsyncSender {
 pub struct AsyncReceiver {
     flavor: Flavor<AnyReceiver, BridgeReceiver>,
     scheme: Scheme,
-    /// The stream has ended (`Disconnected` was returned).
+    /// The stream has ended (`Disconnected` or `Closed` was returned).
     ended: bool,
+    stop: Arc<Stop>,
 }
 
 impl AsyncReceiver {
@@ -215,16 +269,27 @@ impl AsyncReceiver {
     /// # Errors
     /// As [`AsyncSender::new`].
     pub fn new(receiver: AnyReceiver) -> Result<AsyncReceiver> {
+        AsyncReceiver::with_stop(receiver, &Stop::new()?)
+    }
+
+    fn with_stop(receiver: AnyReceiver, stop: &Arc<Stop>) -> Result<AsyncReceiver> {
         let scheme = receiver.scheme();
-        let flavor = match Driven::new(receiver)? {
+        let flavor = match Driven::new(receiver, stop)? {
             Ok(d) => Flavor::Direct(d),
-            Err(receiver) => Flavor::Bridged(bridged(BridgeReceiver::new(receiver)?)?),
+            Err(receiver) => Flavor::Bridged(bridged(BridgeReceiver::new(receiver)?, stop)?),
         };
         Ok(AsyncReceiver {
             flavor,
             scheme,
             ended: false,
+            stop: Arc::clone(stop),
         })
+    }
+
+    /// A handle that closes this half (and the channel it came from) from
+    /// any task or thread: see [`ChannelCloser`].
+    pub fn closer(&self) -> ChannelCloser {
+        ChannelCloser(Arc::clone(&self.stop))
     }
 
     /// Receives one message.
@@ -264,7 +329,7 @@ impl AsyncReceiver {
     /// [`Error::WouldBlock`] when none is; as [`recv`](Self::recv).
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        driven!(&mut self.flavor, d => d.get_mut().recv_until(&mut buf, Deadline::Now))?;
+        driven!(&mut self.flavor, d => d.get_mut()?.recv_until(&mut buf, Deadline::Now))?;
         Ok(buf)
     }
 
@@ -301,7 +366,7 @@ impl Stream for AsyncReceiver {
         match this.poll_recv_into(cx, &mut buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(buf))),
-            Poll::Ready(Err(Error::Disconnected)) => {
+            Poll::Ready(Err(Error::Disconnected | Error::Closed)) => {
                 this.ended = true;
                 Poll::Ready(None)
             }
@@ -327,11 +392,18 @@ impl AsyncChannel {
     pub fn new(channel: AnyChannel) -> Result<AsyncChannel> {
         let peer = channel.peer().clone();
         let (tx, rx) = channel.split();
+        let stop = Stop::new()?;
         Ok(AsyncChannel {
-            sender: AsyncSender::new(tx)?,
-            receiver: AsyncReceiver::new(rx)?,
+            sender: AsyncSender::with_stop(tx, &stop)?,
+            receiver: AsyncReceiver::with_stop(rx, &stop)?,
             peer,
         })
+    }
+
+    /// A handle that closes this channel from any task or thread: see
+    /// [`ChannelCloser`].
+    pub fn closer(&self) -> ChannelCloser {
+        self.sender.closer()
     }
 
     /// See [`AsyncSender::send`].

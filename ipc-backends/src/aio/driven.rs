@@ -1,12 +1,16 @@
 //! Drives a blocking half's non-blocking operations from the reactor.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use ipc_core::{Error, Result};
 use tokio::io::unix::AsyncFd;
 
 use super::{Interest, Pollable};
+use crate::sys::event::Event;
 
 /// A blocking half `H` and what it waits on, registered with the reactor.
 ///
@@ -14,12 +18,29 @@ use super::{Interest, Pollable};
 /// a socket share one descriptor, and epoll takes each only once), closed
 /// before `H` is dropped.
 #[derive(Debug)]
-pub(crate) struct Driven<H> {
+pub(crate) struct Driven<H: Pollable + Send + 'static> {
     ready: AsyncFd<OwnedFd>,
     death: Option<AsyncFd<OwnedFd>>,
+    /// The connection's [`Stop`], and its eventfd registered here.
+    stop: Arc<Stop>,
+    stopped: AsyncFd<OwnedFd>,
     interest: Interest,
     doorbell: bool,
-    inner: H,
+    /// Taken only by `drop`.
+    inner: ManuallyDrop<H>,
+}
+
+impl<H: Pollable + Send + 'static> Drop for Driven<H> {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is taken once, here, and not used after.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        if inner.drop_may_wait()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // Its drop may wait for a slow peer: not on a reactor thread.
+            drop(rt.spawn_blocking(move || drop(inner)));
+        }
+    }
 }
 
 /// Whether a reactor is running on this thread.
@@ -52,9 +73,43 @@ pub(crate) fn register(
         .map_err(|e| Error::io("registering with the reactor", e.into()))
 }
 
-impl<H: Pollable> Driven<H> {
+/// What closing an async connection sets, shared by its two halves: a
+/// flag every operation checks first, and an eventfd that wakes a waiting
+/// one.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    closed: AtomicBool,
+    event: Event,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Result<Arc<Stop>> {
+        Ok(Arc::new(Stop {
+            closed: AtomicBool::new(false),
+            event: Event::new().map_err(|e| Error::io("eventfd", e))?,
+        }))
+    }
+
+    /// Closes: every operation from now on, and every one waiting, returns
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.event.notify();
+    }
+
+    /// `Err(Closed)` once closed.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<H: Pollable + Send + 'static> Driven<H> {
     /// Registers `inner`'s source. `Ok(Err(inner))` when it has none.
-    pub(crate) fn new(inner: H) -> Result<std::result::Result<Driven<H>, H>> {
+    pub(crate) fn new(inner: H, stop: &Arc<Stop>) -> Result<std::result::Result<Driven<H>, H>> {
         runtime()?;
         let Some(source) = inner.source() else {
             return Ok(Err(inner));
@@ -65,12 +120,15 @@ impl<H: Pollable> Driven<H> {
             None => None,
         };
         let (interest, doorbell) = (source.interest, source.doorbell);
+        let stopped = register(stop.event.as_fd(), Interest::Read)?;
         Ok(Ok(Driven {
             ready,
             death,
+            stop: Arc::clone(stop),
+            stopped,
             interest,
             doorbell,
-            inner,
+            inner: ManuallyDrop::new(inner),
         }))
     }
 
@@ -79,9 +137,11 @@ impl<H: Pollable> Driven<H> {
         &self.inner
     }
 
-    /// The blocking half, for operations that do not wait.
-    pub(crate) fn get_mut(&mut self) -> &mut H {
-        &mut self.inner
+    /// The blocking half, for operations that do not wait; `Err(Closed)`
+    /// once the connection was closed.
+    pub(crate) fn get_mut(&mut self) -> Result<&mut H> {
+        self.stop.check()?;
+        Ok(&mut self.inner)
     }
 
     /// Runs `op` (a non-blocking operation of the half) until it does not
@@ -97,6 +157,10 @@ impl<H: Pollable> Driven<H> {
         mut op: impl FnMut(&mut H) -> Result<T>,
     ) -> Poll<Result<T>> {
         loop {
+            if let Err(e) = self.stop.check() {
+                self.inner.disarm();
+                return Poll::Ready(Err(e));
+            }
             match op(&mut self.inner) {
                 Err(Error::WouldBlock) => {}
                 other => return Poll::Ready(other),
@@ -110,6 +174,11 @@ impl<H: Pollable> Driven<H> {
                     self.inner.disarm();
                     return Poll::Ready(other);
                 }
+            }
+            // Registered for a wake-up by close (never cleared: once
+            // closed, it stays so).
+            if self.stopped.poll_read_ready(cx).is_ready() {
+                continue;
             }
             if let Some(death) = &self.death
                 && death.poll_read_ready(cx).is_ready()

@@ -98,6 +98,12 @@ impl AsyncListener {
         }
     }
 
+    /// A handle that closes this listener from any task or thread: a
+    /// waiting [`accept`](Self::accept) returns [`Error::Closed`].
+    pub fn closer(&self) -> crate::conn::accept::ListenerCloser {
+        self.inner.closer()
+    }
+
     /// The endpoint listened on.
     pub fn endpoint(&self) -> &Endpoint {
         self.inner.endpoint()

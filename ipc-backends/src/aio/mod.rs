@@ -38,7 +38,7 @@ mod driven;
 mod listener;
 
 #[cfg(feature = "tokio")]
-pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, connect};
+pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, ChannelCloser, connect};
 #[cfg(feature = "tokio")]
 pub use listener::{AsyncListener, listen};
 
@@ -90,6 +90,14 @@ pub(crate) trait Pollable {
     /// without a timeout instead of looking at its async side now and then.
     fn unblocker(&self) -> Option<Unblock> {
         None
+    }
+
+    /// Whether dropping the half may wait (to deliver the tail of a
+    /// committed message, or an end-of-stream marker, to a peer that is
+    /// slow to read): an async half then drops it on tokio's blocking pool
+    /// rather than on a reactor thread.
+    fn drop_may_wait(&self) -> bool {
+        false
     }
 }
 

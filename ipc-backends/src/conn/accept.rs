@@ -17,7 +17,7 @@
 //! returns.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -102,23 +102,85 @@ pub struct Acceptor<C> {
     /// Signalled whenever something is queued for `accept` (and when the
     /// accepting thread ends): what an async listener waits on.
     queued: Arc<Event>,
+    /// Set by a [`ListenerCloser`].
+    closed: Arc<AtomicBool>,
 }
 
-/// What an async listener waits on.
+/// Closes a listener from any thread or task: its rendezvous is removed,
+/// and an `accept` waiting on it (blocking or async) returns
+/// [`Error::Closed`], as does every later one. Connections already
+/// accepted are not affected. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use ipc_core::{Listener, Schema};
+///
+/// # fn main() -> ipc_core::Result<()> {
+/// let mut listener = ipc_backends::listen(&"unix:/tmp/svc.sock".parse()?, &Schema::bytes())?;
+/// let closer = listener.closer();
+/// std::thread::spawn(move || closer.close());
+/// assert!(matches!(listener.accept(), Err(ipc_core::Error::Closed)));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ListenerCloser {
+    closer: Arc<Closer>,
+    closed: Arc<AtomicBool>,
+}
+
+impl ListenerCloser {
+    /// Closes the listener. Idempotent.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        (self.closer)();
+    }
+}
+
+impl std::fmt::Debug for ListenerCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerCloser")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<C> Acceptor<C> {
+    /// A handle that closes this listener from any thread or task.
+    pub fn closer(&self) -> ListenerCloser {
+        ListenerCloser {
+            closer: self.closer.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+}
+
+/// What every listener type offers beyond [`Listener`]: what an async
+/// listener waits on, and a closer.
 pub(crate) trait Ready {
     /// Readable whenever an established connection (or the listener's
     /// failure) may be waiting to be accepted.
     fn ready_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// See [`Acceptor::closer`].
+    fn closer(&self) -> ListenerCloser;
 }
 
 impl<C> Ready for Acceptor<C> {
     fn ready_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.queued.as_fd())
     }
+
+    fn closer(&self) -> ListenerCloser {
+        Acceptor::closer(self)
+    }
 }
 
 impl Ready for crate::pipe::PipeListener {
     fn ready_fd(&self) -> Option<BorrowedFd<'_>> {
+        match *self {}
+    }
+
+    fn closer(&self) -> ListenerCloser {
         match *self {}
     }
 }
@@ -174,6 +236,7 @@ impl<C: Send + 'static> Acceptor<C> {
             failed: None,
             refused,
             queued,
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -264,6 +327,9 @@ impl<C: ipc_core::Channel + 'static> Listener for Acceptor<C> {
     type Channel = C;
 
     fn accept_until(&mut self, deadline: Deadline) -> Result<C> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         if let Some(why) = &self.failed {
             return Err(listener_failed(&self.endpoint, why));
         }
@@ -292,6 +358,9 @@ impl<C: ipc_core::Channel + 'static> Listener for Acceptor<C> {
                 Err(e)
             }
             Err(RecvTimeoutError::Timeout) => Err(deadline.elapsed_error()),
+            Err(RecvTimeoutError::Disconnected) if self.closed.load(Ordering::Acquire) => {
+                Err(Error::Closed)
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 let why = "its accepting thread ended".to_string();
                 let e = listener_failed(&self.endpoint, &why);

@@ -26,4 +26,4 @@ pub(crate) mod handshake;
 pub(crate) mod link;
 pub(crate) mod request;
 
-pub use accept::{Acceptor, close_all_listeners};
+pub use accept::{Acceptor, ListenerCloser, close_all_listeners};
