@@ -225,9 +225,60 @@ fn peer_entry() {
                 out.flush().unwrap();
             }
         }
+        // async-producer ENDPOINT ID COUNT MAX_PAYLOAD
+        #[cfg(feature = "tokio")]
+        "async-producer" => {
+            raise_queue_memory();
+            let (id, count, max) = (num(2) as u32, num(3), num(4) as usize);
+            runtime().block_on(async {
+                let mut p = ipcx::tokio::queue::Producer::<Job>::open(&ep).unwrap();
+                for seq in 0..count {
+                    let job = Job {
+                        producer: id,
+                        seq,
+                        payload: payload(id, seq, max),
+                    };
+                    p.send(&job).await.unwrap();
+                }
+            });
+        }
+        // async-consumer ENDPOINT: as "consumer", each receive raced
+        // against a short timer that often wins (a dropped receive must
+        // lose nothing).
+        #[cfg(feature = "tokio")]
+        "async-consumer" => runtime().block_on(async {
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&ep).unwrap();
+            let mut out = std::io::stdout().lock();
+            writeln!(out).unwrap();
+            loop {
+                let job = tokio::select! {
+                    job = c.recv() => job.unwrap(),
+                    () = tokio::time::sleep(Duration::from_micros(50)) => continue,
+                };
+                if job.producer == STOP {
+                    break;
+                }
+                let intact = job
+                    .payload
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == payload_byte(job.producer, job.seq, i));
+                assert!(intact, "job {} of {} corrupted", job.seq, job.producer);
+                writeln!(out, "R {} {}", job.producer, job.seq).unwrap();
+                out.flush().unwrap();
+            }
+        }),
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
+}
+
+#[cfg(feature = "tokio")]
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Lets this process hold more POSIX queue memory when it may (root may
@@ -340,19 +391,36 @@ fn consumer_starts_later(kind: &str) {
 /// each message received exactly once overall, each producer's messages
 /// in order as any one consumer sees them.
 fn many_to_many(kind: &str, per_producer: u64) {
+    many_to_many_with(kind, per_producer, ["consumer"; 4], ["producer"; 4]);
+}
+
+/// As [`many_to_many`], two of the producers and two of the consumers
+/// async (their receives raced against a timer).
+#[cfg(feature = "tokio")]
+fn many_to_many_async(kind: &str, per_producer: u64) {
+    many_to_many_with(
+        kind,
+        per_producer,
+        ["consumer", "async-consumer", "consumer", "async-consumer"],
+        ["async-producer", "producer", "async-producer", "producer"],
+    );
+}
+
+fn many_to_many_with(kind: &str, per_producer: u64, consumers: [&str; 4], producers: [&str; 4]) {
     const P: u32 = 4;
     const C: usize = 4;
     let ep = endpoint(kind, "&max_message_size=1024");
     let _cleanup = Cleanup(ep.clone());
     Producer::<Job>::create(&ep).unwrap();
     let start = Instant::now();
-    let consumers: Vec<Peer> = (0..C)
-        .map(|_| spawn("consumer", &[ep.to_string()]))
+    let consumers: Vec<Peer> = consumers
+        .iter()
+        .map(|role| spawn(role, &[ep.to_string()]))
         .collect();
     let producers: Vec<Peer> = (0..P)
         .map(|id| {
             spawn(
-                "producer",
+                producers[id as usize],
                 &[
                     ep.to_string(),
                     id.to_string(),
@@ -602,6 +670,15 @@ both_kernels! {
     full_queue;
     priorities;
     too_large_names_the_limit;
+}
+
+#[cfg(feature = "tokio")]
+mod async_handles {
+    use super::many_to_many_async;
+
+    both_kernels! {
+        many_to_many_async(5_000);
+    }
 }
 
 /// Messages per producer in the 4 x 4 case (`IPCX_QUEUE_TEST_N` overrides).

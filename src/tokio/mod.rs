@@ -56,6 +56,7 @@
 
 use ipc_core::{Endpoint, Result, Schema};
 
+pub mod queue;
 pub mod rpc;
 pub mod typed;
 

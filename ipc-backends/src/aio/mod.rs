@@ -36,6 +36,8 @@ mod channel;
 mod driven;
 #[cfg(feature = "tokio")]
 mod listener;
+#[cfg(feature = "tokio")]
+pub mod queue;
 
 #[cfg(feature = "tokio")]
 pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, ChannelCloser, connect};

@@ -258,6 +258,16 @@ impl Queue {
         Ok(q)
     }
 
+    /// The descriptor an async handle waits on: the POSIX queue's; `None`
+    /// on System V, which nothing can poll.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn pollable(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.kernel {
+            Kernel::Posix(q) => Some(q.as_fd()),
+            Kernel::Sysv(_) => None,
+        }
+    }
+
     fn message_size(&self) -> usize {
         match &self.kernel {
             Kernel::Posix(q) => q.message_size(),
@@ -402,6 +412,13 @@ pub struct ByteProducer {
 }
 
 impl ByteProducer {
+    /// The descriptor an async producer waits on (writable when there is
+    /// room): the POSIX queue's; `None` on System V.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pollable(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.q.pollable()
+    }
+
     /// Opens the queue of `endpoint`, creating it if it does not exist.
     ///
     /// # Errors
@@ -502,6 +519,13 @@ pub struct ByteConsumer {
 }
 
 impl ByteConsumer {
+    /// The descriptor an async consumer waits on (readable when a message
+    /// is there): the POSIX queue's; `None` on System V.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pollable(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.q.pollable()
+    }
+
     /// Opens the queue of `endpoint`, creating it if it does not exist;
     /// receives messages of any type.
     ///

@@ -182,6 +182,11 @@ impl PosixQueue {
             .mode)
     }
 
+    /// The queue's descriptor.
+    pub(super) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.q)
+    }
+
     /// Sends one kernel message; `false` when the deadline passed first.
     pub(super) fn send(&self, msg: &[u8], priority: u32, deadline: Deadline) -> Result<bool> {
         match self.q.send_until(msg, priority, deadline) {

@@ -1,0 +1,143 @@
+//! Standalone queues under tokio: the async twins of [`crate::queue`]'s
+//! `Producer`/`Consumer`, on `mq:/NAME?pattern=queue` and
+//! `sysv-mq:PATH?pattern=queue`.
+//!
+//! A POSIX queue is waited on by the reactor. A System V queue cannot be
+//! polled, and a consumer must never take a message ahead it might not
+//! deliver (consumers compete), so a waiting System V handle retries
+//! between naps of 100 µs doubling up to 5 ms: up to 200 wake-ups a second
+//! while it waits, none while it does not (`docs/async.md`).
+//!
+//! ```no_run
+//! use ipcx::IpcMessage;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(IpcMessage, Serialize, Deserialize, Debug)]
+//! struct Job { id: u64 }
+//!
+//! # async fn f() -> ipcx::Result<()> {
+//! let endpoint: ipcx::Endpoint = "mq:/jobs?pattern=queue".parse()?;
+//! let mut producer = ipcx::tokio::queue::Producer::<Job>::open(&endpoint)?;
+//! producer.send(&Job { id: 7 }).await?;
+//! let mut consumer = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint)?;
+//! let job = consumer.recv().await?;
+//! # Ok(()) }
+//! ```
+
+use std::marker::PhantomData;
+
+use ipc_core::{Endpoint, IpcMessage, Result};
+
+pub use ipc_backends::aio::queue::{AsyncByteConsumer, AsyncByteProducer};
+
+use crate::queue::{ByteConsumer, ByteProducer, Open};
+
+/// Sends values of type `T` to a standalone queue.
+#[derive(Debug)]
+pub struct Producer<T> {
+    inner: AsyncByteProducer,
+    buf: Vec<u8>,
+    types: PhantomData<fn(&T)>,
+}
+
+impl<T: IpcMessage> Producer<T> {
+    /// Opens the queue, creating it if needed (as
+    /// [`crate::queue::Producer::open`]). Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Producer::open`]; no runtime.
+    pub fn open(endpoint: &Endpoint) -> Result<Producer<T>> {
+        Producer::open_with(endpoint, Open::OpenOrCreate)
+    }
+
+    /// Opens the queue as `open` says.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(endpoint: &Endpoint, open: Open) -> Result<Producer<T>> {
+        let inner = ByteProducer::open_with(endpoint, open, T::type_tag(), Some(T::ENCODING))?;
+        Ok(Producer {
+            inner: AsyncByteProducer::new(inner)?,
+            buf: Vec::new(),
+            types: PhantomData,
+        })
+    }
+
+    /// Sends `msg` at priority 0, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Producer::send`].
+    pub async fn send(&mut self, msg: &T) -> Result<()> {
+        self.send_with_priority(msg, 0).await
+    }
+
+    /// Sends `msg` at `priority`.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Producer::send_with_priority`].
+    pub async fn send_with_priority(&mut self, msg: &T, priority: u32) -> Result<()> {
+        if let Some(bytes) = msg.wire_bytes() {
+            return self.inner.send_with_priority(bytes, priority).await;
+        }
+        self.buf.clear();
+        msg.encode(&mut self.buf)?;
+        self.inner.send_with_priority(&self.buf, priority).await
+    }
+
+    /// The queue's endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+}
+
+/// Receives values of type `T` from a standalone queue.
+#[derive(Debug)]
+pub struct Consumer<T> {
+    inner: AsyncByteConsumer,
+    types: PhantomData<fn() -> T>,
+}
+
+impl<T: IpcMessage> Consumer<T> {
+    /// Opens the queue, creating it if needed. Must run inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::open`]; no runtime.
+    pub fn open(endpoint: &Endpoint) -> Result<Consumer<T>> {
+        Consumer::open_with(endpoint, Open::OpenOrCreate)
+    }
+
+    /// Opens the queue as `open` says.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(endpoint: &Endpoint, open: Open) -> Result<Consumer<T>> {
+        let inner = ByteConsumer::open_with(endpoint, open, T::type_tag())?;
+        Ok(Consumer {
+            inner: AsyncByteConsumer::new(inner)?,
+            types: PhantomData,
+        })
+    }
+
+    /// The next value and its priority. Cancel-safe.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::recv`].
+    pub async fn recv_with_priority(&mut self) -> Result<(T, u32)> {
+        let (bytes, priority) = self.inner.recv_with_priority().await?;
+        Ok((T::decode(&bytes)?, priority))
+    }
+
+    /// The next value. Cancel-safe.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::recv`].
+    pub async fn recv(&mut self) -> Result<T> {
+        Ok(self.recv_with_priority().await?.0)
+    }
+
+    /// The queue's endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+}
