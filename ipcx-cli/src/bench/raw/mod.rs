@@ -3,6 +3,7 @@
 //! would write for fixed-size messages. One module per mechanism; one entry
 //! per transport in [`targets`].
 
+pub mod aio;
 mod fifo;
 mod mq;
 mod pipe;
