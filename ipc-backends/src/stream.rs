@@ -177,7 +177,7 @@ impl StreamSender {
                 Io::Done(n) => done += n,
                 Io::Closed => return Err(Error::Disconnected),
                 Io::WouldBlock => {
-                    if !wait(self.fd.as_fd(), Interest::Write, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Write, deadline)? {
                         return Ok(done);
                     }
                 }
@@ -307,7 +307,7 @@ impl StreamReceiver {
                     return Ok(true);
                 }
                 Io::WouldBlock => {
-                    if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline)? {
                         return Ok(false);
                     }
                 }
@@ -360,7 +360,7 @@ impl StreamReceiver {
                     unsafe { out.set_len(out.len() + n) };
                 }
                 Io::WouldBlock => {
-                    if !wait(self.fd.as_fd(), Interest::Read, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline)? {
                         return Ok(false);
                     }
                 }
@@ -471,6 +471,21 @@ pub(crate) fn establish(
     vet: impl FnOnce(&Hello) -> Result<()>,
 ) -> Result<StreamChannel> {
     establish_halves(halves(fd, MAX_HELLO_LEN), endpoint, schema, deadline, vet)
+}
+
+/// Waits for the descriptor after a call that would have blocked, until
+/// `deadline`. `Deadline::Now` returns at once, without a `poll(2)`: the
+/// call just made is the look a non-blocking operation asked for (the
+/// async layer then waits on the reactor).
+fn wait_more(
+    fd: std::os::fd::BorrowedFd<'_>,
+    interest: Interest,
+    deadline: Deadline,
+) -> Result<bool> {
+    if deadline == Deadline::Now {
+        return Ok(false);
+    }
+    Ok(wait(fd, interest, deadline)?)
 }
 
 impl crate::aio::Pollable for StreamSender {

@@ -357,6 +357,62 @@ fn bench_has_shm_rows_per_wait_strategy() {
 }
 
 #[test]
+fn bench_async_has_rows_beside_blocking_and_raw_tokio() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--async",
+                "--sizes",
+                "64",
+                "--pin",
+                "none",
+                "--transports",
+                "unix,shm",
+                "--budget-ms",
+                "20",
+                "--rounds",
+                "1",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let rows = v["async"].as_array().expect("an async array");
+    let row = |t: &str, kind: &str| {
+        rows.iter()
+            .find(|r| r["transport"] == t && r["kind"] == kind)
+            .unwrap_or_else(|| panic!("no async {kind} row for {t}"))
+    };
+    for kind in ["round-trip", "throughput"] {
+        // Sockets have a raw tokio baseline; shared memory has none.
+        let unix = row("unix", kind);
+        for k in ["async", "blocking", "tokio"] {
+            assert!(unix[k]["median"].as_f64().unwrap() > 0.0, "{k}: {unix}");
+        }
+        assert!(unix["ratio_async_tokio"]["median"].is_f64());
+        let shm = row("shm", kind);
+        assert!(shm["ratio_async_blocking"]["median"].is_f64());
+        assert!(shm["tokio"].is_null());
+    }
+    // The transport rows are not run alongside.
+    assert!(v["results"].as_array().unwrap().is_empty());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("async/tokio"), "{table}");
+}
+
+#[test]
 fn failures_exit_non_zero_with_one_line() {
     let reg = Registry::new();
     let out = run(

@@ -26,6 +26,10 @@ pub(crate) struct Driven<H: Pollable + Send + 'static> {
     stopped: AsyncFd<OwnedFd>,
     interest: Interest,
     doorbell: bool,
+    /// No operation has waited yet: the half may hold what the first one
+    /// asks for (a frame read ahead during the handshake) while the
+    /// descriptor has never been ready.
+    fresh: bool,
     /// Taken only by `drop`.
     inner: ManuallyDrop<H>,
 }
@@ -128,6 +132,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
             stopped,
             interest,
             doorbell,
+            fresh: true,
             inner: ManuallyDrop::new(inner),
         }))
     }
@@ -152,6 +157,80 @@ impl<H: Pollable + Send + 'static> Driven<H> {
     /// partial frames and fragments in themselves), which is what makes
     /// the futures built on this cancel-safe.
     pub(crate) fn poll_op<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&mut H) -> Result<T>,
+    ) -> Poll<Result<T>> {
+        if self.doorbell {
+            self.poll_doorbell(cx, op)
+        } else {
+            self.poll_descriptor(cx, op)
+        }
+    }
+
+    /// [`poll_op`](Self::poll_op) on the transport's own descriptor, the
+    /// way tokio's own I/O types do it: the operation runs only while the
+    /// reactor says the descriptor is ready, and a `WouldBlock` clears
+    /// that readiness (only as of the readiness the try was made under:
+    /// an event since then keeps it), so a wait costs one failed call and
+    /// no more. A half clears readiness only when it has nothing to give
+    /// without a system call (a `WouldBlock`), so a frame read ahead
+    /// is never left behind a cleared readiness — except before the first
+    /// wait, which is why the first operation runs untested.
+    fn poll_descriptor<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&mut H) -> Result<T>,
+    ) -> Poll<Result<T>> {
+        self.stop.check()?;
+        if self.fresh {
+            match op(&mut self.inner) {
+                Err(Error::WouldBlock) => self.fresh = false,
+                other => return Poll::Ready(other),
+            }
+        }
+        loop {
+            let ready = match self.interest {
+                Interest::Read => self.ready.poll_read_ready(cx),
+                Interest::Write => self.ready.poll_write_ready(cx),
+            };
+            let mut guard = match ready {
+                Poll::Pending => {
+                    // Registered for a wake-up by close (never cleared:
+                    // once closed, it stays so).
+                    if self.stopped.poll_read_ready(cx).is_ready() {
+                        return Poll::Ready(Err(Error::Closed));
+                    }
+                    if let Some(death) = &self.death
+                        && death.poll_read_ready(cx).is_ready()
+                    {
+                        // The peer is gone: one last look (it may have sent
+                        // just before it went), then the connection is over.
+                        return Poll::Ready(match op(&mut self.inner) {
+                            Err(Error::WouldBlock) => {
+                                self.inner.link().observe(Err(Error::Disconnected))
+                            }
+                            other => other,
+                        });
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::io("waiting on the reactor", e)));
+                }
+                Poll::Ready(Ok(guard)) => guard,
+            };
+            match op(&mut self.inner) {
+                Err(Error::WouldBlock) => guard.clear_ready(),
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    /// [`poll_op`](Self::poll_op) on a doorbell: the peer rings it only
+    /// while this side is armed, so the operation is tried first, then
+    /// once more after arming, before sleeping.
+    fn poll_doorbell<T>(
         &mut self,
         cx: &mut Context<'_>,
         mut op: impl FnMut(&mut H) -> Result<T>,

@@ -69,7 +69,9 @@ pub(crate) trait Pollable {
 
     /// Announces, before a last look and a wait on [`source`](Self::source),
     /// that this side waits asynchronously (the peer must ring the
-    /// doorbell rather than only a futex).
+    /// doorbell rather than only a futex). Called only when the source is
+    /// a doorbell ([`Source::doorbell`]); a half waiting on its own
+    /// descriptor is woken by the kernel and never armed.
     fn arm(&self) {}
 
     /// Withdraws [`arm`](Self::arm).

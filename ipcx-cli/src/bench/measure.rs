@@ -11,9 +11,9 @@ use ipcx::{Channel, Endpoint, Listener, Receiver, Sender};
 use super::raw;
 
 /// First byte of an ordinary message.
-const DATA: u8 = 0;
+pub(super) const DATA: u8 = 0;
 /// First byte of the message that ends a measurement.
-const STOP: u8 = 1;
+pub(super) const STOP: u8 = 1;
 
 /// What is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,11 @@ pub enum Target {
     Ipcx,
     /// The raw baseline of the same mechanism.
     Raw,
+    /// The ipcx transport through its async API (`ipcx::tokio`), on a
+    /// current-thread runtime (`ipcx bench --async`).
+    Async,
+    /// The raw tokio baseline of the same mechanism (`ipcx bench --async`).
+    Tokio,
 }
 
 /// Which side a peer plays.
@@ -79,7 +84,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         format!(
             "p50={} p99={} p999={} samples={} rate={}",
             self.p50_ns, self.p99_ns, self.p999_ns, self.samples, self.msgs_per_s
@@ -269,6 +274,8 @@ pub fn config(
         match target {
             Target::Ipcx => "ipcx",
             Target::Raw => "raw",
+            Target::Async => "async",
+            Target::Tokio => "tokio",
         },
         match role {
             Role::Server => "server",
@@ -314,6 +321,16 @@ pub fn peer_main() -> Result<(), String> {
         let _ = writeln!(out, "READY {addr}");
         let _ = out.flush();
     };
+    if target == "async" || target == "tokio" {
+        return super::aio::peer(
+            def,
+            target == "async",
+            role == "server",
+            address,
+            &spec,
+            &ready,
+        );
+    }
     let library = match (target, def.library) {
         // Another library's row: it stands in the ipcx column.
         ("ipcx", Some(l)) => Some(l),
@@ -410,15 +427,21 @@ fn latency(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
     }
     msg[0] = STOP;
     link.send(&msg)?;
+    Ok(round_trips(samples))
+}
+
+/// The figures of a latency measurement: percentiles of its round trips
+/// (ns, at least one).
+pub(super) fn round_trips(mut samples: Vec<u64>) -> Outcome {
     samples.sort_unstable();
     let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize] as f64;
-    Ok(Outcome {
+    Outcome {
         p50_ns: pct(0.50),
         p99_ns: pct(0.99),
         p999_ns: pct(0.999),
         samples: samples.len() as u64,
         msgs_per_s: 0.0,
-    })
+    }
 }
 
 fn throughput(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {

@@ -18,9 +18,13 @@
 //! `shm(loan)` row for the zero-copy path; polling rows run cross-core
 //! only.
 //!
+//! With `--async` ([`aio`]), the rows are instead each transport through
+//! the async API, beside its blocking row and a raw tokio baseline.
+//!
 //! The binary re-executes itself for the two peers (environment variable
 //! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
 
+pub mod aio;
 pub mod chart;
 pub mod measure;
 #[cfg(feature = "peers")]
@@ -74,7 +78,7 @@ impl Pin {
 /// Options of `ipcx bench`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg"
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg\n  ipcx bench --async --json async.json"
 )]
 pub struct Args {
     /// The default profile: about 2 minutes for everything on 2 cores.
@@ -92,8 +96,9 @@ pub struct Args {
     /// Write a bar chart of p50 latency and throughput as SVG.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
-    /// Message sizes in bytes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 4096, 65536, 1 << 20])]
+    /// Message sizes in bytes, comma-separated [default: 64,4096,65536,1048576;
+    /// with --async: 64,4096].
+    #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<usize>,
     /// CPU placement of the two peers; give several to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![Pin::Same, Pin::Cross])]
@@ -113,7 +118,35 @@ pub struct Args {
     /// `--transports` is given too.
     #[arg(long)]
     pub sync: bool,
+    /// Measure the async API instead (ipcx::tokio, one current-thread
+    /// runtime per peer): each transport beside its blocking row and a raw
+    /// tokio baseline where tokio drives the mechanism (UnixStream,
+    /// TcpStream, unix::pipe), median of 5 interleaved rounds.
+    #[arg(long = "async", conflicts_with = "peers")]
+    pub asynchronous: bool,
+    /// Rounds per async figure.
+    #[arg(long, hide = true)]
+    pub rounds: Option<usize>,
 }
+
+impl Args {
+    /// The message sizes asked for, or `default`.
+    pub fn sizes_or(&self, default: &[usize]) -> Vec<usize> {
+        if self.sizes.is_empty() {
+            default.to_vec()
+        } else {
+            self.sizes.clone()
+        }
+    }
+
+    /// The message sizes of the transport rows.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.sizes_or(&DEFAULT_SIZES)
+    }
+}
+
+/// The transport rows' message sizes unless `--sizes` says otherwise.
+pub const DEFAULT_SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
 
 /// One row of results: a transport at one size and pinning, ipcx beside raw.
 #[derive(Debug, Clone)]
@@ -151,10 +184,15 @@ pub fn main(args: Args) -> Result<(), String> {
     if std::env::var_os(PEER_VAR).is_some() {
         return measure::peer_main();
     }
-    let rows = if args.sync && args.transports.is_empty() {
+    let rows = if (args.sync && args.transports.is_empty()) || args.asynchronous {
         Vec::new()
     } else {
         run(&args, &mut |line| eprintln!("{line}"))?
+    };
+    let async_rows = if args.asynchronous {
+        aio::run(&args, &mut |line| eprintln!("{line}"))?
+    } else {
+        Vec::new()
     };
     let sync_rows = if args.sync {
         sync::run(Duration::from_millis(budget_ms(&args)) * 4, &mut |line| {
@@ -166,14 +204,26 @@ pub fn main(args: Args) -> Result<(), String> {
     if !rows.is_empty() {
         print!("{}", table(&rows));
     }
+    if !async_rows.is_empty() {
+        print!("{}", aio::table(&async_rows));
+    }
     if !sync_rows.is_empty() {
         print!("{}", sync::table(&sync_rows));
     }
     if let Some(path) = &args.json {
         let mut text = report::json(&args, &rows);
-        if !sync_rows.is_empty() {
+        if !sync_rows.is_empty() || !async_rows.is_empty() {
             if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&text) {
-                o.insert("sync".into(), sync::json(&sync_rows));
+                if !sync_rows.is_empty() {
+                    o.insert("sync".into(), sync::json(&sync_rows));
+                }
+                if !async_rows.is_empty() {
+                    o.insert("async".into(), aio::json(&async_rows));
+                    o.insert(
+                        "sizes".into(),
+                        serde_json::json!(args.sizes_or(&aio::SIZES)),
+                    );
+                }
                 text = serde_json::to_string_pretty(&o).unwrap_or_default() + "\n";
             }
         }
@@ -236,10 +286,11 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
             .filter(|&p| !d.cross_only || p == Pin::Cross)
             .collect()
     };
+    let all_sizes = args.sizes();
     let total: usize = selected
         .iter()
         .map(|d| {
-            let sizes = args.sizes.iter().filter(|&&s| raw::queue::fits(d.label, s));
+            let sizes = all_sizes.iter().filter(|&&s| raw::queue::fits(d.label, s));
             pins(d).len() * sizes.count() * 2
         })
         .sum();
@@ -257,7 +308,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
             ));
         }
         for &pin in &target_pins {
-            for &size in &args.sizes {
+            for &size in &all_sizes {
                 if !raw::queue::fits(target.label, size) {
                     progress(&format!(
                         "skipping {} at {}: a queue message is one kernel message, and this one exceeds the kernel's limit",

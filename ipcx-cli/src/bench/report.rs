@@ -104,7 +104,7 @@ pub fn json(args: &Args, rows: &[Row]) -> String {
         "machine": machine(),
         "profile": if args.full { "full" } else { "quick" },
         "budget_ms_per_figure": super::budget_ms(args),
-        "sizes": args.sizes,
+        "sizes": args.sizes(),
         "pins": args.pin.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "ratio": "round-trip: ipcx p50 / raw p50; throughput: ipcx msgs/s / raw msgs/s",
         "notes": notes,

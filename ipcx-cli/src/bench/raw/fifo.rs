@@ -16,6 +16,16 @@ fn paths(base: &str) -> (String, String) {
 }
 
 pub fn server(endpoint: &str, _size: usize, ready: &dyn Fn(&str)) -> Result<Box<dyn Link>, String> {
+    Ok(Box::new(open_server(endpoint, ready)?))
+}
+
+pub fn client(base: &str) -> Result<Box<dyn Link>, String> {
+    Ok(Box::new(open_client(base)?))
+}
+
+/// Makes the FIFO pair beside the endpoint's path, announces it, opens
+/// this side's ends once the client opens its own, and unlinks both.
+pub(super) fn open_server(endpoint: &str, ready: &dyn Fn(&str)) -> Result<Halves, String> {
     let base = format!("{}.raw", endpoint.trim_start_matches("fifo:"));
     let (up, down) = paths(&base);
     for p in [&up, &down] {
@@ -36,10 +46,11 @@ pub fn server(endpoint: &str, _size: usize, ready: &dyn Fn(&str)) -> Result<Box<
     })();
     let _ = std::fs::remove_file(&up);
     let _ = std::fs::remove_file(&down);
-    Ok(Box::new(opened?))
+    opened
 }
 
-pub fn client(base: &str) -> Result<Box<dyn Link>, String> {
+/// The client's ends of the FIFO pair the server announced as `base`.
+pub(super) fn open_client(base: &str) -> Result<Halves, String> {
     let (up, down) = paths(base);
     let w = OpenOptions::new()
         .write(true)
@@ -49,5 +60,5 @@ pub fn client(base: &str) -> Result<Box<dyn Link>, String> {
         .read(true)
         .open(&down)
         .map_err(|e| format!("open {down}: {e}"))?;
-    Ok(Box::new(Halves { r, w }))
+    Ok(Halves { r, w })
 }

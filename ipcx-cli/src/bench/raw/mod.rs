@@ -1,8 +1,10 @@
 //! Raw baselines: each mechanism driven by hand-written system calls, with
 //! no framework, no framing and no handshake — what a careful programmer
 //! would write for fixed-size messages. One module per mechanism; one entry
-//! per transport in [`targets`].
+//! per transport in [`targets`]. [`aio`] holds the raw tokio baselines of
+//! `ipcx bench --async`, framed as a tokio user would frame them.
 
+pub mod aio;
 mod fifo;
 mod mq;
 mod pipe;

@@ -18,6 +18,14 @@ pub fn server(
     _size: usize,
     ready: &dyn Fn(&str),
 ) -> Result<Box<dyn Link>, String> {
+    let (halves, child) = spawn_client()?;
+    ready("spawned");
+    Ok(Box::new(WithChild::new(halves, child)))
+}
+
+/// Makes the two pipes and starts the client with its ends inherited:
+/// this side's ends and the child.
+pub(super) fn spawn_client() -> Result<(Halves, std::process::Child), String> {
     let (child_read, server_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
     let (server_read, child_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
     // Only the child's two ends cross exec; this process is single-threaded
@@ -35,17 +43,21 @@ pub fn server(
         .map_err(|e| format!("spawning the pipe client: {e}"))?;
     drop(child_read);
     drop(child_write);
-    ready("spawned");
-    Ok(Box::new(WithChild::new(
+    Ok((
         Halves {
             r: server_read.into(),
             w: server_write.into(),
         },
         child,
-    )))
+    ))
 }
 
 pub fn client(_address: &str) -> Result<Box<dyn Link>, String> {
+    Ok(Box::new(inherited()?))
+}
+
+/// In the client, the two pipe ends the server left open for it.
+pub(super) fn inherited() -> Result<Halves, String> {
     let value = std::env::var(FDS_VAR).map_err(|_| format!("{FDS_VAR} is not set"))?;
     let (r, w) = value
         .split_once(',')
@@ -63,8 +75,8 @@ pub fn client(_address: &str) -> Result<Box<dyn Link>, String> {
     // process alone, are open (checked above), and nothing else in this
     // process refers to them, so each gets exactly one owner.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) };
-    Ok(Box::new(Halves {
+    Ok(Halves {
         r: r.into(),
         w: w.into(),
-    }))
+    })
 }

@@ -24,7 +24,7 @@ impl<S: Read + Write> Link for Stream<S> {
     }
 }
 
-fn path_of(endpoint: &str) -> String {
+pub(super) fn path_of(endpoint: &str) -> String {
     // "unix:/tmp/x.sock" → "/tmp/x.raw.sock"
     let p = endpoint.trim_start_matches("unix:");
     format!("{}.raw", p)
