@@ -15,7 +15,9 @@
 //! - [`read`](Region::read) gives a consistent copy without taking the
 //!   lock (a seqlock: it retries while a write is in progress or happened
 //!   during the copy), so readers never slow a writer down. Types with
-//!   invalid bit patterns are validated.
+//!   invalid bit patterns are validated. [`read_into`](Region::read_into)
+//!   does the same into a value of the caller's, with one copy (for large
+//!   values, where returning by value costs a move more).
 //! - [`write`](Region::write) replaces the value under the lock.
 //!
 //! A region persists until [`remove`](Region::remove)d. The protocol and
