@@ -35,11 +35,11 @@ pub struct Limits {
     pub shmmni: Option<u64>,
     /// `/proc/sys/kernel/sem`: SEMMSL, SEMMNS, SEMOPM, SEMMNI, in order.
     pub sem: [Option<u64>; 4],
-    /// `SEMVMX`: the largest value of a System V semaphore (a kernel
-    /// constant, [`SEMVMX`]).
+    /// `SEMVMX`: the largest value of a System V semaphore (32767, a
+    /// kernel constant).
     pub semvmx: u64,
     /// `SEM_VALUE_MAX`: the largest value of a POSIX semaphore
-    /// ([`SEM_VALUE_MAX`]).
+    /// (2147483647).
     pub sem_value_max: u64,
     /// System V semaphore sets and semaphores in use now
     /// (`/proc/sysvipc/sem`), against SEMMNI and SEMMNS.
