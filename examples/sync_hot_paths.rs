@@ -7,7 +7,7 @@
 //! B=target/release/examples/sync_hot_paths
 //! for op in mutex raw-mutex sem raw-sem sysv-sem raw-sysv-sem \
 //!           read64 raw-read64 read4k read4k-into raw-read4k; do
-//!   for n in 0 100000; do
+//!   for n in 0 20000; do
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null $B $op $n 2>&1 |
 //!       grep -o 'refs: *[0-9,]*' | tr -d ', ' | sed "s/^/$op $n /"
 //!   done
