@@ -53,6 +53,24 @@ impl Invariant {
     }
 }
 
+/// A struct every bit pattern of which is a value (no `bool`), so `read`
+/// copies it without validation and `read_into` copies it straight into
+/// the caller's value: invariants `b == !a`, every `pad` word `== a`.
+#[derive(IpcMessage, Clone, Copy, Debug, Default, PartialEq)]
+#[ipc(zero_copy, name = "test.Wide")]
+#[repr(C)]
+struct Wide {
+    a: u64,
+    pad: [u64; 30],
+    b: u64,
+}
+
+impl Wide {
+    fn holds(&self) -> bool {
+        self.b == !self.a && self.pad.iter().all(|&p| p == self.a)
+    }
+}
+
 // ---------------------------------------------------------------- helpers
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -350,6 +368,36 @@ fn peer_entry() {
             }
             say(&format!("wrote {i}"));
         }
+        "write-wide" => {
+            let ms: u64 = arg.parse().unwrap();
+            let r = Region::<Wide>::open(&endpoint).unwrap();
+            let end = Instant::now() + Duration::from_millis(ms);
+            let mut i = 0u64;
+            while Instant::now() < end {
+                for _ in 0..256 {
+                    i += 1;
+                    let mut g = r.lock().unwrap().unwrap();
+                    let p: *mut Wide = &mut *g;
+                    // SAFETY: `p` is the guard's exclusive, aligned, valid
+                    // pointer; every word written is a valid u64.
+                    unsafe {
+                        (&raw mut (*p).a).write_volatile(i);
+                        for k in 0..30 {
+                            (&raw mut (*p).pad[k]).write_volatile(i);
+                        }
+                        (&raw mut (*p).b).write_volatile(!i);
+                    }
+                }
+            }
+            say(&format!("wrote {i}"));
+        }
+        "create-state" => {
+            // Creates a region (this endpoint) and a sysv-sem: semaphore
+            // (the argument), then exits: objects whose creator is dead.
+            Region::create(&endpoint, Counter { value: 5 }).unwrap();
+            Semaphore::create(&ep(&arg), 2).unwrap();
+            say("created");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -633,5 +681,199 @@ fn semaphore_endpoints_are_not_channels() {
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     let err = Region::create(&names.sem(), Counter::default()).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    names.assert_clean();
+}
+
+#[test]
+fn a_seqlock_read_into_never_sees_a_torn_value() {
+    let names = Names::new();
+    let endpoint = names.shm();
+    watchdog(Duration::from_secs(60), move || {
+        let init = Wide {
+            b: !0,
+            ..Wide::default()
+        };
+        let r = Region::create(&endpoint, init).unwrap();
+        let writer = Peer::spawn("write-wide", &endpoint, "1000");
+        let (mut reads, mut changes, mut last) = (0u64, 0u64, 0u64);
+        let mut into = Wide::default();
+        let end = Instant::now() + Duration::from_millis(1200);
+        while Instant::now() < end {
+            let v = r.read().unwrap();
+            assert!(v.holds(), "torn read after {reads} reads: {v:?}");
+            r.read_into(&mut into).unwrap();
+            assert!(into.holds(), "torn read_into after {reads} reads: {into:?}");
+            reads += 1;
+            if into.a != last {
+                changes += 1;
+                last = into.a;
+            }
+        }
+        let line = writer.lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        writer.join();
+        eprintln!("seqlock read_into: {reads} consistent pairs, {changes} values, writer {line}");
+        assert!(changes > 1, "the reader saw the writer's values");
+        r.remove().unwrap();
+    });
+    names.assert_clean();
+}
+
+#[test]
+fn an_invalid_bit_pattern_is_refused_by_read_read_into_and_lock() {
+    use std::io::{Read, Seek, SeekFrom};
+    let names = Names::new();
+    let marker = 0x1122_3344_5566_7788u64;
+    let init = Invariant {
+        a: marker,
+        b: !marker,
+        pad: [marker; 4],
+        not_flag: true,
+        ..Invariant::default()
+    };
+    let r = Region::create(&names.shm(), init).unwrap();
+    assert_eq!(r.read().unwrap(), init);
+    // Another writer of the segment (here through its file) puts 2 in a
+    // bool: no `Invariant` has that bit pattern.
+    let path = format!("/dev/shm/ipcx.region.{}", names.unique);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == marker.to_ne_bytes())
+        .expect("the value in the segment");
+    let flag = at + std::mem::offset_of!(Invariant, flag);
+    f.seek(SeekFrom::Start(flag as u64)).unwrap();
+    f.write_all(&[2]).unwrap();
+    drop(f);
+    let e = r.read().unwrap_err();
+    assert!(matches!(e, Error::Decode { .. }), "{e}");
+    assert!(e.to_string().contains("flag"), "{e}");
+    let mut out = init;
+    let e = r.read_into(&mut out).unwrap_err();
+    assert!(matches!(e, Error::Decode { .. }), "{e}");
+    assert_eq!(out, init, "read_into left a valid value in place");
+    let e = r.lock().unwrap_err();
+    assert!(matches!(e, Error::Decode { .. }), "{e}");
+    // A write repairs it.
+    r.write(init).unwrap();
+    assert_eq!(r.read().unwrap(), init);
+    r.remove().unwrap();
+    names.assert_clean();
+}
+
+#[test]
+fn kernel_limits_are_checked_before_create() {
+    let mut names = Names::new();
+    let sysv = names.sysv_sem();
+    let e = Semaphore::create(&sysv, 32768).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Limit { limit: 32767, .. }), "{e}");
+    assert!(
+        text.contains("initial=32768") && text.contains("SEMVMX") && text.contains("32767"),
+        "{text}"
+    );
+    // Refused before anything was made: not even the key file.
+    assert!(!std::path::Path::new(sysv.address()).exists());
+    Semaphore::create(&sysv, 32767).unwrap().remove().unwrap();
+    let e = Semaphore::create(&names.sem(), u32::MAX).unwrap_err();
+    assert!(
+        matches!(e, Error::Limit { .. }) && e.to_string().contains("SEM_VALUE_MAX"),
+        "{e}"
+    );
+    names.assert_clean();
+}
+
+#[test]
+fn system_v_state_is_listed_by_endpoint_and_removed_by_it() {
+    use ipcx::backends::registry::{self, state};
+    let mut names = Names::new();
+    let (shm, sem) = (names.sysv_shm(), names.sysv_sem());
+    let region = Region::create(&shm, Counter { value: 9 }).unwrap();
+    let mutex = Mutex::create(&shm).unwrap();
+    let s = Semaphore::create(&sem, 3).unwrap();
+    let me = std::process::id();
+    let mine: Vec<state::StateObject> = state::all()
+        .into_iter()
+        .filter(|o| o.endpoint == shm.to_string() || o.endpoint == sem.to_string())
+        .collect();
+    let find = |kind: state::StateKind| {
+        mine.iter()
+            .find(|o| o.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {mine:?}"))
+    };
+    let r = find(state::StateKind::Region);
+    assert_eq!(r.endpoint, shm.to_string());
+    assert_eq!(r.type_name.as_deref(), Some("test.Counter"));
+    assert_eq!(r.size, Some(8));
+    assert_eq!((r.owner, r.owner_alive), (Some(me), Some(true)));
+    assert!(r.object.starts_with("shmid "), "{r:?}");
+    let m = find(state::StateKind::Mutex);
+    assert_eq!(
+        (m.endpoint.as_str(), m.owner),
+        (&*shm.to_string(), Some(me))
+    );
+    let v = find(state::StateKind::Semaphore);
+    assert_eq!((v.value, v.owner), (Some(3), Some(me)));
+    assert!(v.object.starts_with("semid "), "{v:?}");
+    // Their records are not transport records: never orphans, never
+    // removed with their creator.
+    assert!(registry::list().iter().all(|r| !r.kind.persists()));
+    // Removed by endpoint: the region and the mutex of one path, the
+    // semaphore; their records go with them.
+    let removed = state::remove(&shm).unwrap();
+    assert_eq!(removed, [state::StateKind::Mutex, state::StateKind::Region]);
+    assert_eq!(state::remove(&sem).unwrap(), [state::StateKind::Semaphore]);
+    assert!(state::remove(&sem).unwrap().is_empty());
+    assert!(
+        state::all()
+            .iter()
+            .all(|o| o.endpoint != shm.to_string() && o.endpoint != sem.to_string())
+    );
+    drop((region, mutex, s));
+    names.assert_clean();
+}
+
+#[test]
+fn state_whose_creator_died_says_so() {
+    use ipcx::backends::registry::state;
+    let mut names = Names::new();
+    let (posix, sem, live) = (
+        names.shm(),
+        names.sysv_sem(),
+        ep(&format!("shm:/{}-live", names.unique)),
+    );
+    let mine = Region::create(&live, Counter::default()).unwrap();
+    let peer = Peer::spawn("create-state", &posix, &sem.to_string());
+    peer.expect("created");
+    let pid = peer.child.id();
+    peer.join();
+    let found: Vec<state::StateObject> = state::all()
+        .into_iter()
+        .filter(|o| o.endpoint.contains(&names.unique))
+        .collect();
+    let of = |e: &Endpoint| {
+        found
+            .iter()
+            .find(|o| o.endpoint == e.to_string())
+            .unwrap_or_else(|| panic!("no {e} in {found:?}"))
+    };
+    assert_eq!(
+        (of(&posix).owner, of(&posix).owner_alive),
+        (Some(pid), Some(false))
+    );
+    assert_eq!(
+        (of(&sem).owner, of(&sem).owner_alive),
+        (Some(pid), Some(false))
+    );
+    assert_eq!(of(&live).owner_alive, Some(true));
+    for o in &found {
+        o.remove().unwrap();
+    }
+    drop(mine);
     names.assert_clean();
 }

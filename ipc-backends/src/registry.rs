@@ -20,6 +20,7 @@
 
 mod kind;
 mod posix;
+pub mod state;
 
 pub use kind::{Description, Kind, UnknownKind};
 pub use posix::{Namespace, PosixObject, unrecorded};
@@ -156,8 +157,27 @@ pub fn unregister(kind: Kind, id: &str) {
     let _ = fs::remove_file(dir().join(file_name(kind, id)));
 }
 
-/// Every record, unreadable ones skipped.
+/// Every record of a transport's object, unreadable ones skipped. Records
+/// of objects that [persist](Kind::persists) are not among them: see
+/// [`state::all`].
 pub fn list() -> Vec<Record> {
+    let mut all = records();
+    all.retain(|r| !r.kind.persists());
+    all
+}
+
+/// Records an object that persists (`sysv-sem:` semaphores, `sysv-shm:`
+/// regions and mutexes) so that `ipcx ls` can name its endpoint: the
+/// kernel keeps only a key, which no one can turn back into the path.
+/// Failure to record is only logged: the object works without it.
+pub(crate) fn register_state(kind: Kind, id: i32, endpoint: &ipc_core::Endpoint) {
+    if let Err(e) = register(&Record::mine(kind, id.to_string(), endpoint.to_string())) {
+        tracing::debug!(%endpoint, error = %e, "cannot record the object for ipcx ls");
+    }
+}
+
+/// Every record, of every kind, unreadable ones skipped.
+pub(crate) fn records() -> Vec<Record> {
     let Ok(entries) = fs::read_dir(dir()) else {
         return Vec::new();
     };
@@ -270,7 +290,7 @@ mod tests {
             let id = format!("rt{}x{}", process::pid(), kind.as_str());
             let r = Record::mine(kind, id.clone(), "unix:/tmp/x");
             register(&r).unwrap();
-            let found = list().into_iter().find(|x| x.id == id);
+            let found = records().into_iter().find(|x| x.id == id);
             unregister(kind, &id);
             assert_eq!(found.map(|x| x.kind), Some(kind), "{kind}");
         }

@@ -39,12 +39,13 @@ fn sync_bench_writes_rows_and_json() {
         "Semaphore wait+post (sysv-sem:)",
         "Region::read, 64 B",
         "Region::read, 4 KiB",
+        "Region::read_into, 4 KiB",
     ] {
         assert!(stdout.contains(row), "no {row:?} row in\n{stdout}");
     }
     let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let sync = v["sync"].as_array().expect("a sync array");
-    assert_eq!(sync.len(), 6);
+    assert_eq!(sync.len(), 7);
     for r in sync {
         assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["raw_ns_per_op"].as_f64().unwrap() > 0.0, "{r}");
@@ -194,4 +195,166 @@ fn sync_doctor_reports_semaphore_and_shm_limits() {
     for limit in ["SEMMSL", "SEMMNS", "SEMMNI", "SEMVMX", "shmmax"] {
         assert!(t.contains(limit), "no {limit} in\n{t}");
     }
+}
+
+/// `ipcx` reading the registry this test process writes to (System V
+/// state is found through the records its creator leaves there).
+fn ipcx_here() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ipcx"));
+    c.env("IPCX_REGISTRY_DIR", ipcx::backends::registry::dir());
+    c
+}
+
+/// System V objects under key files of unique names, removed (with the
+/// key files) on drop whatever the test did.
+struct SysvObjects {
+    shm: ipcx::Endpoint,
+    sem: ipcx::Endpoint,
+}
+
+impl SysvObjects {
+    fn new() -> SysvObjects {
+        let name = unique("sysv");
+        let dir = std::env::temp_dir();
+        SysvObjects {
+            shm: format!("sysv-shm:{}/{name}.shm", dir.display())
+                .parse()
+                .unwrap(),
+            sem: format!("sysv-sem:{}/{name}.sem", dir.display())
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+impl Drop for SysvObjects {
+    fn drop(&mut self) {
+        let _ = ipcx::backends::registry::state::remove(&self.shm);
+        let _ = ipcx::backends::registry::state::remove(&self.sem);
+        let _ = std::fs::remove_file(self.shm.address());
+        let _ = std::fs::remove_file(self.sem.address());
+    }
+}
+
+#[test]
+fn sync_ls_lists_system_v_state_and_rm_removes_it() {
+    let o = SysvObjects::new();
+    let region = ipcx::shared::Region::create(&o.shm, Quote { price: 1, qty: 2 }).unwrap();
+    let mutex = ipcx::sync::Mutex::create(&o.shm).unwrap();
+    let sem = ipcx::sync::Semaphore::create(&o.sem, 3).unwrap();
+    let me = std::process::id().to_string();
+    let ls = ipcx_here().arg("ls").output().unwrap();
+    let t = text(&ls);
+    assert!(ls.status.success(), "{t}");
+    let lines = |ep: &ipcx::Endpoint| -> Vec<String> {
+        let ep = format!("{ep} ");
+        t.lines()
+            .filter(|l| l.contains(&ep))
+            .map(str::to_string)
+            .collect()
+    };
+    let shm = lines(&o.shm);
+    let region_line = shm
+        .iter()
+        .find(|l| l.starts_with("region"))
+        .unwrap_or_else(|| panic!("no region of {} in\n{t}", o.shm));
+    for want in ["test.Quote", "16 B", "shmid ", me.as_str()] {
+        assert!(region_line.contains(want), "no {want:?} in {region_line}");
+    }
+    assert!(
+        shm.iter()
+            .any(|l| l.starts_with("mutex") && l.contains(&me)),
+        "no mutex of {} in\n{t}",
+        o.shm
+    );
+    let sem_line = lines(&o.sem).pop().unwrap_or_default();
+    assert!(sem_line.starts_with("semaphore"), "{t}");
+    assert!(
+        sem_line.contains("semid ") && sem_line.contains(" 3 "),
+        "{sem_line}"
+    );
+
+    let rm = ipcx_here()
+        .args(["rm", &o.shm.to_string()])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(
+        text(&rm).starts_with("removed mutex and region"),
+        "{}",
+        text(&rm)
+    );
+    let rm = ipcx_here()
+        .args(["rm", &o.sem.to_string()])
+        .output()
+        .unwrap();
+    assert!(text(&rm).starts_with("removed semaphore"), "{}", text(&rm));
+    assert!(ipcx::sync::Semaphore::open(&o.sem).is_err());
+    assert!(ipcx::sync::Mutex::open(&o.shm).is_err());
+    let ls = text(&ipcx_here().arg("ls").output().unwrap());
+    assert!(
+        !ls.contains(&o.shm.to_string()) && !ls.contains(&o.sem.to_string()),
+        "{ls}"
+    );
+    drop((region, mutex, sem));
+}
+
+#[test]
+fn sync_clean_include_state_removes_state_whose_creator_died() {
+    use ipcx::backends::registry::{self, Kind, state};
+    let o = SysvObjects::new();
+    let live = Objects::new();
+    let sem = ipcx::sync::Semaphore::create(&o.sem, 1).unwrap();
+    // The creator's record says another process (same pid, another start
+    // time): a creator that is gone.
+    let semid = state::all()
+        .into_iter()
+        .find(|s| s.endpoint == o.sem.to_string())
+        .and_then(|s| s.object.strip_prefix("semid ").map(str::to_string))
+        .expect("the semaphore is listed");
+    let mut r = registry::read(Kind::StateSemaphore, &semid).expect("its record");
+    r.start_time += 1;
+    registry::register(&r).unwrap();
+
+    let clean = ipcx_here().arg("clean").output().unwrap();
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(
+        !text(&clean).contains(&o.sem.to_string()),
+        "{}",
+        text(&clean)
+    );
+    ipcx::sync::Semaphore::open(&o.sem).expect("plain clean keeps state");
+
+    let dry = ipcx_here()
+        .args(["clean", "--include-state", "--dry-run"])
+        .output()
+        .unwrap();
+    let t = text(&dry);
+    assert!(dry.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("would remove semaphore {}", o.sem)),
+        "{t}"
+    );
+    assert!(
+        !t.contains(&live.name),
+        "a live creator's state is kept: {t}"
+    );
+    ipcx::sync::Semaphore::open(&o.sem).expect("--dry-run removes nothing");
+
+    let real = ipcx_here()
+        .args(["clean", "--include-state"])
+        .output()
+        .unwrap();
+    assert!(real.status.success(), "{}", text(&real));
+    assert!(
+        text(&real).contains(&format!("removed semaphore {}", o.sem)),
+        "{}",
+        text(&real)
+    );
+    assert!(ipcx::sync::Semaphore::open(&o.sem).is_err());
+    assert!(registry::read(Kind::StateSemaphore, &semid).is_none());
+    for f in live.files() {
+        assert!(std::path::Path::new(&f).exists(), "clean removed live {f}");
+    }
+    drop(sem);
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::str::FromStr;
 
 use super::{Record, unregister};
-use crate::sys::{mqueue, sysv_msg, sysv_shm};
+use crate::sys::{mqueue, named_shm, sysv_msg, sysv_shm};
 
 /// The kind of a recorded object. Its [`as_str`](Kind::as_str) is the
 /// prefix of the record's file name in the registry directory, so the
@@ -31,14 +31,23 @@ pub enum Kind {
     SysvSemaphores,
     /// A `fifo:` listener's rendezvous FIFO (`fifo`); the id is its path.
     FifoRendezvous,
+    /// A `sysv-sem:` semaphore of `ipcx::sync` (`state-sem`); the id is
+    /// the kernel's semid. It [persists](Kind::persists).
+    StateSemaphore,
+    /// A `sysv-shm:` region of `ipcx::shared` or mutex of `ipcx::sync`
+    /// (`state-shm`); the id is the kernel's shmid. It
+    /// [persists](Kind::persists).
+    StateSegment,
 }
 
 impl Kind {
     /// Every kind, in the order of their names.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::FifoRendezvous,
         Kind::MqRendezvous,
         Kind::SocketFile,
+        Kind::StateSemaphore,
+        Kind::StateSegment,
         Kind::SysvQueue,
         Kind::SysvSemaphores,
         Kind::SysvSegment,
@@ -53,7 +62,19 @@ impl Kind {
             Kind::SysvSegment => "sysv-shm",
             Kind::SysvSemaphores => "sysv-sem",
             Kind::FifoRendezvous => "fifo",
+            Kind::StateSemaphore => "state-sem",
+            Kind::StateSegment => "state-shm",
         }
+    }
+
+    /// Whether objects of this kind persist by design until removed on
+    /// purpose (semaphores, regions and mutexes): their records only name
+    /// them for `ipcx ls`/`ipcx rm`. They are never orphans: a creator's
+    /// exit is not the end of their life, so [`list`](super::list),
+    /// [`orphans`](super::orphans) and [`remove_mine`](super::remove_mine)
+    /// leave them out; [`state::all`](super::state::all) lists them.
+    pub const fn persists(self) -> bool {
+        matches!(self, Kind::StateSemaphore | Kind::StateSegment)
     }
 
     /// What `ipcx ls` shows of the object `record` names: the transport,
@@ -98,8 +119,14 @@ impl Kind {
                     d.size = Some(size);
                 }
             }
-            Kind::SysvSemaphores => {
+            Kind::SysvSemaphores | Kind::StateSemaphore => {
                 d.exists = kernel_id(record).is_some_and(|id| sysv_shm::sem_owner(id).is_ok());
+            }
+            Kind::StateSegment => {
+                if let Some(s) = kernel_id(record).and_then(|id| named_shm::stat_sysv(id).ok()) {
+                    d.exists = true;
+                    d.size = Some(s.size);
+                }
             }
         }
         d
@@ -125,8 +152,12 @@ impl Kind {
             Kind::SysvQueue => {
                 kernel_id(record).map_or(Ok(()), |id| sysv_msg::MsgQueue::from_id(id).remove())
             }
-            Kind::SysvSegment => kernel_id(record).map_or(Ok(()), sysv_shm::segment_remove),
-            Kind::SysvSemaphores => kernel_id(record).map_or(Ok(()), sysv_shm::sem_remove),
+            Kind::SysvSegment | Kind::StateSegment => {
+                kernel_id(record).map_or(Ok(()), sysv_shm::segment_remove)
+            }
+            Kind::SysvSemaphores | Kind::StateSemaphore => {
+                kernel_id(record).map_or(Ok(()), sysv_shm::sem_remove)
+            }
         };
         match r {
             Err(e) if !gone(&e) => Err(e),
@@ -219,9 +250,20 @@ mod tests {
             assert_eq!(k.to_string(), k.as_str());
         }
         // The names on disk, as ipcx has always written them.
-        let names = ["fifo", "mq", "socket", "sysv-msq", "sysv-sem", "sysv-shm"];
+        let names = [
+            "fifo",
+            "mq",
+            "socket",
+            "state-sem",
+            "state-shm",
+            "sysv-msq",
+            "sysv-sem",
+            "sysv-shm",
+        ];
         assert_eq!(Kind::ALL.map(Kind::as_str), names);
         assert!("fifos".parse::<Kind>().is_err());
         assert!("sysv".parse::<Kind>().is_err());
+        let persisting: Vec<Kind> = Kind::ALL.into_iter().filter(|k| k.persists()).collect();
+        assert_eq!(persisting, [Kind::StateSemaphore, Kind::StateSegment]);
     }
 }

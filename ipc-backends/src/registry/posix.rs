@@ -1,8 +1,9 @@
 //! POSIX objects named `ipcx.*` that no record names: per-connection
 //! queues under `/dev/mqueue` (their names carry the creating pid:
-//! `ipcx.NAME.PID.N.up`) and anything under `/dev/shm` (`shm:` unlinks its
-//! segments at once, so one there was left by something that crashed
-//! between two calls, or by an older ipcx).
+//! `ipcx.NAME.PID.N.up`) and anything under `/dev/shm` but regions and
+//! mutexes, which persist by design ([`state`](super::state)) (`shm:`
+//! unlinks its connection segments at once, so one there was left by
+//! something that crashed between two calls, or by an older ipcx).
 //!
 //! A pid read from a name has no start time to go with it: pid reuse can
 //! only make a dead owner look alive, never the reverse, so `ipcx clean`
@@ -107,7 +108,7 @@ fn names_in(ns: Namespace, recorded: &[String]) -> Vec<PosixObject> {
     let mut out = Vec::new();
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        if !file.starts_with("ipcx.") {
+        if !file.starts_with("ipcx.") || is_state(ns, &file) {
             continue;
         }
         let name = format!("/{file}");
@@ -129,6 +130,12 @@ fn names_in(ns: Namespace, recorded: &[String]) -> Vec<PosixObject> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// Whether `file` is a region or mutex segment: state that persists by
+/// design ([`state`](super::state)), not a leftover.
+fn is_state(ns: Namespace, file: &str) -> bool {
+    ns == Namespace::Shm && (file.starts_with("ipcx.region.") || file.starts_with("ipcx.mutex."))
 }
 
 /// The pid in a per-connection name `ipcx.NAME.PID.N.up|down`.

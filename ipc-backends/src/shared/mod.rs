@@ -15,7 +15,9 @@
 //! - [`read`](Region::read) gives a consistent copy without taking the
 //!   lock (a seqlock: it retries while a write is in progress or happened
 //!   during the copy), so readers never slow a writer down. Types with
-//!   invalid bit patterns are validated.
+//!   invalid bit patterns are validated. [`read_into`](Region::read_into)
+//!   does the same into a value of the caller's, with one copy (for large
+//!   values, where returning by value costs a move more).
 //! - [`write`](Region::write) replaces the value under the lock.
 //!
 //! A region persists until [`remove`](Region::remove)d. The protocol and
@@ -62,7 +64,7 @@ use crate::sys::robust_mutex::Acquired;
 use segment::{Layout, Segment, alive, me};
 
 /// The `ftok` project id of `sysv-shm:` region keys.
-const PROJ: u8 = b'r';
+pub(crate) const PROJ: u8 = b'r';
 
 /// How long `read` spins on a write in progress before it starts
 /// checking that the writer is alive.
@@ -134,6 +136,7 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
         self.seg.endpoint()
     }
 
+    #[inline]
     fn acquire(&self, timeout: Option<Duration>) -> Result<LockResult<RegionGuard<'_, T>>> {
         let how = self.seg.lock(timeout)?;
         let h = self.seg.header();
@@ -148,7 +151,12 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
         // SAFETY: the data is `size_of::<T>()` bytes in the mapping, and
         // while we hold the lock nobody writes it.
         let bytes = unsafe { std::slice::from_raw_parts(self.seg.data(), size_of::<T>()) };
-        if let Err(e) = T::validate(bytes) {
+        let valid = if T::EVERY_BIT_PATTERN_VALID {
+            Ok(())
+        } else {
+            T::validate(bytes)
+        };
+        if let Err(e) = valid {
             if how == Acquired::OwnerDied {
                 guard.mark_consistent();
             }
@@ -175,6 +183,7 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     /// already or it is not recoverable; [`Error::Decode`] when the value is
     /// not a valid `T`. The inner [`OwnerDied`]: the previous holder died
     /// holding the lock (the value is the last it wrote, maybe half).
+    #[inline]
     pub fn lock(&self) -> Result<LockResult<RegionGuard<'_, T>>> {
         self.acquire(None)
     }
@@ -183,6 +192,7 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     ///
     /// # Errors
     /// As [`lock`](Self::lock); [`Error::WouldBlock`] when it is held.
+    #[inline]
     pub fn try_lock(&self) -> Result<LockResult<RegionGuard<'_, T>>> {
         self.acquire(Some(Duration::ZERO))
     }
@@ -200,6 +210,7 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     ///
     /// # Errors
     /// As [`lock`](Self::lock), but never [`Error::Decode`].
+    #[inline]
     pub fn write(&self, value: T) -> Result<()> {
         let how = self.seg.lock(None)?;
         let h = self.seg.header();
@@ -226,27 +237,95 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     /// [`Error::OwnerDied`] when a writer died in the middle of a write and
     /// nobody has locked since (the value may be half-written: `lock()` to
     /// repair it); [`Error::Decode`] when the value is not a valid `T`.
+    #[inline]
     pub fn read(&self) -> Result<T> {
+        let h = self.seg.header();
+        // The fast path: one attempt, inlined into the caller, copying
+        // straight into the value returned. Retries, sleeps and the check
+        // for a dead writer are out of line.
+        if let Some(s) = seqlock::read_begin(&h.seq) {
+            let mut out = MaybeUninit::<T>::uninit();
+            // SAFETY: the data is `size_of::<T>()` bytes in the mapping,
+            // 64-aligned; `out` is a separate local of the same size.
+            unsafe { seqlock::copy_racy(self.seg.data().cast::<T>(), out.as_mut_ptr()) };
+            if seqlock::read_validate(&h.seq, s) {
+                // SAFETY: every byte of `out` was written by the copy, which
+                // is consistent; a type whose every bit pattern is valid
+                // needs no more, another is checked first.
+                return unsafe { self.checked(out) };
+            }
+        }
+        self.read_contended()
+    }
+
+    /// [`read`](Self::read) into `out`: the value is copied from the
+    /// segment straight into `out`, once, where `read` returns it by value
+    /// (for a large `T`, one move more unless the compiler elides it). For
+    /// a type with invalid bit patterns the copy is validated before it
+    /// reaches `out`. On error `out` holds a valid but unspecified `T`.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    #[inline]
+    pub fn read_into(&self, out: &mut T) -> Result<()> {
+        if !T::EVERY_BIT_PATTERN_VALID {
+            // A torn copy may be no `T` at all: never let one reach `out`.
+            *out = self.read()?;
+            return Ok(());
+        }
+        let h = self.seg.header();
+        if let Some(s) = seqlock::read_begin(&h.seq) {
+            // SAFETY: the data is `size_of::<T>()` bytes in the mapping,
+            // 64-aligned; `out` is valid for writes of a `T`. It does not
+            // overlap the data: a `&mut` into the segment comes only from a
+            // guard, which keeps the sequence odd, so no copy is made while
+            // one exists. Any bytes are a valid `T` (EVERY_BIT_PATTERN_VALID),
+            // so even a torn copy leaves `out` valid.
+            unsafe { seqlock::copy_racy(self.seg.data().cast::<T>(), out as *mut T) };
+            if seqlock::read_validate(&h.seq, s) {
+                return Ok(());
+            }
+        }
+        *out = self.read_contended()?;
+        Ok(())
+    }
+
+    /// Turns a consistent copy into a `T`: validated when `T` has invalid
+    /// bit patterns (a `bool`, `char` or enum inside), as is.
+    ///
+    /// # Safety
+    /// - every byte of `out` is initialised.
+    #[inline(always)]
+    unsafe fn checked(&self, out: MaybeUninit<T>) -> Result<T> {
+        if !T::EVERY_BIT_PATTERN_VALID {
+            // SAFETY: all `size_of::<T>()` bytes of `out` are initialised
+            // (caller's precondition); viewing them as bytes is sound.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(out.as_ptr().cast::<u8>(), size_of::<T>()) };
+            T::validate(bytes)?;
+        }
+        // SAFETY: every byte is initialised, and the bytes are a valid `T`:
+        // any pattern is (EVERY_BIT_PATTERN_VALID, ZeroCopy's contract), or
+        // `validate` accepted them.
+        Ok(unsafe { out.assume_init() })
+    }
+
+    /// `read` when a write was in progress or happened during the copy:
+    /// spins, then sleeps a little between attempts, and gives up if the
+    /// writer is gone while the sequence stays odd.
+    #[cold]
+    #[inline(never)]
+    fn read_contended(&self) -> Result<T> {
         let h = self.seg.header();
         let mut spins = 0u32;
         loop {
             if let Some(s) = seqlock::read_begin(&h.seq) {
                 let mut out = MaybeUninit::<T>::uninit();
-                // SAFETY: the data is `size_of::<T>()` bytes in the mapping;
-                // `out` is a separate local buffer of the same size.
-                unsafe {
-                    seqlock::copy_racy(self.seg.data(), out.as_mut_ptr().cast(), size_of::<T>())
-                };
+                // SAFETY: as in `read`.
+                unsafe { seqlock::copy_racy(self.seg.data().cast::<T>(), out.as_mut_ptr()) };
                 if seqlock::read_validate(&h.seq, s) {
-                    // SAFETY: all `size_of::<T>()` bytes of `out` were
-                    // written by the copy; viewing them as bytes is sound.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts(out.as_ptr().cast::<u8>(), size_of::<T>())
-                    };
-                    T::validate(bytes)?;
-                    // SAFETY: every byte is initialised and `validate`
-                    // accepted them as a valid `T` (ZeroCopy's contract).
-                    return Ok(unsafe { out.assume_init() });
+                    // SAFETY: as in `read`.
+                    return unsafe { self.checked(out) };
                 }
             }
             spins += 1;
@@ -254,8 +333,6 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
                 std::hint::spin_loop();
                 continue;
             }
-            // A long write, or a dead writer: sleep a little, and give up
-            // if the writer is gone while the sequence stays odd.
             let pid = h.writer_pid.load(Ordering::Relaxed);
             let seq = h.seq.load(Ordering::Acquire);
             if seq % 2 == 1 && !alive(pid) && h.seq.load(Ordering::Acquire) == seq {
@@ -287,6 +364,7 @@ pub struct RegionGuard<'a, T> {
 }
 
 impl<T> RegionGuard<'_, T> {
+    #[inline]
     fn ptr(&self) -> *mut T {
         self.region.seg.data().cast::<T>()
     }
@@ -301,6 +379,7 @@ impl<T: fmt::Debug> fmt::Debug for RegionGuard<'_, T> {
 
 impl<T> Deref for RegionGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the data is aligned for `T`, in the mapping (which
         // outlives the guard through `region`), validated as a `T` when
@@ -311,6 +390,7 @@ impl<T> Deref for RegionGuard<'_, T> {
 }
 
 impl<T> DerefMut for RegionGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `Deref`; `&mut self` makes this the only reference
         // handed out by this guard, and the lock keeps other writers out
@@ -328,6 +408,7 @@ impl<T> Guard for RegionGuard<'_, T> {
 }
 
 impl<T> Drop for RegionGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         seqlock::end_write(&self.region.seg.header().seq);
         self.region.seg.unlock();

@@ -14,7 +14,8 @@ use ipc_core::handshake::TypeTag;
 use ipc_core::{Direction, Endpoint, Error, Result, Scheme};
 use nix::errno::Errno;
 
-use crate::sync::os_error;
+use crate::registry::{self, Kind};
+use crate::sync::{limits, os_error};
 use crate::sys::named_shm;
 use crate::sys::process;
 use crate::sys::robust_mutex::{Acquired, RobustMutex};
@@ -93,10 +94,7 @@ fn check_scheme(endpoint: &Endpoint, what: &str) -> Result<()> {
 }
 
 fn posix_name(endpoint: &Endpoint, kind: &str) -> String {
-    format!(
-        "/ipcx.{kind}.{}",
-        endpoint.address().trim_start_matches('/')
-    )
+    posix_name_of(kind, endpoint.address())
 }
 
 fn shm_hint(e: Errno) -> &'static str {
@@ -131,11 +129,13 @@ impl Segment {
                 .map_err(|e| os_error(endpoint, "shm_open", e, shm_hint(e)))?;
             (map, Name::Posix(n))
         } else {
+            limits::sysv_segment(endpoint, len as u64, &limits::ShmUse::now())?;
             crate::sync::ensure_key_file(endpoint)?;
             let key = sysv_sem::key(endpoint.address(), proj)
                 .map_err(|e| os_error(endpoint, "ftok", e, ""))?;
             let (id, map) = named_shm::create_sysv(key, mode, len)
                 .map_err(|e| os_error(endpoint, "shmget", e, shm_hint(e)))?;
+            registry::register_state(Kind::StateSegment, id, endpoint);
             (map, Name::Sysv(id))
         };
         let seg = Segment {
@@ -266,6 +266,7 @@ impl Segment {
         Ok(offset)
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping holds at least a header, page-aligned; it was
         // initialised by the creator before `ready` was published (checked
@@ -275,6 +276,7 @@ impl Segment {
     }
 
     /// The first byte of the data.
+    #[inline]
     pub(crate) fn data(&self) -> *mut u8 {
         // SAFETY: `data_offset` plus the data's size is within the mapping
         // (checked in `open`, computed in `create`).
@@ -282,24 +284,39 @@ impl Segment {
     }
 
     /// Locks the segment's mutex (`None`: wait; `Some(ZERO)`: try once).
+    #[inline]
     pub(crate) fn lock(&self, timeout: Option<Duration>) -> Result<Acquired> {
-        self.header().mutex.lock(timeout).map_err(|e| {
-            let hint = match e {
-                Errno::ENOTRECOVERABLE => {
-                    "a holder died and the next one gave up on repairing the state (dropped OwnerDied); remove it and create it again"
-                }
-                Errno::EDEADLK => "this thread holds it already",
-                _ => "",
-            };
-            os_error(&self.endpoint, "pthread_mutex_lock", e, hint)
-        })
+        match self.header().mutex.lock(timeout) {
+            Ok(how) => Ok(how),
+            Err(e) => Err(self.lock_failed(e)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_failed(&self, e: Errno) -> Error {
+        let hint = match e {
+            Errno::ENOTRECOVERABLE => {
+                "a holder died and the next one gave up on repairing the state (dropped OwnerDied); remove it and create it again"
+            }
+            Errno::EDEADLK => "this thread holds it already",
+            _ => "",
+        };
+        os_error(&self.endpoint, "pthread_mutex_lock", e, hint)
     }
 
     /// Unlocks the segment's mutex (held by this thread).
+    #[inline]
     pub(crate) fn unlock(&self) {
         if let Err(e) = self.header().mutex.unlock() {
-            tracing::warn!(endpoint = %self.endpoint, error = %e, "unlock failed");
+            self.unlock_failed(e);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unlock_failed(&self, e: Errno) {
+        tracing::warn!(endpoint = %self.endpoint, error = %e, "unlock failed");
     }
 
     /// Marks the mutex consistent after an owner died (held by this thread).
@@ -318,7 +335,7 @@ impl Segment {
             Name::Posix(n) => {
                 let _ = named_shm::unlink_posix(n);
             }
-            Name::Sysv(id) => named_shm::remove_sysv(*id),
+            Name::Sysv(id) => remove_sysv(*id),
         }
     }
 
@@ -328,11 +345,54 @@ impl Segment {
         match &self.name {
             Name::Posix(n) => named_shm::unlink_posix(n)
                 .map_err(|e| os_error(&self.endpoint, "shm_unlink", e, ""))?,
-            Name::Sysv(id) => named_shm::remove_sysv(*id),
+            Name::Sysv(id) => remove_sysv(*id),
         }
         tracing::debug!(endpoint = %self.endpoint, "shared segment removed");
         Ok(())
     }
+}
+
+/// Marks System V segment `id` for removal and forgets its record.
+fn remove_sysv(id: i32) {
+    named_shm::remove_sysv(id);
+    registry::unregister(Kind::StateSegment, &id.to_string());
+}
+
+/// The POSIX name of the `kind` (`region`, `mutex`) segment at `address`.
+pub(crate) fn posix_name_of(kind: &str, address: &str) -> String {
+    format!("/ipcx.{kind}.{}", address.trim_start_matches('/'))
+}
+
+/// What a published segment says of itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    /// The stored type's name (`ipcx::sync::Mutex` for a mutex).
+    pub type_name: String,
+    /// The stored value's size in bytes.
+    pub size: u64,
+    /// The process that created it.
+    pub creator: u32,
+}
+
+/// The identity in the header of `map`, if it is a published ipcx segment
+/// of this version.
+pub(crate) fn identity(map: &Mapping) -> Option<Identity> {
+    if map.len() < size_of::<Header>() {
+        return None;
+    }
+    // SAFETY: the mapping holds at least a header and is page-aligned;
+    // only fields written before `ready` was published are read after
+    // checking it (acquire), and the rest are atomics.
+    let h = unsafe { &*map.ptr().cast::<Header>() };
+    if h.ready.load(Ordering::Acquire) != READY || h.magic != MAGIC || h.version != VERSION {
+        return None;
+    }
+    let n = (h.name_len as usize).min(NAME_CAP);
+    Some(Identity {
+        type_name: String::from_utf8_lossy(&h.name[..n]).into_owned(),
+        size: h.size,
+        creator: h.creator_pid,
+    })
 }
 
 /// Whether process `pid` (a writer recorded in a header) is alive.
@@ -341,6 +401,7 @@ pub(crate) fn alive(pid: u32) -> bool {
 }
 
 /// The pid of this process, recorded as writer.
+#[inline]
 pub(crate) fn me() -> u32 {
     process::pid()
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 
 /// Starts a write (the caller holds the mutex). A sequence left odd by a
 /// writer that died mid-write stays odd: this write finishes it.
+#[inline]
 pub(crate) fn begin_write(seq: &AtomicU64) {
     let s = seq.load(Ordering::Relaxed);
     if s % 2 == 0 {
@@ -19,6 +20,7 @@ pub(crate) fn begin_write(seq: &AtomicU64) {
 }
 
 /// Ends a write: the data stores happen before the even value.
+#[inline]
 pub(crate) fn end_write(seq: &AtomicU64) {
     let s = seq.load(Ordering::Relaxed);
     seq.store(s + 1, Ordering::Release);
@@ -26,48 +28,53 @@ pub(crate) fn end_write(seq: &AtomicU64) {
 
 /// The sequence if no write is in progress (even), with acquire ordering:
 /// the data loads that follow see at least that write.
+#[inline]
 pub(crate) fn read_begin(seq: &AtomicU64) -> Option<u64> {
     let s = seq.load(Ordering::Acquire);
     (s % 2 == 0).then_some(s)
 }
 
 /// Whether the copy made since `read_begin` returned `s` is consistent.
+#[inline]
 pub(crate) fn read_validate(seq: &AtomicU64, s: u64) -> bool {
     // Orders the data loads before the second sequence load.
     fence(Ordering::Acquire);
     seq.load(Ordering::Relaxed) == s
 }
 
-/// Copies `len` bytes from shared memory that a writer may be changing,
-/// with relaxed atomic loads (never a plain read racing a write). The copy
-/// may be torn; the caller validates it with [`read_validate`].
+/// Copies a `T` from shared memory that a writer may be changing, with
+/// relaxed atomic loads (never a plain read racing a write): whole words,
+/// then bytes for the rest. The size is known at compile time, so the
+/// loop is unrolled where that pays. The copy may be torn; the caller
+/// validates it with [`read_validate`] before treating it as a `T`.
 ///
 /// # Safety
-/// - `src` is valid for reads of `len` bytes for the call, `dst` for
-///   writes of `len` bytes, and they do not overlap.
-pub(crate) unsafe fn copy_racy(src: *const u8, dst: *mut u8, len: usize) {
-    let mut i = 0;
-    // Whole words where `src` is word-aligned (region data is aligned to
-    // at least 64 bytes), bytes for the rest.
-    if (src as usize) % align_of::<AtomicU64>() == 0 {
-        while i + 8 <= len {
-            // SAFETY: `src + i` is in bounds (i + 8 <= len), 8-aligned
-            // (src aligned, i a multiple of 8), and memory touched by other
-            // processes only through atomics or the writer's stores, which
-            // the seqlock validation guards against.
-            let w = unsafe { AtomicU64::from_ptr(src.add(i).cast_mut().cast::<u64>()) }
-                .load(Ordering::Relaxed);
-            // SAFETY: `dst + i .. dst + i + 8` is in bounds of the caller's
-            // buffer, which no one else accesses; unaligned write.
-            unsafe { dst.add(i).cast::<u64>().write_unaligned(w) };
-            i += 8;
-        }
+/// - `src` is valid for reads of `size_of::<T>()` bytes for the call and
+///   8-aligned (region data is aligned to 64 bytes);
+/// - `dst` is valid for writes of `size_of::<T>()` bytes and does not
+///   overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_racy<T>(src: *const T, dst: *mut T) {
+    let len = size_of::<T>();
+    let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
+    debug_assert_eq!(src as usize % align_of::<AtomicU64>(), 0);
+    let words = len / 8;
+    for w in 0..words {
+        let i = w * 8;
+        // SAFETY: `src + i .. src + i + 8` is in bounds (w < len / 8) and
+        // 8-aligned (src aligned, i a multiple of 8); the memory is touched
+        // by other processes only through atomics or the writer's stores,
+        // which the seqlock validation guards against.
+        let v = unsafe { AtomicU64::from_ptr(src.add(i).cast_mut().cast::<u64>()) }
+            .load(Ordering::Relaxed);
+        // SAFETY: `dst + i .. dst + i + 8` is in bounds of the caller's
+        // buffer, which no one else accesses; unaligned write.
+        unsafe { dst.add(i).cast::<u64>().write_unaligned(v) };
     }
-    while i < len {
+    for i in words * 8..len {
         // SAFETY: `src + i` is in bounds; any address is aligned for u8.
         let b = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
         // SAFETY: `dst + i` is in bounds of the caller's buffer.
         unsafe { dst.add(i).write(b) };
-        i += 1;
     }
 }

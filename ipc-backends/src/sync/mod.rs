@@ -41,8 +41,9 @@
 //! # Ok(()) }
 //! ```
 
-mod mutex;
-mod semaphore;
+pub(crate) mod limits;
+pub(crate) mod mutex;
+pub(crate) mod semaphore;
 
 use std::fmt;
 

@@ -7,15 +7,18 @@ use ipc_core::handshake::TypeTag;
 use ipc_core::{Endpoint, Result};
 
 use super::{Guard, LockResult, OwnerDied, sealed};
-use crate::shared::segment::{Layout, Segment, me};
+use crate::shared::segment::{Layout, Segment};
 use crate::sys::robust_mutex::Acquired;
 
 /// The `ftok` project id of `sysv-shm:` mutex keys.
-const PROJ: u8 = b'm';
+pub(crate) const PROJ: u8 = b'm';
+
+/// The type name in a mutex segment's header.
+pub(crate) const TYPE_NAME: &str = "ipcx::sync::Mutex";
 
 fn layout() -> Layout {
     Layout {
-        tag: TypeTag::new("ipcx::sync::Mutex", 0x6970_6378_6d75_7478),
+        tag: TypeTag::new(TYPE_NAME, 0x6970_6378_6d75_7478),
         size: 0,
         align: 1,
     }
@@ -84,12 +87,12 @@ impl Mutex {
         self.seg.endpoint()
     }
 
+    /// Takes the lock. Unlike a region's, a mutex segment has no readers
+    /// that need to know who writes: nothing is recorded besides the
+    /// kernel's own owner field of the robust mutex.
+    #[inline]
     fn acquire(&self, timeout: Option<Duration>) -> Result<LockResult<MutexGuard<'_>>> {
         let how = self.seg.lock(timeout)?;
-        self.seg
-            .header()
-            .writer_pid
-            .store(me(), std::sync::atomic::Ordering::Relaxed);
         let guard = MutexGuard {
             mutex: self,
             _not_send: std::marker::PhantomData,
@@ -106,6 +109,7 @@ impl Mutex {
     /// The outer error: [`Io`](ipc_core::Error::Io) when this thread holds
     /// the lock already, or the lock is not recoverable. The inner
     /// [`OwnerDied`]: the previous holder died holding it.
+    #[inline]
     pub fn lock(&self) -> Result<LockResult<MutexGuard<'_>>> {
         self.acquire(None)
     }
@@ -115,6 +119,7 @@ impl Mutex {
     /// # Errors
     /// As [`lock`](Self::lock); [`WouldBlock`](ipc_core::Error::WouldBlock)
     /// when it is held.
+    #[inline]
     pub fn try_lock(&self) -> Result<LockResult<MutexGuard<'_>>> {
         self.acquire(Some(Duration::ZERO))
     }
@@ -159,6 +164,7 @@ impl Guard for MutexGuard<'_> {
 }
 
 impl Drop for MutexGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.mutex.seg.unlock();
     }

@@ -6,12 +6,13 @@ use std::time::Duration;
 use ipc_core::{Endpoint, Error, Result, Scheme};
 use nix::errno::Errno;
 
-use super::os_error;
+use super::{limits, os_error};
+use crate::registry::{self, Kind};
 use crate::sys::sem::{self, NamedSem};
 use crate::sys::sysv_sem::{self, KeyedSem};
 
 /// The `ftok` project id of `sysv-sem:` keys.
-const PROJ: u8 = b's';
+pub(crate) const PROJ: u8 = b's';
 
 /// A counting semaphore shared between processes, named by a `sem:/NAME`
 /// or `sysv-sem:PATH` endpoint. Not `Clone`; `Send` and `Sync`.
@@ -58,7 +59,12 @@ enum Flavor {
 }
 
 fn posix_name(endpoint: &Endpoint) -> String {
-    format!("/ipcx.{}", endpoint.address().trim_start_matches('/'))
+    posix_name_of(endpoint.address())
+}
+
+/// The POSIX name of the `sem:` semaphore at `address` (`/ipcx.NAME`).
+pub(crate) fn posix_name_of(address: &str) -> String {
+    format!("/ipcx.{}", address.trim_start_matches('/'))
 }
 
 fn check_scheme(endpoint: &Endpoint) -> Result<()> {
@@ -103,14 +109,16 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::AddrInUse`] when it exists already; [`Error::Unsupported`]
-    /// for an endpoint that names no semaphore; [`Error::Io`] naming the
-    /// limit for `initial` above `SEM_VALUE_MAX`/`SEMVMX` or `SEMMNI`/
-    /// `SEMMNS` reached (`/proc/sys/kernel/sem`).
+    /// for an endpoint that names no semaphore; [`Error::Limit`] naming the
+    /// limit, its value and how to raise it for `initial` above
+    /// `SEM_VALUE_MAX` (`sem:`) or `SEMVMX` (`sysv-sem:`), or `SEMMSL`,
+    /// `SEMMNS`, `SEMMNI` reached (`/proc/sys/kernel/sem`).
     pub fn create(endpoint: &Endpoint, initial: u32) -> Result<Semaphore> {
         check_scheme(endpoint)?;
         let mode = endpoint.options().mode;
         let flavor = match endpoint.scheme() {
             Scheme::Sem => {
+                limits::posix_semaphore(endpoint, initial)?;
                 let name = posix_name(endpoint);
                 let sem = NamedSem::create(&name, mode, initial).map_err(|e| {
                     os_error(
@@ -123,18 +131,20 @@ impl Semaphore {
                 Flavor::Posix { sem, name }
             }
             _ => {
+                limits::sysv_semaphore(endpoint, initial, &limits::SemUse::now())?;
                 ensure_key_file(endpoint)?;
                 let key = sysv_key(endpoint)?;
                 let sem = KeyedSem::create(key, mode, initial).map_err(|e| {
                     let hint = match e {
                         Errno::ENOSPC => {
-                            "SEMMNI or SEMMNS reached (/proc/sys/kernel/sem); remove unused sets (ipcs -s)"
+                            "SEMMNI or SEMMNS reached (/proc/sys/kernel/sem; raise with sysctl -w kernel.sem=\"SEMMSL SEMMNS SEMOPM SEMMNI\"); remove unused sets (ipcx ls, ipcs -s)"
                         }
-                        Errno::ERANGE => "initial above SEMVMX (32767)",
+                        Errno::ERANGE => "initial above SEMVMX (32767, a kernel constant)",
                         _ => "",
                     };
                     os_error(endpoint, "semget", e, hint)
                 })?;
+                registry::register_state(Kind::StateSemaphore, sem.id(), endpoint);
                 Flavor::Sysv {
                     sem,
                     held: AtomicU32::new(0),
@@ -190,6 +200,8 @@ impl Semaphore {
         &self.endpoint
     }
 
+    #[cold]
+    #[inline(never)]
     fn fail(&self, call: &str, e: Errno) -> Error {
         let hint = match e {
             Errno::EIDRM | Errno::EINVAL => "the semaphore was removed",
@@ -203,6 +215,7 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::Io`] when the semaphore was removed meanwhile (`sysv-sem:`).
+    #[inline]
     pub fn wait(&self) -> Result<()> {
         match &self.flavor {
             Flavor::Posix { sem, .. } => sem.wait().map_err(|e| self.fail("sem_wait", e)),
@@ -218,6 +231,7 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::WouldBlock`] when the value is 0.
+    #[inline]
     pub fn try_wait(&self) -> Result<()> {
         match &self.flavor {
             Flavor::Posix { sem, .. } => sem.try_wait().map_err(|e| self.fail("sem_trywait", e)),
@@ -260,6 +274,7 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::Io`] at the maximum value, or when removed (`sysv-sem:`).
+    #[inline]
     pub fn post(&self) -> Result<()> {
         match &self.flavor {
             Flavor::Posix { sem, .. } => sem.post().map_err(|e| self.fail("sem_post", e)),
@@ -302,9 +317,13 @@ impl Semaphore {
                 drop(sem);
                 sem::unlink(&name).map_err(|e| os_error(&endpoint, "sem_unlink", e, ""))
             }
-            Flavor::Sysv { sem, .. } => sem
-                .remove()
-                .map_err(|e| os_error(&endpoint, "semctl(IPC_RMID)", e, "")),
+            Flavor::Sysv { sem, .. } => {
+                let id = sem.id();
+                sem.remove()
+                    .map_err(|e| os_error(&endpoint, "semctl(IPC_RMID)", e, ""))?;
+                registry::unregister(Kind::StateSemaphore, &id.to_string());
+                Ok(())
+            }
         }?;
         tracing::debug!(%endpoint, "semaphore removed");
         Ok(())

@@ -35,6 +35,15 @@ pub struct Limits {
     pub shmmni: Option<u64>,
     /// `/proc/sys/kernel/sem`: SEMMSL, SEMMNS, SEMOPM, SEMMNI, in order.
     pub sem: [Option<u64>; 4],
+    /// `SEMVMX`: the largest value of a System V semaphore (32767, a
+    /// kernel constant).
+    pub semvmx: u64,
+    /// `SEM_VALUE_MAX`: the largest value of a POSIX semaphore
+    /// (2147483647).
+    pub sem_value_max: u64,
+    /// System V semaphore sets and semaphores in use now
+    /// (`/proc/sysvipc/sem`), against SEMMNI and SEMMNS.
+    pub sem_in_use: Option<(u64, u64)>,
     /// The page size in bytes.
     pub page_size: u64,
     /// Size and free bytes of the filesystem at `/dev/shm`, if mounted.
@@ -66,6 +75,9 @@ pub fn limits() -> Limits {
         shmall: proc_limit("/proc/sys/kernel/shmall"),
         shmmni: proc_limit("/proc/sys/kernel/shmmni"),
         sem: [0, 1, 2, 3].map(|i| sem.get(i).copied()),
+        semvmx: SEMVMX,
+        sem_value_max: SEM_VALUE_MAX,
+        sem_in_use: sysv_sem_in_use(),
         page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
             .ok()
             .flatten()
@@ -78,6 +90,57 @@ pub fn limits() -> Limits {
         pipe_max_size: proc_limit("/proc/sys/fs/pipe-max-size"),
         somaxconn: proc_limit("/proc/sys/net/core/somaxconn"),
     }
+}
+
+/// `SEMVMX`: the largest value a System V semaphore holds (a constant of
+/// the kernel, `include/uapi/linux/sem.h`; `semctl(SETVAL)` and `semop`
+/// refuse more with `ERANGE`).
+pub const SEMVMX: u64 = 32767;
+
+/// `SEM_VALUE_MAX`: the largest value a POSIX semaphore holds (`INT_MAX`
+/// on Linux; `sem_open` refuses more with `EINVAL`).
+pub const SEM_VALUE_MAX: u64 = i32::MAX as u64;
+
+/// Where the kernel lists System V semaphore sets.
+pub const SYSVIPC_SEM: &str = "/proc/sysvipc/sem";
+
+/// Where the kernel lists System V segments.
+pub const SYSVIPC_SHM: &str = "/proc/sysvipc/shm";
+
+/// The limits on System V semaphores, in `/proc/sys/kernel/sem` order:
+/// SEMMSL (per set), SEMMNS (in all), SEMOPM (per `semop`), SEMMNI (sets).
+pub fn sem_limits() -> [Option<u64>; 4] {
+    let v = proc_limits("/proc/sys/kernel/sem");
+    [0, 1, 2, 3].map(|i| v.get(i).copied())
+}
+
+/// System V semaphore sets and semaphores in use now, from
+/// `/proc/sysvipc/sem` (the `nsems` column); `None` when unreadable.
+pub fn sysv_sem_in_use() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(SYSVIPC_SEM).ok()?;
+    Some(sum_column(&text, "nsems"))
+}
+
+/// System V segments and their bytes in use now, from
+/// `/proc/sysvipc/shm` (the `size` column); `None` when unreadable.
+pub fn sysv_shm_in_use() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(SYSVIPC_SHM).ok()?;
+    Some(sum_column(&text, "size"))
+}
+
+/// Rows and the sum of the column named `name` of a `/proc/sysvipc` table
+/// (a header line of column names, then one row per object).
+fn sum_column(text: &str, name: &str) -> (u64, u64) {
+    let mut lines = text.lines();
+    let Some(col) = lines
+        .next()
+        .and_then(|h| h.split_whitespace().position(|c| c == name))
+    else {
+        return (0, 0);
+    };
+    lines
+        .filter_map(|l| l.split_whitespace().nth(col)?.parse::<u64>().ok())
+        .fold((0, 0), |(n, sum), v| (n + 1, sum + v))
 }
 
 /// The first number in the `/proc` file at `path`, or `None` when the file
@@ -110,5 +173,15 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(proc_limit(p), None);
         assert!(proc_limits(p).is_empty());
+    }
+
+    #[test]
+    fn sums_a_sysvipc_column() {
+        let table = "       key      semid perms      nsems   uid\n\
+                     0 32768 600 1 0\n\
+                     1234 32769 600 3 0\n";
+        assert_eq!(sum_column(table, "nsems"), (2, 4));
+        assert_eq!(sum_column(table, "size"), (0, 0));
+        assert_eq!(sum_column("key semid\n", "semid"), (0, 0));
     }
 }

@@ -135,3 +135,49 @@ pub fn remove_sysv(id: i32) {
     // SAFETY: IPC_RMID takes no buffer (null is allowed).
     unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
+
+/// What `IPC_STAT` says of a System V segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysvStat {
+    /// The key it was created with.
+    pub key: libc::key_t,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The creating process.
+    pub creator: u32,
+}
+
+/// `IPC_STAT` of System V segment `id`.
+///
+/// # Errors
+/// `EINVAL`/`EIDRM` when it is gone, `EACCES` when its mode refuses us.
+pub fn stat_sysv(id: i32) -> nix::Result<SysvStat> {
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: `ds` is writable storage for one shmid_ds, filled on success.
+    Errno::result(unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
+    let ds = unsafe { ds.assume_init() };
+    Ok(SysvStat {
+        key: ds.shm_perm.__key,
+        size: ds.shm_segsz as u64,
+        creator: ds.shm_cpid as u32,
+    })
+}
+
+/// The id of the System V segment of `key`, if there is one.
+///
+/// # Errors
+/// `ENOENT` when there is none, `EACCES` when its mode refuses us.
+pub fn find_sysv(key: libc::key_t) -> nix::Result<i32> {
+    // SAFETY: shmget takes values only.
+    Errno::result(unsafe { libc::shmget(key, 0, 0) })
+}
+
+/// Attaches all of System V segment `id` (for reading its header).
+///
+/// # Errors
+/// The OS error of `IPC_STAT` or `shmat`.
+pub fn attach_sysv(id: i32) -> nix::Result<Mapping> {
+    let len = usize::try_from(stat_sysv(id)?.size).map_err(|_| Errno::EFBIG)?;
+    attach(id, len)
+}

@@ -14,12 +14,19 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 /// This process's id.
+#[inline]
 pub fn pid() -> u32 {
     use std::sync::atomic::Ordering;
-    let cached = PID.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
+    match PID.load(Ordering::Relaxed) {
+        0 => pid_slow(),
+        cached => cached,
     }
+}
+
+#[cold]
+#[inline(never)]
+fn pid_slow() -> u32 {
+    use std::sync::atomic::Ordering;
     FORGET_ON_FORK.call_once(|| {
         // SAFETY: pthread_atfork takes plain function pointers; the child
         // handler only stores to an atomic, which is async-signal-safe.

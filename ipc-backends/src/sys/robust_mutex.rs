@@ -79,6 +79,7 @@ impl RobustMutex {
         r.map(drop)
     }
 
+    #[inline]
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.0.get()
     }
@@ -90,6 +91,7 @@ impl RobustMutex {
     /// `EBUSY` (try), `ETIMEDOUT`, `ENOTRECOVERABLE` when an earlier
     /// `OwnerDied` was never made consistent, `EDEADLK` when this thread
     /// holds it already.
+    #[inline]
     pub fn lock(&self, timeout: Option<Duration>) -> nix::Result<Acquired> {
         let r = match timeout {
             // SAFETY: `self` is an initialised mutex (it is only reached
@@ -130,6 +132,7 @@ impl RobustMutex {
     ///
     /// # Errors
     /// `EPERM` when this thread does not hold it.
+    #[inline]
     pub fn unlock(&self) -> nix::Result<()> {
         // SAFETY: an initialised mutex; error-checking type, so unlocking
         // one we do not hold is an error, not undefined behaviour.

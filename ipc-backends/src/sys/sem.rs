@@ -101,6 +101,7 @@ impl NamedSem {
     ///
     /// # Errors
     /// The OS error (none expected on a valid handle).
+    #[inline]
     pub fn wait(&self) -> nix::Result<()> {
         loop {
             // SAFETY: `sem` is the open semaphore this handle owns.
@@ -115,6 +116,7 @@ impl NamedSem {
     ///
     /// # Errors
     /// `EAGAIN` when the value is 0.
+    #[inline]
     pub fn try_wait(&self) -> nix::Result<()> {
         loop {
             // SAFETY: `sem` is the open semaphore this handle owns.
@@ -151,6 +153,7 @@ impl NamedSem {
     ///
     /// # Errors
     /// `EOVERFLOW` at `SEM_VALUE_MAX`.
+    #[inline]
     pub fn post(&self) -> nix::Result<()> {
         // SAFETY: `sem` is the open semaphore this handle owns.
         Errno::result(unsafe { libc::sem_post(self.sem.as_ptr()) }).map(drop)

@@ -40,11 +40,13 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// The first byte.
+    #[inline]
     pub fn ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -58,6 +58,11 @@ impl KeyedSem {
         Ok(KeyedSem { id })
     }
 
+    /// The kernel's id of the set (its semid).
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
     /// Opens the existing set of `key`.
     ///
     /// # Errors
@@ -74,9 +79,35 @@ impl KeyedSem {
     /// # Errors
     /// `EAGAIN` when the time ran out (or at once for a zero timeout),
     /// `EIDRM` when the set was removed meanwhile.
+    #[inline]
     pub fn wait(&self, timeout: Option<Duration>) -> nix::Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let nowait = timeout == Some(Duration::ZERO);
+        match timeout {
+            None => self.wait_forever(),
+            Some(t) => self.wait_until(t),
+        }
+    }
+
+    /// [`wait`](Self::wait) without a timeout: one `semop`.
+    #[inline]
+    fn wait_forever(&self) -> nix::Result<()> {
+        let mut op = libc::sembuf {
+            sem_num: 0,
+            sem_op: -1,
+            sem_flg: libc::SEM_UNDO as libc::c_short,
+        };
+        loop {
+            // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
+            match Errno::result(unsafe { libc::semop(self.id, &mut op, 1) }) {
+                Err(Errno::EINTR) => continue,
+                r => return r.map(drop),
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) with a timeout (zero: do not sleep).
+    fn wait_until(&self, timeout: Duration) -> nix::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let nowait = timeout.is_zero();
         loop {
             let flags = libc::SEM_UNDO | if nowait { libc::IPC_NOWAIT } else { 0 };
             let mut op = libc::sembuf {
@@ -84,27 +115,24 @@ impl KeyedSem {
                 sem_op: -1,
                 sem_flg: flags as libc::c_short,
             };
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) && !nowait {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && !nowait {
                 return Err(Errno::EAGAIN);
             }
-            let ts = left.map(|l| libc::timespec {
-                tv_sec: l.as_secs().min(i32::MAX as u64) as libc::time_t,
-                tv_nsec: libc::c_long::from(l.subsec_nanos() as i32),
-            });
-            let ts_ptr = ts
-                .as_ref()
-                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            let ts = libc::timespec {
+                tv_sec: left.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+            };
             // SAFETY: semtimedop(2) (called by number: libc has no
-            // wrapper) reads one sembuf from `op` and, unless null, one
-            // timespec from `ts_ptr`; both live on our stack for the call.
+            // wrapper) reads one sembuf from `op` and one timespec from
+            // `ts`; both live on our stack for the call.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_semtimedop,
                     self.id,
                     &mut op as *mut libc::sembuf,
                     1usize,
-                    ts_ptr,
+                    &ts as *const libc::timespec,
                 )
             };
             match Errno::result(r) {
@@ -120,6 +148,7 @@ impl KeyedSem {
     ///
     /// # Errors
     /// `ERANGE` above `SEMVMX`, `EIDRM` when the set was removed.
+    #[inline]
     pub fn post(&self, undo: bool) -> nix::Result<()> {
         let mut op = libc::sembuf {
             sem_num: 0,
@@ -162,4 +191,50 @@ impl KeyedSem {
 fn remove(id: i32) {
     // SAFETY: IPC_RMID reads no variadic argument.
     unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+}
+
+/// What `IPC_STAT` says of a System V semaphore set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemStat {
+    /// The key it was created with.
+    pub key: libc::key_t,
+    /// The value of its first semaphore (`GETVAL`), when readable.
+    pub value: Option<u32>,
+}
+
+/// `IPC_STAT` (and `GETVAL` of semaphore 0) of set `id`.
+///
+/// # Errors
+/// `EINVAL`/`EIDRM` when it is gone, `EACCES` when its mode refuses us.
+pub fn stat(id: i32) -> nix::Result<SemStat> {
+    let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
+    // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *`
+    // to writable storage, filled on success.
+    Errno::result(unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: zero-initialised and then filled by a successful IPC_STAT.
+    let ds = unsafe { ds.assume_init() };
+    // SAFETY: GETVAL reads no variadic argument.
+    let value = Errno::result(unsafe { libc::semctl(id, 0, libc::GETVAL) }).ok();
+    Ok(SemStat {
+        key: ds.sem_perm.__key,
+        value: value.map(|v| v.max(0) as u32),
+    })
+}
+
+/// The id of the set of `key`, if there is one.
+///
+/// # Errors
+/// `ENOENT` when there is none, `EACCES` when its mode refuses us.
+pub fn find(key: libc::key_t) -> nix::Result<i32> {
+    // SAFETY: semget takes values only.
+    Errno::result(unsafe { libc::semget(key, 0, 0) })
+}
+
+/// Removes set `id` (`IPC_RMID`).
+///
+/// # Errors
+/// `EINVAL`/`EIDRM` when it is gone, `EPERM` when it is not ours.
+pub fn remove_id(id: i32) -> nix::Result<()> {
+    // SAFETY: IPC_RMID reads no variadic argument.
+    Errno::result(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(drop)
 }

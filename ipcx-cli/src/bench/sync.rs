@@ -320,8 +320,9 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
         budget,
         &mut |n| {
             (0..n).try_for_each(|_| {
-                std::hint::black_box(region.read().map_err(|e| e.to_string())?);
-                Ok(())
+                let v = region.read();
+                std::hint::black_box(&v);
+                v.map(drop).map_err(|e| e.to_string())
             })
         },
         &mut |n| {
@@ -345,8 +346,9 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
         budget,
         &mut |n| {
             (0..n).try_for_each(|_| {
-                std::hint::black_box(region.read().map_err(|e| e.to_string())?);
-                Ok(())
+                let v = region.read();
+                std::hint::black_box(&v);
+                v.map(drop).map_err(|e| e.to_string())
             })
         },
         &mut |n| {
@@ -357,6 +359,29 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
             Ok(())
         },
     );
+    let r = r.and_then(|r| {
+        push(r, &mut rows);
+        let mut page = Page { words: [0; 512] };
+        row(
+            "Region::read_into, 4 KiB",
+            "seqlock read, 4 KiB",
+            budget,
+            &mut |n| {
+                (0..n).try_for_each(|_| {
+                    region.read_into(&mut page).map_err(|e| e.to_string())?;
+                    std::hint::black_box(&page);
+                    Ok(())
+                })
+            },
+            &mut |n| {
+                for _ in 0..n {
+                    raw_r.read(&mut out);
+                    std::hint::black_box(&out);
+                }
+                Ok(())
+            },
+        )
+    });
     let _ = region.remove();
     push(r?, &mut rows);
     Ok(rows)

@@ -92,14 +92,32 @@ pub fn main(_: Args) -> Result<(), String> {
         "/proc/sys/kernel/shmall",
     );
     line(&mut o, "shmmni", show(shmmni), "/proc/sys/kernel/shmmni");
+    let in_use = l.sem_in_use;
     for (i, name) in ["SEMMSL", "SEMMNS", "SEMOPM", "SEMMNI"].iter().enumerate() {
-        line(&mut o, name, show(sem[i]), "/proc/sys/kernel/sem");
+        // How much of the system-wide limits is taken now.
+        let used = match (i, in_use) {
+            (1, Some((_, sems))) => format!(" ({sems} in use)"),
+            (3, Some((sets, _))) => format!(" ({sets} in use)"),
+            _ => String::new(),
+        };
+        line(
+            &mut o,
+            name,
+            format!("{}{used}", show(sem[i])),
+            "/proc/sys/kernel/sem (sysctl -w kernel.sem=\"SEMMSL SEMMNS SEMOPM SEMMNI\")",
+        );
     }
     line(
         &mut o,
         "SEMVMX",
-        "32767".into(),
-        "kernel constant (largest semaphore value)",
+        l.semvmx.to_string(),
+        "kernel constant (largest sysv-sem: value; cannot be raised)",
+    );
+    line(
+        &mut o,
+        "SEM_VALUE_MAX",
+        l.sem_value_max.to_string(),
+        "largest sem: value",
     );
     line(
         &mut o,

@@ -48,7 +48,6 @@ pub fn main(args: Args) -> Result<(), String> {
     let objs: Vec<Object> = objects::all()
         .into_iter()
         .filter(|o| !args.dead || o.orphaned())
-        .filter(|o| !super::sync_objects::is_sync_name(&o.name))
         .collect();
     // Standalone queues, regions, mutexes and semaphores live until
     // removed: listed apart, never "dead".
@@ -70,7 +69,7 @@ pub fn main(args: Args) -> Result<(), String> {
     }
     if !sync.is_empty() {
         println!(
-            "\nregions, mutexes and semaphores (kept until `ipcx rm`; `ipcx clean` leaves them):"
+            "\nregions, mutexes and semaphores (kept until `ipcx rm`; `ipcx clean` leaves them unless --include-state):"
         );
         print!("{}", super::sync_objects::table(&sync));
     }
