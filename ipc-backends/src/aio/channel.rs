@@ -138,6 +138,13 @@ impl AsyncSender {
         driven!(&self.flavor, d => d.get().link().is_closed())
     }
 
+    /// Whether the reactor waits on the transport itself (no bridge
+    /// thread); for tests.
+    #[doc(hidden)]
+    pub fn is_reactor_driven(&self) -> bool {
+        matches!(self.flavor, Flavor::Direct(_))
+    }
+
     fn poll_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if let Some(msg) = self.queued.take() {
             match self.poll_send(cx, &msg) {
@@ -284,6 +291,13 @@ impl AsyncReceiver {
     /// Whether the connection is known to be gone.
     pub fn is_closed(&self) -> bool {
         driven!(&self.flavor, d => d.get().link().is_closed())
+    }
+
+    /// Whether the reactor waits on the transport itself (no bridge
+    /// thread); for tests.
+    #[doc(hidden)]
+    pub fn is_reactor_driven(&self) -> bool {
+        matches!(self.flavor, Flavor::Direct(_))
     }
 }
 

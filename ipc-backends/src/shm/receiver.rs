@@ -19,9 +19,22 @@ pub struct ShmReceiver {
     pub(super) index: usize,
     pub(super) how: WaitCfg,
     pub(super) scratch: Vec<u8>,
+    /// A message larger than the ring that a non-blocking receive began:
+    /// finished by the next receive.
+    pub(super) partial: Option<Partial>,
     /// Marked here once everything the peer sent was read and the peer is
     /// gone (or broke the ring); the sending half then refuses too.
     pub(super) link: Link,
+}
+
+/// What a non-blocking receive of a streamed message has read so far.
+#[derive(Debug)]
+pub(super) struct Partial {
+    /// The message, `len` bytes, the first `done` of them read.
+    body: Vec<u8>,
+    done: usize,
+    /// Padding bytes still to skip after the body.
+    pad: u64,
 }
 
 impl ShmReceiver {
@@ -57,8 +70,9 @@ impl ShmReceiver {
     }
 
     fn release(&mut self) {
-        if self.ring.release() {
-            self.shared.wake(self.index, Event::Space);
+        let sleeping = self.ring.release();
+        if sleeping != 0 {
+            self.shared.wake(self.index, Event::Space, sleeping);
         }
     }
 
@@ -95,7 +109,13 @@ impl ShmReceiver {
 
     /// Reads the body of a message of `len` bytes whose header is at the
     /// tail into `buf`.
-    fn read_body(&mut self, len: u64, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
+    fn read_body(
+        &mut self,
+        len: u64,
+        avail: u64,
+        buf: &mut Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<()> {
         // Every byte is overwritten below: zero only what the buffer grows.
         buf.truncate(len as usize);
         buf.resize(len as usize, 0);
@@ -108,32 +128,89 @@ impl ShmReceiver {
             self.release();
             return Ok(());
         }
-        self.read_streamed(len, avail, buf)
+        self.read_streamed(len, avail, buf, deadline)
     }
 
     /// Reads a wrapped or streamed body piece by piece; waits for streamed
     /// chunks without a deadline (the sender is committed), stopping only
-    /// if the peer dies.
-    fn read_streamed(&mut self, len: u64, mut avail: u64, buf: &mut [u8]) -> Result<()> {
+    /// if the peer dies. A non-blocking receive (`Deadline::Now`) keeps
+    /// what it read as [`Partial`] and returns `WouldBlock` when the rest
+    /// is not there yet; the next receive finishes the message.
+    fn read_streamed(
+        &mut self,
+        len: u64,
+        avail: u64,
+        buf: &mut Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<()> {
         self.ring.skip(ring::RECORD_HEADER);
-        avail -= ring::RECORD_HEADER;
-        let mut pad = [0u8; 8];
-        let pad_len = (ring::record_size(len) - ring::RECORD_HEADER - len) as usize;
-        for part in [buf, &mut pad[..pad_len]] {
-            let mut done = 0;
-            while done < part.len() {
-                if avail == 0 {
-                    self.release();
-                    avail = self.wait_data(Deadline::Never)?;
-                    continue;
-                }
-                let n = self.ring.pull(&mut part[done..], avail);
-                done += n;
-                avail -= n as u64;
+        let mut p = Partial {
+            body: std::mem::take(buf),
+            done: 0,
+            pad: ring::record_size(len) - ring::RECORD_HEADER - len,
+        };
+        self.stream_into(&mut p, avail - ring::RECORD_HEADER, deadline, buf)
+    }
+
+    /// Goes on with a streamed message a non-blocking receive began.
+    #[cold]
+    #[inline(never)]
+    fn resume(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        let Some(mut p) = self.partial.take() else {
+            return Err(Error::WouldBlock);
+        };
+        let avail = self.ring.available_cached();
+        self.stream_into(&mut p, avail, deadline, buf)
+    }
+
+    /// Reads the rest of `p` (`avail` bytes known published), then hands
+    /// the body to `buf`, or keeps `p` on `WouldBlock`.
+    fn stream_into(
+        &mut self,
+        p: &mut Partial,
+        mut avail: u64,
+        deadline: Deadline,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        let wait = if deadline == Deadline::Now {
+            Deadline::Now
+        } else {
+            Deadline::Never
+        };
+        let r = loop {
+            if p.done == p.body.len() && p.pad == 0 {
+                self.release();
+                break Ok(());
             }
+            if avail == 0 {
+                self.release();
+                match self.wait_data(wait) {
+                    Ok(n) => avail = n,
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
+            if p.done < p.body.len() {
+                let n = self.ring.pull(&mut p.body[p.done..], avail);
+                p.done += n;
+                avail -= n as u64;
+            } else {
+                let n = p.pad.min(avail);
+                self.ring.skip(n);
+                p.pad -= n;
+                avail -= n;
+            }
+        };
+        if matches!(r, Err(Error::WouldBlock)) {
+            self.partial = Some(Partial {
+                body: std::mem::take(&mut p.body),
+                done: p.done,
+                pad: p.pad,
+            });
+        } else {
+            *buf = std::mem::take(&mut p.body);
         }
-        self.release();
-        Ok(())
+        r
     }
 
     /// The next message, read in place inside the segment when it lies
@@ -156,6 +233,20 @@ impl ShmReceiver {
     /// As [`Receiver::recv_until`].
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
         self.link.check()?;
+        if self.partial.is_some() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let r = self.resume(&mut scratch, deadline);
+            self.scratch = scratch;
+            if let Err(e) = r {
+                return Err(self.ended(e));
+            }
+            return Ok(InPlace {
+                ptr: self.scratch.as_ptr(),
+                len: self.scratch.len(),
+                release: None,
+                rx: self,
+            });
+        }
         let (len, avail) = match self.next_message(deadline) {
             Ok(next) => next,
             Err(e) => return Err(self.ended(e)),
@@ -169,7 +260,7 @@ impl ShmReceiver {
             });
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.read_body(len, avail, &mut scratch);
+        let r = self.read_body(len, avail, &mut scratch, deadline);
         self.scratch = scratch;
         if let Err(e) = r {
             return Err(self.ended(e));
@@ -186,9 +277,13 @@ impl ShmReceiver {
 impl Receiver for ShmReceiver {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.link.check()?;
-        let r = match self.next_message(deadline) {
-            Ok((len, avail)) => self.read_body(len, avail, buf),
-            Err(e) => Err(e),
+        let r = if self.partial.is_some() {
+            self.resume(buf, deadline)
+        } else {
+            match self.next_message(deadline) {
+                Ok((len, avail)) => self.read_body(len, avail, buf, deadline),
+                Err(e) => Err(e),
+            }
         };
         match r {
             Ok(()) => Ok(()),
@@ -204,7 +299,7 @@ impl Drop for ShmReceiver {
             .consumer_closed
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.shared.wake(self.index, Event::Space);
+        self.shared.wake_closed(self.index, Event::Space);
     }
 }
 

@@ -31,6 +31,12 @@ pub const KIND_PAD: u32 = 2;
 pub const PAYLOAD_ALIGN: usize = 8;
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
+/// A `*_sleeping` word: the waiter may be asleep on the futex or
+/// semaphore.
+pub const SLEEPING_BLOCKED: u32 = 1;
+/// A `*_sleeping` word: the waiter waits asynchronously, on its doorbell
+/// (an eventfd the peer received at rendezvous).
+pub const SLEEPING_ASYNC: u32 = 2;
 
 /// The shared state of one ring. Each group sits on its own pair of cache
 /// lines (against adjacent-line prefetch): `head` (producer, every
@@ -46,12 +52,15 @@ pub struct Control {
     /// Bytes ever consumed by the consumer.
     pub tail: AtomicU64,
     _pad1: [u8; 120],
-    /// 1 while the consumer may be asleep waiting for data (consumer writes).
+    /// Nonzero while the consumer may be waiting for data (consumer
+    /// writes): [`SLEEPING_BLOCKED`] on the futex or semaphore,
+    /// [`SLEEPING_ASYNC`] on its doorbell.
     pub data_sleeping: AtomicU32,
     /// Bumped by the producer for each data wake-up; the futex word.
     pub data_seq: AtomicU32,
     _pad2: [u8; 120],
-    /// 1 while the producer may be asleep waiting for space (producer writes).
+    /// Nonzero while the producer may be waiting for space (producer
+    /// writes), as `data_sleeping`.
     pub space_sleeping: AtomicU32,
     /// Bumped by the consumer for each space wake-up; the futex word.
     pub space_seq: AtomicU32,
@@ -246,20 +255,21 @@ pub fn validate(v: &View) -> Result<Next, Violation> {
     decode_header(v.capacity, v.max_message, v.tail, avail, v.word)
 }
 
-/// Publishes `value` to `index`, then reports whether the other side has
-/// announced it may be asleep (`sleeping`). The SeqCst fence orders the
+/// Publishes `value` to `index`, then returns the other side's `sleeping`
+/// word: 0 when no one is to be woken, else how the other side waits
+/// ([`SLEEPING_BLOCKED`], [`SLEEPING_ASYNC`]). The SeqCst fence orders the
 /// publication before the read of the flag; the sleeper orders its flag
 /// before its re-check of the index the same way, so one of the two sees
 /// the other (see `docs/shm-architecture.md`). When the other side
 /// announced at connect that it never sleeps (`peer_spins`), there is no
 /// one to wake and the fence is skipped.
-pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32, peer_spins: bool) -> bool {
+pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32, peer_spins: bool) -> u32 {
     index.store(value, Ordering::Release);
     if peer_spins {
-        return false;
+        return 0;
     }
     fence(Ordering::SeqCst);
-    sleeping.load(Ordering::Relaxed) != 0
+    sleeping.load(Ordering::Relaxed)
 }
 
 /// A ring's memory: control block and data.
@@ -410,9 +420,9 @@ impl Producer {
         n
     }
 
-    /// Publishes what was pushed; `true` when the consumer may be asleep
-    /// and must be woken.
-    pub fn publish(&mut self) -> bool {
+    /// Publishes what was pushed; nonzero (the consumer's `data_sleeping`)
+    /// when the consumer may be waiting and must be woken.
+    pub fn publish(&mut self) -> u32 {
         let c = self.mem.control();
         publish(&c.head, self.head, &c.data_sleeping, self.peer_spins)
     }
@@ -589,9 +599,9 @@ impl Consumer {
         Some(unsafe { self.mem.data.add((off + RECORD_HEADER) as usize) }.cast_const())
     }
 
-    /// Publishes the tail; `true` when the producer may be asleep and must
-    /// be woken.
-    pub fn release(&mut self) -> bool {
+    /// Publishes the tail; nonzero (the producer's `space_sleeping`) when
+    /// the producer may be waiting and must be woken.
+    pub fn release(&mut self) -> u32 {
         let c = self.mem.control();
         publish(&c.tail, self.tail, &c.space_sleeping, self.peer_spins)
     }

@@ -1,0 +1,327 @@
+//! Shared-memory rings driven from the reactor (no bridge thread): an
+//! async side announces its wait in the segment and its peer rings a
+//! doorbell (an eventfd passed at rendezvous). Across processes, on real
+//! segments, for `shm:` (futex) and `sysv-shm:` (System V semaphores):
+//! async and blocking peers both ways, messages streamed through a ring
+//! smaller than they are, a peer killed while the async side waits, and
+//! 100,000 messages received in a `tokio::select!` against a timer.
+//!
+//! The peer is this test binary re-executed with a role (`util::Peer`).
+
+use std::time::{Duration, Instant};
+
+use ipcx::{Error, Listener as _, Receiver as _, Sender as _};
+
+use crate::util::{self, Peer, Rng};
+
+const CASE: Duration = Duration::from_secs(120);
+/// Generous: a dead peer is seen within milliseconds.
+const WATCHDOG: Duration = Duration::from_secs(10);
+/// Payload sizes: small, wrapping, and streamed through a 4 KiB ring.
+const SIZES: [usize; 7] = [0, 1, 100, 3000, 4080, 9000, 60_000];
+const ROUNDS: u64 = 300;
+const SELECT_MESSAGES: u64 = 100_000;
+/// A small ring, so both sides wait for space and large messages stream.
+const OPTIONS: &str = "capacity=4096&max_message_size=65536";
+
+fn endpoint(scheme: &str) -> String {
+    match scheme {
+        "shm" => format!("shm:/{}?{OPTIONS}", util::unique("as")),
+        _ => format!("sysv-shm:/tmp/{}?{OPTIONS}", util::unique("av")),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn message(rng: &mut Rng, i: u64) -> Vec<u8> {
+    util::make_message(rng, i, SIZES[i as usize % SIZES.len()])
+}
+
+// ------------------------------------------------------------- peers ---
+
+/// Blocking client: `ROUNDS` messages, each echoed back.
+fn blocking_echo_client(ep: &str) {
+    let mut c = ipcx::connect(&util::parse(ep)).expect("connect");
+    let mut rng = Rng::new(11);
+    for i in 0..ROUNDS {
+        let m = message(&mut rng, i);
+        c.send(&m).expect("send");
+        assert_eq!(c.recv().expect("recv"), m, "echo of {i}");
+    }
+    util::report("done");
+}
+
+/// Blocking listener: echoes one client's messages until it leaves.
+fn blocking_echo_server(ep: &str) {
+    let mut l = ipcx::listen(&util::parse(ep)).expect("listen");
+    util::report("ready");
+    let mut c = l.accept().expect("accept");
+    let mut n = 0u64;
+    loop {
+        match c.recv() {
+            Ok(m) => {
+                c.send(&m).expect("send");
+                n += 1;
+            }
+            Err(Error::Disconnected) => break,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    assert_eq!(n, ROUNDS);
+    util::report("done");
+}
+
+/// Blocking client that connects and then does nothing until killed.
+fn idle_client(ep: &str) {
+    let _c = ipcx::connect(&util::parse(ep)).expect("connect");
+    util::report("connected");
+    let _ = util::await_parent();
+}
+
+/// Blocking sender of `SELECT_MESSAGES` numbered messages, pausing now
+/// and then so the receiver's timer wins sometimes.
+fn blocking_numbered_sender(ep: &str) {
+    let mut c = ipcx::connect(&util::parse(ep)).expect("connect");
+    let mut rng = Rng::new(5);
+    for i in 0..SELECT_MESSAGES {
+        c.send(&util::make_message(&mut rng, i, (i % 48) as usize))
+            .expect("send");
+        if i % 2000 == 1999 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    util::report("done");
+}
+
+fn play_peer() {
+    let (role, ep, _) = util::peer_params();
+    match role.as_str() {
+        "echo-client" => blocking_echo_client(&ep),
+        "echo-server" => blocking_echo_server(&ep),
+        "idle" => idle_client(&ep),
+        "numbered" => blocking_numbered_sender(&ep),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+// ------------------------------------------------------------- cases ---
+
+/// An async listener echoes a blocking client's messages: the async
+/// receiver is woken by a blocking sender's doorbell, the async sender by
+/// a blocking receiver's, and streamed messages cross a 4 KiB ring.
+fn async_listener_blocking_client(test: &'static str, ep: String) {
+    let peer = util::watchdog(CASE, test, {
+        let ep = ep.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
+                let peer = Peer::spawn(test, "echo-client", &ep, "");
+                let mut conn = l.accept().await.expect("accept");
+                assert!(conn.sender().is_reactor_driven(), "sender bridged");
+                assert!(conn.receiver().is_reactor_driven(), "receiver bridged");
+                let mut n = 0u64;
+                loop {
+                    match conn.recv().await {
+                        Ok(m) => {
+                            conn.send(&m).await.expect("send");
+                            n += 1;
+                        }
+                        Err(Error::Disconnected) => break,
+                        Err(e) => panic!("recv: {e}"),
+                    }
+                }
+                assert_eq!(n, ROUNDS);
+                peer
+            })
+        }
+    });
+    assert_eq!(peer.expect_line(), "done");
+    let pid = peer.pid();
+    peer.expect_success();
+    util::assert_nothing_left(&ep, &[pid], "after the connection");
+}
+
+/// An async client against a blocking listener's echo.
+fn async_client_blocking_listener(test: &'static str, ep: String) {
+    let peer = Peer::spawn(test, "echo-server", &ep, "");
+    assert_eq!(peer.expect_line(), "ready");
+    util::watchdog(CASE, test, {
+        let ep = ep.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut c = ipcx::tokio::connect(&util::parse(&ep))
+                    .await
+                    .expect("connect");
+                assert!(c.sender().is_reactor_driven(), "sender bridged");
+                assert!(c.receiver().is_reactor_driven(), "receiver bridged");
+                let mut rng = Rng::new(11);
+                for i in 0..ROUNDS {
+                    let m = message(&mut rng, i);
+                    c.send(&m).await.expect("send");
+                    assert_eq!(c.recv().await.expect("recv"), m, "echo of {i}");
+                }
+            })
+        }
+    });
+    assert_eq!(peer.expect_line(), "done");
+    let pid = peer.pid();
+    peer.expect_success();
+    util::assert_nothing_left(&ep, &[pid], "after the connection");
+}
+
+/// The peer is killed (SIGKILL) while the async receiver waits for data
+/// and the async sender waits for space: both return `Disconnected`.
+fn peer_killed_while_async_waits(test: &'static str, ep: String) {
+    let pid = util::watchdog(CASE, test, {
+        let ep = ep.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
+                let mut peer = Peer::spawn(test, "idle", &ep, "");
+                let conn = l.accept().await.expect("accept");
+                let (mut tx, mut rx) = conn.split();
+                assert!(tx.is_reactor_driven() && rx.is_reactor_driven());
+                let receiving = tokio::spawn(async move { (rx.recv().await, Instant::now()) });
+                let sending = tokio::spawn(async move {
+                    let mut sent = 0u64;
+                    loop {
+                        if let Err(e) = tx.send(&[7u8; 1000]).await {
+                            return (e, sent, Instant::now());
+                        }
+                        sent += 1;
+                    }
+                });
+                // The ring fills (the peer reads nothing) and both wait.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                assert!(!receiving.is_finished() && !sending.is_finished());
+                let pid = peer.pid();
+                let killed = Instant::now();
+                peer.kill();
+                let (got, at) = tokio::time::timeout(WATCHDOG, receiving)
+                    .await
+                    .expect("the waiting receiver hangs")
+                    .expect("receiving task");
+                assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
+                let (err, sent, at2) = tokio::time::timeout(WATCHDOG, sending)
+                    .await
+                    .expect("the waiting sender hangs")
+                    .expect("sending task");
+                assert!(matches!(err, Error::Disconnected), "{err:?}");
+                assert!(sent > 0, "the ring took nothing before it was full");
+                eprintln!(
+                    "{test}: Disconnected {:?} (receiver) and {:?} (sender) after SIGKILL",
+                    at - killed,
+                    at2 - killed
+                );
+                pid
+            })
+        }
+    });
+    util::assert_nothing_left(&ep, &[pid], "after the peer died");
+}
+
+/// 100,000 messages from a blocking sender, each `recv` racing a short
+/// timer in `tokio::select!`: a `recv` cancelled by the timer loses
+/// nothing, and nothing arrives twice or out of order.
+fn select_against_a_timer(test: &'static str, ep: String) {
+    let peer = util::watchdog(CASE, test, {
+        let ep = ep.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
+                let peer = Peer::spawn(test, "numbered", &ep, "");
+                let (_tx, mut rx) = l.accept().await.expect("accept").split();
+                assert!(rx.is_reactor_driven(), "receiver bridged");
+                let (mut next, mut timer_won) = (0u64, 0u64);
+                while next < SELECT_MESSAGES {
+                    tokio::select! {
+                        got = rx.recv() => {
+                            let m = got.expect("recv");
+                            assert_eq!(util::check_message(&m), next, "lost or duplicated");
+                            next += 1;
+                        }
+                        () = tokio::time::sleep(Duration::from_micros(100)) => timer_won += 1,
+                    }
+                }
+                let end = rx.recv().await;
+                assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+                assert!(timer_won > 0, "the timer never cancelled a recv");
+                eprintln!("{test}: {next} messages, {timer_won} receives cancelled");
+                peer
+            })
+        }
+    });
+    assert_eq!(peer.expect_line(), "done");
+    let pid = peer.pid();
+    peer.expect_success();
+    util::assert_nothing_left(&ep, &[pid], "after the connection");
+}
+
+/// Both ends async on one current-thread runtime: a message larger than
+/// the ring is begun by one task and finished while the other reads, so
+/// neither side may block the thread.
+fn both_ends_on_one_thread(test: &'static str, ep: String) {
+    util::watchdog(CASE, test, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ep = util::parse(&ep);
+            let mut l = ipcx::tokio::listen(&ep).expect("listen");
+            let (server, client) = tokio::join!(l.accept(), ipcx::tokio::connect(&ep));
+            let (mut server, mut client) = (server.expect("accept"), client.expect("connect"));
+            let sending = async {
+                let mut rng = Rng::new(3);
+                for i in 0..ROUNDS {
+                    client.send(&message(&mut rng, i)).await.expect("send");
+                }
+                client
+            };
+            let receiving = async {
+                let mut rng = Rng::new(3);
+                for i in 0..ROUNDS {
+                    let m = server.recv().await.expect("recv");
+                    assert_eq!(m, message(&mut rng, i), "message {i}");
+                }
+                server
+            };
+            let (client, mut server) = tokio::join!(sending, receiving);
+            drop(client);
+            let end = server.recv().await;
+            assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+        });
+    });
+}
+
+macro_rules! async_shm_cases {
+    ($($name:ident: $case:ident on $scheme:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            if util::is_peer() {
+                play_peer();
+                return;
+            }
+            $case(concat!("async_shm::", stringify!($name)), endpoint($scheme));
+        }
+    )*};
+}
+
+async_shm_cases! {
+    shm_async_listener_blocking_client: async_listener_blocking_client on "shm";
+    sysv_shm_async_listener_blocking_client: async_listener_blocking_client on "sysv-shm";
+    shm_async_client_blocking_listener: async_client_blocking_listener on "shm";
+    sysv_shm_async_client_blocking_listener: async_client_blocking_listener on "sysv-shm";
+    shm_peer_killed_while_async_waits: peer_killed_while_async_waits on "shm";
+    sysv_shm_peer_killed_while_async_waits: peer_killed_while_async_waits on "sysv-shm";
+    shm_select_against_a_timer: select_against_a_timer on "shm";
+    sysv_shm_select_against_a_timer: select_against_a_timer on "sysv-shm";
+    shm_both_ends_on_one_thread: both_ends_on_one_thread on "shm";
+    sysv_shm_both_ends_on_one_thread: both_ends_on_one_thread on "sysv-shm";
+}
