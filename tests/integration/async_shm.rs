@@ -45,9 +45,14 @@ fn message(rng: &mut Rng, i: u64) -> Vec<u8> {
 
 // ------------------------------------------------------------- peers ---
 
-/// Blocking client: `ROUNDS` messages, each echoed back.
-fn blocking_echo_client(ep: &str) {
-    let mut c = ipcx::connect(&util::parse(ep)).expect("connect");
+/// Blocking client: `ROUNDS` messages, each echoed back; `option` (a
+/// `wait=` mode, or nothing) is added to its endpoint.
+fn blocking_echo_client(ep: &str, option: &str) {
+    let ep = match option {
+        "" => ep.to_string(),
+        o => util::with_option(ep, o),
+    };
+    let mut c = ipcx::connect(&util::parse(&ep)).expect("connect");
     let mut rng = Rng::new(11);
     for i in 0..ROUNDS {
         let m = message(&mut rng, i);
@@ -100,9 +105,9 @@ fn blocking_numbered_sender(ep: &str) {
 }
 
 fn play_peer() {
-    let (role, ep, _) = util::peer_params();
+    let (role, ep, arg) = util::peer_params();
     match role.as_str() {
-        "echo-client" => blocking_echo_client(&ep),
+        "echo-client" => blocking_echo_client(&ep, &arg),
         "echo-server" => blocking_echo_server(&ep),
         "idle" => idle_client(&ep),
         "numbered" => blocking_numbered_sender(&ep),
@@ -114,14 +119,16 @@ fn play_peer() {
 
 /// An async listener echoes a blocking client's messages: the async
 /// receiver is woken by a blocking sender's doorbell, the async sender by
-/// a blocking receiver's, and streamed messages cross a 4 KiB ring.
-fn async_listener_blocking_client(test: &'static str, ep: String) {
+/// a blocking receiver's, and streamed messages cross a 4 KiB ring. The
+/// client waits as `peer_wait` says (`wait=block|adaptive|spin`, or the
+/// default).
+fn async_listener_blocking_client(test: &'static str, ep: String, peer_wait: &'static str) {
     let peer = util::watchdog(CASE, test, {
         let ep = ep.clone();
         move || {
             runtime().block_on(async move {
                 let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
-                let peer = Peer::spawn(test, "echo-client", &ep, "");
+                let peer = Peer::spawn(test, "echo-client", &ep, peer_wait);
                 let mut conn = l.accept().await.expect("accept");
                 assert!(conn.sender().is_reactor_driven(), "sender bridged");
                 assert!(conn.receiver().is_reactor_driven(), "receiver bridged");
@@ -147,19 +154,26 @@ fn async_listener_blocking_client(test: &'static str, ep: String) {
     util::assert_nothing_left(&ep, &[pid], "after the connection");
 }
 
-/// An async client against a blocking listener's echo.
-fn async_client_blocking_listener(test: &'static str, ep: String) {
+/// An async client against a blocking listener's echo. With `own_wait`
+/// `wait=spin` the async side announced that its peer need never wake it,
+/// so its halves run on bridge threads (which spin); otherwise the
+/// reactor drives them.
+fn async_client_blocking_listener(test: &'static str, ep: String, own_wait: &'static str) {
     let peer = Peer::spawn(test, "echo-server", &ep, "");
     assert_eq!(peer.expect_line(), "ready");
+    let driven = own_wait != "wait=spin";
+    let own = match own_wait {
+        "" => ep.clone(),
+        o => util::with_option(&ep, o),
+    };
     util::watchdog(CASE, test, {
-        let ep = ep.clone();
         move || {
             runtime().block_on(async move {
-                let mut c = ipcx::tokio::connect(&util::parse(&ep))
+                let mut c = ipcx::tokio::connect(&util::parse(&own))
                     .await
                     .expect("connect");
-                assert!(c.sender().is_reactor_driven(), "sender bridged");
-                assert!(c.receiver().is_reactor_driven(), "receiver bridged");
+                assert_eq!(c.sender().is_reactor_driven(), driven, "sender");
+                assert_eq!(c.receiver().is_reactor_driven(), driven, "receiver");
                 let mut rng = Rng::new(11);
                 for i in 0..ROUNDS {
                     let m = message(&mut rng, i);
@@ -301,23 +315,30 @@ fn both_ends_on_one_thread(test: &'static str, ep: String) {
 }
 
 macro_rules! async_shm_cases {
-    ($($name:ident: $case:ident on $scheme:literal;)*) => {$(
+    ($($name:ident: $case:ident on $scheme:literal $(, $arg:literal)?;)*) => {$(
         #[test]
         fn $name() {
             if util::is_peer() {
                 play_peer();
                 return;
             }
-            $case(concat!("async_shm::", stringify!($name)), endpoint($scheme));
+            $case(concat!("async_shm::", stringify!($name)), endpoint($scheme) $(, $arg)?);
         }
     )*};
 }
 
 async_shm_cases! {
-    shm_async_listener_blocking_client: async_listener_blocking_client on "shm";
-    sysv_shm_async_listener_blocking_client: async_listener_blocking_client on "sysv-shm";
-    shm_async_client_blocking_listener: async_client_blocking_listener on "shm";
-    sysv_shm_async_client_blocking_listener: async_client_blocking_listener on "sysv-shm";
+    shm_async_listener_blocking_client: async_listener_blocking_client on "shm", "";
+    sysv_shm_async_listener_blocking_client: async_listener_blocking_client on "sysv-shm", "";
+    shm_async_listener_client_waits_block: async_listener_blocking_client on "shm", "wait=block";
+    shm_async_listener_client_waits_adaptive: async_listener_blocking_client on "shm", "wait=adaptive";
+    shm_async_listener_client_waits_spin: async_listener_blocking_client on "shm", "wait=spin";
+    sysv_shm_async_listener_client_waits_block: async_listener_blocking_client on "sysv-shm", "wait=block";
+    sysv_shm_async_listener_client_waits_spin: async_listener_blocking_client on "sysv-shm", "wait=spin";
+    shm_async_client_blocking_listener: async_client_blocking_listener on "shm", "";
+    sysv_shm_async_client_blocking_listener: async_client_blocking_listener on "sysv-shm", "";
+    shm_async_client_that_spins_is_bridged: async_client_blocking_listener on "shm", "wait=spin";
+    sysv_shm_async_client_that_spins_is_bridged: async_client_blocking_listener on "sysv-shm", "wait=spin";
     shm_peer_killed_while_async_waits: peer_killed_while_async_waits on "shm";
     sysv_shm_peer_killed_while_async_waits: peer_killed_while_async_waits on "sysv-shm";
     shm_select_against_a_timer: select_against_a_timer on "shm";
