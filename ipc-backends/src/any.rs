@@ -562,6 +562,16 @@ impl AnySender {
 }
 
 impl AnyReceiver {
+    /// On `shm:`/`sysv-shm:`, whether a message can be received now
+    /// without taking it (`WouldBlock` when not); `None` elsewhere.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn shm_ready_now(&mut self) -> Option<Result<()>> {
+        match &mut self.flavor {
+            ReceiverFlavor::Shm(r) | ReceiverFlavor::SysvShm(r) => Some(r.ready_now()),
+            _ => None,
+        }
+    }
+
     /// The next message, in place inside the segment on
     /// `shm:`/`sysv-shm:` (its ring space is released when the guard
     /// drops), elsewhere in a reused buffer after a normal receive.

@@ -53,8 +53,8 @@ pub mod rpc;
 pub mod typed;
 
 pub use ipc_backends::aio::{
-    AsyncChannel as Channel, AsyncListener as Listener, AsyncReceiver as Receiver,
-    AsyncSender as Sender,
+    AsyncChannel as Channel, AsyncInPlace as InPlace, AsyncListener as Listener, AsyncLoan as Loan,
+    AsyncReceiver as Receiver, AsyncSender as Sender,
 };
 
 /// Listens on `endpoint` for raw byte channels. Must be called inside a

@@ -314,6 +314,95 @@ fn both_ends_on_one_thread(test: &'static str, ep: String) {
     });
 }
 
+/// An async listener echoes a blocking client with loans and in-place
+/// receipts: each message is read where it lies when it lies in one piece,
+/// and echoed from a ring slot lent by the async sender when it fits one.
+fn loans_against_a_blocking_client(test: &'static str, ep: String) {
+    let peer = util::watchdog(CASE, test, {
+        let ep = ep.clone();
+        move || {
+            runtime().block_on(async move {
+                let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
+                let peer = Peer::spawn(test, "echo-client", &ep, "");
+                let (mut tx, mut rx) = l.accept().await.expect("accept").split();
+                let (mut in_place, mut lent, mut n) = (0u64, 0u64, 0u64);
+                loop {
+                    let m = match rx.recv_in_place().await {
+                        Ok(m) => m,
+                        Err(Error::Disconnected) => break,
+                        Err(e) => panic!("recv_in_place: {e}"),
+                    };
+                    n += 1;
+                    in_place += u64::from(m.is_in_place());
+                    // A loan is at most half the ring.
+                    if m.len() <= 2040 {
+                        let mut loan = tx.loan(m.len()).await.expect("loan");
+                        assert!(loan.is_in_place(), "a ring loan");
+                        loan.copy_from_slice(&m);
+                        drop(m);
+                        loan.commit().await.expect("commit");
+                        lent += 1;
+                    } else {
+                        let copy = m.to_vec();
+                        drop(m);
+                        tx.send(&copy).await.expect("send");
+                    }
+                }
+                assert_eq!(n, ROUNDS);
+                assert!(in_place > 0 && lent > 0, "in place {in_place}, lent {lent}");
+                peer
+            })
+        }
+    });
+    assert_eq!(peer.expect_line(), "done");
+    let pid = peer.pid();
+    peer.expect_success();
+    util::assert_nothing_left(&ep, &[pid], "after the connection");
+}
+
+/// Loans and in-place receipts between two tasks on one current-thread
+/// runtime, through a ring that holds three messages: the loan waits for
+/// room and the receipt for data without blocking the thread.
+fn loans_on_one_thread(test: &'static str, ep: String) {
+    util::watchdog(CASE, test, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ep = util::parse(&ep);
+            let mut l = ipcx::tokio::listen(&ep).expect("listen");
+            let (server, client) = tokio::join!(l.accept(), ipcx::tokio::connect(&ep));
+            let (mut tx, _) = client.expect("connect").split();
+            let (_, mut rx) = server.expect("accept").split();
+            const N: u64 = 5000;
+            let sending = async {
+                for i in 0..N {
+                    let mut loan = tx.loan(1000).await.expect("loan");
+                    assert!(loan.is_in_place());
+                    loan.fill(i as u8);
+                    loan[..8].copy_from_slice(&i.to_le_bytes());
+                    loan.commit().await.expect("commit");
+                }
+                tx
+            };
+            let receiving = async {
+                for i in 0..N {
+                    let m = rx.recv_in_place().await.expect("recv_in_place");
+                    assert!(m.is_in_place(), "message {i} was copied");
+                    assert_eq!(m.len(), 1000);
+                    assert_eq!(u64::from_le_bytes(m[..8].try_into().unwrap()), i);
+                    assert!(m[8..].iter().all(|&b| b == i as u8), "message {i}");
+                }
+            };
+            let (tx, ()) = tokio::join!(sending, receiving);
+            drop(tx);
+            let end = rx.recv_in_place().await.map(|m| m.len());
+            assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+        });
+    });
+}
+
 macro_rules! async_shm_cases {
     ($($name:ident: $case:ident on $scheme:literal $(, $arg:literal)?;)*) => {$(
         #[test]
@@ -344,5 +433,9 @@ async_shm_cases! {
     shm_select_against_a_timer: select_against_a_timer on "shm";
     sysv_shm_select_against_a_timer: select_against_a_timer on "sysv-shm";
     shm_both_ends_on_one_thread: both_ends_on_one_thread on "shm";
+    shm_loans_against_a_blocking_client: loans_against_a_blocking_client on "shm";
+    sysv_shm_loans_against_a_blocking_client: loans_against_a_blocking_client on "sysv-shm";
+    shm_loans_on_one_thread: loans_on_one_thread on "shm";
+    sysv_shm_loans_on_one_thread: loans_on_one_thread on "sysv-shm";
     sysv_shm_both_ends_on_one_thread: both_ends_on_one_thread on "sysv-shm";
 }

@@ -13,7 +13,7 @@ use ipc_core::{
 use super::Pollable;
 use super::bridge::{BridgeReceiver, BridgeSender};
 use super::driven::{Driven, runtime};
-use crate::any::{AnyChannel, AnyReceiver, AnySender};
+use crate::any::{AnyChannel, AnyInPlace, AnyLoan, AnyReceiver, AnySender};
 
 /// Runs `$body` with `$d` bound to the flavor's `Driven` half.
 macro_rules! driven {
@@ -47,6 +47,9 @@ pub struct AsyncSender {
     max: usize,
     /// The message given to [`Sink::start_send`] and not yet sent.
     queued: Option<Vec<u8>>,
+    /// The buffer lent by [`loan`](Self::loan) where the transport has no
+    /// ring to lend, kept for the next loan.
+    loan_buf: Vec<u8>,
 }
 
 impl AsyncSender {
@@ -68,6 +71,7 @@ impl AsyncSender {
             scheme,
             max,
             queued: None,
+            loan_buf: Vec::new(),
         })
     }
 
@@ -109,6 +113,60 @@ impl AsyncSender {
     /// As [`send`](Self::send).
     pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &[u8]) -> Poll<Result<()>> {
         driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_until(msg, Deadline::Now)))
+    }
+
+    /// A writable slice of `len` bytes to fill and
+    /// [`commit`](AsyncLoan::commit), waiting (without blocking the
+    /// thread) for room. On `shm:` and `sysv-shm:` driven by the reactor
+    /// it is the ring slot itself (no copy); elsewhere, and on a shared
+    /// memory half that spins on a bridge thread, a buffer kept by this
+    /// half that `commit` sends with one copy. The initial contents are
+    /// unspecified.
+    ///
+    /// Cancel safety: dropping the future, or the loan, sends nothing.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] above `max_message_size` (on shared
+    /// memory also above half the ring); [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(tx: &mut ipc_backends::aio::AsyncSender) -> ipc_core::Result<()> {
+    /// let mut loan = tx.loan(8).await?;
+    /// loan.copy_from_slice(&42u64.to_le_bytes());
+    /// loan.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn loan(&mut self, len: usize) -> Result<AsyncLoan<'_>> {
+        let in_ring = match &self.flavor {
+            Flavor::Direct(d) => d.get().is_shared_memory(),
+            Flavor::Bridged(_) => false,
+        };
+        if !in_ring {
+            if len > self.max {
+                return Err(Error::MessageTooLarge {
+                    size: len,
+                    max: self.max,
+                });
+            }
+            let mut buf = std::mem::take(&mut self.loan_buf);
+            buf.clear();
+            buf.resize(len, 0);
+            return Ok(AsyncLoan {
+                inner: LoanInner::Copy { tx: self, buf },
+            });
+        }
+        let Flavor::Direct(d) = &mut self.flavor else {
+            unreachable!("a ring is lent only by a driven half");
+        };
+        // Wait until a loan would succeed (taking one and dropping it
+        // sends nothing); room only grows until we take it below.
+        poll_fn(|cx| d.poll_op(cx, |h| h.loan_until(len, Deadline::Now).map(drop))).await?;
+        let loan = d.get_mut().loan_until(len, Deadline::Now)?;
+        Ok(AsyncLoan {
+            inner: LoanInner::Ring(loan),
+        })
     }
 
     /// Writes what a cancelled or partly written send left.
@@ -213,6 +271,9 @@ pub struct AsyncReceiver {
     scheme: Scheme,
     /// The stream has ended (`Disconnected` was returned).
     ended: bool,
+    /// What [`recv_in_place`](Self::recv_in_place) received into where
+    /// the transport has no ring to read in place.
+    in_place_buf: Vec<u8>,
 }
 
 impl AsyncReceiver {
@@ -231,6 +292,7 @@ impl AsyncReceiver {
             flavor,
             scheme,
             ended: false,
+            in_place_buf: Vec::new(),
         })
     }
 
@@ -298,6 +360,170 @@ impl AsyncReceiver {
     #[doc(hidden)]
     pub fn is_reactor_driven(&self) -> bool {
         matches!(self.flavor, Flavor::Direct(_))
+    }
+
+    /// The next message, in place inside the segment on `shm:` and
+    /// `sysv-shm:` driven by the reactor (its ring space is released when
+    /// the guard drops); elsewhere, and on a shared-memory half that spins
+    /// on a bridge thread, received into a buffer kept by this half.
+    ///
+    /// The bytes of an in-place message are shared memory: a misbehaving
+    /// peer could change them while the guard lives. Validate what you
+    /// decode.
+    ///
+    /// Cancel safety: dropping the future loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(rx: &mut ipc_backends::aio::AsyncReceiver) -> ipc_core::Result<()> {
+    /// let msg = rx.recv_in_place().await?;
+    /// println!("{} bytes, in place: {}", msg.len(), msg.is_in_place());
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_in_place(&mut self) -> Result<AsyncInPlace<'_>> {
+        let in_ring = match &self.flavor {
+            Flavor::Direct(d) => matches!(d.get().scheme(), Scheme::Shm | Scheme::SysvShm),
+            Flavor::Bridged(_) => false,
+        };
+        if !in_ring {
+            let mut buf = std::mem::take(&mut self.in_place_buf);
+            let r = self.recv_into(&mut buf).await;
+            self.in_place_buf = buf;
+            r?;
+            return Ok(AsyncInPlace {
+                inner: InPlaceInner::Copy(&self.in_place_buf),
+            });
+        }
+        let Flavor::Direct(d) = &mut self.flavor else {
+            unreachable!("a ring is read in place only by a driven half");
+        };
+        // Wait until a message is there without taking it; only this half
+        // takes messages, so it is still there below.
+        poll_fn(|cx| d.poll_op(cx, |h| h.shm_ready_now().unwrap_or(Err(Error::WouldBlock))))
+            .await?;
+        let msg = d.get_mut().recv_in_place_until(Deadline::Now)?;
+        Ok(AsyncInPlace {
+            inner: InPlaceInner::Ring(msg),
+        })
+    }
+}
+
+/// A message being written in place, from [`AsyncSender::loan`]: derefs
+/// to a writable `[u8]` of the length asked for; sent by
+/// [`commit`](Self::commit), dropping it sends nothing.
+pub struct AsyncLoan<'a> {
+    inner: LoanInner<'a>,
+}
+
+enum LoanInner<'a> {
+    /// The ring slot (shared memory).
+    Ring(AnyLoan<'a>),
+    /// A buffer sent with one copy.
+    Copy {
+        tx: &'a mut AsyncSender,
+        buf: Vec<u8>,
+    },
+}
+
+impl AsyncLoan<'_> {
+    /// Sends the message: at once in a ring (room was reserved by the
+    /// loan), else as [`AsyncSender::send`] does.
+    ///
+    /// Cancel safety: as [`AsyncSender::send`] for a copied loan (the
+    /// message was sent whole or not at all); a ring loan does not wait.
+    ///
+    /// # Errors
+    /// A ring loan never fails; a copied one as [`AsyncSender::send`].
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            LoanInner::Ring(loan) => loan.commit(),
+            LoanInner::Copy { tx, buf } => {
+                let r = tx.send(&buf).await;
+                tx.loan_buf = buf;
+                r
+            }
+        }
+    }
+
+    /// Whether the bytes lie in shared memory (no copy on commit).
+    pub fn is_in_place(&self) -> bool {
+        matches!(self.inner, LoanInner::Ring(_))
+    }
+}
+
+impl std::ops::Deref for AsyncLoan<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            LoanInner::Ring(loan) => loan,
+            LoanInner::Copy { buf, .. } => buf,
+        }
+    }
+}
+
+impl std::ops::DerefMut for AsyncLoan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match &mut self.inner {
+            LoanInner::Ring(loan) => loan,
+            LoanInner::Copy { buf, .. } => buf,
+        }
+    }
+}
+
+impl std::fmt::Debug for AsyncLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncLoan")
+            .field("len", &self.len())
+            .field("in_place", &self.is_in_place())
+            .finish()
+    }
+}
+
+/// A received message, from [`AsyncReceiver::recv_in_place`]: derefs to
+/// its bytes; in a ring, the space is released when it drops.
+pub struct AsyncInPlace<'a> {
+    inner: InPlaceInner<'a>,
+}
+
+enum InPlaceInner<'a> {
+    /// In the ring (shared memory), or copied by the blocking half.
+    Ring(AnyInPlace<'a>),
+    /// The async half's buffer.
+    Copy(&'a [u8]),
+}
+
+impl AsyncInPlace<'_> {
+    /// Whether the bytes are read in place in shared memory (not copied).
+    pub fn is_in_place(&self) -> bool {
+        match &self.inner {
+            InPlaceInner::Ring(m) => m.is_in_place(),
+            InPlaceInner::Copy(_) => false,
+        }
+    }
+}
+
+impl std::ops::Deref for AsyncInPlace<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            InPlaceInner::Ring(m) => m,
+            InPlaceInner::Copy(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for AsyncInPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncInPlace")
+            .field("len", &self.len())
+            .field("in_place", &self.is_in_place())
+            .finish()
     }
 }
 

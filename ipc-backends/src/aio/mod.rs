@@ -38,7 +38,7 @@ mod driven;
 mod listener;
 
 #[cfg(feature = "tokio")]
-pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, connect};
+pub use channel::{AsyncChannel, AsyncInPlace, AsyncLoan, AsyncReceiver, AsyncSender, connect};
 #[cfg(feature = "tokio")]
 pub use listener::{AsyncListener, listen};
 

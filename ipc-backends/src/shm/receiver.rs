@@ -152,6 +152,76 @@ impl ShmReceiver {
         self.stream_into(&mut p, avail - ring::RECORD_HEADER, deadline, buf)
     }
 
+    /// Reads what is published of `p`'s message (`avail` bytes known
+    /// published), waiting for the rest unless `deadline` is `Now`.
+    fn advance(&mut self, p: &mut Partial, mut avail: u64, deadline: Deadline) -> Result<()> {
+        let wait = if deadline == Deadline::Now {
+            Deadline::Now
+        } else {
+            Deadline::Never
+        };
+        loop {
+            if p.done == p.body.len() && p.pad == 0 {
+                self.release();
+                return Ok(());
+            }
+            if avail == 0 {
+                self.release();
+                avail = self.wait_data(wait)?;
+                continue;
+            }
+            if p.done < p.body.len() {
+                let n = self.ring.pull(&mut p.body[p.done..], avail);
+                p.done += n;
+                avail -= n as u64;
+            } else {
+                let n = p.pad.min(avail);
+                self.ring.skip(n);
+                p.pad -= n;
+                avail -= n;
+            }
+        }
+    }
+
+    /// Whether a message can be received now, without taking it: `Ok`
+    /// when one is (a message larger than the ring that a receive began is
+    /// read on meanwhile, and kept whole until taken), `WouldBlock` when
+    /// not, the receive's errors otherwise.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn ready_now(&mut self) -> Result<()> {
+        self.link.check()?;
+        let r = match self.partial.take() {
+            Some(mut p) => {
+                let avail = self.ring.available_cached();
+                let r = self.advance(&mut p, avail, Deadline::Now);
+                self.partial = Some(p);
+                r
+            }
+            None => match self.next_message(Deadline::Now) {
+                // The whole record is published: a receive takes it now.
+                Ok((len, avail)) if ring::record_size(len) <= avail => Ok(()),
+                // Larger than what is published (a streamed message): read
+                // what is there, and keep it (whole, or as far as it got).
+                Ok((len, avail)) => {
+                    let mut body = vec![0; len as usize];
+                    self.read_streamed(len, avail, &mut body, Deadline::Now)
+                        .map(|()| {
+                            self.partial = Some(Partial {
+                                body,
+                                done: len as usize,
+                                pad: 0,
+                            });
+                        })
+                }
+                Err(e) => Err(e),
+            },
+        };
+        r.map_err(|e| match e {
+            Error::WouldBlock => e,
+            e => self.ended(e),
+        })
+    }
+
     /// Goes on with a streamed message a non-blocking receive began.
     #[cold]
     #[inline(never)]
@@ -168,39 +238,11 @@ impl ShmReceiver {
     fn stream_into(
         &mut self,
         p: &mut Partial,
-        mut avail: u64,
+        avail: u64,
         deadline: Deadline,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        let wait = if deadline == Deadline::Now {
-            Deadline::Now
-        } else {
-            Deadline::Never
-        };
-        let r = loop {
-            if p.done == p.body.len() && p.pad == 0 {
-                self.release();
-                break Ok(());
-            }
-            if avail == 0 {
-                self.release();
-                match self.wait_data(wait) {
-                    Ok(n) => avail = n,
-                    Err(e) => break Err(e),
-                }
-                continue;
-            }
-            if p.done < p.body.len() {
-                let n = self.ring.pull(&mut p.body[p.done..], avail);
-                p.done += n;
-                avail -= n as u64;
-            } else {
-                let n = p.pad.min(avail);
-                self.ring.skip(n);
-                p.pad -= n;
-                avail -= n;
-            }
-        };
+        let r = self.advance(p, avail, deadline);
         if matches!(r, Err(Error::WouldBlock)) {
             self.partial = Some(Partial {
                 body: std::mem::take(&mut p.body),
