@@ -224,6 +224,9 @@ macro_rules! define_any {
             fn flush_now(&mut self) -> Result<()> {
                 match &mut self.flavor { $(SenderFlavor::$variant(s) => s.flush_now(),)* }
             }
+            fn enter_async(&mut self) {
+                match &mut self.flavor { $(SenderFlavor::$variant(s) => s.enter_async(),)* }
+            }
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(SenderFlavor::$variant(s) => s.link(),)* }
             }
@@ -238,6 +241,9 @@ macro_rules! define_any {
             }
             fn disarm(&self) {
                 match &self.flavor { $(ReceiverFlavor::$variant(r) => r.disarm(),)* }
+            }
+            fn enter_async(&mut self) {
+                match &mut self.flavor { $(ReceiverFlavor::$variant(r) => r.enter_async(),)* }
             }
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(ReceiverFlavor::$variant(r) => r.link(),)* }

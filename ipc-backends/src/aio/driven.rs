@@ -54,7 +54,7 @@ pub(crate) fn register(
 
 impl<H: Pollable> Driven<H> {
     /// Registers `inner`'s source. `Ok(Err(inner))` when it has none.
-    pub(crate) fn new(inner: H) -> Result<std::result::Result<Driven<H>, H>> {
+    pub(crate) fn new(mut inner: H) -> Result<std::result::Result<Driven<H>, H>> {
         runtime()?;
         let Some(source) = inner.source() else {
             return Ok(Err(inner));
@@ -65,6 +65,7 @@ impl<H: Pollable> Driven<H> {
             None => None,
         };
         let (interest, doorbell) = (source.interest, source.doorbell);
+        inner.enter_async();
         Ok(Ok(Driven {
             ready,
             death,

@@ -73,6 +73,12 @@ pub(crate) trait Pollable {
     /// Withdraws [`arm`](Self::arm).
     fn disarm(&self) {}
 
+    /// The half is now driven by the async layer, every operation with
+    /// `Deadline::Now`: it must never wait inside one (shared memory then
+    /// keeps a message larger than its ring half-done rather than wait
+    /// for the peer between chunks).
+    fn enter_async(&mut self) {}
+
     /// Writes what a send committed but could not finish without waiting;
     /// [`Error::WouldBlock`](ipc_core::Error::WouldBlock) while some remains.
     ///

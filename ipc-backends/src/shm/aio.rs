@@ -46,6 +46,10 @@ impl Pollable for ShmSender {
         self.shared.announce(self.index, Event::Space, 0);
     }
 
+    fn enter_async(&mut self) {
+        self.nonblocking = true;
+    }
+
     fn flush_now(&mut self) -> ipc_core::Result<()> {
         self.flush_pending(ipc_core::Deadline::Now)
     }
@@ -75,6 +79,10 @@ impl Pollable for ShmReceiver {
 
     fn disarm(&self) {
         self.shared.announce(self.index, Event::Data, 0);
+    }
+
+    fn enter_async(&mut self) {
+        self.nonblocking = true;
     }
 
     fn link(&self) -> &Link {

@@ -104,6 +104,8 @@ pub(super) fn build(
             how,
             link: link.clone(),
             pending: None,
+            nonblocking: false,
+            admit_below: max + 1,
         },
         receiver: ShmReceiver {
             shared,
@@ -112,6 +114,7 @@ pub(super) fn build(
             how,
             scratch: Vec::new(),
             partial: None,
+            nonblocking: false,
             link,
         },
         peer,

@@ -22,6 +22,9 @@ pub struct ShmReceiver {
     /// A message larger than the ring that a non-blocking receive began:
     /// finished by the next receive.
     pub(super) partial: Option<Partial>,
+    /// Driven by the async layer: a message larger than the ring is not
+    /// waited for between chunks but kept as [`Partial`].
+    pub(super) nonblocking: bool,
     /// Marked here once everything the peer sent was read and the peer is
     /// gone (or broke the ring); the sending half then refuses too.
     pub(super) link: Link,
@@ -70,9 +73,8 @@ impl ShmReceiver {
     }
 
     fn release(&mut self) {
-        let sleeping = self.ring.release();
-        if sleeping != 0 {
-            self.shared.wake(self.index, Event::Space, sleeping);
+        if self.ring.release() {
+            self.shared.wake(self.index, Event::Space);
         }
     }
 
@@ -109,13 +111,7 @@ impl ShmReceiver {
 
     /// Reads the body of a message of `len` bytes whose header is at the
     /// tail into `buf`.
-    fn read_body(
-        &mut self,
-        len: u64,
-        avail: u64,
-        buf: &mut Vec<u8>,
-        deadline: Deadline,
-    ) -> Result<()> {
+    fn read_body(&mut self, len: u64, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
         // Every byte is overwritten below: zero only what the buffer grows.
         buf.truncate(len as usize);
         buf.resize(len as usize, 0);
@@ -128,34 +124,29 @@ impl ShmReceiver {
             self.release();
             return Ok(());
         }
-        self.read_streamed(len, avail, buf, deadline)
+        self.read_streamed(len, avail, buf)
     }
 
     /// Reads a wrapped or streamed body piece by piece; waits for streamed
     /// chunks without a deadline (the sender is committed), stopping only
-    /// if the peer dies. A non-blocking receive (`Deadline::Now`) keeps
-    /// what it read as [`Partial`] and returns `WouldBlock` when the rest
-    /// is not there yet; the next receive finishes the message.
-    fn read_streamed(
-        &mut self,
-        len: u64,
-        avail: u64,
-        buf: &mut Vec<u8>,
-        deadline: Deadline,
-    ) -> Result<()> {
+    /// if the peer dies. A half driven by the async layer
+    /// ([`nonblocking`](Self::nonblocking)) keeps what it read as
+    /// [`Partial`] and returns `WouldBlock` when the rest is not there yet;
+    /// the next receive finishes the message.
+    fn read_streamed(&mut self, len: u64, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
         self.ring.skip(ring::RECORD_HEADER);
         let mut p = Partial {
             body: std::mem::take(buf),
             done: 0,
             pad: ring::record_size(len) - ring::RECORD_HEADER - len,
         };
-        self.stream_into(&mut p, avail - ring::RECORD_HEADER, deadline, buf)
+        self.stream_into(&mut p, avail - ring::RECORD_HEADER, buf)
     }
 
     /// Reads what is published of `p`'s message (`avail` bytes known
-    /// published), waiting for the rest unless `deadline` is `Now`.
-    fn advance(&mut self, p: &mut Partial, mut avail: u64, deadline: Deadline) -> Result<()> {
-        let wait = if deadline == Deadline::Now {
+    /// published), waiting for the rest unless the half is non-blocking.
+    fn advance(&mut self, p: &mut Partial, mut avail: u64) -> Result<()> {
+        let wait = if self.nonblocking {
             Deadline::Now
         } else {
             Deadline::Never
@@ -193,7 +184,7 @@ impl ShmReceiver {
         let r = match self.partial.take() {
             Some(mut p) => {
                 let avail = self.ring.available_cached();
-                let r = self.advance(&mut p, avail, Deadline::Now);
+                let r = self.advance(&mut p, avail);
                 self.partial = Some(p);
                 r
             }
@@ -204,14 +195,13 @@ impl ShmReceiver {
                 // what is there, and keep it (whole, or as far as it got).
                 Ok((len, avail)) => {
                     let mut body = vec![0; len as usize];
-                    self.read_streamed(len, avail, &mut body, Deadline::Now)
-                        .map(|()| {
-                            self.partial = Some(Partial {
-                                body,
-                                done: len as usize,
-                                pad: 0,
-                            });
-                        })
+                    self.read_streamed(len, avail, &mut body).map(|()| {
+                        self.partial = Some(Partial {
+                            body,
+                            done: len as usize,
+                            pad: 0,
+                        });
+                    })
                 }
                 Err(e) => Err(e),
             },
@@ -222,27 +212,29 @@ impl ShmReceiver {
         })
     }
 
+    /// [`Receiver::recv_until`] when a non-blocking receive began a
+    /// streamed message.
+    #[cold]
+    #[inline(never)]
+    fn recv_resumed(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.resume(buf).map_err(|e| self.ended(e))
+    }
+
     /// Goes on with a streamed message a non-blocking receive began.
     #[cold]
     #[inline(never)]
-    fn resume(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+    fn resume(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         let Some(mut p) = self.partial.take() else {
             return Err(Error::WouldBlock);
         };
         let avail = self.ring.available_cached();
-        self.stream_into(&mut p, avail, deadline, buf)
+        self.stream_into(&mut p, avail, buf)
     }
 
     /// Reads the rest of `p` (`avail` bytes known published), then hands
     /// the body to `buf`, or keeps `p` on `WouldBlock`.
-    fn stream_into(
-        &mut self,
-        p: &mut Partial,
-        avail: u64,
-        deadline: Deadline,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        let r = self.advance(p, avail, deadline);
+    fn stream_into(&mut self, p: &mut Partial, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let r = self.advance(p, avail);
         if matches!(r, Err(Error::WouldBlock)) {
             self.partial = Some(Partial {
                 body: std::mem::take(&mut p.body),
@@ -277,7 +269,7 @@ impl ShmReceiver {
         self.link.check()?;
         if self.partial.is_some() {
             let mut scratch = std::mem::take(&mut self.scratch);
-            let r = self.resume(&mut scratch, deadline);
+            let r = self.resume(&mut scratch);
             self.scratch = scratch;
             if let Err(e) = r {
                 return Err(self.ended(e));
@@ -302,7 +294,7 @@ impl ShmReceiver {
             });
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.read_body(len, avail, &mut scratch, deadline);
+        let r = self.read_body(len, avail, &mut scratch);
         self.scratch = scratch;
         if let Err(e) = r {
             return Err(self.ended(e));
@@ -317,15 +309,15 @@ impl ShmReceiver {
 }
 
 impl Receiver for ShmReceiver {
+    #[inline]
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.link.check()?;
-        let r = if self.partial.is_some() {
-            self.resume(buf, deadline)
-        } else {
-            match self.next_message(deadline) {
-                Ok((len, avail)) => self.read_body(len, avail, buf, deadline),
-                Err(e) => Err(e),
-            }
+        if self.partial.is_some() {
+            return self.recv_resumed(buf);
+        }
+        let r = match self.next_message(deadline) {
+            Ok((len, avail)) => self.read_body(len, avail, buf),
+            Err(e) => Err(e),
         };
         match r {
             Ok(()) => Ok(()),

@@ -255,21 +255,21 @@ pub fn validate(v: &View) -> Result<Next, Violation> {
     decode_header(v.capacity, v.max_message, v.tail, avail, v.word)
 }
 
-/// Publishes `value` to `index`, then returns the other side's `sleeping`
-/// word: 0 when no one is to be woken, else how the other side waits
-/// ([`SLEEPING_BLOCKED`], [`SLEEPING_ASYNC`]). The SeqCst fence orders the
+/// Publishes `value` to `index`, then reports whether the other side has
+/// announced it may be waiting (`sleeping` nonzero: [`SLEEPING_BLOCKED`]
+/// or [`SLEEPING_ASYNC`]). The SeqCst fence orders the
 /// publication before the read of the flag; the sleeper orders its flag
 /// before its re-check of the index the same way, so one of the two sees
 /// the other (see `docs/shm-architecture.md`). When the other side
 /// announced at connect that it never sleeps (`peer_spins`), there is no
 /// one to wake and the fence is skipped.
-pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32, peer_spins: bool) -> u32 {
+pub fn publish(index: &AtomicU64, value: u64, sleeping: &AtomicU32, peer_spins: bool) -> bool {
     index.store(value, Ordering::Release);
     if peer_spins {
-        return 0;
+        return false;
     }
     fence(Ordering::SeqCst);
-    sleeping.load(Ordering::Relaxed)
+    sleeping.load(Ordering::Relaxed) != 0
 }
 
 /// A ring's memory: control block and data.
@@ -420,9 +420,9 @@ impl Producer {
         n
     }
 
-    /// Publishes what was pushed; nonzero (the consumer's `data_sleeping`)
-    /// when the consumer may be waiting and must be woken.
-    pub fn publish(&mut self) -> u32 {
+    /// Publishes what was pushed; `true` when the consumer may be waiting
+    /// and must be woken.
+    pub fn publish(&mut self) -> bool {
         let c = self.mem.control();
         publish(&c.head, self.head, &c.data_sleeping, self.peer_spins)
     }
@@ -599,9 +599,9 @@ impl Consumer {
         Some(unsafe { self.mem.data.add((off + RECORD_HEADER) as usize) }.cast_const())
     }
 
-    /// Publishes the tail; nonzero (the producer's `space_sleeping`) when
-    /// the producer may be waiting and must be woken.
-    pub fn release(&mut self) -> u32 {
+    /// Publishes the tail; `true` when the producer may be waiting and
+    /// must be woken.
+    pub fn release(&mut self) -> bool {
         let c = self.mem.control();
         publish(&c.tail, self.tail, &c.space_sleeping, self.peer_spins)
     }

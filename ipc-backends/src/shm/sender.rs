@@ -24,6 +24,13 @@ pub struct ShmSender {
     /// The rest of a message larger than the ring that a non-blocking
     /// send began: written before anything else.
     pub(super) pending: Option<Pending>,
+    /// Driven by the async layer: the rest of a message larger than the
+    /// ring is not waited for but kept as [`Pending`].
+    pub(super) nonblocking: bool,
+    /// Sends shorter than this take the fast path: `max + 1`, or 0 while a
+    /// message is [`Pending`], so that the one length comparison a send
+    /// makes anyway also diverts it to finish that message first.
+    pub(super) admit_below: usize,
 }
 
 /// What a non-blocking send of a streamed message left to write.
@@ -82,9 +89,8 @@ impl ShmSender {
     }
 
     fn publish(&mut self) {
-        let sleeping = self.ring.publish();
-        if sleeping != 0 {
-            self.shared.wake(self.index, Event::Data, sleeping);
+        if self.ring.publish() {
+            self.shared.wake(self.index, Event::Data);
         }
     }
 
@@ -100,8 +106,20 @@ impl ShmSender {
         let r = self.write_pending(&mut p, deadline);
         if matches!(r, Err(Error::WouldBlock | Error::Timeout)) {
             self.pending = Some(p);
+        } else {
+            self.admit_below = self.max + 1;
         }
         r
+    }
+
+    /// A send that the length comparison diverted: too large, or a
+    /// message is pending (written first, by `deadline`).
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&mut self, len: usize, deadline: Deadline) -> Result<()> {
+        self.check_size(len)?;
+        self.check_open()?;
+        self.flush_pending(deadline)
     }
 
     fn write_pending(&mut self, p: &mut Pending, deadline: Deadline) -> Result<()> {
@@ -192,12 +210,13 @@ impl ShmSender {
 
     /// Writes a record larger than the free space in pieces, waiting for
     /// room between them without a deadline: from the first byte on the
-    /// message is committed and only the peer's death stops it. A
-    /// non-blocking send (`Deadline::Now`) keeps what finds no room as
-    /// [`Pending`] and returns: the message is committed, and the rest is
-    /// written by [`flush_pending`](Self::flush_pending) before the next.
-    fn stream(&mut self, parts: [&[u8]; 3], mut free: u64, deadline: Deadline) -> Result<()> {
-        let rest_wait = if deadline == Deadline::Now {
+    /// message is committed and only the peer's death stops it. A half
+    /// driven by the async layer ([`nonblocking`](Self::nonblocking))
+    /// keeps what finds no room as [`Pending`] and returns: the message is
+    /// committed, and the rest is written by
+    /// [`flush_pending`](Self::flush_pending) before the next.
+    fn stream(&mut self, parts: [&[u8]; 3], mut free: u64) -> Result<()> {
+        let rest_wait = if self.nonblocking {
             Deadline::Now
         } else {
             Deadline::Never
@@ -214,6 +233,7 @@ impl ShmSender {
                                 bytes.extend_from_slice(later);
                             }
                             self.pending = Some(Pending { bytes, done: 0 });
+                            self.admit_below = 0;
                             return Ok(());
                         }
                         r => r?,
@@ -233,11 +253,10 @@ impl ShmSender {
 
 impl Sender for ShmSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.check_size(msg.len())?;
-        self.check_open()?;
-        if self.pending.is_some() {
-            self.flush_pending(deadline)?;
+        if msg.len() >= self.admit_below {
+            self.admit_slow(msg.len(), deadline)?;
         }
+        self.check_open()?;
         let len = msg.len() as u64;
         let record = ring::record_size(len);
         let cap = self.ring.capacity();
@@ -256,7 +275,7 @@ impl Sender for ShmSender {
         let header = ((u64::from(ring::KIND_MESSAGE) << 32) | len).to_le_bytes();
         let pad = [0u8; 8];
         let pad = &pad[..(record - ring::RECORD_HEADER - len) as usize];
-        self.stream([&header[..], msg, pad], free, deadline)
+        self.stream([&header[..], msg, pad], free)
     }
 
     fn max_message_size(&self) -> usize {

@@ -204,13 +204,17 @@ impl Shared {
         }
     }
 
-    /// Wakes the peer waiting for `event` on `ring`, which announced
-    /// `sleeping` (nonzero, read after publishing): its doorbell when it
-    /// waits asynchronously, the futex or semaphore otherwise.
+    /// Wakes the peer waiting for `event` on `ring`, after a publish found
+    /// its `sleeping` word nonzero: its doorbell when the word (read again
+    /// here) says it waits asynchronously, the futex or semaphore
+    /// otherwise. Reading again is sound: a value stored since the publish
+    /// read the word was stored before that waiter's own re-check, which
+    /// then sees the publication (`docs/shm-architecture.md`).
     #[cold]
     #[inline(never)]
-    pub(super) fn wake(&self, ring: usize, event: Event, sleeping: u32) {
-        if sleeping == ring::SLEEPING_ASYNC {
+    pub(super) fn wake(&self, ring: usize, event: Event) {
+        let (sleeping, _, _) = self.words(ring, event);
+        if sleeping.load(Ordering::Relaxed) == ring::SLEEPING_ASYNC {
             self.ring_doorbell(event);
         } else {
             self.wake_blocked(ring, event);

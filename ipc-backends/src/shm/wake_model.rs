@@ -95,8 +95,8 @@ enum Waiter {
 enum Waker {
     /// Skips P2-P3 (the consumer announced `consumer_spins`).
     Skips,
-    /// P2-P3: reads `sleeping`; 1 bumps `seq` and wakes the futex, 2
-    /// rings the doorbell.
+    /// P2-P3: reads `sleeping`; when nonzero, reads it again and rings the
+    /// doorbell for 2, else bumps `seq` and wakes the futex.
     Checks,
     /// A broken waker that treats every nonzero `sleeping` as a futex
     /// sleeper (never rings the doorbell), to show the model sees it.
@@ -115,6 +115,7 @@ struct St {
     /// Producer: next step (0 P1, 1 P2, 2 P3) and message number.
     p_pc: u8,
     p_msg: u8,
+    /// P2 found `sleeping` nonzero.
     p_saw: u8,
     /// Consumer: next step (0 check cache/poll, then its waiter's steps,
     /// see [`consumer_step`]), its snapshot of seq, messages consumed and
@@ -138,13 +139,14 @@ fn producer_step(st: St, waker: Waker) -> St {
             }
         }
         1 => {
-            n.p_saw = st.sleeping;
+            n.p_saw = u8::from(st.sleeping != 0);
             n.p_pc = 2;
         }
         _ => {
-            match (st.p_saw, waker) {
-                (0, _) => {}
-                (2, Waker::Checks) => n.bell = true,
+            // The wake reads the word again to choose how to wake.
+            match (st.p_saw, st.sleeping, waker) {
+                (0, _, _) => {}
+                (_, 2, Waker::Checks) => n.bell = true,
                 _ => n.seq += 1,
             }
             n.p_pc = 0;
