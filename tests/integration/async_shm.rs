@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipcx::{Error, Listener as _, Receiver as _, Sender as _};
+use ipcx::{Error, IpcMessage, Listener as _, Receiver as _, Sender as _};
 
 use crate::util::{self, Peer, Rng};
 
@@ -403,6 +403,64 @@ fn loans_on_one_thread(test: &'static str, ep: String) {
     });
 }
 
+/// Plain data for which any bytes are a valid value: read in place.
+#[derive(IpcMessage, Clone, Copy, Debug, PartialEq)]
+#[ipc(zero_copy, name = "test.AsyncQuote")]
+#[repr(C)]
+pub struct Quote {
+    seq: u64,
+    price: f64,
+    qty: u32,
+    flags: [u8; 4],
+}
+
+/// Typed loans and samples between two tasks on one current-thread
+/// runtime: each `Quote` is written in the ring slot and read where it
+/// lies.
+fn typed_loans_and_samples(test: &'static str, ep: String) {
+    util::watchdog(CASE, test, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ep = util::parse(&ep);
+            let mut l = ipcx::tokio::typed::listen::<Quote, Quote>(&ep).expect("listen");
+            let (server, client) =
+                tokio::join!(l.accept(), ipcx::tokio::typed::connect::<Quote, Quote>(&ep));
+            let (mut tx, _) = client.expect("connect").split();
+            let (_, mut rx) = server.expect("accept").split();
+            const N: u64 = 3000;
+            let quote = |i: u64| Quote {
+                seq: i,
+                price: i as f64 / 4.0,
+                qty: i as u32 * 3,
+                flags: [i as u8; 4],
+            };
+            let sending = async {
+                for i in 0..N {
+                    let mut loan = tx.loan().await.expect("loan");
+                    assert!(loan.is_in_place(), "loan {i} is not in the ring");
+                    loan.write(quote(i));
+                    loan.send().await.expect("send");
+                }
+                tx
+            };
+            let receiving = async {
+                for i in 0..N {
+                    let q = rx.recv_sample().await.expect("recv_sample");
+                    assert!(q.is_in_place(), "sample {i} was copied");
+                    assert_eq!(*q, quote(i));
+                }
+            };
+            let (tx, ()) = tokio::join!(sending, receiving);
+            drop(tx);
+            let end = rx.recv_sample().await.map(|q| *q);
+            assert!(matches!(end, Err(Error::Disconnected)), "{end:?}");
+        });
+    });
+}
+
 macro_rules! async_shm_cases {
     ($($name:ident: $case:ident on $scheme:literal $(, $arg:literal)?;)*) => {$(
         #[test]
@@ -436,6 +494,8 @@ async_shm_cases! {
     shm_loans_against_a_blocking_client: loans_against_a_blocking_client on "shm";
     sysv_shm_loans_against_a_blocking_client: loans_against_a_blocking_client on "sysv-shm";
     shm_loans_on_one_thread: loans_on_one_thread on "shm";
+    shm_typed_loans_and_samples: typed_loans_and_samples on "shm";
+    sysv_shm_typed_loans_and_samples: typed_loans_and_samples on "sysv-shm";
     sysv_shm_loans_on_one_thread: loans_on_one_thread on "sysv-shm";
     sysv_shm_both_ends_on_one_thread: both_ends_on_one_thread on "sysv-shm";
 }

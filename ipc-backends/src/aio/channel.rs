@@ -14,6 +14,7 @@ use super::Pollable;
 use super::bridge::{BridgeReceiver, BridgeSender};
 use super::driven::{Driven, runtime};
 use crate::any::{AnyChannel, AnyInPlace, AnyLoan, AnyReceiver, AnySender};
+use ipc_core::loan::{Commit, Received};
 
 /// Runs `$body` with `$d` bound to the flavor's `Driven` half.
 macro_rules! driven {
@@ -475,6 +476,31 @@ impl std::ops::DerefMut for AsyncLoan<'_> {
     }
 }
 
+// SAFETY: a ring loan is an `AnyLoan`, which upholds `Commit`'s contract;
+// a copied loan's bytes are the heap buffer of the `Vec` it owns, whose
+// address and length do not change while it lives (it is never resized
+// after the loan is made, and moving the `Vec` does not move its buffer),
+// written only through `deref_mut`.
+unsafe impl Commit for AsyncLoan<'_> {
+    /// Sends the message without waiting: a ring loan never fails; a
+    /// copied one returns [`Error::WouldBlock`] when there is no room
+    /// (prefer the async [`AsyncLoan::commit`]).
+    fn commit(self) -> Result<()> {
+        match self.inner {
+            LoanInner::Ring(loan) => loan.commit(),
+            LoanInner::Copy { tx, buf } => {
+                let r = tx.try_send(&buf);
+                tx.loan_buf = buf;
+                r
+            }
+        }
+    }
+
+    fn is_in_place(&self) -> bool {
+        matches!(self.inner, LoanInner::Ring(_))
+    }
+}
+
 impl std::fmt::Debug for AsyncLoan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncLoan")
@@ -515,6 +541,16 @@ impl std::ops::Deref for AsyncInPlace<'_> {
             InPlaceInner::Ring(m) => m,
             InPlaceInner::Copy(b) => b,
         }
+    }
+}
+
+// SAFETY: an in-ring receipt is an `AnyInPlace`, which upholds
+// `Received`'s contract; a copied one borrows the half's buffer, which
+// nothing writes while the borrow lives (the half is mutably borrowed), so
+// its address, length and contents stay, and it answers `false`.
+unsafe impl Received for AsyncInPlace<'_> {
+    fn is_in_place(&self) -> bool {
+        AsyncInPlace::is_in_place(self)
     }
 }
 
