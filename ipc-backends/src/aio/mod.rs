@@ -16,14 +16,14 @@
 //! | `pipe:`, `fifo:` | the pipe end | end of file, `EPIPE` |
 //! | `mq:` | the queue descriptor (an `mqd_t` is pollable) | the peer's pidfd |
 //! | `shm:`, `sysv-shm:` | its doorbell: an eventfd the peer rings after finding the async wait announced in the ring (`sleeping` = 2) | the rendezvous socket (readable only once the peer is gone) |
-//! | `shm:`, `sysv-shm:` with `wait=spin` | an eventfd rung by a thread per half ([`bridge`]) that spins as asked | the blocking half's own detection |
-//! | `sysv-mq:` | an eventfd rung by a thread per half ([`bridge`]) | the blocking half's own detection |
+//! | `shm:`, `sysv-shm:` with `wait=spin` | an eventfd rung by a thread per half (`bridge.rs`) that spins as asked | the blocking half's own detection |
+//! | `sysv-mq:` | an eventfd rung by a thread per half (`bridge.rs`) | the blocking half's own detection |
 //!
 //! Loans and in-place receipts ([`AsyncSender::loan`],
 //! [`AsyncReceiver::recv_in_place`]) lend the ring itself on shared memory
 //! the reactor drives, and a buffer kept by the half (one copy) elsewhere.
 //!
-//! [`Pollable`] is what a blocking half tells the async layer; it is
+//! `Pollable` is what a blocking half tells the async layer; it is
 //! implemented by every half whether or not the `tokio` feature is on.
 
 use std::os::fd::BorrowedFd;
