@@ -19,6 +19,9 @@ pub(crate) struct Driven<H> {
     death: Option<AsyncFd<OwnedFd>>,
     interest: Interest,
     doorbell: bool,
+    /// `arm` was called and not yet withdrawn: the peer may be signalling
+    /// the doorbell on every publication until `disarm`.
+    armed: bool,
     inner: H,
 }
 
@@ -71,6 +74,7 @@ impl<H: Pollable> Driven<H> {
             death,
             interest,
             doorbell,
+            armed: false,
             inner,
         }))
     }
@@ -83,6 +87,20 @@ impl<H: Pollable> Driven<H> {
     /// The blocking half, for operations that do not wait.
     pub(crate) fn get_mut(&mut self) -> &mut H {
         &mut self.inner
+    }
+
+    fn arm(&mut self) {
+        self.inner.arm();
+        self.armed = true;
+    }
+
+    /// Withdraws an announcement left by a wait that ended (or whose
+    /// future was dropped), so the peer stops ringing.
+    fn disarm(&mut self) {
+        if self.armed {
+            self.inner.disarm();
+            self.armed = false;
+        }
     }
 
     /// Runs `op` (a non-blocking operation of the half) until it does not
@@ -100,15 +118,18 @@ impl<H: Pollable> Driven<H> {
         loop {
             match op(&mut self.inner) {
                 Err(Error::WouldBlock) => {}
-                other => return Poll::Ready(other),
+                other => {
+                    self.disarm();
+                    return Poll::Ready(other);
+                }
             }
             // Announce the wait, then look once more: a peer that
             // published before seeing the announcement is seen here.
-            self.inner.arm();
+            self.arm();
             match op(&mut self.inner) {
                 Err(Error::WouldBlock) => {}
                 other => {
-                    self.inner.disarm();
+                    self.disarm();
                     return Poll::Ready(other);
                 }
             }
@@ -117,7 +138,7 @@ impl<H: Pollable> Driven<H> {
             {
                 // The peer is gone: one last look (it may have sent just
                 // before it went), then the connection is over.
-                self.inner.disarm();
+                self.disarm();
                 return Poll::Ready(match op(&mut self.inner) {
                     Err(Error::WouldBlock) => self.inner.link().observe(Err(Error::Disconnected)),
                     other => other,
@@ -131,7 +152,7 @@ impl<H: Pollable> Driven<H> {
                 // Stays armed while asleep.
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
-                    self.inner.disarm();
+                    self.disarm();
                     return Poll::Ready(Err(Error::io("waiting on the reactor", e)));
                 }
                 Poll::Ready(Ok(mut guard)) => {
@@ -141,7 +162,7 @@ impl<H: Pollable> Driven<H> {
                     if self.doorbell {
                         crate::sys::event::drain(guard.get_inner().as_fd());
                     }
-                    self.inner.disarm();
+                    self.disarm();
                 }
             }
         }
