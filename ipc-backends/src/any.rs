@@ -227,6 +227,9 @@ macro_rules! define_any {
             fn drop_may_wait(&self) -> bool {
                 match &self.flavor { $(SenderFlavor::$variant(s) => s.drop_may_wait(),)* }
             }
+            fn enter_async(&mut self) {
+                match &mut self.flavor { $(SenderFlavor::$variant(s) => s.enter_async(),)* }
+            }
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(SenderFlavor::$variant(s) => s.link(),)* }
             }
@@ -241,6 +244,9 @@ macro_rules! define_any {
             }
             fn disarm(&self) {
                 match &self.flavor { $(ReceiverFlavor::$variant(r) => r.disarm(),)* }
+            }
+            fn enter_async(&mut self) {
+                match &mut self.flavor { $(ReceiverFlavor::$variant(r) => r.enter_async(),)* }
             }
             fn link(&self) -> &crate::conn::link::Link {
                 match &self.flavor { $(ReceiverFlavor::$variant(r) => r.link(),)* }
@@ -588,6 +594,16 @@ impl AnySender {
 }
 
 impl AnyReceiver {
+    /// On `shm:`/`sysv-shm:`, whether a message can be received now
+    /// without taking it (`WouldBlock` when not); `None` elsewhere.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn shm_ready_now(&mut self) -> Option<Result<()>> {
+        match &mut self.flavor {
+            ReceiverFlavor::Shm(r) | ReceiverFlavor::SysvShm(r) => Some(r.ready_now()),
+            _ => None,
+        }
+    }
+
     /// The next message, in place inside the segment on
     /// `shm:`/`sysv-shm:` (its ring space is released when the guard
     /// drops), elsewhere in a reused buffer after a normal receive.

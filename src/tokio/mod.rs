@@ -27,10 +27,14 @@
 //!
 //! No operation takes a thread of its own. Sockets, pipes, FIFOs and POSIX
 //! message queues are registered with tokio's reactor; a POSIX queue's
-//! peer is watched through its pidfd beside it. Shared memory and System
-//! V queues, which nothing can poll, are served by one thread per
-//! connection half that makes the blocking calls and wakes the task
-//! through an eventfd. `docs/async.md` has the details and the costs.
+//! peer is watched through its pidfd beside it. Shared memory (`shm:`,
+//! `sysv-shm:`) is driven by the reactor too: a waiting task announces
+//! itself in the ring, and the peer rings an eventfd passed at connect
+//! (once per wake-up, not per message); the rendezvous socket tells when
+//! the peer is gone (`docs/shm-architecture.md`). System V queues, which
+//! nothing can poll, and shared memory with `wait=spin` are served by one
+//! thread per connection half that makes the blocking calls and wakes the
+//! task through an eventfd.
 //!
 //! # Cancel safety
 //!
@@ -38,6 +42,8 @@
 //! |---|---|
 //! | `recv`, `recv_into` | nothing is lost: a message partly read stays in the channel |
 //! | `send` | the message was not sent, or it is committed whole: the rest goes out before the next message (next `send`, `flush`, or drop) |
+//! | `Sender::loan` | nothing is reserved; dropping the loan sends nothing |
+//! | `Receiver::recv_in_place` | nothing is lost |
 //! | `accept` | the connection stays queued for the next `accept` |
 //! | `connect` | the half-made connection is closed and its objects removed |
 //! | `rpc::Client::call` | the request may have been sent; its reply is dropped when it comes |
@@ -62,8 +68,8 @@ pub mod typed;
 
 pub use ipc_backends::ListenerCloser;
 pub use ipc_backends::aio::{
-    AsyncChannel as Channel, AsyncListener as Listener, AsyncReceiver as Receiver,
-    AsyncSender as Sender, ChannelCloser,
+    AsyncChannel as Channel, AsyncInPlace as InPlace, AsyncListener as Listener, AsyncLoan as Loan,
+    AsyncReceiver as Receiver, AsyncSender as Sender, ChannelCloser,
 };
 
 /// Listens on `endpoint` for raw byte channels. Must be called inside a

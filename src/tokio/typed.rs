@@ -28,9 +28,56 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use ipc_core::{Endpoint, Error, IpcMessage, PeerInfo, Result};
+use ipc_core::{Endpoint, Error, IpcMessage, PeerInfo, Result, ZeroCopy};
 
-use super::{Channel, Listener, Receiver, Sender};
+use super::{Channel, InPlace, Listener, Receiver, Sender};
+
+/// A received `T` from [`TypedReceiver::recv_sample`]: derefs to `&T`,
+/// validated; inside the segment on shared memory the reactor drives (see
+/// [`ipc_core::typed::Sample`]).
+pub type Sample<'a, T> = ipc_core::typed::Sample<T, InPlace<'a>>;
+
+/// A `T` being written in place, from [`TypedSender::loan`]: derefs to
+/// [`MaybeUninit<T>`](std::mem::MaybeUninit) (zeroed at first); fill it,
+/// then [`send`](Self::send). Dropping it sends nothing.
+///
+/// On shared memory the reactor drives, the value lies in the ring slot
+/// the receiver reads when `align_of::<T>()` is at most 8; elsewhere it
+/// moves with one copy.
+#[derive(Debug)]
+pub struct Loan<'a, T> {
+    inner: ipc_core::typed::Loan<T, super::Loan<'a>>,
+}
+
+impl<T: IpcMessage + ZeroCopy> Loan<'_, T> {
+    /// Sends the value: at once from a ring slot, else as
+    /// [`TypedSender::send`] (and with its cancel safety).
+    ///
+    /// # Errors
+    /// A ring loan never fails; otherwise as [`TypedSender::send`].
+    pub async fn send(self) -> Result<()> {
+        self.inner.into_filled().commit().await
+    }
+
+    /// Whether the value is written inside shared memory (no copy).
+    pub fn is_in_place(&self) -> bool {
+        self.inner.is_in_place()
+    }
+}
+
+impl<T> std::ops::Deref for Loan<'_, T> {
+    type Target = std::mem::MaybeUninit<T>;
+
+    fn deref(&self) -> &std::mem::MaybeUninit<T> {
+        &self.inner
+    }
+}
+
+impl<T> std::ops::DerefMut for Loan<'_, T> {
+    fn deref_mut(&mut self) -> &mut std::mem::MaybeUninit<T> {
+        &mut self.inner
+    }
+}
 
 /// A typed async channel: sends `Out`, receives `In`.
 #[derive(Debug)]
@@ -209,6 +256,41 @@ impl<Out: IpcMessage> TypedSender<Out> {
     }
 }
 
+impl<Out: IpcMessage + ZeroCopy> TypedSender<Out> {
+    /// An `Out` to fill in place and [`send`](Loan::send), waiting
+    /// (without blocking the thread) for room. Cancel-safe: dropping the
+    /// future or the loan sends nothing.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] when `Out` exceeds the connection's
+    /// limit (or half a shared-memory ring); [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipcx::IpcMessage;
+    ///
+    /// #[derive(IpcMessage, Clone, Copy)]
+    /// #[ipc(zero_copy, name = "demo.Tick")]
+    /// #[repr(C)]
+    /// struct Tick { seq: u64, price: f64 }
+    ///
+    /// # async fn f() -> ipcx::Result<()> {
+    /// let endpoint: ipcx::Endpoint = "shm:/ticks".parse()?;
+    /// let (mut tx, _rx) = ipcx::tokio::typed::connect::<Tick, Tick>(&endpoint).await?.split();
+    /// let mut loan = tx.loan().await?;
+    /// loan.write(Tick { seq: 1, price: 10.5 });
+    /// loan.send().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn loan(&mut self) -> Result<Loan<'_, Out>> {
+        let bytes = self.inner.loan(std::mem::size_of::<Out>()).await?;
+        Ok(Loan {
+            inner: ipc_core::typed::Loan::from_bytes(bytes)?,
+        })
+    }
+}
+
 /// Values, encoded in `start_send`; `poll_flush` waits until each is
 /// written whole.
 impl<Out: IpcMessage> Sink<Out> for TypedSender<Out> {
@@ -263,6 +345,21 @@ impl<In: IpcMessage> TypedReceiver<In> {
     /// The byte receiver.
     pub fn get_mut(&mut self) -> &mut Receiver {
         &mut self.inner
+    }
+}
+
+impl<In: IpcMessage + ZeroCopy> TypedReceiver<In> {
+    /// The next message as a [`Sample`] that derefs to `&In`: inside the
+    /// segment on shared memory the reactor drives (its ring space is
+    /// released when the sample drops), one copy elsewhere. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `In` for a wrong length or an invalid bit
+    /// pattern (the message is consumed; the channel stays usable);
+    /// otherwise as [`recv`](Self::recv).
+    pub async fn recv_sample(&mut self) -> Result<Sample<'_, In>> {
+        let msg = self.inner.recv_in_place().await?;
+        ipc_core::typed::Sample::from_received(msg)
     }
 }
 

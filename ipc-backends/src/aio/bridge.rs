@@ -1,10 +1,11 @@
 //! Halves whose kernel object cannot be polled, served by one thread each.
 //!
-//! A System V queue has no descriptor, and a shared-memory ring's waiter
-//! sleeps on a futex or a semaphore: neither can join an epoll set. Such a
-//! half moves to a thread of its own (64 KiB of stack) that makes the
-//! blocking calls, and talks to the async side through a one-message slot
-//! and an eventfd the reactor waits on:
+//! A System V queue has no descriptor, and a shared-memory ring whose side
+//! announced `wait=spin` is never rung by its peer (which then skips the
+//! wake-up check): neither can wake the reactor. Such a half moves to a
+//! thread of its own (64 KiB of stack) that makes the blocking calls, and
+//! talks to the async side through a one-message slot and an eventfd the
+//! reactor waits on:
 //!
 //! - **Send.** `try_send` puts the message in the slot if it is free
 //!   (`WouldBlock` otherwise) and the thread sends it; the slot frees when

@@ -14,7 +14,8 @@ use ipc_core::{
 use super::Pollable;
 use super::bridge::{BridgeReceiver, BridgeSender};
 use super::driven::{Driven, Stop, runtime};
-use crate::any::{AnyChannel, AnyReceiver, AnySender};
+use crate::any::{AnyChannel, AnyInPlace, AnyLoan, AnyReceiver, AnySender};
+use ipc_core::loan::{Commit, Received};
 
 /// Runs `$body` with `$d` bound to the flavor's `Driven` half.
 macro_rules! driven {
@@ -49,6 +50,9 @@ pub struct AsyncSender {
     /// The message given to [`Sink::start_send`] and not yet sent.
     queued: Option<Vec<u8>>,
     stop: Arc<Stop>,
+    /// The buffer lent by [`loan`](Self::loan) where the transport has no
+    /// ring to lend, kept for the next loan.
+    loan_buf: Vec<u8>,
 }
 
 /// Closes an async channel (both halves) from any task or thread: every
@@ -104,6 +108,7 @@ impl AsyncSender {
             max,
             queued: None,
             stop: Arc::clone(stop),
+            loan_buf: Vec::new(),
         })
     }
 
@@ -162,6 +167,60 @@ impl AsyncSender {
         driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_until(msg, Deadline::Now)))
     }
 
+    /// A writable slice of `len` bytes to fill and
+    /// [`commit`](AsyncLoan::commit), waiting (without blocking the
+    /// thread) for room. On `shm:` and `sysv-shm:` driven by the reactor
+    /// it is the ring slot itself (no copy); elsewhere, and on a shared
+    /// memory half that spins on a bridge thread, a buffer kept by this
+    /// half that `commit` sends with one copy. The initial contents are
+    /// unspecified.
+    ///
+    /// Cancel safety: dropping the future, or the loan, sends nothing.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] above `max_message_size` (on shared
+    /// memory also above half the ring); [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(tx: &mut ipc_backends::aio::AsyncSender) -> ipc_core::Result<()> {
+    /// let mut loan = tx.loan(8).await?;
+    /// loan.copy_from_slice(&42u64.to_le_bytes());
+    /// loan.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn loan(&mut self, len: usize) -> Result<AsyncLoan<'_>> {
+        let in_ring = match &self.flavor {
+            Flavor::Direct(d) => d.get().is_shared_memory(),
+            Flavor::Bridged(_) => false,
+        };
+        if !in_ring {
+            if len > self.max {
+                return Err(Error::MessageTooLarge {
+                    size: len,
+                    max: self.max,
+                });
+            }
+            let mut buf = std::mem::take(&mut self.loan_buf);
+            buf.clear();
+            buf.resize(len, 0);
+            return Ok(AsyncLoan {
+                inner: LoanInner::Copy { tx: self, buf },
+            });
+        }
+        let Flavor::Direct(d) = &mut self.flavor else {
+            unreachable!("a ring is lent only by a driven half");
+        };
+        // Wait until a loan would succeed (taking one and dropping it
+        // sends nothing); room only grows until we take it below.
+        poll_fn(|cx| d.poll_op(cx, |h| h.loan_until(len, Deadline::Now).map(drop))).await?;
+        let loan = d.get_mut()?.loan_until(len, Deadline::Now)?;
+        Ok(AsyncLoan {
+            inner: LoanInner::Ring(loan),
+        })
+    }
+
     /// Writes what a cancelled or partly written send left, and a message
     /// given to [`Sink::start_send`].
     ///
@@ -189,6 +248,13 @@ impl AsyncSender {
     /// Whether the connection is known to be gone.
     pub fn is_closed(&self) -> bool {
         driven!(&self.flavor, d => d.get().link().is_closed())
+    }
+
+    /// Whether the reactor waits on the transport itself (no bridge
+    /// thread); for tests.
+    #[doc(hidden)]
+    pub fn is_reactor_driven(&self) -> bool {
+        matches!(self.flavor, Flavor::Direct(_))
     }
 
     fn poll_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -260,6 +326,9 @@ pub struct AsyncReceiver {
     /// The stream has ended (`Disconnected` or `Closed` was returned).
     ended: bool,
     stop: Arc<Stop>,
+    /// What [`recv_in_place`](Self::recv_in_place) received into where
+    /// the transport has no ring to read in place.
+    in_place_buf: Vec<u8>,
 }
 
 impl AsyncReceiver {
@@ -283,6 +352,7 @@ impl AsyncReceiver {
             scheme,
             ended: false,
             stop: Arc::clone(stop),
+            in_place_buf: Vec::new(),
         })
     }
 
@@ -349,6 +419,212 @@ impl AsyncReceiver {
     /// Whether the connection is known to be gone.
     pub fn is_closed(&self) -> bool {
         driven!(&self.flavor, d => d.get().link().is_closed())
+    }
+
+    /// Whether the reactor waits on the transport itself (no bridge
+    /// thread); for tests.
+    #[doc(hidden)]
+    pub fn is_reactor_driven(&self) -> bool {
+        matches!(self.flavor, Flavor::Direct(_))
+    }
+
+    /// The next message, in place inside the segment on `shm:` and
+    /// `sysv-shm:` driven by the reactor (its ring space is released when
+    /// the guard drops); elsewhere, and on a shared-memory half that spins
+    /// on a bridge thread, received into a buffer kept by this half.
+    ///
+    /// The bytes of an in-place message are shared memory: a misbehaving
+    /// peer could change them while the guard lives. Validate what you
+    /// decode.
+    ///
+    /// Cancel safety: dropping the future loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(rx: &mut ipc_backends::aio::AsyncReceiver) -> ipc_core::Result<()> {
+    /// let msg = rx.recv_in_place().await?;
+    /// println!("{} bytes, in place: {}", msg.len(), msg.is_in_place());
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_in_place(&mut self) -> Result<AsyncInPlace<'_>> {
+        let in_ring = match &self.flavor {
+            Flavor::Direct(d) => matches!(d.get().scheme(), Scheme::Shm | Scheme::SysvShm),
+            Flavor::Bridged(_) => false,
+        };
+        if !in_ring {
+            let mut buf = std::mem::take(&mut self.in_place_buf);
+            let r = self.recv_into(&mut buf).await;
+            self.in_place_buf = buf;
+            r?;
+            return Ok(AsyncInPlace {
+                inner: InPlaceInner::Copy(&self.in_place_buf),
+            });
+        }
+        let Flavor::Direct(d) = &mut self.flavor else {
+            unreachable!("a ring is read in place only by a driven half");
+        };
+        // Wait until a message is there without taking it; only this half
+        // takes messages, so it is still there below.
+        poll_fn(|cx| d.poll_op(cx, |h| h.shm_ready_now().unwrap_or(Err(Error::WouldBlock))))
+            .await?;
+        let msg = d.get_mut()?.recv_in_place_until(Deadline::Now)?;
+        Ok(AsyncInPlace {
+            inner: InPlaceInner::Ring(msg),
+        })
+    }
+}
+
+/// A message being written in place, from [`AsyncSender::loan`]: derefs
+/// to a writable `[u8]` of the length asked for; sent by
+/// [`commit`](Self::commit), dropping it sends nothing.
+pub struct AsyncLoan<'a> {
+    inner: LoanInner<'a>,
+}
+
+enum LoanInner<'a> {
+    /// The ring slot (shared memory).
+    Ring(AnyLoan<'a>),
+    /// A buffer sent with one copy.
+    Copy {
+        tx: &'a mut AsyncSender,
+        buf: Vec<u8>,
+    },
+}
+
+impl AsyncLoan<'_> {
+    /// Sends the message: at once in a ring (room was reserved by the
+    /// loan), else as [`AsyncSender::send`] does.
+    ///
+    /// Cancel safety: as [`AsyncSender::send`] for a copied loan (the
+    /// message was sent whole or not at all); a ring loan does not wait.
+    ///
+    /// # Errors
+    /// A ring loan never fails; a copied one as [`AsyncSender::send`].
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            LoanInner::Ring(loan) => loan.commit(),
+            LoanInner::Copy { tx, buf } => {
+                let r = tx.send(&buf).await;
+                tx.loan_buf = buf;
+                r
+            }
+        }
+    }
+
+    /// Whether the bytes lie in shared memory (no copy on commit).
+    pub fn is_in_place(&self) -> bool {
+        matches!(self.inner, LoanInner::Ring(_))
+    }
+}
+
+impl std::ops::Deref for AsyncLoan<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            LoanInner::Ring(loan) => loan,
+            LoanInner::Copy { buf, .. } => buf,
+        }
+    }
+}
+
+impl std::ops::DerefMut for AsyncLoan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match &mut self.inner {
+            LoanInner::Ring(loan) => loan,
+            LoanInner::Copy { buf, .. } => buf,
+        }
+    }
+}
+
+// SAFETY: a ring loan is an `AnyLoan`, which upholds `Commit`'s contract;
+// a copied loan's bytes are the heap buffer of the `Vec` it owns, whose
+// address and length do not change while it lives (it is never resized
+// after the loan is made, and moving the `Vec` does not move its buffer),
+// written only through `deref_mut`.
+unsafe impl Commit for AsyncLoan<'_> {
+    /// Sends the message without waiting: a ring loan never fails; a
+    /// copied one returns [`Error::WouldBlock`] when there is no room
+    /// (prefer the async [`AsyncLoan::commit`]).
+    fn commit(self) -> Result<()> {
+        match self.inner {
+            LoanInner::Ring(loan) => loan.commit(),
+            LoanInner::Copy { tx, buf } => {
+                let r = tx.try_send(&buf);
+                tx.loan_buf = buf;
+                r
+            }
+        }
+    }
+
+    fn is_in_place(&self) -> bool {
+        matches!(self.inner, LoanInner::Ring(_))
+    }
+}
+
+impl std::fmt::Debug for AsyncLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncLoan")
+            .field("len", &self.len())
+            .field("in_place", &self.is_in_place())
+            .finish()
+    }
+}
+
+/// A received message, from [`AsyncReceiver::recv_in_place`]: derefs to
+/// its bytes; in a ring, the space is released when it drops.
+pub struct AsyncInPlace<'a> {
+    inner: InPlaceInner<'a>,
+}
+
+enum InPlaceInner<'a> {
+    /// In the ring (shared memory), or copied by the blocking half.
+    Ring(AnyInPlace<'a>),
+    /// The async half's buffer.
+    Copy(&'a [u8]),
+}
+
+impl AsyncInPlace<'_> {
+    /// Whether the bytes are read in place in shared memory (not copied).
+    pub fn is_in_place(&self) -> bool {
+        match &self.inner {
+            InPlaceInner::Ring(m) => m.is_in_place(),
+            InPlaceInner::Copy(_) => false,
+        }
+    }
+}
+
+impl std::ops::Deref for AsyncInPlace<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            InPlaceInner::Ring(m) => m,
+            InPlaceInner::Copy(b) => b,
+        }
+    }
+}
+
+// SAFETY: an in-ring receipt is an `AnyInPlace`, which upholds
+// `Received`'s contract; a copied one borrows the half's buffer, which
+// nothing writes while the borrow lives (the half is mutably borrowed), so
+// its address, length and contents stay, and it answers `false`.
+unsafe impl Received for AsyncInPlace<'_> {
+    fn is_in_place(&self) -> bool {
+        AsyncInPlace::is_in_place(self)
+    }
+}
+
+impl std::fmt::Debug for AsyncInPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncInPlace")
+            .field("len", &self.len())
+            .field("in_place", &self.is_in_place())
+            .finish()
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct Driven<H: Pollable + Send + 'static> {
     /// asks for (a frame read ahead during the handshake) while the
     /// descriptor has never been ready.
     fresh: bool,
+    /// `arm` was called and not yet withdrawn: the peer may be signalling
+    /// the doorbell on every publication until `disarm`.
+    armed: bool,
     /// Taken only by `drop`.
     inner: ManuallyDrop<H>,
 }
@@ -113,7 +116,10 @@ impl Stop {
 
 impl<H: Pollable + Send + 'static> Driven<H> {
     /// Registers `inner`'s source. `Ok(Err(inner))` when it has none.
-    pub(crate) fn new(inner: H, stop: &Arc<Stop>) -> Result<std::result::Result<Driven<H>, H>> {
+    pub(crate) fn new(
+        mut inner: H,
+        stop: &Arc<Stop>,
+    ) -> Result<std::result::Result<Driven<H>, H>> {
         runtime()?;
         let Some(source) = inner.source() else {
             return Ok(Err(inner));
@@ -125,6 +131,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
         };
         let (interest, doorbell) = (source.interest, source.doorbell);
         let stopped = register(stop.event.as_fd(), Interest::Read)?;
+        inner.enter_async();
         Ok(Ok(Driven {
             ready,
             death,
@@ -133,6 +140,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
             interest,
             doorbell,
             fresh: true,
+            armed: false,
             inner: ManuallyDrop::new(inner),
         }))
     }
@@ -147,6 +155,20 @@ impl<H: Pollable + Send + 'static> Driven<H> {
     pub(crate) fn get_mut(&mut self) -> Result<&mut H> {
         self.stop.check()?;
         Ok(&mut self.inner)
+    }
+
+    fn arm(&mut self) {
+        self.inner.arm();
+        self.armed = true;
+    }
+
+    /// Withdraws an announcement left by a wait that ended (or whose
+    /// future was dropped), so the peer stops ringing.
+    fn disarm(&mut self) {
+        if self.armed {
+            self.inner.disarm();
+            self.armed = false;
+        }
     }
 
     /// Runs `op` (a non-blocking operation of the half) until it does not
@@ -237,20 +259,23 @@ impl<H: Pollable + Send + 'static> Driven<H> {
     ) -> Poll<Result<T>> {
         loop {
             if let Err(e) = self.stop.check() {
-                self.inner.disarm();
+                self.disarm();
                 return Poll::Ready(Err(e));
             }
             match op(&mut self.inner) {
                 Err(Error::WouldBlock) => {}
-                other => return Poll::Ready(other),
+                other => {
+                    self.disarm();
+                    return Poll::Ready(other);
+                }
             }
             // Announce the wait, then look once more: a peer that
             // published before seeing the announcement is seen here.
-            self.inner.arm();
+            self.arm();
             match op(&mut self.inner) {
                 Err(Error::WouldBlock) => {}
                 other => {
-                    self.inner.disarm();
+                    self.disarm();
                     return Poll::Ready(other);
                 }
             }
@@ -264,7 +289,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
             {
                 // The peer is gone: one last look (it may have sent just
                 // before it went), then the connection is over.
-                self.inner.disarm();
+                self.disarm();
                 return Poll::Ready(match op(&mut self.inner) {
                     Err(Error::WouldBlock) => self.inner.link().observe(Err(Error::Disconnected)),
                     other => other,
@@ -278,7 +303,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
                 // Stays armed while asleep.
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
-                    self.inner.disarm();
+                    self.disarm();
                     return Poll::Ready(Err(Error::io("waiting on the reactor", e)));
                 }
                 Poll::Ready(Ok(mut guard)) => {
@@ -288,7 +313,7 @@ impl<H: Pollable + Send + 'static> Driven<H> {
                     if self.doorbell {
                         crate::sys::event::drain(guard.get_inner().as_fd());
                     }
-                    self.inner.disarm();
+                    self.disarm();
                 }
             }
         }

@@ -15,9 +15,15 @@
 //! | `unix:`, `tcp://` | the socket (`AsyncFd`) | end of file, `EPIPE` |
 //! | `pipe:`, `fifo:` | the pipe end | end of file, `EPIPE` |
 //! | `mq:` | the queue descriptor (an `mqd_t` is pollable) | the peer's pidfd |
-//! | `shm:`, `sysv-shm:`, `sysv-mq:` | an eventfd rung by a per-connection thread ([`bridge`]) | the blocking half's own detection |
+//! | `shm:`, `sysv-shm:` | its doorbell: an eventfd the peer rings after finding the async wait announced in the ring (`sleeping` = 2) | the rendezvous socket (readable only once the peer is gone) |
+//! | `shm:`, `sysv-shm:` with `wait=spin` | an eventfd rung by a thread per half (`bridge.rs`) that spins as asked | the blocking half's own detection |
+//! | `sysv-mq:` | an eventfd rung by a thread per half (`bridge.rs`) | the blocking half's own detection |
 //!
-//! [`Pollable`] is what a blocking half tells the async layer; it is
+//! Loans and in-place receipts ([`AsyncSender::loan`],
+//! [`AsyncReceiver::recv_in_place`]) lend the ring itself on shared memory
+//! the reactor drives, and a buffer kept by the half (one copy) elsewhere.
+//!
+//! `Pollable` is what a blocking half tells the async layer; it is
 //! implemented by every half whether or not the `tokio` feature is on.
 
 use std::os::fd::BorrowedFd;
@@ -40,7 +46,9 @@ mod listener;
 pub mod queue;
 
 #[cfg(feature = "tokio")]
-pub use channel::{AsyncChannel, AsyncReceiver, AsyncSender, ChannelCloser, connect};
+pub use channel::{
+    AsyncChannel, AsyncInPlace, AsyncLoan, AsyncReceiver, AsyncSender, ChannelCloser, connect,
+};
 #[cfg(feature = "tokio")]
 pub use listener::{AsyncListener, listen};
 
@@ -76,6 +84,12 @@ pub(crate) trait Pollable {
 
     /// Withdraws [`arm`](Self::arm).
     fn disarm(&self) {}
+
+    /// The half is now driven by the async layer, every operation with
+    /// `Deadline::Now`: it must never wait inside one (shared memory then
+    /// keeps a message larger than its ring half-done rather than wait
+    /// for the peer between chunks).
+    fn enter_async(&mut self) {}
 
     /// Writes what a send committed but could not finish without waiting;
     /// [`Error::WouldBlock`](ipc_core::Error::WouldBlock) while some remains.

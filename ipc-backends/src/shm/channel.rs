@@ -12,7 +12,7 @@ use super::receiver::{InPlace, ShmReceiver};
 use super::ring::{Consumer, Producer};
 use super::segment::Layout;
 use super::sender::{Loan, ShmSender};
-use super::shared::{Shared, Signal, WaitCfg};
+use super::shared::{Doorbells, Shared, Signal, WaitCfg};
 use crate::conn::link::Link;
 use crate::sys::shm::Mapping;
 
@@ -30,6 +30,7 @@ pub(super) struct Mapped {
     pub(super) map: Mapping,
     pub(super) layout: Layout,
     pub(super) signal: Signal,
+    pub(super) doorbells: Doorbells,
 }
 
 /// Who this side is in the segment.
@@ -65,10 +66,12 @@ pub(super) fn build(
         map,
         layout,
         signal,
+        doorbells,
     } = seg;
     let shared = Arc::new(Shared {
         map,
         signal,
+        doorbells,
         socket,
         endpoint: endpoint.to_string(),
         peer_pid: peer.pid,
@@ -100,6 +103,9 @@ pub(super) fn build(
             max,
             how,
             link: link.clone(),
+            pending: None,
+            nonblocking: false,
+            admit_below: max + 1,
         },
         receiver: ShmReceiver {
             shared,
@@ -107,6 +113,8 @@ pub(super) fn build(
             index: rx,
             how,
             scratch: Vec::new(),
+            partial: None,
+            nonblocking: false,
             link,
         },
         peer,

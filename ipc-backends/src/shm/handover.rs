@@ -3,7 +3,7 @@
 //! (a descriptor for `shm:`, the ids for `sysv-shm:`); the client maps it,
 //! validates the header once and acknowledges.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 use ipc_core::{Deadline, Endpoint, Error, PeerInfo, Result, Scheme, Wait};
@@ -11,13 +11,14 @@ use ipc_core::{Deadline, Endpoint, Error, PeerInfo, Result, Scheme, Wait};
 use super::channel::{Mapped, Side};
 use super::rendezvous::{read_exact, write_all};
 use super::segment::{self, Layout};
-use super::shared::Signal;
+use super::shared::{Doorbells, Signal};
 use super::{posix, ring, sysv};
 use crate::conn::fail;
 use crate::sys::Context;
+use crate::sys::event::{self, Event};
 use crate::sys::fd::{self, Interest};
 use crate::sys::process;
-use crate::sys::scm::{self, Received};
+use crate::sys::scm::{self, Received, ReceivedMany};
 use crate::sys::shm::Mapping;
 
 /// Smallest and largest default ring.
@@ -27,6 +28,8 @@ const DEFAULT_RING_MAX: u64 = 4 << 20;
 const SEGMENT_FOLLOWS: u8 = 1;
 /// Step 4: the client mapped and validated the segment.
 const ACK_MAPPED: u8 = 1;
+/// Step 5: the sender's two doorbells (eventfds) are attached.
+const DOORBELLS: u8 = 2;
 
 /// The ring size for an endpoint's options.
 fn ring_capacity(endpoint: &Endpoint) -> u64 {
@@ -80,6 +83,7 @@ pub(super) fn offer(
             peer.pid
         )));
     }
+    let doorbells = exchange_doorbells(ep, sock, deadline)?;
     let signal = match pending {
         // Both attached: the segment now lives exactly as long as the
         // mappings. The semaphore set passes to the connection.
@@ -90,7 +94,80 @@ pub(super) fn offer(
         map,
         layout,
         signal,
+        doorbells,
     })
+}
+
+/// Step 5, on both sides once the segment is mapped: sends this side's
+/// doorbells (an eventfd its receiver waits on for data, one its sender
+/// waits on for space) and receives the peer's, which this side rings when
+/// the peer announces an async wait (`docs/shm-architecture.md`). Nothing
+/// is read from the socket after this, so it becomes readable only when
+/// the peer is gone.
+///
+/// # Errors
+/// What the socket reports ([`Error::ConnectTimeout`] at the deadline),
+/// [`Error::Protocol`] when the peer sends something else than two
+/// non-blocking eventfds.
+fn exchange_doorbells(
+    ep: &Endpoint,
+    sock: BorrowedFd<'_>,
+    deadline: Deadline,
+) -> Result<Doorbells> {
+    let step = "exchanging doorbells";
+    let inner = || -> Result<Doorbells> {
+        let event = || Event::new().map_err(|e| Error::io(format!("{ep}: eventfd"), e));
+        let (data, space) = (event()?, event()?);
+        loop {
+            match scm::send_fds(sock, DOORBELLS, &[data.as_fd(), space.as_fd()]) {
+                Ok(true) => break,
+                Ok(false) => {
+                    if !fd::wait(sock, Interest::Write, deadline).context(|| "poll".into())? {
+                        return Err(Error::Timeout);
+                    }
+                }
+                Err(e) => return Err(Error::io(format!("{ep}: sendmsg(SCM_RIGHTS)"), e)),
+            }
+        }
+        let fds = loop {
+            match scm::recv_fds(sock)
+                .map_err(|e| Error::io(format!("{ep}: recvmsg(SCM_RIGHTS)"), e))?
+            {
+                ReceivedMany::Byte(DOORBELLS, fds) if fds.len() == 2 => break fds,
+                ReceivedMany::Byte(b, fds) => {
+                    return Err(Error::protocol(format!(
+                        "{ep}: the peer sent byte {b} with {} descriptors for its doorbells",
+                        fds.len()
+                    )));
+                }
+                ReceivedMany::Closed => return Err(Error::Disconnected),
+                ReceivedMany::WouldBlock => {
+                    if !fd::wait(sock, Interest::Read, deadline).context(|| "poll".into())? {
+                        return Err(Error::Timeout);
+                    }
+                }
+            }
+        };
+        for fd in &fds {
+            let ok = event::is_nonblocking_eventfd(fd.as_fd())
+                .map_err(|e| Error::io(format!("{ep}: checking a doorbell"), e))?;
+            if !ok {
+                return Err(Error::protocol(format!(
+                    "{ep}: the peer's doorbell is not a non-blocking eventfd"
+                )));
+            }
+        }
+        let [peer_data, peer_space]: [OwnedFd; 2] = fds.try_into().map_err(|_| {
+            Error::protocol(format!("{ep}: the peer sent the wrong number of doorbells"))
+        })?;
+        Ok(Doorbells {
+            data,
+            space,
+            peer_data,
+            peer_space,
+        })
+    };
+    inner().map_err(|e| fail::in_step(ep, step, e))
 }
 
 /// A System V segment and semaphore set, sent as their ids.
@@ -160,16 +237,19 @@ pub(super) fn take(
     let checked = attached.and_then(|(map, signal)| {
         let layout = check_header(ep, &map, peer)?;
         announce_wait(&map, Side::Client, ep.wait());
-        Ok(Mapped {
-            map,
-            layout,
-            signal,
-        })
+        Ok((map, layout, signal))
     });
     let ack = if checked.is_ok() { ACK_MAPPED } else { 0 };
     write_all(sock, &[ack], deadline, &ep.to_string())
         .map_err(|e| fail::in_step(ep, "acknowledging the segment", e))?;
-    checked
+    let (map, layout, signal) = checked?;
+    let doorbells = exchange_doorbells(ep, sock, deadline)?;
+    Ok(Mapped {
+        map,
+        layout,
+        signal,
+        doorbells,
+    })
 }
 
 /// The ids of a System V segment and semaphore set; the outer error ends

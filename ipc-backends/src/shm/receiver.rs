@@ -19,9 +19,25 @@ pub struct ShmReceiver {
     pub(super) index: usize,
     pub(super) how: WaitCfg,
     pub(super) scratch: Vec<u8>,
+    /// A message larger than the ring that a non-blocking receive began:
+    /// finished by the next receive.
+    pub(super) partial: Option<Partial>,
+    /// Driven by the async layer: a message larger than the ring is not
+    /// waited for between chunks but kept as [`Partial`].
+    pub(super) nonblocking: bool,
     /// Marked here once everything the peer sent was read and the peer is
     /// gone (or broke the ring); the sending half then refuses too.
     pub(super) link: Link,
+}
+
+/// What a non-blocking receive of a streamed message has read so far.
+#[derive(Debug)]
+pub(super) struct Partial {
+    /// The message, `len` bytes, the first `done` of them read.
+    body: Vec<u8>,
+    done: usize,
+    /// Padding bytes still to skip after the body.
+    pad: u64,
 }
 
 impl ShmReceiver {
@@ -113,27 +129,122 @@ impl ShmReceiver {
 
     /// Reads a wrapped or streamed body piece by piece; waits for streamed
     /// chunks without a deadline (the sender is committed), stopping only
-    /// if the peer dies.
-    fn read_streamed(&mut self, len: u64, mut avail: u64, buf: &mut [u8]) -> Result<()> {
+    /// if the peer dies. A half driven by the async layer
+    /// ([`nonblocking`](Self::nonblocking)) keeps what it read as
+    /// [`Partial`] and returns `WouldBlock` when the rest is not there yet;
+    /// the next receive finishes the message.
+    fn read_streamed(&mut self, len: u64, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
         self.ring.skip(ring::RECORD_HEADER);
-        avail -= ring::RECORD_HEADER;
-        let mut pad = [0u8; 8];
-        let pad_len = (ring::record_size(len) - ring::RECORD_HEADER - len) as usize;
-        for part in [buf, &mut pad[..pad_len]] {
-            let mut done = 0;
-            while done < part.len() {
-                if avail == 0 {
-                    self.release();
-                    avail = self.wait_data(Deadline::Never)?;
-                    continue;
-                }
-                let n = self.ring.pull(&mut part[done..], avail);
-                done += n;
+        let mut p = Partial {
+            body: std::mem::take(buf),
+            done: 0,
+            pad: ring::record_size(len) - ring::RECORD_HEADER - len,
+        };
+        self.stream_into(&mut p, avail - ring::RECORD_HEADER, buf)
+    }
+
+    /// Reads what is published of `p`'s message (`avail` bytes known
+    /// published), waiting for the rest unless the half is non-blocking.
+    fn advance(&mut self, p: &mut Partial, mut avail: u64) -> Result<()> {
+        let wait = if self.nonblocking {
+            Deadline::Now
+        } else {
+            Deadline::Never
+        };
+        loop {
+            if p.done == p.body.len() && p.pad == 0 {
+                self.release();
+                return Ok(());
+            }
+            if avail == 0 {
+                self.release();
+                avail = self.wait_data(wait)?;
+                continue;
+            }
+            if p.done < p.body.len() {
+                let n = self.ring.pull(&mut p.body[p.done..], avail);
+                p.done += n;
                 avail -= n as u64;
+            } else {
+                let n = p.pad.min(avail);
+                self.ring.skip(n);
+                p.pad -= n;
+                avail -= n;
             }
         }
-        self.release();
-        Ok(())
+    }
+
+    /// Whether a message can be received now, without taking it: `Ok`
+    /// when one is (a message larger than the ring that a receive began is
+    /// read on meanwhile, and kept whole until taken), `WouldBlock` when
+    /// not, the receive's errors otherwise.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn ready_now(&mut self) -> Result<()> {
+        self.link.check()?;
+        let r = match self.partial.take() {
+            Some(mut p) => {
+                let avail = self.ring.available_cached();
+                let r = self.advance(&mut p, avail);
+                self.partial = Some(p);
+                r
+            }
+            None => match self.next_message(Deadline::Now) {
+                // The whole record is published: a receive takes it now.
+                Ok((len, avail)) if ring::record_size(len) <= avail => Ok(()),
+                // Larger than what is published (a streamed message): read
+                // what is there, and keep it (whole, or as far as it got).
+                Ok((len, avail)) => {
+                    let mut body = vec![0; len as usize];
+                    self.read_streamed(len, avail, &mut body).map(|()| {
+                        self.partial = Some(Partial {
+                            body,
+                            done: len as usize,
+                            pad: 0,
+                        });
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        };
+        r.map_err(|e| match e {
+            Error::WouldBlock => e,
+            e => self.ended(e),
+        })
+    }
+
+    /// [`Receiver::recv_until`] when a non-blocking receive began a
+    /// streamed message.
+    #[cold]
+    #[inline(never)]
+    fn recv_resumed(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.resume(buf).map_err(|e| self.ended(e))
+    }
+
+    /// Goes on with a streamed message a non-blocking receive began.
+    #[cold]
+    #[inline(never)]
+    fn resume(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        let Some(mut p) = self.partial.take() else {
+            return Err(Error::WouldBlock);
+        };
+        let avail = self.ring.available_cached();
+        self.stream_into(&mut p, avail, buf)
+    }
+
+    /// Reads the rest of `p` (`avail` bytes known published), then hands
+    /// the body to `buf`, or keeps `p` on `WouldBlock`.
+    fn stream_into(&mut self, p: &mut Partial, avail: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let r = self.advance(p, avail);
+        if matches!(r, Err(Error::WouldBlock)) {
+            self.partial = Some(Partial {
+                body: std::mem::take(&mut p.body),
+                done: p.done,
+                pad: p.pad,
+            });
+        } else {
+            *buf = std::mem::take(&mut p.body);
+        }
+        r
     }
 
     /// The next message, read in place inside the segment when it lies
@@ -156,6 +267,20 @@ impl ShmReceiver {
     /// As [`Receiver::recv_until`].
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
         self.link.check()?;
+        if self.partial.is_some() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let r = self.resume(&mut scratch);
+            self.scratch = scratch;
+            if let Err(e) = r {
+                return Err(self.ended(e));
+            }
+            return Ok(InPlace {
+                ptr: self.scratch.as_ptr(),
+                len: self.scratch.len(),
+                release: None,
+                rx: self,
+            });
+        }
         let (len, avail) = match self.next_message(deadline) {
             Ok(next) => next,
             Err(e) => return Err(self.ended(e)),
@@ -184,8 +309,12 @@ impl ShmReceiver {
 }
 
 impl Receiver for ShmReceiver {
+    #[inline]
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.link.check()?;
+        if self.partial.is_some() {
+            return self.recv_resumed(buf);
+        }
         let r = match self.next_message(deadline) {
             Ok((len, avail)) => self.read_body(len, avail, buf),
             Err(e) => Err(e),
@@ -204,7 +333,7 @@ impl Drop for ShmReceiver {
             .consumer_closed
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.shared.wake(self.index, Event::Space);
+        self.shared.wake_closed(self.index, Event::Space);
     }
 }
 

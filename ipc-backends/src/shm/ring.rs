@@ -31,6 +31,12 @@ pub const KIND_PAD: u32 = 2;
 pub const PAYLOAD_ALIGN: usize = 8;
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
+/// A `*_sleeping` word: the waiter may be asleep on the futex or
+/// semaphore.
+pub const SLEEPING_BLOCKED: u32 = 1;
+/// A `*_sleeping` word: the waiter waits asynchronously, on its doorbell
+/// (an eventfd the peer received at rendezvous).
+pub const SLEEPING_ASYNC: u32 = 2;
 
 /// The shared state of one ring. Each group sits on its own pair of cache
 /// lines (against adjacent-line prefetch): `head` (producer, every
@@ -46,12 +52,15 @@ pub struct Control {
     /// Bytes ever consumed by the consumer.
     pub tail: AtomicU64,
     _pad1: [u8; 120],
-    /// 1 while the consumer may be asleep waiting for data (consumer writes).
+    /// Nonzero while the consumer may be waiting for data (consumer
+    /// writes): [`SLEEPING_BLOCKED`] on the futex or semaphore,
+    /// [`SLEEPING_ASYNC`] on its doorbell.
     pub data_sleeping: AtomicU32,
     /// Bumped by the producer for each data wake-up; the futex word.
     pub data_seq: AtomicU32,
     _pad2: [u8; 120],
-    /// 1 while the producer may be asleep waiting for space (producer writes).
+    /// Nonzero while the producer may be waiting for space (producer
+    /// writes), as `data_sleeping`.
     pub space_sleeping: AtomicU32,
     /// Bumped by the consumer for each space wake-up; the futex word.
     pub space_seq: AtomicU32,
@@ -247,7 +256,8 @@ pub fn validate(v: &View) -> Result<Next, Violation> {
 }
 
 /// Publishes `value` to `index`, then reports whether the other side has
-/// announced it may be asleep (`sleeping`). The SeqCst fence orders the
+/// announced it may be waiting (`sleeping` nonzero: [`SLEEPING_BLOCKED`]
+/// or [`SLEEPING_ASYNC`]). The SeqCst fence orders the
 /// publication before the read of the flag; the sleeper orders its flag
 /// before its re-check of the index the same way, so one of the two sees
 /// the other (see `docs/shm-architecture.md`). When the other side
@@ -410,7 +420,7 @@ impl Producer {
         n
     }
 
-    /// Publishes what was pushed; `true` when the consumer may be asleep
+    /// Publishes what was pushed; `true` when the consumer may be waiting
     /// and must be woken.
     pub fn publish(&mut self) -> bool {
         let c = self.mem.control();
@@ -589,8 +599,8 @@ impl Consumer {
         Some(unsafe { self.mem.data.add((off + RECORD_HEADER) as usize) }.cast_const())
     }
 
-    /// Publishes the tail; `true` when the producer may be asleep and must
-    /// be woken.
+    /// Publishes the tail; `true` when the producer may be waiting and
+    /// must be woken.
     pub fn release(&mut self) -> bool {
         let c = self.mem.control();
         publish(&c.tail, self.tail, &c.space_sleeping, self.peer_spins)

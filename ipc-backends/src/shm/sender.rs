@@ -21,6 +21,23 @@ pub struct ShmSender {
     pub(super) how: WaitCfg,
     /// Marked by the receiving half once it has seen the peer gone.
     pub(super) link: Link,
+    /// The rest of a message larger than the ring that a non-blocking
+    /// send began: written before anything else.
+    pub(super) pending: Option<Pending>,
+    /// Driven by the async layer: the rest of a message larger than the
+    /// ring is not waited for but kept as [`Pending`].
+    pub(super) nonblocking: bool,
+    /// Sends shorter than this take the fast path: `max + 1`, or 0 while a
+    /// message is [`Pending`], so that the one length comparison a send
+    /// makes anyway also diverts it to finish that message first.
+    pub(super) admit_below: usize,
+}
+
+/// What a non-blocking send of a streamed message left to write.
+#[derive(Debug)]
+pub(super) struct Pending {
+    bytes: Vec<u8>,
+    done: usize,
 }
 
 impl ShmSender {
@@ -77,6 +94,48 @@ impl ShmSender {
         }
     }
 
+    /// Writes what a non-blocking send left ([`Pending`]), waiting for
+    /// room until `deadline`; the rest stays pending on `WouldBlock` or
+    /// `Timeout`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn flush_pending(&mut self, deadline: Deadline) -> Result<()> {
+        let Some(mut p) = self.pending.take() else {
+            return Ok(());
+        };
+        let r = self.write_pending(&mut p, deadline);
+        if matches!(r, Err(Error::WouldBlock | Error::Timeout)) {
+            self.pending = Some(p);
+        } else {
+            self.admit_below = self.max + 1;
+        }
+        r
+    }
+
+    /// A send that the length comparison diverted: too large, or a
+    /// message is pending (written first, by `deadline`).
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&mut self, len: usize, deadline: Deadline) -> Result<()> {
+        self.check_size(len)?;
+        self.check_open()?;
+        self.flush_pending(deadline)
+    }
+
+    fn write_pending(&mut self, p: &mut Pending, deadline: Deadline) -> Result<()> {
+        while p.done < p.bytes.len() {
+            let free = self.free()?;
+            if free == 0 {
+                self.publish();
+                self.wait_space(1, deadline)?;
+                continue;
+            }
+            p.done += self.ring.push(&p.bytes[p.done..], free);
+        }
+        self.publish();
+        Ok(())
+    }
+
     /// The addresses of the mapped segment (for tests that check a loan
     /// lies inside it).
     #[doc(hidden)]
@@ -122,6 +181,9 @@ impl ShmSender {
             });
         }
         self.check_open()?;
+        if self.pending.is_some() {
+            self.flush_pending(deadline)?;
+        }
         let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
         let mut reserved = None;
         shared.wait_for(index, Event::Space, self.how, deadline, || {
@@ -148,14 +210,34 @@ impl ShmSender {
 
     /// Writes a record larger than the free space in pieces, waiting for
     /// room between them without a deadline: from the first byte on the
-    /// message is committed and only the peer's death stops it.
+    /// message is committed and only the peer's death stops it. A half
+    /// driven by the async layer ([`nonblocking`](Self::nonblocking))
+    /// keeps what finds no room as [`Pending`] and returns: the message is
+    /// committed, and the rest is written by
+    /// [`flush_pending`](Self::flush_pending) before the next.
     fn stream(&mut self, parts: [&[u8]; 3], mut free: u64) -> Result<()> {
-        for part in parts {
+        let rest_wait = if self.nonblocking {
+            Deadline::Now
+        } else {
+            Deadline::Never
+        };
+        for (i, part) in parts.iter().enumerate() {
             let mut done = 0;
             while done < part.len() {
                 if free == 0 {
                     self.publish();
-                    self.wait_space(1, Deadline::Never)?;
+                    match self.wait_space(1, rest_wait) {
+                        Err(Error::WouldBlock) => {
+                            let mut bytes = part[done..].to_vec();
+                            for later in &parts[i + 1..] {
+                                bytes.extend_from_slice(later);
+                            }
+                            self.pending = Some(Pending { bytes, done: 0 });
+                            self.admit_below = 0;
+                            return Ok(());
+                        }
+                        r => r?,
+                    }
                     free = self.free()?;
                     continue;
                 }
@@ -171,7 +253,9 @@ impl ShmSender {
 
 impl Sender for ShmSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.check_size(msg.len())?;
+        if msg.len() >= self.admit_below {
+            self.admit_slow(msg.len(), deadline)?;
+        }
         self.check_open()?;
         let len = msg.len() as u64;
         let record = ring::record_size(len);
@@ -201,12 +285,17 @@ impl Sender for ShmSender {
 
 impl Drop for ShmSender {
     fn drop(&mut self) {
+        if self.pending.is_some() {
+            // A committed message is finished while the peer reads, for a
+            // while, not forever.
+            let _ = self.flush_pending(Deadline::after(std::time::Duration::from_secs(1)));
+        }
         self.ring
             .control()
             .producer_closed
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.shared.wake(self.index, Event::Data);
+        self.shared.wake_closed(self.index, Event::Data);
     }
 }
 

@@ -7,7 +7,7 @@
 //! checks in `wake_model.rs` enumerate the interleavings).
 
 use std::ops::Range;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use ipc_core::{Deadline, Endpoint, Error, Result, Wait};
 use super::ring::{self, RingMem, Violation};
 use super::segment::{self, Layout};
 use super::{rendezvous, sysv};
+use crate::sys::event::Event as EventFd;
 use crate::sys::shm::Mapping;
 use crate::sys::{futex, process};
 
@@ -57,6 +58,52 @@ impl WaitCfg {
             spin: endpoint.spin(),
         }
     }
+
+    /// `wait=spin`: this side announced it never sleeps, so its peer
+    /// never looks whether to wake it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(super) fn spins(self) -> bool {
+        self.wait == Wait::Spin
+    }
+}
+
+/// The eventfds of async waits, exchanged at rendezvous (step 5): this
+/// side waits on its own, and rings the peer's when the peer announced an
+/// async wait ([`ring::SLEEPING_ASYNC`]).
+#[derive(Debug)]
+pub(super) struct Doorbells {
+    /// Our receiver waits here for data.
+    pub(super) data: EventFd,
+    /// Our sender waits here for space.
+    pub(super) space: EventFd,
+    /// The peer's receiver's: rung after publishing data for it.
+    pub(super) peer_data: OwnedFd,
+    /// The peer's sender's: rung after releasing space for it.
+    pub(super) peer_space: OwnedFd,
+}
+
+impl Doorbells {
+    /// Two sides' doorbells in one process, each ringing the other's (for
+    /// tests that build both ends of a segment without a rendezvous).
+    #[cfg(test)]
+    pub(super) fn pair() -> (Doorbells, Doorbells) {
+        let event = || EventFd::new().unwrap();
+        let dup = |e: &EventFd| e.as_fd().try_clone_to_owned().unwrap();
+        let (a_data, a_space, b_data, b_space) = (event(), event(), event(), event());
+        let a = Doorbells {
+            peer_data: dup(&b_data),
+            peer_space: dup(&b_space),
+            data: a_data,
+            space: a_space,
+        };
+        let b = Doorbells {
+            peer_data: dup(&a.data),
+            peer_space: dup(&a.space),
+            data: b_data,
+            space: b_space,
+        };
+        (a, b)
+    }
 }
 
 /// What both halves of a connection share.
@@ -64,6 +111,7 @@ impl WaitCfg {
 pub(super) struct Shared {
     pub(super) map: Mapping,
     pub(super) signal: Signal,
+    pub(super) doorbells: Doorbells,
     /// The rendezvous connection: hangs up when the peer process is gone.
     pub(super) socket: OwnedFd,
     pub(super) endpoint: String,
@@ -156,7 +204,66 @@ impl Shared {
         }
     }
 
+    /// Wakes the peer waiting for `event` on `ring`, after a publish found
+    /// its `sleeping` word nonzero: its doorbell when the word (read again
+    /// here) says it waits asynchronously, the futex or semaphore
+    /// otherwise. Reading again is sound: a value stored since the publish
+    /// read the word was stored before that waiter's own re-check, which
+    /// then sees the publication (`docs/shm-architecture.md`).
+    #[cold]
+    #[inline(never)]
     pub(super) fn wake(&self, ring: usize, event: Event) {
+        let (sleeping, _, _) = self.words(ring, event);
+        if sleeping.load(Ordering::Relaxed) == ring::SLEEPING_ASYNC {
+            self.ring_doorbell(event);
+        } else {
+            self.wake_blocked(ring, event);
+        }
+    }
+
+    /// Wakes the peer after this half closed `ring` (the closed flag
+    /// stored, then a SeqCst fence): always the futex or semaphore, and
+    /// the doorbell too when the peer waits asynchronously.
+    pub(super) fn wake_closed(&self, ring: usize, event: Event) {
+        self.wake_blocked(ring, event);
+        let (sleeping, _, _) = self.words(ring, event);
+        if sleeping.load(Ordering::Relaxed) == ring::SLEEPING_ASYNC {
+            self.ring_doorbell(event);
+        }
+    }
+
+    /// Rings the peer's doorbell for `event`: data is for the peer's
+    /// receiver, space for its sender.
+    fn ring_doorbell(&self, event: Event) {
+        let fd = match event {
+            Event::Data => &self.doorbells.peer_data,
+            Event::Space => &self.doorbells.peer_space,
+        };
+        crate::sys::event::ring(fd.as_fd());
+    }
+
+    /// This side's doorbell for its waits on `event`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(super) fn doorbell(&self, event: Event) -> BorrowedFd<'_> {
+        match event {
+            Event::Data => self.doorbells.data.as_fd(),
+            Event::Space => self.doorbells.space.as_fd(),
+        }
+    }
+
+    /// Announces (`how` = [`ring::SLEEPING_ASYNC`]) or withdraws (0) an
+    /// async wait for `event` on `ring`; an announcement is followed by a
+    /// SeqCst fence, as W2–W3 of the blocking wait.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(super) fn announce(&self, ring: usize, event: Event, how: u32) {
+        let (sleeping, _, _) = self.words(ring, event);
+        sleeping.store(how, Ordering::Relaxed);
+        if how != 0 {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    fn wake_blocked(&self, ring: usize, event: Event) {
         let (_, seq, num) = self.words(ring, event);
         seq.fetch_add(1, Ordering::Release);
         match self.signal {
@@ -284,7 +391,7 @@ impl Shared {
         let (sleeping, seq, num) = self.words(ring, event);
         loop {
             let expected = seq.load(Ordering::Acquire);
-            sleeping.store(1, Ordering::Relaxed);
+            sleeping.store(ring::SLEEPING_BLOCKED, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if ready()? {
                 sleeping.store(0, Ordering::Relaxed);

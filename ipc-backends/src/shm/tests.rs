@@ -11,7 +11,7 @@ use ipc_core::{Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Sender};
 use super::channel::{self, Mapped, Side};
 use super::handover::{announce_wait, write_header};
 use super::segment::{self, Layout};
-use super::shared::Signal;
+use super::shared::{Doorbells, Signal};
 use super::{ShmChannel, posix, ring};
 use crate::sys::process;
 use crate::sys::shm::Mapping;
@@ -60,11 +60,12 @@ fn segment(cap: u64, max: usize, wait: &str) -> Segment {
     }
 }
 
-fn mapped(layout: Layout, map: Mapping) -> Mapped {
+fn mapped(layout: Layout, map: Mapping, doorbells: Doorbells) -> Mapped {
     Mapped {
         map,
         layout,
         signal: Signal::Futex,
+        doorbells,
     }
 }
 
@@ -75,7 +76,8 @@ fn mapped(layout: Layout, map: Mapping) -> Mapped {
 fn pair(cap: u64, max: usize, wait: &str) -> (ShmChannel, ShmChannel, *mut u8) {
     let s = segment(cap, max, wait);
     let [m0, m1] = s.maps;
-    let (m0, m1) = (mapped(s.layout, m0), mapped(s.layout, m1));
+    let (d0, d1) = Doorbells::pair();
+    let (m0, m1) = (mapped(s.layout, m0, d0), mapped(s.layout, m1, d1));
     let base = m1.map.ptr();
     let (a, b) = UnixStream::pair().unwrap();
     let c0 = channel::build(m0, a.into(), &s.ep, Side::Listener, s.peer.clone(), None);
@@ -89,7 +91,7 @@ fn pair(cap: u64, max: usize, wait: &str) -> (ShmChannel, ShmChannel, *mut u8) {
 fn lone_client(cap: u64, max: usize) -> (ShmChannel, UnixStream, Mapping) {
     let s = segment(cap, max, "block");
     let [m0, m1] = s.maps;
-    let m1 = mapped(s.layout, m1);
+    let m1 = mapped(s.layout, m1, Doorbells::pair().1);
     let (a, b) = UnixStream::pair().unwrap();
     let c1 = channel::build(m1, b.into(), &s.ep, Side::Client, s.peer, None);
     (c1, a, m0)

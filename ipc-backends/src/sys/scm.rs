@@ -14,9 +14,20 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 /// # Errors
 /// The OS error of `sendmsg(2)`.
 pub fn send_fd(sock: BorrowedFd<'_>, byte: u8, fd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    send_fds(sock, byte, &[fd])
+}
+
+/// Sends `byte` with every descriptor of `fds` attached (at most
+/// [`MAX_FDS`]), non-blocking. `Ok(false)` when the socket buffer is full
+/// (nothing sent).
+///
+/// # Errors
+/// The OS error of `sendmsg(2)`.
+pub fn send_fds(sock: BorrowedFd<'_>, byte: u8, fds: &[BorrowedFd<'_>]) -> std::io::Result<bool> {
+    debug_assert!(fds.len() <= MAX_FDS);
     let data = [byte];
     let iov = [IoSlice::new(&data)];
-    let fds = [fd.as_raw_fd()];
+    let fds: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let cmsg = [ControlMessage::ScmRights(&fds)];
     loop {
         match sendmsg::<()>(
@@ -33,6 +44,9 @@ pub fn send_fd(sock: BorrowedFd<'_>, byte: u8, fd: BorrowedFd<'_>) -> std::io::R
         }
     }
 }
+
+/// The most descriptors one message carries here.
+pub const MAX_FDS: usize = 4;
 
 /// What [`recv_fd`] got.
 #[derive(Debug)]
@@ -51,8 +65,31 @@ pub enum Received {
 /// # Errors
 /// The OS error of `recvmsg(2)`.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
+    Ok(match recv_fds(sock)? {
+        ReceivedMany::WouldBlock => Received::WouldBlock,
+        ReceivedMany::Closed => Received::Closed,
+        ReceivedMany::Byte(b, fds) => Received::Byte(b, fds.into_iter().next()),
+    })
+}
+
+/// What [`recv_fds`] got.
+#[derive(Debug)]
+pub enum ReceivedMany {
+    /// Nothing yet.
+    WouldBlock,
+    /// The peer closed the socket.
+    Closed,
+    /// One byte and the descriptors sent with it (at most [`MAX_FDS`]).
+    Byte(u8, Vec<OwnedFd>),
+}
+
+/// Receives one byte and the descriptors sent with it, non-blocking.
+///
+/// # Errors
+/// The OS error of `recvmsg(2)`.
+pub fn recv_fds(sock: BorrowedFd<'_>) -> std::io::Result<ReceivedMany> {
     let mut data = [0u8; 1];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     loop {
         let mut iov = [IoSliceMut::new(&mut data)];
         let msg = match recvmsg::<()>(
@@ -63,27 +100,24 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
         ) {
             Ok(m) => m,
             Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Ok(Received::WouldBlock),
-            Err(Errno::ECONNRESET) => return Ok(Received::Closed),
+            Err(Errno::EAGAIN) => return Ok(ReceivedMany::WouldBlock),
+            Err(Errno::ECONNRESET) => return Ok(ReceivedMany::Closed),
             Err(e) => return Err(e.into()),
         };
-        let mut got: Option<OwnedFd> = None;
+        let mut got: Vec<OwnedFd> = Vec::new();
         for c in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 for raw in fds {
                     // SAFETY: the kernel installed `raw` in our table for this
                     // message; nothing else owns it, so taking ownership (and
-                    // closing extras on drop) is sound.
-                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                    if got.is_none() {
-                        got = Some(owned);
-                    }
+                    // closing it on drop) is sound.
+                    got.push(unsafe { OwnedFd::from_raw_fd(raw) });
                 }
             }
         }
         if msg.bytes == 0 {
-            return Ok(Received::Closed);
+            return Ok(ReceivedMany::Closed);
         }
-        return Ok(Received::Byte(data[0], got));
+        return Ok(ReceivedMany::Byte(data[0], got));
     }
 }

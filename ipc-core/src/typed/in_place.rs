@@ -86,14 +86,31 @@ impl<T: IpcMessage + ZeroCopy, L: Commit> Loan<T, L> {
         Ok(Loan { slot })
     }
 
+    /// A loan of a `T` over the byte loan `loan` (for layers that lend
+    /// bytes their own way, such as the async one).
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when `loan` is not `size_of::<T>()` bytes.
+    #[doc(hidden)]
+    pub fn from_bytes(loan: L) -> Result<Self> {
+        Loan::new(loan)
+    }
+
     /// Sends the value.
     ///
     /// # Errors
     /// As [`Commit::commit`]: on shared memory never; on other transports
     /// [`Error::Disconnected`] or the loan's deadline.
     pub fn send(self) -> Result<()> {
+        self.into_filled().commit()
+    }
+
+    /// The byte loan holding the value, not yet sent (for layers that send
+    /// it their own way, such as the async one).
+    #[doc(hidden)]
+    pub fn into_filled(self) -> L {
         match self.slot {
-            LoanSlot::Direct(loan) => loan.commit(),
+            LoanSlot::Direct(loan) => loan,
             LoanSlot::Local(mut loan, value) => {
                 // SAFETY:
                 // - `value.as_ptr()` is valid for reads of `size_of::<T>()`
@@ -107,7 +124,7 @@ impl<T: IpcMessage + ZeroCopy, L: Commit> Loan<T, L> {
                     std::slice::from_raw_parts(value.as_ptr().cast::<u8>(), size_of::<T>())
                 };
                 loan.copy_from_slice(bytes);
-                loan.commit()
+                loan
             }
         }
     }
@@ -182,6 +199,16 @@ pub struct Sample<T, M> {
 }
 
 impl<T: IpcMessage + ZeroCopy, M: Received> Sample<T, M> {
+    /// A sample of the received bytes `msg` (for layers that receive them
+    /// their own way, such as the async one).
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_sample`] for bytes that are not a `T`.
+    #[doc(hidden)]
+    pub fn from_received(msg: M) -> Result<Self> {
+        Sample::new(msg)
+    }
+
     fn new(msg: M) -> Result<Self> {
         // In shared memory the peer can still write: only a type for which
         // any bytes are a valid value may be referenced there. Other bytes

@@ -109,7 +109,7 @@ fn sysv_shm_a_refused_uid_fails_the_client() {
 }
 
 /// A client written from `docs/wire-format.md` alone connects: the bytes
-/// of steps 1 to 4 are as documented.
+/// of steps 1 to 5 are as documented.
 #[test]
 fn a_client_written_from_the_wire_format_connects() {
     let ep = endpoint("shm", "");
@@ -146,8 +146,64 @@ fn a_client_written_from_the_wire_format_connects() {
     unsafe { std::ptr::copy_nonoverlapping(map.ptr(), fields.as_mut_ptr(), fields.len()) };
     let layout = segment::validate_header(&fields, size, 4096).unwrap();
     assert_eq!(layout.client_pid, process::pid());
-    // Step 4: acknowledge; the listener's accept returns the connection.
+    // Step 4: acknowledge.
     s.write_all(&[1]).unwrap();
+    // Step 5: byte 2 with two eventfds, both ways; the listener's accept
+    // returns the connection.
+    let event = || crate::sys::event::Event::new().unwrap();
+    let (data, space) = (event(), event());
+    assert!(scm::send_fds(s.as_fd(), 2, &[data.as_fd(), space.as_fd()]).unwrap());
+    let theirs = loop {
+        match scm::recv_fds(s.as_fd()).unwrap() {
+            scm::ReceivedMany::Byte(2, fds) => break fds,
+            scm::ReceivedMany::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(theirs.len(), 2);
+    for fd in &theirs {
+        assert!(crate::sys::event::is_nonblocking_eventfd(fd.as_fd()).unwrap());
+    }
     let ch = l.accept_timeout(OP).unwrap();
     assert_eq!(ch.max_message_size(), 4096);
+}
+
+/// A client whose step 5 carries something else than two eventfds is
+/// refused: the listener never writes to a descriptor that could block.
+#[test]
+fn a_doorbell_that_is_not_an_eventfd_is_refused() {
+    let ep = endpoint("shm", "?connect_timeout=20s");
+    let mut l = Shm::listen(&ep, &Schema::bytes()).unwrap();
+    let mut s = raw_client(&ep);
+    let hello = Hello::new(&Schema::bytes(), process::pid(), process::uid(), 4096).encode();
+    s.write_all(&(hello.len() as u16).to_le_bytes()).unwrap();
+    s.write_all(&hello).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut theirs = vec![0u8; usize::from(u16::from_le_bytes(len))];
+    s.read_exact(&mut theirs).unwrap();
+    s.write_all(&[0]).unwrap();
+    let mut verdict = [9u8];
+    s.read_exact(&mut verdict).unwrap();
+    let _segment = loop {
+        match scm::recv_fd(s.as_fd()).unwrap() {
+            Received::Byte(1, Some(fd)) => break fd,
+            Received::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            other => panic!("{other:?}"),
+        }
+    };
+    s.write_all(&[1]).unwrap();
+    // A pipe's ends instead of eventfds.
+    let (r, w) = std::io::pipe().unwrap();
+    assert!(scm::send_fds(s.as_fd(), 2, &[r.as_fd(), w.as_fd()]).unwrap());
+    // The listener drops the connection: the socket reaches end of file
+    // (after the listener's own step 5 message), and accept has nothing.
+    s.set_read_timeout(Some(OP)).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(matches!(
+        l.accept_timeout(Duration::from_millis(200)),
+        Err(Error::Timeout)
+    ));
+    assert!(l.refused() >= 1, "refused {}", l.refused());
 }
