@@ -5,6 +5,7 @@
 mod util;
 
 mod conformance;
+mod idle;
 mod in_place;
 mod rpc;
 mod stream;

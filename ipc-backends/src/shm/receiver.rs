@@ -205,6 +205,7 @@ impl Drop for ShmReceiver {
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
         self.shared.wake(self.index, Event::Space);
+        self.shared.settle();
     }
 }
 

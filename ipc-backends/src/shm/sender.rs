@@ -207,6 +207,7 @@ impl Drop for ShmSender {
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
         self.shared.wake(self.index, Event::Data);
+        self.shared.settle();
     }
 }
 
