@@ -5,8 +5,8 @@
 mod util;
 
 mod conformance;
-mod idle;
 mod in_place;
 mod rpc;
+mod scale;
 mod stream;
 mod typed;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use ipc_core::{Deadline, Duplex, Endpoint, Error, Result, Schema, Transport};
 
+use super::sizing::Charge;
 use super::{Kernel, Opened, Pair, REQUEST_BUF, Rendezvous, Sizing, sizing};
 use crate::conn::accept::{Acceptor, Closer, Stop};
 use crate::conn::fail;
@@ -114,6 +115,8 @@ pub struct MqIn {
     q: Queue,
     peer: Option<PidFd>,
     unit: Vec<u8>,
+    /// On the client, which created (and is charged for) both queues.
+    _charge: Option<Charge>,
 }
 
 impl MqIn {
@@ -122,6 +125,7 @@ impl MqIn {
             q,
             peer: None,
             unit: vec![0; unit],
+            _charge: None,
         }
     }
 }
@@ -298,7 +302,8 @@ impl Kernel for Mq {
                 .map_err(|e| sizing::posix_create_error(endpoint, name, sizing, e))
         };
         let tx = MqOut::new(create(&names.0, Access::Write)?, sizing.unit);
-        let rx = MqIn::new(create(&names.1, Access::Read)?, sizing.unit);
+        let mut rx = MqIn::new(create(&names.1, Access::Read)?, sizing.unit);
+        rx._charge = Some(Charge::new());
         Ok(Pair {
             request: Request { pid, n },
             tx,

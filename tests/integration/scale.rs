@@ -1,6 +1,7 @@
-//! Idle connections cost nothing: a server holding hundreds of idle
-//! connections, each with a thread blocked in `recv`, uses (almost) no
-//! CPU. A watchdog against liveness polling, not a benchmark.
+//! Many connections: a server holding hundreds of idle connections, each
+//! with a thread blocked in `recv`, uses (almost) no CPU (a watchdog
+//! against liveness polling, not a benchmark); when the per-user POSIX
+//! queue memory runs out, the error names the numbers.
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,34 @@ fn role() {
             report(format!("connected_ms={}", connect.as_millis()));
             util::await_parent();
         }
+        // Lowers RLIMIT_MSGQUEUE (soft and hard, so ipcx cannot raise it
+        // back), listens, and connects until the queue memory runs out.
+        "mq-limit" => {
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: setrlimit reads one rlimit struct through a pointer
+            // to a live local.
+            assert_eq!(
+                unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &limit) },
+                0,
+                "setrlimit"
+            );
+            let mut held = Vec::new();
+            let err = match ipcx::listen(&endpoint) {
+                Err(e) => e,
+                Ok(_listener) => loop {
+                    match ipcx::connect(&endpoint) {
+                        Ok(ch) => held.push(ch),
+                        Err(e) => break e,
+                    }
+                    assert!(held.len() < 100, "{n} bytes of queues held 100 connections");
+                },
+            };
+            report(format!("held={}", held.len()));
+            report(format!("error={err}"));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -122,7 +151,36 @@ fn shm_idle_connections_cost_no_cpu(test: &'static str) {
     );
 }
 
+fn mq_limit_error_names_the_numbers(test: &'static str) {
+    let ep = format!("mq:/{}", util::unique("lim"));
+    // 100,000 bytes: one default connection (85,120) fits when this
+    // user holds no other queues, never two.
+    let limit = 100_000;
+    let peer = Peer::spawn(test, "mq-limit", &ep, &limit.to_string());
+    let held: usize = peer.expect_value("held").parse().expect("held");
+    let err = peer.expect_value("error");
+    eprintln!("with RLIMIT_MSGQUEUE={limit}: {held} connection(s), then: {err}");
+    assert!(held <= 1, "{held} connections in {limit} bytes");
+    for part in [
+        format!("RLIMIT_MSGQUEUE is {limit} bytes per user (hard limit {limit})"),
+        format!("this process holds {held}"),
+        "bytes with the kernel's bookkeeping".to_string(),
+        "ulimit -q".to_string(),
+        "limits.conf".to_string(),
+        "CAP_SYS_RESOURCE".to_string(),
+    ] {
+        assert!(err.contains(&part), "the error names {part:?}: {err}");
+    }
+    assert!(!err.contains("capacity=0"), "{err}");
+    peer.expect_success();
+}
+
+#[test]
+fn mq_limit() {
+    run("scale::mq_limit", mq_limit_error_names_the_numbers);
+}
+
 #[test]
 fn shm_idle() {
-    run("idle::shm_idle", shm_idle_connections_cost_no_cpu);
+    run("scale::shm_idle", shm_idle_connections_cost_no_cpu);
 }
