@@ -11,7 +11,7 @@
 //! spent names the numbers and the remedies. Smaller queues are the
 //! caller's choice (`capacity=`, `max_message_size=`), not the default:
 //! they trade throughput (more fragments per message, less buffering)
-//! for count (see `docs/queues.md`).
+//! for count (see ARCHITECTURE.md, `queue/`).
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
