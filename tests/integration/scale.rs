@@ -75,11 +75,8 @@ fn role() {
             };
             // SAFETY: setrlimit reads one rlimit struct through a pointer
             // to a live local.
-            assert_eq!(
-                unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &limit) },
-                0,
-                "setrlimit"
-            );
+            let r = unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &limit) };
+            assert_eq!(r, 0, "setrlimit");
             let mut held = Vec::new();
             let err = match ipcx::listen(&endpoint) {
                 Err(e) => e,
