@@ -27,6 +27,7 @@ pub mod measure;
 pub mod peers;
 pub mod raw;
 pub mod report;
+pub mod scale;
 pub mod sync;
 
 use std::io::{BufRead, BufReader};
@@ -113,6 +114,15 @@ pub struct Args {
     /// `--transports` is given too.
     #[arg(long)]
     pub sync: bool,
+    /// Measure what many connections cost instead: for each transport
+    /// and each of `--counts`, connect time, idle server CPU (5 s; 1 s
+    /// with --quick), resident memory, and one connection's round trip
+    /// while the others idle. `--transports` picks transports by scheme.
+    #[arg(long, conflicts_with = "sync")]
+    pub scale: bool,
+    /// Connection counts of `--scale`.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000])]
+    pub counts: Vec<usize>,
 }
 
 /// One row of results: a transport at one size and pinning, ipcx beside raw.
@@ -150,6 +160,25 @@ impl Row {
 pub fn main(args: Args) -> Result<(), String> {
     if std::env::var_os(PEER_VAR).is_some() {
         return measure::peer_main();
+    }
+    if let Ok(spec) = std::env::var(scale::SCALE_VAR) {
+        return scale::peer_main(&spec);
+    }
+    if args.scale {
+        let idle = Duration::from_millis(if args.quick { 1000 } else { 5000 });
+        let rows = scale::run(&args.transports, &args.counts, idle, &mut |line| {
+            eprintln!("{line}")
+        })?;
+        print!("{}", scale::table(&rows));
+        if let Some(path) = &args.json {
+            let text =
+                serde_json::to_string_pretty(&serde_json::json!({ "scale": scale::json(&rows) }))
+                    .unwrap_or_default()
+                    + "\n";
+            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(());
     }
     let rows = if args.sync && args.transports.is_empty() {
         Vec::new()
