@@ -286,7 +286,9 @@ pub fn table(rows: &[ScaleRow]) -> String {
             super::human_ns(r.rtt_p50_ns),
         ));
         if let Some(e) = &r.error {
-            o.push_str(&format!("          stopped at {}: {e}\n", r.connected));
+            // The whole message is in the JSON; its first sentence here.
+            let first = e.split(". ").next().unwrap_or(e);
+            o.push_str(&format!("          stopped at {}: {first}\n", r.connected));
         }
     }
     o
