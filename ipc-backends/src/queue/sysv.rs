@@ -39,8 +39,13 @@ use crate::sys::sysv_msg::{self, MsgBuf, MsgQueue, Op};
 
 /// `ftok` project id of rendezvous keys.
 const PROJECT: u8 = b'x';
-/// How often a timed wait re-checks a queue that cannot be polled.
+/// How often a timed wait re-checks a queue that cannot be polled, at
+/// most: the pause starts at [`FIRST_PAUSE`] and doubles up to this, so
+/// an answer that comes quickly (a handshake's) is seen quickly, and a
+/// long wait costs one wake-up per slice.
 const SLICE: Duration = Duration::from_micros(500);
+/// The first pause of a timed wait.
+const FIRST_PAUSE: Duration = Duration::from_micros(10);
 
 /// The System V message queue transport.
 #[derive(Debug, Clone, Copy, Default)]
@@ -180,6 +185,36 @@ pub struct SysvOut {
     watch: Option<Arc<Watched>>,
 }
 
+/// The growing pause of one timed wait on a queue.
+#[derive(Debug, Clone, Copy)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(FIRST_PAUSE)
+    }
+
+    /// Sleeps the next pause (at most until `deadline`).
+    ///
+    /// # Errors
+    /// The deadline's error once it has passed.
+    fn pause(&mut self, deadline: Deadline) -> Result<()> {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(SLICE);
+        match deadline.remaining() {
+            Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
+            Some(d) => {
+                std::thread::sleep(d.min(pause));
+                Ok(())
+            }
+            None => {
+                std::thread::sleep(pause);
+                Ok(())
+            }
+        }
+    }
+}
+
 impl SysvOut {
     fn new(q: Arc<Queue>, unit: usize) -> SysvOut {
         SysvOut {
@@ -192,6 +227,7 @@ impl SysvOut {
 
 impl UnitSink for SysvOut {
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()> {
+        let mut backoff = Backoff::new();
         loop {
             // Blocking in msgsnd is safe only with a watcher that removes
             // the queue when the peer dies (EIDRM then wakes the call).
@@ -208,7 +244,7 @@ impl UnitSink for SysvOut {
                     if gone(&self.watch) {
                         return Err(Error::Disconnected);
                     }
-                    sleep_slice(deadline)?;
+                    backoff.pause(deadline)?;
                 }
             }
         }
@@ -233,6 +269,8 @@ impl Drop for SysvOut {
 #[derive(Debug)]
 pub struct SysvIn {
     q: Arc<Queue>,
+    /// The pause of the current timed wait (reset by each unit taken).
+    backoff: Backoff,
     /// The largest unit accepted.
     max: usize,
     buf: MsgBuf,
@@ -245,6 +283,7 @@ impl SysvIn {
         let max = sizing::sysv_receive_max(unit);
         SysvIn {
             q,
+            backoff: Backoff::new(),
             max,
             buf: MsgBuf::with_text_capacity(max),
             watch: None,
@@ -261,7 +300,10 @@ impl UnitSource for SysvIn {
         let nowait = !block || self.watch.is_none() || gone(&self.watch);
         let got = self.q.q.receive(&mut self.buf, self.max, nowait);
         Ok(match got.context(|| "msgrcv".into())? {
-            Op::Done(n) => Taken::Unit(n),
+            Op::Done(n) => {
+                self.backoff = Backoff::new();
+                Taken::Unit(n)
+            }
             Op::Removed => Taken::Removed,
             Op::WouldBlock => Taken::Empty,
         })
@@ -276,7 +318,7 @@ impl UnitSource for SysvIn {
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        sleep_slice(deadline)
+        self.backoff.pause(deadline)
     }
 }
 
@@ -286,20 +328,6 @@ impl Drop for SysvIn {
         self.q.remove();
         if let Some(w) = &self.watch {
             w.watch.settle();
-        }
-    }
-}
-
-fn sleep_slice(deadline: Deadline) -> Result<()> {
-    match deadline.remaining() {
-        Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
-        Some(d) => {
-            std::thread::sleep(d.min(SLICE));
-            Ok(())
-        }
-        None => {
-            std::thread::sleep(SLICE);
-            Ok(())
         }
     }
 }
@@ -488,6 +516,7 @@ impl Kernel for SysvMq {
         deadline: Deadline,
     ) -> Result<()> {
         let mut buf = MsgBuf::with_text_capacity(request::LEN);
+        let mut backoff = Backoff::new();
         loop {
             let sent = door
                 .send(&mut buf, &[request], true)
@@ -497,7 +526,8 @@ impl Kernel for SysvMq {
                 Op::Removed => {
                     return Err(fail::no_listener(endpoint, "the listener closed"));
                 }
-                Op::WouldBlock => sleep_slice(deadline)
+                Op::WouldBlock => backoff
+                    .pause(deadline)
                     .map_err(|_| fail::connect_timeout(endpoint, "sending the connect request"))?,
             }
         }
