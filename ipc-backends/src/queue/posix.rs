@@ -14,6 +14,7 @@
 //! [mq_overview(7)]: https://man7.org/linux/man-pages/man7/mq_overview.7.html
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_core::{Deadline, Duplex, Endpoint, Error, Result, Schema, Transport};
@@ -77,7 +78,7 @@ impl Transport for Mq {
 #[derive(Debug)]
 pub struct MqOut {
     q: Queue,
-    peer: Option<PidFd>,
+    peer: Option<Arc<PidFd>>,
     scratch: Vec<u8>,
     /// The peer was gone when the connection was made.
     dead: bool,
@@ -103,7 +104,7 @@ impl UnitSink for MqOut {
             match self.q.send(&self.scratch).context(|| "mq_send".into())? {
                 Op::Done(_) => return Ok(()),
                 Op::WouldBlock if self.dead => return Err(Error::Disconnected),
-                Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_ref(), deadline)?,
+                Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_deref(), deadline)?,
             }
         }
     }
@@ -113,7 +114,7 @@ impl UnitSink for MqOut {
 #[derive(Debug)]
 pub struct MqIn {
     q: Queue,
-    peer: Option<PidFd>,
+    peer: Option<Arc<PidFd>>,
     unit: Vec<u8>,
     /// On the client, which created (and is charged for) both queues.
     _charge: Option<Charge>,
@@ -152,13 +153,13 @@ impl UnitSource for MqIn {
 
     fn peer_exited(&self) -> Result<bool> {
         self.peer
-            .as_ref()
+            .as_deref()
             .map_or(Ok(false), PidFd::exited)
             .context(|| "poll(pidfd)".into())
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        wait(&self.q, Interest::Read, self.peer.as_ref(), deadline)
+        wait(&self.q, Interest::Read, self.peer.as_deref(), deadline)
     }
 }
 
@@ -371,14 +372,15 @@ impl Kernel for Mq {
     }
 
     fn watch(tx: &mut MqOut, rx: &mut MqIn, pid: u32) -> Result<bool> {
-        let open = || PidFd::open(pid).context(|| format!("pidfd_open({pid})"));
-        match (open()?, open()?) {
-            (Some(a), Some(b)) => {
-                tx.peer = Some(a);
-                rx.peer = Some(b);
+        // One pidfd per connection, polled beside the queue by both halves.
+        match PidFd::open(pid).context(|| format!("pidfd_open({pid})"))? {
+            Some(p) => {
+                let p = Arc::new(p);
+                tx.peer = Some(p.clone());
+                rx.peer = Some(p);
                 Ok(true)
             }
-            _ => {
+            None => {
                 tx.dead = true;
                 Ok(false)
             }
