@@ -9,6 +9,11 @@
 //! `/proc/sys/fs/mqueue/msg_max`); every queue counts against the user's
 //! `RLIMIT_MSGQUEUE`. The wire format is in `docs/wire-format.md`.
 
+pub use crate::queue::sizing::{
+    posix_connection_bytes as connection_bytes,
+    posix_default_connection_bytes as default_connection_bytes,
+};
+
 pub use crate::queue::posix::{
     Mq, MqChannel, MqIn, MqListener, MqOut, MqReceiver, MqSender, rendezvous_name,
 };

@@ -9,5 +9,6 @@ mod async_shm;
 mod conformance;
 mod in_place;
 mod rpc;
+mod scale;
 mod stream;
 mod typed;

@@ -14,6 +14,10 @@
 //!   asks for it.
 //! - `link`: once a channel has seen `Disconnected`, every operation on
 //!   it (both halves) returns `Disconnected`.
+//! - `watch`: the one death watcher of the process: a thread on an epoll
+//!   set of pidfds, one per peer process, that flags and wakes the
+//!   connections of a peer that exits (for transports whose objects give
+//!   no end-of-file).
 //!
 //! A backend supplies only what is its own: how bytes move and how its
 //! rendezvous is found.
@@ -25,5 +29,6 @@ pub(crate) mod fail;
 pub(crate) mod handshake;
 pub(crate) mod link;
 pub(crate) mod request;
+pub(crate) mod watch;
 
 pub use accept::{Acceptor, ListenerCloser, close_all_listeners};

@@ -27,7 +27,7 @@
 //!
 //! What differs between the kernels is [`Kernel`].
 
-mod sizing;
+pub(crate) mod sizing;
 
 pub mod posix;
 pub mod sysv;

@@ -14,10 +14,12 @@
 //! [mq_overview(7)]: https://man7.org/linux/man-pages/man7/mq_overview.7.html
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_core::{Deadline, Duplex, Endpoint, Error, Result, Schema, Transport};
 
+use super::sizing::Charge;
 use super::{Kernel, Opened, Pair, REQUEST_BUF, Rendezvous, Sizing, sizing};
 use crate::conn::accept::{Acceptor, Closer, Stop};
 use crate::conn::fail;
@@ -76,7 +78,7 @@ impl Transport for Mq {
 #[derive(Debug)]
 pub struct MqOut {
     q: Queue,
-    peer: Option<PidFd>,
+    peer: Option<Arc<PidFd>>,
     scratch: Vec<u8>,
     /// The peer was gone when the connection was made.
     dead: bool,
@@ -102,7 +104,7 @@ impl UnitSink for MqOut {
             match self.q.send(&self.scratch).context(|| "mq_send".into())? {
                 Op::Done(_) => return Ok(()),
                 Op::WouldBlock if self.dead => return Err(Error::Disconnected),
-                Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_ref(), deadline)?,
+                Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_deref(), deadline)?,
             }
         }
     }
@@ -121,8 +123,10 @@ impl UnitSink for MqOut {
 #[derive(Debug)]
 pub struct MqIn {
     q: Queue,
-    peer: Option<PidFd>,
+    peer: Option<Arc<PidFd>>,
     unit: Vec<u8>,
+    /// On the client, which created (and is charged for) both queues.
+    _charge: Option<Charge>,
 }
 
 impl MqIn {
@@ -131,6 +135,7 @@ impl MqIn {
             q,
             peer: None,
             unit: vec![0; unit],
+            _charge: None,
         }
     }
 }
@@ -157,13 +162,13 @@ impl UnitSource for MqIn {
 
     fn peer_exited(&self) -> Result<bool> {
         self.peer
-            .as_ref()
+            .as_deref()
             .map_or(Ok(false), PidFd::exited)
             .context(|| "poll(pidfd)".into())
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        wait(&self.q, Interest::Read, self.peer.as_ref(), deadline)
+        wait(&self.q, Interest::Read, self.peer.as_deref(), deadline)
     }
 
     fn source(&self) -> Option<crate::aio::Source<'_>> {
@@ -316,7 +321,8 @@ impl Kernel for Mq {
                 .map_err(|e| sizing::posix_create_error(endpoint, name, sizing, e))
         };
         let tx = MqOut::new(create(&names.0, Access::Write)?, sizing.unit);
-        let rx = MqIn::new(create(&names.1, Access::Read)?, sizing.unit);
+        let mut rx = MqIn::new(create(&names.1, Access::Read)?, sizing.unit);
+        rx._charge = Some(Charge::new());
         Ok(Pair {
             request: Request { pid, n },
             tx,
@@ -384,14 +390,15 @@ impl Kernel for Mq {
     }
 
     fn watch(tx: &mut MqOut, rx: &mut MqIn, pid: u32) -> Result<bool> {
-        let open = || PidFd::open(pid).context(|| format!("pidfd_open({pid})"));
-        match (open()?, open()?) {
-            (Some(a), Some(b)) => {
-                tx.peer = Some(a);
-                rx.peer = Some(b);
+        // One pidfd per connection, polled beside the queue by both halves.
+        match PidFd::open(pid).context(|| format!("pidfd_open({pid})"))? {
+            Some(p) => {
+                let p = Arc::new(p);
+                tx.peer = Some(p.clone());
+                rx.peer = Some(p);
                 Ok(true)
             }
-            _ => {
+            None => {
                 tx.dead = true;
                 Ok(false)
             }

@@ -1,6 +1,20 @@
 //! How big a connection's queues are — the unit (the largest kernel
 //! message a side sends) and the queue length — within the kernel's
 //! limits, and what to say when the kernel's budget for queues is spent.
+//!
+//! POSIX queues are charged up front against the creating user's
+//! `RLIMIT_MSGQUEUE` (default 800 KiB): `capacity × (unit + 96)` bytes per
+//! queue, two per connection, charged to the client. With the default
+//! 10 × 4160-byte units a connection costs 85,120 bytes, so nine fit.
+//! The first POSIX queue a process creates raises its soft limit to the
+//! hard one (allowed to any process), and the error when the budget is
+//! spent names the numbers and the remedies. Smaller queues are the
+//! caller's choice (`capacity=`, `max_message_size=`), not the default:
+//! they trade throughput (more fragments per message, less buffering)
+//! for count (see ARCHITECTURE.md, `queue/`).
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc_core::handshake::MAX_HELLO_LEN;
 use ipc_core::{Endpoint, Error, Result};
@@ -47,8 +61,52 @@ fn unit(endpoint: &Endpoint, largest: u64, source: &str) -> Result<usize> {
     Ok(unit)
 }
 
+/// Bytes one connection's two POSIX queues of `capacity` messages of
+/// `unit` bytes take from `RLIMIT_MSGQUEUE`.
+pub fn posix_connection_bytes(unit: usize, capacity: usize) -> u64 {
+    2 * capacity as u64 * (unit as u64 + KERNEL_BYTES_PER_MESSAGE)
+}
+
+/// Bytes a connection with the default sizing takes from
+/// `RLIMIT_MSGQUEUE`.
+pub fn posix_default_connection_bytes() -> u64 {
+    let size_max = proc_limit(mqueue::MSGSIZE_MAX_PATH).unwrap_or(8192) as usize;
+    posix_connection_bytes(DEFAULT_UNIT.min(size_max), posix_default_capacity())
+}
+
+/// Raises this process's soft `RLIMIT_MSGQUEUE` to its hard limit, once.
+fn raise_limit() {
+    static RAISED: Once = Once::new();
+    RAISED.call_once(|| match mqueue::raise_rlimit_msgqueue() {
+        Ok(limit) => tracing::debug!(limit, "RLIMIT_MSGQUEUE"),
+        Err(e) => tracing::debug!(error = %e, "RLIMIT_MSGQUEUE not raised"),
+    });
+}
+
+/// Connections whose queues this process created and still holds.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// One connection's queues created by this process (counted while held,
+/// for the error when the budget is spent).
+#[derive(Debug)]
+pub(crate) struct Charge(());
+
+impl Charge {
+    pub(crate) fn new() -> Charge {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        Charge(())
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The default length of a POSIX queue within `msg_max`.
 pub(crate) fn posix_default_capacity() -> usize {
+    raise_limit();
     let msg_max = proc_limit(mqueue::MSG_MAX_PATH).unwrap_or(DEFAULT_CAPACITY as u64);
     DEFAULT_CAPACITY.min(msg_max as usize).max(1)
 }
@@ -56,6 +114,7 @@ pub(crate) fn posix_default_capacity() -> usize {
 /// Sizes of a POSIX queue pair: `capacity` at most `msg_max` messages
 /// (default 10), the unit at most `msgsize_max`.
 pub(crate) fn posix(endpoint: &Endpoint) -> Result<Sizing> {
+    raise_limit();
     let msg_max = proc_limit(mqueue::MSG_MAX_PATH).unwrap_or(DEFAULT_CAPACITY as u64);
     let size_max = proc_limit(mqueue::MSGSIZE_MAX_PATH).unwrap_or(8192);
     let capacity = match endpoint.options().capacity {
@@ -143,18 +202,32 @@ pub(crate) fn posix_create_error(
 /// `mq_open` failed with `EMFILE`: on Linux that is this user's queue
 /// memory (`RLIMIT_MSGQUEUE`), unless the process is out of descriptors.
 fn queue_memory_spent(endpoint: &Endpoint, name: &str, sizing: &Sizing) -> String {
-    let capacity = sizing.capacity.unwrap_or(DEFAULT_CAPACITY) as u64;
-    let unit = sizing.unit as u64;
-    let per_connection = 2 * capacity * (unit + KERNEL_BYTES_PER_MESSAGE);
+    let capacity = sizing.capacity.unwrap_or(DEFAULT_CAPACITY);
+    let per_connection = posix_connection_bytes(sizing.unit, capacity);
     let limit = mqueue::rlimit_msgqueue().filter(|&l| l < u64::MAX / 2);
     let Some(limit) = limit else {
         return format!(
             "{endpoint}: mq_open {name}: this process is out of file descriptors (RLIMIT_NOFILE, ulimit -n); close connections or raise ulimit -n"
         );
     };
+    let hard = mqueue::rlimit_msgqueue_hard().unwrap_or(limit);
+    // What a small queue pair costs: 3 messages of 1 KiB.
+    let small = posix_connection_bytes(1024 + FIRST_HEADER, 3);
     format!(
-        "{endpoint}: mq_open {name}: this user's POSIX queue memory is used up: RLIMIT_MSGQUEUE (ulimit -q) allows {limit} bytes per user, and each connection holds two queues of capacity={capacity} messages of {unit} bytes, {per_connection} bytes with the kernel's bookkeeping, so about {} connections fit; close connections, lower capacity= or max_message_size=, or raise ulimit -q (or, if the process is out of descriptors instead, ulimit -n)",
-        limit / per_connection.max(1)
+        "{endpoint}: mq_open {name}: this user's POSIX queue memory is used up. \
+         RLIMIT_MSGQUEUE is {limit} bytes per user (hard limit {hard}); each connection \
+         holds two queues of {capacity} messages of {} bytes, {per_connection} bytes with \
+         the kernel's bookkeeping, so {} connections fit, and this process holds {} \
+         (queues of this user's other processes count too). To fit more: close \
+         connections; ask for smaller queues (capacity=3&max_message_size=1024 costs \
+         {small} bytes, {} connections); or raise the limit: `ulimit -q BYTES` in the \
+         shell that starts the client (up to the hard limit), `msgqueue` in \
+         /etc/security/limits.conf or LimitMSGQUEUE= in a systemd unit, or setrlimit \
+         with CAP_SYS_RESOURCE. (If the process is out of descriptors instead: ulimit -n.)",
+        sizing.unit,
+        limit / per_connection.max(1),
+        HELD.load(Ordering::Relaxed),
+        limit / small.max(1),
     )
 }
 
@@ -194,12 +267,13 @@ mod tests {
         )
         .to_string();
         assert!(!e.contains("capacity=0"), "{e}");
-        if mqueue::rlimit_msgqueue().is_some_and(|l| l < u64::MAX / 2) {
-            assert!(
-                e.contains("RLIMIT_MSGQUEUE") && e.contains("capacity=10"),
-                "{e}"
-            );
+        if let Some(l) = mqueue::rlimit_msgqueue().filter(|&l| l < u64::MAX / 2) {
+            assert!(e.contains(&format!("RLIMIT_MSGQUEUE is {l} bytes")), "{e}");
+            assert!(e.contains("two queues of 10 messages"), "{e}");
             assert!(e.contains(&format!("{DEFAULT_UNIT} bytes")), "{e}");
+            let per = posix_connection_bytes(DEFAULT_UNIT, 10);
+            assert!(e.contains(&format!("{per} bytes with")), "{e}");
+            assert!(e.contains("ulimit -q"), "{e}");
         }
     }
 }

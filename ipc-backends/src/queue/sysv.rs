@@ -10,16 +10,18 @@
 //!   `ipcx clean` and the next listener on the endpoint remove those of
 //!   dead owners ([`remove_orphans`]).
 //! - These queues cannot be polled. Blocking waits sit in `msgrcv` and
-//!   `msgsnd`, and what must wake them removes the queue (`EIDRM`): a
-//!   watcher thread per connection, on the peer's death, removes the queue
-//!   this side sends on at once and the one it reads once drained; closing
-//!   the listener removes the rendezvous queue under its accepting thread.
+//!   `msgsnd`, and what must wake them removes the queue (`EIDRM`): the
+//!   process's death watcher (`conn::watch`, one thread for every
+//!   connection), on the peer's death, flags the connection, removes the
+//!   queue this side sends on, and removes the one it reads if it is
+//!   empty; otherwise the reader drains it, and having seen the flag
+//!   never blocks on it again. Closing the listener removes the rendezvous
+//!   queue under its accepting thread.
 //!
 //! [sysvipc(7)]: https://man7.org/linux/man-pages/man7/sysvipc.7.html
 
 use std::fmt::Display;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ipc_core::{Deadline, Duplex, Endpoint, Error, Result, Schema, Transport};
@@ -28,18 +30,22 @@ use super::{Kernel, Opened, Pair, REQUEST_BUF, Rendezvous, Sizing, sizing};
 use crate::conn::accept::{Acceptor, Closer};
 use crate::conn::fail;
 use crate::conn::request::{self, Request};
+use crate::conn::watch::{self, Wake, Watch};
 use crate::fragment::{FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
 use crate::registry::{self, Kind, Record};
 use crate::sys::Context;
-use crate::sys::fd::{self, Interest, Ready};
-use crate::sys::pipe;
-use crate::sys::process::{self, PidFd};
+use crate::sys::process;
 use crate::sys::sysv_msg::{self, MsgBuf, MsgQueue, Op};
 
 /// `ftok` project id of rendezvous keys.
 const PROJECT: u8 = b'x';
-/// How often a timed wait re-checks a queue that cannot be polled.
+/// How often a timed wait re-checks a queue that cannot be polled, at
+/// most: the pause starts at [`FIRST_PAUSE`] and doubles up to this, so
+/// an answer that comes quickly (a handshake's) is seen quickly, and a
+/// long wait costs one wake-up per slice.
 const SLICE: Duration = Duration::from_micros(500);
+/// The first pause of a timed wait.
+const FIRST_PAUSE: Duration = Duration::from_micros(10);
 
 /// The System V message queue transport.
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,68 +142,96 @@ impl Drop for Queue {
     }
 }
 
-/// Watches the peer: on its death removes `send_q` at once and `recv_q`
-/// once drained, waking blocked calls. Stops when the connection's last
-/// half is dropped (the write end of `stop` closes).
+/// What the death watcher does when a connection's peer exits: removes
+/// the queue this side sends on (waking a blocked `msgsnd` with `EIDRM`),
+/// and the queue it reads if nothing is left in it (waking a blocked
+/// `msgrcv`). A queue still holding messages stays for the reader, which
+/// drains it without blocking once the flag is set (it reads the flag
+/// before each blocking `msgrcv`; the flag is set before the queue is
+/// looked at).
 #[derive(Debug)]
-struct Watch {
-    _stop: OwnedFd,
+struct Queues {
+    send: Arc<Queue>,
+    recv: Arc<Queue>,
 }
 
-fn watch_peer(peer: PidFd, send_q: Arc<Queue>, recv_q: Arc<Queue>) -> Result<Arc<Watch>> {
-    let (stop_r, stop_w) = pipe::pipe().context(|| "sysv-mq: pipe2".into())?;
-    std::thread::Builder::new()
-        .name("ipcx-sysv-watch".into())
-        .spawn(move || {
-            let r = fd::wait_any(
-                &[
-                    (peer.as_fd(), Interest::Read),
-                    (stop_r.as_fd(), Interest::Read),
-                ],
-                Deadline::Never,
-            );
-            if !matches!(r, Ok(Ready::Index(0))) {
-                return;
-            }
-            send_q.remove();
-            while recv_q.q.status().is_ok_and(|s| s.messages > 0) {
-                let pause = Deadline::after(Duration::from_millis(2));
-                if fd::wait(stop_r.as_fd(), Interest::Read, pause).unwrap_or(true) {
-                    return;
-                }
-            }
-            recv_q.remove();
-        })
-        .context(|| "sysv-mq: spawn watcher thread".into())?;
-    Ok(Arc::new(Watch { _stop: stop_w }))
+impl Wake for Queues {
+    fn on_peer_exit(&self) {
+        self.send.remove();
+        if self.recv.q.status().is_ok_and(|s| s.messages == 0) {
+            self.recv.remove();
+        }
+    }
+}
+
+/// A connection's registration with the death watcher, shared by its
+/// halves.
+#[derive(Debug)]
+struct Watched {
+    watch: Watch,
+    _queues: Arc<Queues>,
+}
+
+/// Whether the watcher saw the peer exit.
+fn gone(w: &Option<Arc<Watched>>) -> bool {
+    w.as_ref().is_some_and(|w| w.watch.gone())
 }
 
 /// The queue a [`SysvMqSender`] writes.
 #[derive(Debug)]
 pub struct SysvOut {
     q: Arc<Queue>,
-    peer: Option<PidFd>,
     buf: MsgBuf,
-    _watch: Option<Arc<Watch>>,
+    watch: Option<Arc<Watched>>,
+}
+
+/// The growing pause of one timed wait on a queue.
+#[derive(Debug, Clone, Copy)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(FIRST_PAUSE)
+    }
+
+    /// Sleeps the next pause (at most until `deadline`).
+    ///
+    /// # Errors
+    /// The deadline's error once it has passed.
+    fn pause(&mut self, deadline: Deadline) -> Result<()> {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(SLICE);
+        match deadline.remaining() {
+            Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
+            Some(d) => {
+                std::thread::sleep(d.min(pause));
+                Ok(())
+            }
+            None => {
+                std::thread::sleep(pause);
+                Ok(())
+            }
+        }
+    }
 }
 
 impl SysvOut {
     fn new(q: Arc<Queue>, unit: usize) -> SysvOut {
         SysvOut {
             q,
-            peer: None,
             buf: MsgBuf::with_text_capacity(unit),
-            _watch: None,
+            watch: None,
         }
     }
 }
 
 impl UnitSink for SysvOut {
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()> {
+        let mut backoff = Backoff::new();
         loop {
             // Blocking in msgsnd is safe only with a watcher that removes
             // the queue when the peer dies (EIDRM then wakes the call).
-            let nowait = deadline != Deadline::Never || self.peer.is_none();
+            let nowait = deadline != Deadline::Never || self.watch.is_none();
             match self
                 .q
                 .q
@@ -207,12 +241,10 @@ impl UnitSink for SysvOut {
                 Op::Done(_) => return Ok(()),
                 Op::Removed => return Err(Error::Disconnected),
                 Op::WouldBlock => {
-                    if let Some(p) = &self.peer
-                        && p.exited().context(|| "poll(pidfd)".into())?
-                    {
+                    if gone(&self.watch) {
                         return Err(Error::Disconnected);
                     }
-                    sleep_slice(deadline)?;
+                    backoff.pause(deadline)?;
                 }
             }
         }
@@ -222,14 +254,13 @@ impl UnitSink for SysvOut {
 impl Drop for SysvOut {
     fn drop(&mut self) {
         // The queue we write is the peer's to remove. A peer that died
-        // cannot; its watcher here may have stopped before acting (the
-        // connection can be dropped first). Nobody will read it: remove it.
-        if self
-            .peer
-            .as_ref()
-            .is_some_and(|p| p.exited().unwrap_or(false))
-        {
+        // cannot (the watcher removed it, but do it here too: the record
+        // goes on this thread). Nobody will read it: remove it.
+        if gone(&self.watch) {
             self.q.remove();
+        }
+        if let Some(w) = &self.watch {
+            w.watch.settle();
         }
     }
 }
@@ -238,11 +269,12 @@ impl Drop for SysvOut {
 #[derive(Debug)]
 pub struct SysvIn {
     q: Arc<Queue>,
-    peer: Option<PidFd>,
+    /// The pause of the current timed wait (reset by each unit taken).
+    backoff: Backoff,
     /// The largest unit accepted.
     max: usize,
     buf: MsgBuf,
-    _watch: Option<Arc<Watch>>,
+    watch: Option<Arc<Watched>>,
 }
 
 impl SysvIn {
@@ -251,10 +283,10 @@ impl SysvIn {
         let max = sizing::sysv_receive_max(unit);
         SysvIn {
             q,
-            peer: None,
+            backoff: Backoff::new(),
             max,
             buf: MsgBuf::with_text_capacity(max),
-            _watch: None,
+            watch: None,
         }
     }
 }
@@ -262,11 +294,16 @@ impl SysvIn {
 impl UnitSource for SysvIn {
     fn take(&mut self, block: bool) -> Result<Taken> {
         // Blocking in msgrcv is safe only with a watcher that removes the
-        // queue when the peer dies (EIDRM then wakes the call).
-        let nowait = !block || self.peer.is_none();
+        // queue when the peer dies (EIDRM then wakes the call), and only
+        // before it flagged the peer gone: it then leaves a queue that
+        // still holds messages for us to drain.
+        let nowait = !block || self.watch.is_none() || gone(&self.watch);
         let got = self.q.q.receive(&mut self.buf, self.max, nowait);
         Ok(match got.context(|| "msgrcv".into())? {
-            Op::Done(n) => Taken::Unit(n),
+            Op::Done(n) => {
+                self.backoff = Backoff::new();
+                Taken::Unit(n)
+            }
             Op::Removed => Taken::Removed,
             Op::WouldBlock => Taken::Empty,
         })
@@ -277,14 +314,11 @@ impl UnitSource for SysvIn {
     }
 
     fn peer_exited(&self) -> Result<bool> {
-        self.peer
-            .as_ref()
-            .map_or(Ok(false), PidFd::exited)
-            .context(|| "poll(pidfd)".into())
+        Ok(gone(&self.watch))
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        sleep_slice(deadline)
+        self.backoff.pause(deadline)
     }
 
     fn unblocker(&self) -> Option<crate::aio::Unblock> {
@@ -299,19 +333,8 @@ impl Drop for SysvIn {
     fn drop(&mut self) {
         // The reader removes a queue.
         self.q.remove();
-    }
-}
-
-fn sleep_slice(deadline: Deadline) -> Result<()> {
-    match deadline.remaining() {
-        Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
-        Some(d) => {
-            std::thread::sleep(d.min(SLICE));
-            Ok(())
-        }
-        None => {
-            std::thread::sleep(SLICE);
-            Ok(())
+        if let Some(w) = &self.watch {
+            w.watch.settle();
         }
     }
 }
@@ -500,6 +523,7 @@ impl Kernel for SysvMq {
         deadline: Deadline,
     ) -> Result<()> {
         let mut buf = MsgBuf::with_text_capacity(request::LEN);
+        let mut backoff = Backoff::new();
         loop {
             let sent = door
                 .send(&mut buf, &[request], true)
@@ -509,7 +533,8 @@ impl Kernel for SysvMq {
                 Op::Removed => {
                     return Err(fail::no_listener(endpoint, "the listener closed"));
                 }
-                Op::WouldBlock => sleep_slice(deadline)
+                Op::WouldBlock => backoff
+                    .pause(deadline)
                     .map_err(|_| fail::connect_timeout(endpoint, "sending the connect request"))?,
             }
         }
@@ -560,18 +585,25 @@ impl Kernel for SysvMq {
             rx.q.q.set_owned(true);
             rx.q.record();
         }
-        let Some(pidfd) = PidFd::open(pid).context(|| format!("pidfd_open({pid})"))? else {
+        let queues = Arc::new(Queues {
+            send: tx.q.clone(),
+            recv: rx.q.clone(),
+        });
+        let me: Weak<dyn Wake> = Arc::downgrade(&queues) as Weak<dyn Wake>;
+        let watch = watch::watch(pid, process::start_time(pid), me)
+            .context(|| format!("sysv-mq: watching the peer (pid {pid})"))?;
+        if watch.gone() {
             // Nobody will read what we send.
             tx.q.remove();
             return Ok(false);
-        };
-        let w = watch_peer(pidfd, tx.q.clone(), rx.q.clone())?;
-        // Should the peer exit meanwhile, the watcher removes our queues.
-        tx.peer = PidFd::open(pid).ok().flatten();
-        rx.peer = PidFd::open(pid).ok().flatten();
-        tx._watch = Some(w.clone());
-        rx._watch = Some(w);
-        Ok(rx.peer.is_some())
+        }
+        let w = Arc::new(Watched {
+            watch,
+            _queues: queues,
+        });
+        tx.watch = Some(w.clone());
+        rx.watch = Some(w);
+        Ok(true)
     }
 
     fn abandon(tx: &SysvOut) {

@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use ipc_core::{Channel, Deadline, Endpoint, PeerInfo, Receiver, Result, Sender};
 
@@ -14,6 +14,7 @@ use super::segment::Layout;
 use super::sender::{Loan, ShmSender};
 use super::shared::{Doorbells, Shared, Signal, WaitCfg};
 use crate::conn::link::Link;
+use crate::conn::watch::{self, Wake};
 use crate::sys::shm::Mapping;
 
 /// A connected shared-memory channel.
@@ -68,20 +69,31 @@ pub(super) fn build(
         signal,
         doorbells,
     } = seg;
-    let shared = Arc::new(Shared {
-        map,
-        signal,
-        doorbells,
-        socket,
-        endpoint: endpoint.to_string(),
-        peer_pid: peer.pid,
-        peer_start,
+    let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
+        let me: Weak<dyn Wake> = me.clone();
+        let watch = match watch::watch(peer.pid, peer_start, me) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(endpoint = %endpoint, error = %e, "peer not watched: polling");
+                None
+            }
+        };
+        Shared {
+            map,
+            signal,
+            doorbells,
+            socket,
+            endpoint: endpoint.to_string(),
+            peer_pid: peer.pid,
+            peer_start,
+            watch,
+        }
     });
     let (tx, rx) = (side.ring(), 1 - side.ring());
     let max = peer.max_message_size;
     // What the peer announced before the segment carried messages, read
     // once. A peer that claims to spin and then sleeps only delays its own
-    // wake-ups (to the end of its 10 ms slice).
+    // wake-ups (to the end of its sleep slice).
     let consumer_spins = shared.control(tx).consumer_spins.load(Ordering::Acquire) != 0;
     let producer_spins = shared.control(rx).producer_spins.load(Ordering::Acquire) != 0;
     // SAFETY: the rings lie in `shared.map` (layout checked against its

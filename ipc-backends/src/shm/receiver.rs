@@ -334,6 +334,7 @@ impl Drop for ShmReceiver {
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
         self.shared.wake_closed(self.index, Event::Space);
+        self.shared.settle();
     }
 }
 

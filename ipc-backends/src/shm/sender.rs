@@ -296,6 +296,7 @@ impl Drop for ShmSender {
             .store(1, Ordering::Release);
         fence(Ordering::SeqCst);
         self.shared.wake_closed(self.index, Event::Data);
+        self.shared.settle();
     }
 }
 

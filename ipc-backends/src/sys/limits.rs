@@ -19,6 +19,8 @@ pub struct Limits {
     pub mq_queues_max: Option<u64>,
     /// `RLIMIT_MSGQUEUE` (`ulimit -q`): bytes of POSIX queues per user.
     pub rlimit_msgqueue: Option<u64>,
+    /// The hard `RLIMIT_MSGQUEUE`, to which ipcx raises the soft one.
+    pub rlimit_msgqueue_hard: Option<u64>,
     /// Whether an mqueue filesystem is mounted (`/proc/mounts`).
     pub mqueue_mounted: bool,
     /// `/proc/sys/kernel/msgmax`: bytes per System V message.
@@ -64,6 +66,7 @@ pub fn limits() -> Limits {
         mq_msgsize_max: proc_limit(mqueue::MSGSIZE_MAX_PATH),
         mq_queues_max: proc_limit(mqueue::QUEUES_MAX_PATH),
         rlimit_msgqueue: mqueue::rlimit_msgqueue(),
+        rlimit_msgqueue_hard: mqueue::rlimit_msgqueue_hard(),
         mqueue_mounted: std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
             m.lines()
                 .any(|l| l.split_whitespace().nth(2) == Some("mqueue"))

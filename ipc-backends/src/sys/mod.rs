@@ -4,6 +4,8 @@
 //! What each part provides:
 //!
 //! - [`event`]: an eventfd one thread signals and another polls.
+//! - [`epoll`]: an epoll set, for one thread that waits on many
+//!   descriptors.
 //! - [`fd`]: waiting on descriptors with a [`Deadline`](ipc_core::Deadline),
 //!   reads and writes that map `EINTR`, `EAGAIN`, `EPIPE` and EOF onto the
 //!   contract's errors.
@@ -42,6 +44,7 @@
 //! the endpoint and the call's name through [`Context`].
 
 pub mod clock;
+pub mod epoll;
 pub mod event;
 pub mod fd;
 pub mod futex;

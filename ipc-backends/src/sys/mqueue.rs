@@ -29,6 +29,28 @@ pub fn rlimit_msgqueue() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
+/// The hard `RLIMIT_MSGQUEUE`: how far an unprivileged process may raise
+/// its own.
+pub fn rlimit_msgqueue_hard() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
+        .ok()
+        .map(|(_, hard)| hard)
+}
+
+/// Raises the soft `RLIMIT_MSGQUEUE` to the hard one (what any process
+/// may do); returns the soft limit now in force.
+///
+/// # Errors
+/// The error of `getrlimit`/`setrlimit`.
+pub fn raise_rlimit_msgqueue() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_MSGQUEUE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_MSGQUEUE, hard, hard)?;
+    }
+    Ok(soft.max(hard))
+}
+
 /// An open queue descriptor; closed on drop, deliberately not `Clone`.
 /// The descriptor blocks, but every call is timed: `send`/`receive` return
 /// at once when they would wait (callers then wait with `poll(2)`, beside

@@ -31,6 +31,7 @@ pub mod measure;
 pub mod peers;
 pub mod raw;
 pub mod report;
+pub mod scale;
 pub mod sync;
 
 use std::io::{BufRead, BufReader};
@@ -127,6 +128,15 @@ pub struct Args {
     /// Rounds per async figure.
     #[arg(long, hide = true)]
     pub rounds: Option<usize>,
+    /// Measure what many connections cost instead: for each transport
+    /// and each of `--counts`, connect time, idle server CPU (5 s; 1 s
+    /// with --quick), resident memory, and one connection's round trip
+    /// while the others idle. `--transports` picks transports by scheme.
+    #[arg(long, conflicts_with_all = ["sync", "asynchronous"])]
+    pub scale: bool,
+    /// Connection counts of `--scale`.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000])]
+    pub counts: Vec<usize>,
 }
 
 impl Args {
@@ -183,6 +193,25 @@ impl Row {
 pub fn main(args: Args) -> Result<(), String> {
     if std::env::var_os(PEER_VAR).is_some() {
         return measure::peer_main();
+    }
+    if let Ok(spec) = std::env::var(scale::SCALE_VAR) {
+        return scale::peer_main(&spec);
+    }
+    if args.scale {
+        let idle = Duration::from_millis(if args.quick { 1000 } else { 5000 });
+        let rows = scale::run(&args.transports, &args.counts, idle, &mut |line| {
+            eprintln!("{line}")
+        })?;
+        print!("{}", scale::table(&rows));
+        if let Some(path) = &args.json {
+            let text =
+                serde_json::to_string_pretty(&serde_json::json!({ "scale": scale::json(&rows) }))
+                    .unwrap_or_default()
+                    + "\n";
+            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(());
     }
     let rows = if (args.sync && args.transports.is_empty()) || args.asynchronous {
         Vec::new()

@@ -155,11 +155,22 @@ pub fn main(_: Args) -> Result<(), String> {
     ));
     if let (Some(mm), Some(sm)) = (msg_max, msgsize_max) {
         let unit = sm.min(QUEUE_UNIT);
-        let per_conn = 2 * 10u64.min(mm) * (unit + 64) + 2 * 4096;
-        let conns = rl_mq.map_or(0, |r| r / per_conn.max(1));
+        let per_conn = ipcx::backends::mq::default_connection_bytes();
+        // ipcx raises the soft limit to the hard one before its first queue.
+        let budget = match (rl_mq, l.rlimit_msgqueue_hard) {
+            (Some(s), Some(h)) => Some(s.max(h)),
+            (s, _) => s,
+        };
+        let conns = budget.map_or(0, |r| r / per_conn.max(1));
+        let small = ipcx::backends::mq::connection_bytes(
+            1024 + ipcx::backends::fragment::FIRST_HEADER,
+            3.min(mm as usize),
+        );
+        let small_conns = budget.map_or(0, |r| r / small.max(1));
         o.push_str(&format!(
-            "  mq{}: kernel messages of {unit} B (bigger messages are fragmented), queues of up to {mm} messages (capacity=); about {conns} connections fit RLIMIT_MSGQUEUE, {} queues system-wide. To change: sysctl fs.mqueue.msg_max / fs.mqueue.msgsize_max / fs.mqueue.queues_max, ulimit -q.{}\n",
+            "  mq{}: kernel messages of {unit} B (bigger messages are fragmented), queues of up to {mm} messages (capacity=). A connection costs {per_conn} B of RLIMIT_MSGQUEUE ({} B per user, soft raised to hard): {conns} connections fit per user ({small_conns} with capacity=3&max_message_size=1024), and {} queues system-wide (two per connection; root is exempt). To change: ulimit -q or msgqueue in /etc/security/limits.conf; sysctl fs.mqueue.msg_max / fs.mqueue.msgsize_max / fs.mqueue.queues_max.{}\n",
             supported("mq"),
+            budget.map_or("?".into(), |b| b.to_string()),
             show(queues_max),
             if mq_mounted { "" } else { " /dev/mqueue is not mounted: queues still work, but `ipcx ls`/`clean` cannot see them (mount -t mqueue none /dev/mqueue)." }
         ));
