@@ -4,6 +4,8 @@
 #[macro_use]
 mod util;
 
+#[cfg(feature = "tokio")]
+mod async_conformance;
 mod conformance;
 mod in_place;
 mod rpc;
