@@ -6,6 +6,8 @@ mod util;
 
 #[cfg(feature = "tokio")]
 mod async_conformance;
+#[cfg(feature = "tokio")]
+mod async_rpc;
 mod conformance;
 mod in_place;
 mod rpc;
