@@ -349,7 +349,18 @@ async fn async_role(role: &str, ep: &str, arg: &str) {
             loop {
                 match within("recv", ch.recv_into(&mut buf)).await {
                     Ok(()) => {
-                        seen.push(check_mixed(&buf));
+                        let seq = check_message(&buf);
+                        let len = if seq == SEND_CANCEL_N {
+                            100_000
+                        } else {
+                            mixed_len(seq)
+                        };
+                        assert_eq!(
+                            buf.len(),
+                            16 + len,
+                            "message {seq} arrived with another length"
+                        );
+                        seen.push(seq);
                         if seen.len() % 256 == 0 {
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
@@ -704,8 +715,10 @@ fn backpressure(test: &'static str, ep: &str) {
     });
 }
 
-/// Six client processes on one async listener at once, each connection
-/// served by a task of its own, each client getting its own replies.
+/// Six client processes on one async listener at once, accepted by an
+/// `accept` raced against `yield_now` (cancelled whenever not ready), each
+/// connection served by a task of its own, each client getting its own
+/// replies.
 fn many_clients(test: &'static str, ep: &str) {
     const CLIENTS: usize = 6;
     const M: u32 = 100;
@@ -723,8 +736,25 @@ fn many_clients(test: &'static str, ep: &str) {
             .map(|id| Peer::spawn(test, "client", &at, &format!("{id},{M}")))
             .collect();
         let mut servers = tokio::task::JoinSet::new();
-        for _ in 0..CLIENTS {
-            let mut ch = within("accept", l.accept()).await.expect("accept");
+        let (mut accepted, mut cancelled) = (0, 0u64);
+        let since = Instant::now();
+        while accepted < CLIENTS {
+            assert!(
+                since.elapsed() < OP,
+                "accepted {accepted} of {CLIENTS} (hang)"
+            );
+            // Cancel safety of accept: a cancelled accept loses no client.
+            let got = tokio::select! {
+                biased;
+                r = l.accept() => Some(r),
+                () = tokio::task::yield_now() => None,
+            };
+            let Some(got) = got else {
+                cancelled += 1;
+                continue;
+            };
+            let mut ch = got.expect("accept");
+            accepted += 1;
             servers.spawn(async move {
                 let mut served = 0u32;
                 loop {
@@ -741,6 +771,7 @@ fn many_clients(test: &'static str, ep: &str) {
                 }
             });
         }
+        eprintln!("many_clients on {ep}: {cancelled} accepts cancelled");
         for p in peers {
             assert_eq!(p.expect_line(), "done");
             p.expect_success();
@@ -996,13 +1027,17 @@ fn recv_cancel(test: &'static str, ep: &str) {
     });
 }
 
+/// Messages of [`send_cancel`] before its last, large one.
+const SEND_CANCEL_N: u64 = 20_000;
+
 /// Cancel safety of `send`: 20,000 mixed-size messages, each sent in a
-/// `select!` against a short timer, to a reader that pauses now and then.
-/// Every message whose send completed arrives; a cancelled one arrives
-/// whole (it was committed) or not at all; nothing arrives twice or out of
-/// order.
+/// `select!` against a short timer, to a reader that pauses now and then,
+/// then a large one whose send is most likely cancelled part-way just
+/// before the sender is dropped. Every message whose send completed
+/// arrives; a cancelled one arrives whole (it was committed) or not at
+/// all; nothing arrives twice or out of order.
 fn send_cancel(test: &'static str, ep: &str) {
-    const N: u64 = 20_000;
+    const N: u64 = SEND_CANCEL_N;
     let record = std::env::temp_dir().join(util::unique("asc"));
     let arg = record.to_string_lossy().into_owned();
     let (sent, cancelled, received) = runtime().block_on(async {
@@ -1031,8 +1066,19 @@ fn send_cancel(test: &'static str, ep: &str) {
                 Some(Err(e)) => panic!("send {seq}: {e}"),
             };
         }
-        // What a cancelled send committed goes out before the end.
-        within("flush", tx.flush()).await.expect("flush");
+        // A last large message, most likely cancelled part-way: dropping
+        // the sender (no flush) must still finish what it committed.
+        let last = make_message(&mut Rng::new(N), N, 100_000);
+        tokio::select! {
+            biased;
+            r = tx.send(&last) => {
+                r.expect("the last send");
+                sent.insert(N);
+            }
+            () = tokio::task::yield_now() => {
+                cancelled.insert(N);
+            }
+        }
         drop(tx);
         drop(_rx);
         let count: usize = peer.expect_value("count").parse().expect("count");

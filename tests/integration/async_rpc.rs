@@ -22,6 +22,8 @@ const CASE_LIMIT: Duration = Duration::from_secs(120);
 const OP: Duration = Duration::from_secs(60);
 /// How long the slow request's handler sleeps.
 const SLOW: Duration = Duration::from_millis(500);
+/// Fast calls sent after the slow one.
+const FAST: usize = 20;
 /// Calls in flight at once on one connection.
 const IN_FLIGHT: u64 = 100;
 
@@ -87,6 +89,17 @@ fn async_server(ep: &str, log: Log) -> Server {
                 }
                 Request::Slow => {
                     log.lock().unwrap().push("slow-start");
+                    // Held until the fast requests sent after it were
+                    // handled (a server that handled a connection's
+                    // requests in order never gets there: the guard of
+                    // ten seconds then lets it go, and the order shows
+                    // it), then 500 ms more.
+                    let since = std::time::Instant::now();
+                    while log.lock().unwrap().iter().filter(|e| **e == "fast").count() < FAST
+                        && since.elapsed() < Duration::from_secs(10)
+                    {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                     tokio::time::sleep(SLOW).await;
                     log.lock().unwrap().push("slow-end");
                     Ok(Reply::Slept)
@@ -203,23 +216,24 @@ async fn async_role(role: &str, ep: &str) {
         // together: they all finish before it.
         "slow-fast" => {
             let finished: Log = Arc::default();
-            let slow = {
+            let mut slow = Box::pin({
                 let (client, finished) = (client.clone(), finished.clone());
                 async move {
                     let r = client.call_timeout(&Request::Slow, OP).await;
                     finished.lock().unwrap().push("slow");
                     r
                 }
-            };
-            tokio::pin!(slow);
-            // One poll sends the request (the channel is empty).
+            });
+            // One poll sends the request (the channel is empty); then it
+            // goes on as a task of its own.
             tokio::select! {
                 biased;
                 _ = &mut slow => panic!("the slow call finished at once"),
                 () = std::future::ready(()) => {}
             }
+            let slow = tokio::spawn(slow);
             let mut fast = tokio::task::JoinSet::new();
-            for i in 0..20i64 {
+            for i in 0..FAST as i64 {
                 let (client, finished) = (client.clone(), finished.clone());
                 fast.spawn(async move {
                     let r = client.call_timeout(&Request::Div { a: i, b: 1 }, OP).await;
@@ -230,7 +244,8 @@ async fn async_role(role: &str, ep: &str) {
             while let Some(r) = fast.join_next().await {
                 r.expect("fast task");
             }
-            assert_eq!(slow.await.expect("slow call"), Reply::Slept);
+            let r = slow.await.expect("slow task");
+            assert_eq!(r.expect("slow call"), Reply::Slept);
             let order = finished.lock().unwrap().clone();
             report(format!("order={}", order.join(",")));
         }
@@ -282,15 +297,15 @@ fn many_in_flight(test: &'static str, ep: &str) {
     });
 }
 
-/// One slow request (its handler sleeps 500 ms) does not hold up fast
-/// ones on the same connection: they are handled while it sleeps and
-/// their replies come first.
+/// One slow request does not hold up fast ones sent after it on the same
+/// connection: they are handled while it waits (its handler waits for
+/// them, then sleeps 500 ms), and their replies come first.
 fn slow_does_not_hold_up_fast(test: &'static str, ep: &str) {
     runtime().block_on(async {
         let log = Log::default();
         let server = async_server(ep, log.clone());
         let peer = Peer::spawn(test, "slow-fast", &server.endpoint().to_string(), "");
-        let fast = vec!["fast"; 20].join(",");
+        let fast = vec!["fast"; FAST].join(",");
         assert_eq!(peer.expect_value("order"), format!("{fast},slow"));
         peer.expect_success();
         let seen = log.lock().unwrap().clone();
@@ -301,7 +316,7 @@ fn slow_does_not_hold_up_fast(test: &'static str, ep: &str) {
             Some(&"slow-end"),
             "fast requests waited for the slow one: {seen:?}"
         );
-        assert_eq!(seen.len(), 22, "{seen:?}");
+        assert_eq!(seen.len(), FAST + 2, "{seen:?}");
         server.shutdown().await;
     });
 }
