@@ -32,7 +32,7 @@ macro_rules! async_rpc {
         matrix!(async_rpc, $transport => $endpoint;
             many_in_flight slow_does_not_hold_up_fast errors_and_panics
             blocking_client_async_server async_client_blocking_server
-            shutdown_disconnects);
+            shutdown_disconnects cancelled_calls);
     };
 }
 
@@ -56,6 +56,8 @@ pub enum Request {
     Panic,
     /// Echoes the payload.
     Echo(Vec<u8>),
+    /// The handler sleeps this many milliseconds.
+    Sleep(u64),
 }
 
 #[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -106,6 +108,11 @@ fn async_server(ep: &str, log: Log) -> Server {
                 }
                 Request::Panic => panic!("the handler panics on purpose"),
                 Request::Echo(b) => Ok(Reply::Echo(b)),
+                Request::Sleep(ms) => {
+                    log.lock().unwrap().push("sleep-start");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(Reply::Slept)
+                }
             }
         }
     })
@@ -192,6 +199,10 @@ fn run_role() {
                 }
                 Request::Panic => Err("no panics here".to_string()),
                 Request::Echo(b) => Ok(Reply::Echo(b)),
+                Request::Sleep(ms) => {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    Ok(Reply::Slept)
+                }
             })
             .expect("blocking serve");
             report(format!("endpoint={}", server.endpoint()));
@@ -266,10 +277,20 @@ async fn async_role(role: &str, ep: &str) {
             }
             report("ok");
         }
+        // One call, then one in flight (its handler sleeps) while the
+        // server shuts down: answered; the next call is Disconnected.
         "hold" => {
             let r = client.call_timeout(&Request::Div { a: 4, b: 2 }, OP).await;
             assert_eq!(r.expect("call"), Reply::Quotient(2));
+            let in_flight = {
+                let client = client.clone();
+                tokio::spawn(async move { client.call_timeout(&Request::Sleep(300), OP).await })
+            };
             report("called");
+            match in_flight.await.expect("call task") {
+                Ok(Reply::Slept) => report("answered"),
+                other => report(format!("in-flight={other:?}")),
+            }
             tokio::task::spawn_blocking(util::await_parent)
                 .await
                 .expect("stdin");
@@ -277,6 +298,42 @@ async fn async_role(role: &str, ep: &str) {
                 Err(Error::Disconnected) => report("disconnected"),
                 other => report(format!("unexpected={other:?}")),
             }
+        }
+        // Calls dropped before their replies (raced against yield_now, and
+        // timed out while the handler sleeps) confuse no later call.
+        "cancel" => {
+            let mut cancelled = 0;
+            let mut answered = 0;
+            for i in 0..200i64 {
+                let req = Request::Div { a: i, b: 1 };
+                // Timers that fire before a reply, about when it comes,
+                // and mostly after it.
+                let timer = async move {
+                    match i % 3 {
+                        0 => tokio::task::yield_now().await,
+                        1 => tokio::time::sleep(Duration::from_micros(50)).await,
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    r = client.call(&req) => {
+                        assert_eq!(r.expect("call"), Reply::Quotient(i));
+                        answered += 1;
+                    }
+                    () = timer => cancelled += 1,
+                }
+            }
+            eprintln!("{answered} calls answered, {cancelled} cancelled");
+            match client
+                .call_timeout(&Request::Sleep(300), Duration::from_millis(20))
+                .await
+            {
+                Err(Error::Timeout) => {}
+                other => panic!("a call timed out while its handler sleeps gave {other:?}"),
+            }
+            many_calls(&client).await;
+            report("ok");
         }
         other => panic!("unknown peer role {other:?}"),
     }
@@ -376,18 +433,44 @@ fn async_client_blocking_server(test: &'static str, ep: &str) {
     peer.expect_success();
 }
 
-/// `Server::shutdown` closes every connection: a client's next call is
-/// `Disconnected`, without a hang.
+/// `Server::shutdown` answers the call in flight, then closes every
+/// connection: the client's next call is `Disconnected`, without a hang.
 fn shutdown_disconnects(test: &'static str, ep: &str) {
     runtime().block_on(async {
-        let server = async_server(ep, Log::default());
+        let log = Log::default();
+        let server = async_server(ep, log.clone());
         let mut peer = Peer::spawn(test, "hold", &server.endpoint().to_string(), "");
         assert_eq!(peer.expect_line(), "called");
+        // The sleeping request is in its handler (a guard against a hang,
+        // not a measurement).
+        let since = std::time::Instant::now();
+        while !log.lock().unwrap().contains(&"sleep-start") {
+            assert!(since.elapsed() < OP, "the sleeping request never came");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::timeout(OP, server.shutdown())
             .await
             .expect("shutdown did not finish (hang)");
+        assert_eq!(
+            peer.expect_line(),
+            "answered",
+            "the call in flight at shutdown"
+        );
         peer.tell("go");
         assert_eq!(peer.expect_line(), "disconnected");
         peer.expect_success();
+    });
+}
+
+/// Calls cancelled before their replies (dropped futures, timeouts) leave
+/// the client and the connection working: later calls get their own
+/// replies.
+fn cancelled_calls(test: &'static str, ep: &str) {
+    runtime().block_on(async {
+        let server = async_server(ep, Log::default());
+        let peer = Peer::spawn(test, "cancel", &server.endpoint().to_string(), "");
+        assert_eq!(peer.expect_line(), "ok");
+        peer.expect_success();
+        server.shutdown().await;
     });
 }
