@@ -39,47 +39,57 @@ const OP: Duration = Duration::from_secs(60);
 // (RLIMIT_MSGQUEUE) beside the other suites' cases.
 matrix!(async_conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("au"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("af"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, mq => format!("mq:/{}?capacity=4", crate::util::unique("am"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("as"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, shm => format!("shm:/{}?capacity=65536", crate::util::unique("ah"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 matrix!(async_conformance, sysv_shm => format!("sysv-shm:/tmp/{}?capacity=65536", crate::util::unique("av"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 // pipe: joins a parent to the child it spawns (`ipcx::spawn`, then
 // `ipcx::tokio::Channel::new` on the parent's end, and
-// `ipcx::tokio::connect_parent` in the child). many_clients is left out:
-// a pipe pair joins exactly two processes.
+// `ipcx::tokio::connect_parent` in the child). Left out, because the
+// mechanism makes them meaningless: many_clients (a pipe pair joins
+// exactly two processes) and listener_killed (there is no listener; the
+// death of either end is what peer_killed_in_recv checks).
 matrix!(async_conformance, pipe => "pipe:".to_string();
     boundaries stream_order backpressure peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch recv_cancel
-    send_cancel blocking_client_async_server async_client_blocking_server);
+    peer_killed_in_send nothing_left_behind handshake_mismatch
+    recv_cancel send_cancel blocking_client_async_server
+    async_client_blocking_server);
 
 /// A typed request of the typed cases.
 #[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -287,6 +297,13 @@ async fn async_role(role: &str, ep: &str, arg: &str) {
             report(format!("endpoint={}", l.endpoint()));
             let ch = within("accept", l.accept()).await.expect("accept");
             echo(ch).await;
+        }
+        "listen-hold" => {
+            let mut l = ipcx::tokio::listen(&parse(ep)).expect("listen");
+            report(format!("endpoint={}", l.endpoint()));
+            let _ch = within("accept", l.accept()).await.expect("accept");
+            report("accepted");
+            await_parent().await;
         }
         "ping" => {
             let mut ch = connect(ep, &bytes).await;
@@ -839,6 +856,40 @@ fn peer_killed_in_send(test: &'static str, ep: &str) {
             }
         });
         expect_disconnect_after_kill(&mut peer, op, "async send on a full channel").await;
+    });
+}
+
+/// An async client waiting in `recv` gets `Disconnected` when the async
+/// listener's process is killed; what the dead listener left is reclaimed
+/// by the next listener on its endpoint.
+fn listener_killed(test: &'static str, ep: &str) {
+    let mut peer = Peer::spawn(test, "listen-hold", ep, "");
+    let at = peer.expect_value("endpoint");
+    runtime().block_on(async {
+        let mut ch = connect(&at, &Schema::bytes()).await;
+        assert_eq!(peer.expect_line(), "accepted");
+        let op = tokio::spawn(async move {
+            let end = match ch.recv().await {
+                Ok(m) => panic!("received {} bytes from a silent peer", m.len()),
+                Err(e) => e,
+            };
+            // Our end goes before the result, so the leftover check below
+            // sees only what the dead listener left.
+            drop(ch);
+            end
+        });
+        expect_disconnect_after_kill(&mut peer, op, "async recv (listener killed)").await;
+        let again = if at.contains(":0") {
+            ep.to_string()
+        } else {
+            at.clone()
+        };
+        drop(ipcx::tokio::listen(&parse(&again)).expect("listen again"));
+        util::assert_nothing_left(
+            &again,
+            &[peer.pid()],
+            "after relistening on a killed listener's endpoint",
+        );
     });
 }
 
