@@ -40,42 +40,49 @@ const OP: Duration = Duration::from_secs(60);
 matrix!(async_conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("au"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("af"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, mq => format!("mq:/{}?capacity=4", crate::util::unique("am"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("as"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, shm => format!("shm:/{}?capacity=65536", crate::util::unique("ah"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, sysv_shm => format!("sysv-shm:/tmp/{}?capacity=65536", crate::util::unique("av"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
+    sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
@@ -87,7 +94,7 @@ matrix!(async_conformance, sysv_shm => format!("sysv-shm:/tmp/{}?capacity=65536"
 // death of either end is what peer_killed_in_recv checks).
 matrix!(async_conformance, pipe => "pipe:".to_string();
     boundaries stream_order backpressure peer_killed_in_recv
-    peer_killed_in_send nothing_left_behind handshake_mismatch
+    peer_killed_in_send nothing_left_behind handshake_mismatch sent_survives_exit
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
@@ -312,6 +319,16 @@ async fn async_role(role: &str, ep: &str, arg: &str) {
                 ch.send(&m).await.expect("send");
                 assert_eq!(within("recv", ch.recv()).await.expect("recv"), m);
             }
+        }
+        // Sends a few messages (room for all of them) and exits at once,
+        // without dropping or flushing anything.
+        "send-exit" => {
+            let mut ch = connect(ep, &bytes).await;
+            for i in 0..SENT_BEFORE_EXIT {
+                ch.send(&mixed_message(i)).await.expect("send");
+            }
+            report("sent");
+            std::process::exit(0);
         }
         "hold" => {
             let _ch = connect(ep, &bytes).await;
@@ -856,6 +873,30 @@ fn peer_killed_in_send(test: &'static str, ep: &str) {
             }
         });
         expect_disconnect_after_kill(&mut peer, op, "async send on a full channel").await;
+    });
+}
+
+/// Messages [`sent_survives_exit`] sends: room for all of them on every
+/// transport (a POSIX queue of the suite holds four).
+const SENT_BEFORE_EXIT: u64 = 3;
+
+/// A completed `send` has handed the message to the kernel: the sender's
+/// process may exit at once (no drop, no flush), and the message arrives.
+fn sent_survives_exit(test: &'static str, ep: &str) {
+    runtime().block_on(async {
+        let (peer, mut ch, _l) = open_pair(test, "send-exit", ep, "", &Schema::bytes()).await;
+        assert_eq!(peer.expect_line(), "sent");
+        peer.expect_success();
+        for i in 0..SENT_BEFORE_EXIT {
+            let m = within("recv", ch.recv())
+                .await
+                .unwrap_or_else(|e| panic!("message {i} of a sender that exited: {e}"));
+            assert_eq!(check_mixed(&m), i);
+        }
+        match within("recv after the last", ch.recv()).await {
+            Err(Error::Disconnected) => {}
+            other => panic!("after the last message: {other:?}"),
+        }
     });
 }
 
