@@ -40,49 +40,49 @@ const OP: Duration = Duration::from_secs(60);
 matrix!(async_conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("au"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, tcp => "tcp://127.0.0.1:0".to_string();
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, fifo => format!("fifo:/tmp/{}", crate::util::unique("af"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, mq => format!("mq:/{}?capacity=4", crate::util::unique("am"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("as"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, shm => format!("shm:/{}?capacity=65536", crate::util::unique("ah"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
 matrix!(async_conformance, sysv_shm => format!("sysv-shm:/tmp/{}?capacity=65536", crate::util::unique("av"));
     boundaries stream_order backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind handshake_mismatch
-    sent_survives_exit
+    sent_survives_exit connect_cancelled no_listener
     recv_cancel send_cancel blocking_client_async_server
     async_client_blocking_server);
 
@@ -90,8 +90,9 @@ matrix!(async_conformance, sysv_shm => format!("sysv-shm:/tmp/{}?capacity=65536"
 // `ipcx::tokio::Channel::new` on the parent's end, and
 // `ipcx::tokio::connect_parent` in the child). Left out, because the
 // mechanism makes them meaningless: many_clients (a pipe pair joins
-// exactly two processes) and listener_killed (there is no listener; the
-// death of either end is what peer_killed_in_recv checks).
+// exactly two processes); listener_killed, connect_cancelled and
+// no_listener (there is no listener to kill, connect to or find missing;
+// the death of either end is what peer_killed_in_recv checks).
 matrix!(async_conformance, pipe => "pipe:".to_string();
     boundaries stream_order backpressure peer_killed_in_recv
     peer_killed_in_send nothing_left_behind handshake_mismatch sent_survives_exit
@@ -896,6 +897,78 @@ fn sent_survives_exit(test: &'static str, ep: &str) {
         match within("recv after the last", ch.recv()).await {
             Err(Error::Disconnected) => {}
             other => panic!("after the last message: {other:?}"),
+        }
+    });
+}
+
+/// Connects dropped before they finish (raced against `yield_now`) leave
+/// nothing half-made: each connection the listener got from them is
+/// closed (`Disconnected` at once), a connect after them works, and no
+/// file or queue of theirs is left on the endpoint.
+fn connect_cancelled(_test: &'static str, ep: &str) {
+    const CANCELLED: usize = 10;
+    let ep = if parse(ep).scheme() == Scheme::Mq {
+        util::with_option(ep, "max_message_size=256")
+    } else {
+        ep.to_string()
+    };
+    runtime().block_on(async {
+        let mut l = ipcx::tokio::listen(&parse(&ep)).expect("listen");
+        let at = parse(&l.endpoint().to_string());
+        let mut cancelled = 0;
+        while cancelled < CANCELLED {
+            tokio::select! {
+                biased;
+                r = ipcx::tokio::connect(&at) => {
+                    // Finished at once: not what this case is after.
+                    drop(r.expect("connect"));
+                    let mut ch = within("accept", l.accept()).await.expect("accept");
+                    let _ = within("recv", ch.recv()).await;
+                }
+                () = tokio::task::yield_now() => cancelled += 1,
+            }
+        }
+        // Each cancelled connect went on in the background and closed
+        // what it made.
+        for i in 0..CANCELLED {
+            let mut ch = within("accept", l.accept())
+                .await
+                .unwrap_or_else(|e| panic!("accept {i}: {e}"));
+            match within("recv", ch.recv()).await {
+                Err(Error::Disconnected) => {}
+                other => panic!("a cancelled connect's connection gave {other:?}"),
+            }
+        }
+        let (client, server) = tokio::join!(ipcx::tokio::connect(&at), l.accept());
+        let (mut client, mut server) = (client.expect("connect"), server.expect("accept"));
+        client.send(b"after").await.expect("send");
+        assert_eq!(within("recv", server.recv()).await.unwrap(), b"after");
+        drop((client, server, l));
+    });
+    // Files and POSIX objects only: this process's System V objects
+    // cannot be told from those of cases running beside this one.
+    util::assert_nothing_left(&ep, &[], "after cancelled connects");
+}
+
+/// An async connect where nothing listens is `NoListener`, at once (a
+/// minute of `connect_timeout` would trip the case's watchdog).
+fn no_listener(_test: &'static str, ep: &str) {
+    let _reclaim = util::Reclaim::new(ep);
+    let (_bound, ep) = if parse(ep).scheme() == Scheme::Tcp {
+        // Not port 0: a port where a socket is bound and not listening.
+        let (bound, address) = util::refusing_tcp_address();
+        (Some(bound), format!("tcp://{address}"))
+    } else {
+        (None, ep.to_string())
+    };
+    let ep = util::with_option(&ep, "connect_timeout=60s");
+    runtime().block_on(async {
+        match within("connect", ipcx::tokio::connect(&parse(&ep))).await {
+            Err(Error::NoListener { .. }) => {}
+            other => panic!(
+                "async connect to {ep} gave {:?}, expected Err(NoListener)",
+                other.map(|_| "a channel")
+            ),
         }
     });
 }
