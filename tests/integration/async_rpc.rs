@@ -341,15 +341,19 @@ async fn async_role(role: &str, ep: &str) {
 
 // ---------------------------------------------------------------- cases --
 
-/// An async client in another process with 100 calls in flight on one
-/// connection, each answered with its own reply.
+/// Three async clients in other processes at once, each with 100 calls
+/// in flight on its one connection, each call answered with its own
+/// reply.
 fn many_in_flight(test: &'static str, ep: &str) {
     runtime().block_on(async {
         let server = async_server(ep, Log::default());
-        let peer = Peer::spawn(test, "many", &server.endpoint().to_string(), "");
-        assert_eq!(peer.expect_line(), "ok");
-        peer.expect_success();
-        assert_eq!(server.accepted(), 1);
+        let at = server.endpoint().to_string();
+        let peers: Vec<Peer> = (0..3).map(|_| Peer::spawn(test, "many", &at, "")).collect();
+        for peer in peers {
+            assert_eq!(peer.expect_line(), "ok");
+            peer.expect_success();
+        }
+        assert_eq!(server.accepted(), 3);
         server.shutdown().await;
     });
 }
