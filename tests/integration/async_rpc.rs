@@ -32,7 +32,7 @@ macro_rules! async_rpc {
         matrix!(async_rpc, $transport => $endpoint;
             many_in_flight slow_does_not_hold_up_fast errors_and_panics
             blocking_client_async_server async_client_blocking_server
-            shutdown_disconnects cancelled_calls);
+            shutdown_disconnects cancelled_calls client_killed);
     };
 }
 
@@ -299,6 +299,15 @@ async fn async_role(role: &str, ep: &str) {
                 other => report(format!("unexpected={other:?}")),
             }
         }
+        // A call in flight when the test kills this process.
+        "die-in-call" => {
+            let in_flight = {
+                let client = client.clone();
+                tokio::spawn(async move { client.call(&Request::Sleep(60_000)).await })
+            };
+            report("calling");
+            let _ = in_flight.await;
+        }
         // Calls dropped before their replies (raced against yield_now, and
         // timed out while the handler sleeps) confuse no later call.
         "cancel" => {
@@ -476,5 +485,30 @@ fn cancelled_calls(test: &'static str, ep: &str) {
         assert_eq!(peer.expect_line(), "ok");
         peer.expect_success();
         server.shutdown().await;
+    });
+}
+
+/// A client killed with a call in flight ends only its connection: the
+/// server serves the next client.
+fn client_killed(test: &'static str, ep: &str) {
+    runtime().block_on(async {
+        let log = Log::default();
+        let server = async_server(ep, log.clone());
+        let at = server.endpoint().to_string();
+        let mut doomed = Peer::spawn(test, "die-in-call", &at, "");
+        assert_eq!(doomed.expect_line(), "calling");
+        let since = std::time::Instant::now();
+        while !log.lock().unwrap().contains(&"sleep-start") {
+            assert!(since.elapsed() < OP, "the sleeping request never came");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        doomed.kill();
+        let peer = Peer::spawn(test, "many", &at, "");
+        assert_eq!(peer.expect_line(), "ok");
+        peer.expect_success();
+        assert_eq!(server.accepted(), 2);
+        // Not `shutdown`, which waits for running handlers, the dead
+        // client's 60 s one included; the runtime's end cancels it.
+        drop(server);
     });
 }
