@@ -5,6 +5,10 @@
 mod util;
 
 #[cfg(feature = "tokio")]
+mod async_conformance;
+#[cfg(feature = "tokio")]
+mod async_rpc;
+#[cfg(feature = "tokio")]
 mod async_shm;
 mod conformance;
 mod in_place;

@@ -10,8 +10,10 @@
 //! - **Send.** `try_send` puts the message in the slot if it is free
 //!   (`WouldBlock` otherwise) and the thread sends it; the slot frees when
 //!   the kernel took it, and the eventfd wakes a waiting sender. A message
-//!   in the slot counts as sent: it is delivered while the peer lives,
-//!   and a failure is reported by the next operation.
+//!   in the slot is committed (delivered while the peer lives; a failure
+//!   is reported by the next operation), and `flush` waits until the
+//!   kernel took it, so an async `send` completes only then, as a blocking
+//!   one does: a process that exits right after it loses nothing.
 //! - **Receive.** The thread receives one message ahead into the slot and
 //!   waits for it to be taken; `try_recv` takes it.
 //!
@@ -174,14 +176,7 @@ impl Sender for BridgeSender {
         let mut state = self.shared.lock();
         if state.finished {
             drop(state);
-            let failure = self
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            return self
-                .link
-                .observe(Err(failure.unwrap_or(Error::Disconnected)));
+            return self.failed();
         }
         if state.slot.is_some() || state.busy {
             return Err(deadline.elapsed_error());
@@ -196,6 +191,19 @@ impl Sender for BridgeSender {
     }
 }
 
+impl BridgeSender {
+    /// The failure the thread met, once; then `Disconnected`.
+    fn failed(&self) -> Result<()> {
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.link
+            .observe(Err(failure.unwrap_or(Error::Disconnected)))
+    }
+}
+
 impl Pollable for BridgeSender {
     fn source(&self) -> Option<Source<'_>> {
         Some(Source {
@@ -206,25 +214,18 @@ impl Pollable for BridgeSender {
         })
     }
 
-    /// `WouldBlock` until the thread has handed the last message to the
-    /// kernel, so an awaited send is as sent as a blocking one.
+    /// `WouldBlock` until the kernel took the message in the slot (the
+    /// thread rings the eventfd when it has).
     fn flush_now(&mut self) -> Result<()> {
         let state = self.shared.lock();
-        if state.slot.is_some() || state.busy {
-            return Err(Error::WouldBlock);
+        if state.slot.is_none() && !state.busy {
+            return Ok(());
         }
         if state.finished {
             drop(state);
-            let failure = self
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(e) = failure {
-                return self.link.observe(Err(e));
-            }
+            return self.failed();
         }
-        Ok(())
+        Err(Error::WouldBlock)
     }
 
     fn link(&self) -> &Link {
