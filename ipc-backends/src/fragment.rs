@@ -270,6 +270,7 @@ pub fn halves<S: UnitSink, R: UnitSource>(
             max: 0,
             partial: Reassembly::default(),
             dead: false,
+            watched: false,
             link,
         },
     )
@@ -407,6 +408,10 @@ impl<Q: UnitSource> crate::aio::Pollable for FragmentReceiver<Q> {
         self.q.unblocker()
     }
 
+    fn enter_async(&mut self) {
+        self.watched = self.q.source().is_some_and(|s| s.death.is_some());
+    }
+
     fn link(&self) -> &Link {
         &self.link
     }
@@ -423,6 +428,9 @@ pub struct FragmentReceiver<Q: UnitSource> {
     partial: Reassembly,
     /// The peer was gone before the channel was made.
     pub(crate) dead: bool,
+    /// The async layer watches the peer's death descriptor itself: a
+    /// non-blocking receive that finds the queue empty need not ask.
+    watched: bool,
     link: Link,
 }
 
@@ -456,9 +464,19 @@ impl<Q: UnitSource> FragmentReceiver<Q> {
                     if peer_gone {
                         return Err(Error::Disconnected);
                     }
-                    if self.dead || self.q.peer_exited()? {
+                    if self.dead {
                         peer_gone = true;
                         continue;
+                    }
+                    if deadline == Deadline::Now && self.watched {
+                        return Err(Error::WouldBlock);
+                    }
+                    if self.q.peer_exited()? {
+                        peer_gone = true;
+                        continue;
+                    }
+                    if deadline == Deadline::Now {
+                        return Err(Error::WouldBlock);
                     }
                     self.q.wait(deadline)?;
                 }
