@@ -161,3 +161,69 @@ fn outside_a_runtime_is_a_clear_error() {
     let e = ipcx::tokio::listen(&endpoint("unix")).unwrap_err();
     assert!(e.to_string().contains("tokio runtime"), "{e}");
 }
+
+/// A blocking listener that accepts connections and never reads them,
+/// until its closer closes it; then it drops them.
+fn silent_server(
+    scheme: &str,
+) -> (
+    ipcx::Endpoint,
+    ipcx::backends::ListenerCloser,
+    std::thread::JoinHandle<()>,
+) {
+    use ipcx::Listener;
+    let mut listener = ipcx::listen(&endpoint(scheme)).unwrap();
+    let ep = listener.endpoint().clone();
+    let closer = listener.closer();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok(conn) = listener.accept() {
+            held.push(conn);
+        }
+    });
+    (ep, closer, thread)
+}
+
+#[test]
+fn closing_a_blocking_channel_wakes_recv_and_send() {
+    use ipcx::{Channel, Receiver, Sender};
+    for scheme in SCHEMES {
+        let (ep, server, server_thread) = silent_server(scheme);
+        let ch = ipcx::connect(&ep).unwrap();
+        let closer = ch.closer();
+        let (mut tx, mut rx) = ch.split();
+        let receiving = std::thread::spawn(move || rx.recv().map(drop));
+        // Nobody reads: the sender fills the channel, then waits for room.
+        let sending = std::thread::spawn(move || {
+            let big = vec![1u8; 16 * 1024];
+            loop {
+                if let Err(e) = tx.send(&big) {
+                    return e;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        closer.close();
+        let got = receiving.join().unwrap();
+        assert!(matches!(got, Err(Error::Closed)), "{scheme}: recv: {got:?}");
+        let (sent, sending) = if scheme == "sysv-mq" {
+            (None, Some(sending))
+        } else {
+            (Some(sending.join().unwrap()), None)
+        };
+        // The server goes, dropping its side (on sysv-mq that removes the
+        // queue our blocked send waits on: nothing else can wake msgsnd).
+        server.close();
+        server_thread.join().unwrap();
+        match sent {
+            Some(e) => assert!(matches!(e, Error::Closed), "{scheme}: send: {e:?}"),
+            None => {
+                let e = sending.map(|t| t.join().unwrap());
+                assert!(
+                    e.as_ref().is_some_and(Error::is_disconnect),
+                    "{scheme}: send: {e:?}"
+                );
+            }
+        }
+    }
+}

@@ -285,6 +285,10 @@ macro_rules! define_any {
         }
 
         impl ChannelFlavor {
+            fn link(&self) -> &crate::conn::link::Link {
+                match self { $(ChannelFlavor::$variant(c) => crate::conn::link::Linked::link(c),)* }
+            }
+
             fn scheme(&self) -> Scheme {
                 match self { $(ChannelFlavor::$variant(_) => $scheme,)* }
             }
@@ -535,6 +539,14 @@ impl fmt::Debug for AnyInPlace<'_> {
 }
 
 impl AnySender {
+    /// A handle that closes this half's connection from any thread: a
+    /// waiting call wakes with [`Error::Closed`] (see
+    /// [`ChannelCloser`](crate::ChannelCloser) for the transports where
+    /// an already blocked call waits for its next wake-up).
+    pub fn closer(&self) -> crate::ChannelCloser {
+        crate::aio::Pollable::link(self).closer()
+    }
+
     /// A writable slice of `len` bytes to fill and [`commit`](AnyLoan::commit);
     /// dropping the loan sends nothing. On `shm:`/`sysv-shm:` it is the
     /// ring slot and the call waits for room; elsewhere it is a reused
@@ -594,6 +606,12 @@ impl AnySender {
 }
 
 impl AnyReceiver {
+    /// A handle that closes this half's connection from any thread: see
+    /// [`AnySender::closer`].
+    pub fn closer(&self) -> crate::ChannelCloser {
+        crate::aio::Pollable::link(self).closer()
+    }
+
     /// On `shm:`/`sysv-shm:`, whether a message can be received now
     /// without taking it (`WouldBlock` when not); `None` elsewhere.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -655,6 +673,29 @@ impl AnyReceiver {
 }
 
 impl AnyChannel {
+    /// A handle that closes this channel (both halves, also after
+    /// [`split`](Channel::split)) from any thread or task: a waiting call
+    /// wakes with [`Error::Closed`], as does every later one. Make it
+    /// before the calls it must interrupt (see
+    /// [`ChannelCloser`](crate::ChannelCloser)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipc_core::{Channel, Receiver, Schema};
+    ///
+    /// # fn main() -> ipc_core::Result<()> {
+    /// let ch = ipc_backends::connect(&"shm:/feed".parse()?, &Schema::bytes())?;
+    /// let closer = ch.closer();
+    /// let (_tx, mut rx) = ch.split();
+    /// std::thread::spawn(move || closer.close());
+    /// assert!(matches!(rx.recv(), Err(ipc_core::Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn closer(&self) -> crate::ChannelCloser {
+        self.flavor.link().closer()
+    }
+
     /// See [`AnySender::loan`].
     ///
     /// # Errors

@@ -195,6 +195,9 @@ pub trait UnitSink: Send + std::fmt::Debug {
     /// [`Error::Disconnected`] when the peer is gone; the deadline's error.
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()>;
 
+    /// Gives the queue the connection's link, whose stop a wait may poll.
+    fn attach(&mut self, _link: &Link) {}
+
     /// What an async sender waits on for room; `None` when the queue
     /// cannot be polled.
     fn source(&self) -> Option<crate::aio::Source<'_>> {
@@ -234,6 +237,9 @@ pub trait UnitSource: Send + std::fmt::Debug {
     /// The deadline's error once it passes.
     fn wait(&mut self, deadline: Deadline) -> Result<()>;
 
+    /// Gives the queue the connection's link, whose stop a wait may poll.
+    fn attach(&mut self, _link: &Link) {}
+
     /// What an async receiver waits on for a message; `None` when the
     /// queue cannot be polled.
     fn source(&self) -> Option<crate::aio::Source<'_>> {
@@ -251,11 +257,17 @@ pub trait UnitSource: Send + std::fmt::Debug {
 /// halves share a `Link`, so once the receiver has seen the peer gone,
 /// both return [`Error::Disconnected`].
 pub fn halves<S: UnitSink, R: UnitSource>(
-    sink: S,
-    source: R,
+    mut sink: S,
+    mut source: R,
     unit: usize,
 ) -> (FragmentSender<S>, FragmentReceiver<R>) {
     let link = Link::new();
+    sink.attach(&link);
+    source.attach(&link);
+    if let Some(unblock) = source.unblocker() {
+        // A receive blocked in the kernel is woken by a local close too.
+        link.on_close(unblock);
+    }
     (
         FragmentSender {
             q: sink,
@@ -479,6 +491,8 @@ impl<Q: UnitSource> FragmentReceiver<Q> {
                         return Err(Error::WouldBlock);
                     }
                     self.q.wait(deadline)?;
+                    // A local close ends the wait.
+                    self.link.check()?;
                 }
             }
         }

@@ -37,6 +37,6 @@ pub mod unix;
 pub use any::{
     AnyChannel, AnyInPlace, AnyListener, AnyLoan, AnyReceiver, AnySender, connect, listen,
 };
-pub use conn::ListenerCloser;
+pub use conn::{ChannelCloser, ListenerCloser};
 pub use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};
 pub use sys::limits::{Limits, limits};

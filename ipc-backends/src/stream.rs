@@ -23,7 +23,7 @@ use ipc_core::{Deadline, Endpoint, Error, Result, Schema};
 
 use crate::conn::handshake::{self, Framed, Limit};
 use crate::conn::link::Link;
-use crate::sys::fd::{Interest, wait};
+use crate::sys::fd::{Interest, Ready, wait, wait_any};
 use crate::sys::pipe;
 use crate::sys::socket::{self, How, Io};
 
@@ -104,6 +104,11 @@ fn framed(
     max: usize,
 ) -> (StreamSender, StreamReceiver) {
     let link = Link::new();
+    if carrier == Carrier::Socket {
+        // A call blocked before the first closer was made is woken too.
+        let fd = Arc::clone(&read);
+        link.on_close(Box::new(move || socket::shutdown(fd.as_fd(), How::Both)));
+    }
     (
         StreamSender {
             fd: write,
@@ -157,7 +162,8 @@ impl StreamSender {
         deadline: Deadline,
     ) -> Result<usize> {
         let total = a.len() + b.len();
-        let nonblock = deadline != Deadline::Never;
+        // Blocking calls poll beside the link's stop once a closer exists.
+        let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
         while done < total {
             let (x, y) = if done < a.len() {
                 (&a[done..], b)
@@ -177,7 +183,7 @@ impl StreamSender {
                 Io::Done(n) => done += n,
                 Io::Closed => return Err(Error::Disconnected),
                 Io::WouldBlock => {
-                    if !wait_more(self.fd.as_fd(), Interest::Write, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Write, deadline, &self.link)? {
                         return Ok(done);
                     }
                 }
@@ -248,7 +254,7 @@ impl ipc_core::Sender for StreamSender {
             Err(e) => Err(e),
         };
         self.scratch = frame;
-        outcome
+        self.link.local(outcome)
     }
 
     fn max_message_size(&self) -> usize {
@@ -297,7 +303,8 @@ impl StreamReceiver {
             self.end = self.end - self.start + ALIGN_PAD;
             self.start = ALIGN_PAD;
         }
-        let nonblock = deadline != Deadline::Never;
+        // Blocking calls poll beside the link's stop once a closer exists.
+        let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
         loop {
             let r = self.read_some(self.end, nonblock)?;
             match r {
@@ -307,7 +314,7 @@ impl StreamReceiver {
                     return Ok(true);
                 }
                 Io::WouldBlock => {
-                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link)? {
                         return Ok(false);
                     }
                 }
@@ -342,7 +349,8 @@ impl StreamReceiver {
                 continue;
             }
             out.reserve(want);
-            let nonblock = deadline != Deadline::Never;
+            // Blocking calls poll beside the link's stop once a closer exists.
+            let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
             let spare = &mut out.spare_capacity_mut()[..want];
             let got = match self.carrier {
                 Carrier::Socket => socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
@@ -360,7 +368,7 @@ impl StreamReceiver {
                     unsafe { out.set_len(out.len() + n) };
                 }
                 Io::WouldBlock => {
-                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline)? {
+                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link)? {
                         return Ok(false);
                     }
                 }
@@ -476,16 +484,25 @@ pub(crate) fn establish(
 /// Waits for the descriptor after a call that would have blocked, until
 /// `deadline`. `Deadline::Now` returns at once, without a `poll(2)`: the
 /// call just made is the look a non-blocking operation asked for (the
-/// async layer then waits on the reactor).
+/// async layer then waits on the reactor). Once a closer exists, the
+/// link's stop is polled too: `Closed` when it fires.
 fn wait_more(
     fd: std::os::fd::BorrowedFd<'_>,
     interest: Interest,
     deadline: Deadline,
+    link: &Link,
 ) -> Result<bool> {
     if deadline == Deadline::Now {
         return Ok(false);
     }
-    Ok(wait(fd, interest, deadline)?)
+    let Some(stop) = link.stop_fd() else {
+        return Ok(wait(fd, interest, deadline)?);
+    };
+    match wait_any(&[(fd, interest), (stop, Interest::Read)], deadline)? {
+        Ready::TimedOut => Ok(false),
+        Ready::Index(0) => Ok(true),
+        Ready::Index(_) => Err(Error::Closed),
+    }
 }
 
 impl crate::aio::Pollable for StreamSender {

@@ -15,6 +15,7 @@ use super::Pollable;
 use super::bridge::{BridgeReceiver, BridgeSender};
 use super::driven::{Driven, Stop, runtime};
 use crate::any::{AnyChannel, AnyInPlace, AnyLoan, AnyReceiver, AnySender};
+pub use crate::conn::link::ChannelCloser;
 use ipc_core::loan::{Commit, Received};
 
 /// Runs `$body` with `$d` bound to the flavor's `Driven` half.
@@ -55,35 +56,6 @@ pub struct AsyncSender {
     loan_buf: Vec<u8>,
 }
 
-/// Closes an async channel (both halves) from any task or thread: every
-/// operation waiting on it returns [`Error::Closed`], as does every later
-/// one. The connection itself ends, for the peer, when the halves are
-/// dropped. Cheap to clone.
-///
-/// # Examples
-///
-/// ```no_run
-/// # async fn f() -> ipc_core::Result<()> {
-/// let endpoint = "unix:/tmp/feed.sock".parse()?;
-/// let mut conn = ipc_backends::aio::connect(&endpoint, &ipc_core::Schema::bytes()).await?;
-/// let closer = conn.closer();
-/// tokio::spawn(async move {
-///     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-///     closer.close();
-/// });
-/// assert!(matches!(conn.recv().await, Err(ipc_core::Error::Closed)));
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct ChannelCloser(Arc<Stop>);
-
-impl ChannelCloser {
-    /// Closes the channel. Idempotent.
-    pub fn close(&self) {
-        self.0.close();
-    }
-}
-
 impl AsyncSender {
     /// Drives `sender` from the reactor (or a bridge thread when its
     /// kernel object cannot be polled). Must run inside a tokio runtime.
@@ -115,7 +87,9 @@ impl AsyncSender {
     /// A handle that closes this half (and the channel it came from) from
     /// any task or thread: see [`ChannelCloser`].
     pub fn closer(&self) -> ChannelCloser {
-        ChannelCloser(Arc::clone(&self.stop))
+        let link = driven!(&self.flavor, d => d.get().link().clone());
+        let stop = Arc::clone(&self.stop);
+        ChannelCloser::with(link, Arc::new(move || stop.close()))
     }
 
     /// Sends one message, waiting (without blocking the thread) while the
@@ -359,7 +333,9 @@ impl AsyncReceiver {
     /// A handle that closes this half (and the channel it came from) from
     /// any task or thread: see [`ChannelCloser`].
     pub fn closer(&self) -> ChannelCloser {
-        ChannelCloser(Arc::clone(&self.stop))
+        let link = driven!(&self.flavor, d => d.get().link().clone());
+        let stop = Arc::clone(&self.stop);
+        ChannelCloser::with(link, Arc::new(move || stop.close()))
     }
 
     /// Receives one message.

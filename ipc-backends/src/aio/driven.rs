@@ -116,10 +116,7 @@ impl Stop {
 
 impl<H: Pollable + Send + 'static> Driven<H> {
     /// Registers `inner`'s source. `Ok(Err(inner))` when it has none.
-    pub(crate) fn new(
-        mut inner: H,
-        stop: &Arc<Stop>,
-    ) -> Result<std::result::Result<Driven<H>, H>> {
+    pub(crate) fn new(mut inner: H, stop: &Arc<Stop>) -> Result<std::result::Result<Driven<H>, H>> {
         runtime()?;
         let Some(source) = inner.source() else {
             return Ok(Err(inner));

@@ -32,3 +32,4 @@ pub(crate) mod request;
 pub(crate) mod watch;
 
 pub use accept::{Acceptor, ListenerCloser, close_all_listeners};
+pub use link::ChannelCloser;

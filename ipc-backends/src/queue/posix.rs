@@ -23,6 +23,7 @@ use super::sizing::Charge;
 use super::{Kernel, Opened, Pair, REQUEST_BUF, Rendezvous, Sizing, sizing};
 use crate::conn::accept::{Acceptor, Closer, Stop};
 use crate::conn::fail;
+use crate::conn::link::Link;
 use crate::conn::request::{self, Request};
 use crate::fragment::{FragmentReceiver, FragmentSender, MIN_UNIT, Taken, UnitSink, UnitSource};
 use crate::registry::Kind;
@@ -82,6 +83,8 @@ pub struct MqOut {
     scratch: Vec<u8>,
     /// The peer was gone when the connection was made.
     dead: bool,
+    /// The connection's link: its stop is polled beside the queue.
+    link: Option<Link>,
 }
 
 impl MqOut {
@@ -91,6 +94,7 @@ impl MqOut {
             peer: None,
             scratch: Vec::with_capacity(unit),
             dead: false,
+            link: None,
         }
     }
 }
@@ -104,9 +108,19 @@ impl UnitSink for MqOut {
             match self.q.send(&self.scratch).context(|| "mq_send".into())? {
                 Op::Done(_) => return Ok(()),
                 Op::WouldBlock if self.dead => return Err(Error::Disconnected),
-                Op::WouldBlock => wait(&self.q, Interest::Write, self.peer.as_deref(), deadline)?,
+                Op::WouldBlock => wait(
+                    &self.q,
+                    Interest::Write,
+                    self.peer.as_deref(),
+                    self.link.as_ref(),
+                    deadline,
+                )?,
             }
         }
+    }
+
+    fn attach(&mut self, link: &Link) {
+        self.link = Some(link.clone());
     }
 
     fn source(&self) -> Option<crate::aio::Source<'_>> {
@@ -127,6 +141,8 @@ pub struct MqIn {
     unit: Vec<u8>,
     /// On the client, which created (and is charged for) both queues.
     _charge: Option<Charge>,
+    /// The connection's link: its stop is polled beside the queue.
+    link: Option<Link>,
 }
 
 impl MqIn {
@@ -136,6 +152,7 @@ impl MqIn {
             peer: None,
             unit: vec![0; unit],
             _charge: None,
+            link: None,
         }
     }
 }
@@ -168,7 +185,17 @@ impl UnitSource for MqIn {
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        wait(&self.q, Interest::Read, self.peer.as_deref(), deadline)
+        wait(
+            &self.q,
+            Interest::Read,
+            self.peer.as_deref(),
+            self.link.as_ref(),
+            deadline,
+        )
+    }
+
+    fn attach(&mut self, link: &Link) {
+        self.link = Some(link.clone());
     }
 
     fn source(&self) -> Option<crate::aio::Source<'_>> {
@@ -181,21 +208,36 @@ impl UnitSource for MqIn {
     }
 }
 
-/// Waits for `q` or the peer's exit; `Disconnected` when a sender's peer
-/// exited (a receiver then drains what is left).
-fn wait(q: &Queue, interest: Interest, peer: Option<&PidFd>, deadline: Deadline) -> Result<()> {
-    let ready = match peer {
-        Some(p) => fd::wait_any(
-            &[(q.as_fd(), interest), (p.as_fd(), Interest::Read)],
-            deadline,
-        ),
-        None => fd::wait_any(&[(q.as_fd(), interest)], deadline),
+/// Waits for `q`, the peer's exit, or a local close (the link's stop,
+/// once a closer exists); `Disconnected` when a sender's peer exited (a
+/// receiver then drains what is left), `Closed` on a local close.
+fn wait(
+    q: &Queue,
+    interest: Interest,
+    peer: Option<&PidFd>,
+    link: Option<&Link>,
+    deadline: Deadline,
+) -> Result<()> {
+    let mut fds = vec![(q.as_fd(), interest)];
+    let peer_at = peer.map(|p| {
+        fds.push((p.as_fd(), Interest::Read));
+        fds.len() - 1
+    });
+    if let Some(stop) = link.and_then(Link::stop_fd) {
+        fds.push((stop, Interest::Read));
     }
-    .context(|| "poll".into())?;
+    let ready = fd::wait_any(&fds, deadline).context(|| "poll".into())?;
     match ready {
         Ready::TimedOut => Err(deadline.elapsed_error()),
-        Ready::Index(1) if interest == Interest::Write => Err(Error::Disconnected),
-        Ready::Index(_) => Ok(()),
+        Ready::Index(0) => Ok(()),
+        Ready::Index(i) if Some(i) == peer_at => {
+            if interest == Interest::Write {
+                Err(Error::Disconnected)
+            } else {
+                Ok(())
+            }
+        }
+        Ready::Index(_) => Err(Error::Closed),
     }
 }
 

@@ -107,6 +107,13 @@ pub(super) fn build(
     };
     let how = WaitCfg::of(endpoint);
     let link = Link::new();
+    // A local close wakes this connection's sleepers as a dead peer does.
+    let weak = Arc::downgrade(&shared);
+    link.on_close(Box::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            Wake::on_peer_exit(&*shared);
+        }
+    }));
     ShmChannel {
         sender: ShmSender {
             shared: shared.clone(),
@@ -200,5 +207,11 @@ impl Channel for ShmChannel {
 
     fn peer(&self) -> &PeerInfo {
         &self.peer
+    }
+}
+
+impl crate::conn::link::Linked for ShmChannel {
+    fn link(&self) -> &Link {
+        crate::aio::Pollable::link(&self.sender)
     }
 }

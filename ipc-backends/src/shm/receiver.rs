@@ -49,7 +49,7 @@ impl ShmReceiver {
         if cached > 0 {
             return Ok(cached);
         }
-        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let (shared, ring, index, link) = (&self.shared, &mut self.ring, self.index, &self.link);
         let mut avail = 0;
         shared.wait_for(index, Event::Data, self.how, deadline, || {
             // Closed before head: the producer publishes its last bytes
@@ -57,8 +57,11 @@ impl ShmReceiver {
             // them all.
             let closed = ring.control().producer_closed.load(Ordering::Acquire) != 0;
             avail = ring.available().map_err(|v| shared.protocol(index, v))?;
-            Ok(avail > 0 || closed)
+            Ok(avail > 0 || closed || link.closed_here())
         })?;
+        if self.link.closed_here() {
+            return Err(Error::Closed);
+        }
         match avail {
             0 => Err(Error::Disconnected),
             n => Ok(n),

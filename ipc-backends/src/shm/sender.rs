@@ -75,13 +75,16 @@ impl ShmSender {
 
     /// Waits for `need` free bytes (or a closed consumer).
     fn wait_space(&mut self, need: u64, deadline: Deadline) -> Result<()> {
-        let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
+        let (shared, ring, index, link) = (&self.shared, &mut self.ring, self.index, &self.link);
         shared.wait_for(index, Event::Space, self.how, deadline, || {
-            if ring.control().consumer_closed.load(Ordering::Acquire) != 0 {
+            if ring.control().consumer_closed.load(Ordering::Acquire) != 0 || link.closed_here() {
                 return Ok(true);
             }
             Ok(ring.free().map_err(|v| shared.protocol(index, v))? >= need)
         })?;
+        if self.link.closed_here() {
+            return Err(Error::Closed);
+        }
         if self.closed() {
             return Err(Error::Disconnected);
         }
