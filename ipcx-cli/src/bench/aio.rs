@@ -1,7 +1,7 @@
 //! `ipcx bench --async`: every transport through the async API
 //! (`ipcx::tokio`), beside the blocking ipcx row of the same transport and,
 //! where tokio drives the same mechanism itself, a raw tokio baseline
-//! ([`raw::aio`](super::raw::aio): `UnixStream`, `TcpStream`,
+//! ([`raw::aio`]: `UnixStream`, `TcpStream`,
 //! `unix::pipe` for pipes and FIFOs, length-prefixed by hand).
 //!
 //! The measurements are those of the blocking rows (round trip, one-way
