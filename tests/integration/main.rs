@@ -6,6 +6,8 @@ mod util;
 
 mod conformance;
 mod in_place;
+#[cfg(feature = "nats")]
+mod nats;
 mod rpc;
 mod stream;
 mod typed;

@@ -77,7 +77,7 @@ pub(crate) struct Shared {
     rx_bell: Event,
     /// Rung when credit or the end arrives.
     tx_bell: Event,
-    out: mpsc::UnboundedSender<Bytes>,
+    out: mpsc::UnboundedSender<Out>,
     /// Dropped with the last half: the tasks stop.
     _alive: watch::Sender<()>,
     /// Sequence number of the last message sent (the sender's).
@@ -91,8 +91,24 @@ impl Shared {
 
     fn publish(&self, frame: Vec<u8>) -> Result<()> {
         self.out
-            .send(Bytes::from(frame))
+            .send(Out::Frame(Bytes::from(frame)))
             .map_err(|_| Error::Disconnected)
+    }
+
+    /// Waits until every frame queued so far has reached the NATS server
+    /// (a flush: one round trip), at most `limit`.
+    fn flush(&self, limit: Duration) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.out
+            .send(Out::Flush(tx))
+            .map_err(|_| Error::Disconnected)?;
+        match rx.recv_timeout(limit) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::Disconnected)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout),
+        }
     }
 
     fn ring(&self) {
@@ -125,12 +141,38 @@ impl Shared {
     }
 }
 
+/// What the writer task is given.
+#[derive(Debug)]
+enum Out {
+    /// A frame to publish.
+    Frame(Bytes),
+    /// Flush, then say whether it worked.
+    Flush(std::sync::mpsc::SyncSender<bool>),
+}
+
+/// Longest a dropped connection waits for its last messages and its close
+/// to reach the server.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
 impl Drop for Shared {
     fn drop(&mut self) {
-        // The last half is gone: tell the peer, after everything sent.
+        // The last half is gone: tell the peer, after everything sent, and
+        // (unless on the runtime's own threads, which must not wait) wait
+        // until it all reached the server, so that messages sent just
+        // before the process exits are not lost with it.
         let last = *self.sent.get_mut();
-        let _ = self.out.send(Bytes::from(wire::close(last)));
+        let _ = self.out.send(Out::Frame(Bytes::from(wire::close(last))));
+        if std::thread::current().name() != Some(super::runtime::THREAD_NAME) {
+            let _ = self.flush(CLOSE_FLUSH);
+        }
     }
+}
+
+/// Waits until everything the connection queued reached the server: run
+/// once the handshake concluded, so that a connect that returned has had
+/// its verdict delivered whatever the process does next.
+pub(crate) fn settle(shared: &Shared, deadline: Deadline) -> Result<()> {
+    shared.flush(deadline.remaining().unwrap_or(CLOSE_FLUSH))
 }
 
 fn waited(deadline: Deadline) -> Error {
@@ -198,11 +240,19 @@ pub(crate) fn start(
 
 /// Publishes every frame in order; once every half and task let go of the
 /// queue (the close frame is then the last), flushes and ends.
-async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedReceiver<Bytes>) {
-    while let Some(frame) = frames.recv().await {
-        if let Err(e) = client.publish(subject.clone(), frame).await {
-            tracing::debug!(%subject, error = %e, "nats: publish failed");
-            return;
+async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedReceiver<Out>) {
+    while let Some(out) = frames.recv().await {
+        match out {
+            Out::Frame(frame) => {
+                if let Err(e) = client.publish(subject.clone(), frame).await {
+                    tracing::debug!(%subject, error = %e, "nats: publish failed");
+                    return;
+                }
+            }
+            Out::Flush(done) => {
+                let ok = client.flush().await.is_ok();
+                let _ = done.try_send(ok);
+            }
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
@@ -216,13 +266,19 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
             m = next => m,
             _ = alive.changed() => return,
         };
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let Some(msg) = msg else {
             end(&shared, End::Broken("nats: the subscription ended".into()));
             return;
         };
         if let Err(e) = take(&shared, msg.payload) {
-            end(&shared, End::Broken(e.to_string()));
+            let why = match e {
+                Error::Protocol(why) => why,
+                e => e.to_string(),
+            };
+            end(&shared, End::Broken(why));
             return;
         }
     }
@@ -315,7 +371,7 @@ fn grant(shared: &Shared, g: &mut State, msgs: u64, bytes: u64) -> Result<()> {
 
 async fn beat(
     shared: Weak<Shared>,
-    out: mpsc::UnboundedSender<Bytes>,
+    out: mpsc::UnboundedSender<Out>,
     every: Duration,
     mut alive: watch::Receiver<()>,
 ) {
@@ -326,13 +382,18 @@ async fn beat(
             _ = tick.tick() => {}
             _ = alive.changed() => return,
         }
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let silent = shared.lock().heard.elapsed();
         if silent > every * SILENT_INTERVALS {
             end(&shared, End::Silent(silent));
             return;
         }
-        if out.send(Bytes::from_static(&[wire::HEARTBEAT])).is_err() {
+        if out
+            .send(Out::Frame(Bytes::from_static(&[wire::HEARTBEAT])))
+            .is_err()
+        {
             return;
         }
     }
@@ -378,10 +439,11 @@ pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
     )
 }
 
-/// Sets the agreed limit on a connection and its sender.
+/// Sets the largest message the sender sends. (What the receiver accepts
+/// is this side's own limit until the handshake agreed one: the peer may
+/// send as soon as it has concluded.)
 pub(crate) fn set_max(tx: &mut NatsSender, max: usize) {
     tx.max = max;
-    tx.shared.lock().max = max;
 }
 
 impl Sender for NatsSender {
@@ -479,6 +541,11 @@ impl Pollable for NatsSender {
     fn link(&self) -> &Link {
         &self.link
     }
+
+    fn drop_may_wait(&self) -> bool {
+        // The last half's drop waits for the close to reach the server.
+        true
+    }
 }
 
 impl Pollable for NatsReceiver {
@@ -493,6 +560,10 @@ impl Pollable for NatsReceiver {
 
     fn link(&self) -> &Link {
         &self.link
+    }
+
+    fn drop_may_wait(&self) -> bool {
+        true
     }
 }
 
@@ -552,6 +623,7 @@ pub type NatsChannel = ipc_core::Duplex<NatsSender, NatsReceiver>;
 /// Assembles the channel once the handshake agreed `peer`.
 pub(crate) fn channel(mut tx: NatsSender, rx: NatsReceiver, peer: PeerInfo) -> NatsChannel {
     set_max(&mut tx, peer.max_message_size);
+    tx.shared.lock().max = peer.max_message_size;
     ipc_core::Duplex {
         sender: tx,
         receiver: rx,

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, Subject};
 use bytes::Bytes;
-use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
 use ipc_core::endpoint::DEFAULT_MAX_MESSAGE_SIZE;
+use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
 pub use conn::{NatsChannel, NatsReceiver, NatsSender, death_bound};
@@ -83,7 +83,12 @@ fn client(endpoint: &Endpoint) -> Result<(Client, usize)> {
             .map(|r| r.map_err(|e| e.to_string()))
     })?
     .map_err(|()| fail::connect_timeout(endpoint, "connecting to the NATS server"))?
-    .map_err(|e| fail::no_listener(endpoint, format!("no NATS server reachable at {server}: {e}")))?;
+    .map_err(|e| {
+        fail::no_listener(
+            endpoint,
+            format!("no NATS server reachable at {server}: {e}"),
+        )
+    })?;
     let max_payload = client.server_info().max_payload;
     let limit = max_payload.saturating_sub(wire::DATA_HEADER);
     let wanted = endpoint.options().max_message_size;
@@ -129,6 +134,8 @@ fn establish(
     );
     let mut wire = conn::HandshakeWire(shared);
     let peer = handshake::drive(&mut wire, endpoint, &local, deadline, |_| Ok(()))?;
+    conn::settle(shared, deadline)
+        .map_err(|e| fail::in_step(endpoint, "delivering the handshake's verdict", e))?;
     Ok(conn::channel(tx, rx, peer))
 }
 
@@ -187,7 +194,10 @@ fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<NatsChannel> {
     let (client, max) = client(endpoint)?;
     let (_, name) = parts(endpoint);
     let id = nuid::next().to_string();
-    let (up, down) = (conn_subject(name, &id, "up"), conn_subject(name, &id, "down"));
+    let (up, down) = (
+        conn_subject(name, &id, "up"),
+        conn_subject(name, &id, "down"),
+    );
     let request = connect_subject(name);
     let timeout = deadline.remaining().unwrap_or(Duration::MAX);
     let c = client.clone();
@@ -219,9 +229,10 @@ fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<NatsChannel> {
                 async_nats::RequestErrorKind::TimedOut => {
                     fail::connect_timeout(endpoint, "the connect request")
                 }
-                async_nats::RequestErrorKind::Other => {
-                    Error::io(format!("{endpoint}: connect request"), std::io::Error::other(e))
-                }
+                async_nats::RequestErrorKind::Other => Error::io(
+                    format!("{endpoint}: connect request"),
+                    std::io::Error::other(e),
+                ),
             });
         }
     };
@@ -282,7 +293,10 @@ impl Incoming for Requests {
         Ok(Next::Request(Box::new(move || {
             let deadline = Deadline::after(endpoint.options().connect_timeout);
             let (_, name) = parts(&endpoint);
-            let (up, down) = (conn_subject(name, &id, "up"), conn_subject(name, &id, "down"));
+            let (up, down) = (
+                conn_subject(name, &id, "up"),
+                conn_subject(name, &id, "down"),
+            );
             let c = client.clone();
             let sub = runtime::run(async move {
                 let sub = c.subscribe(up).await.map_err(|e| e.to_string())?;
@@ -303,7 +317,10 @@ impl Incoming for Requests {
         let tx = std::sync::Mutex::new(tx);
         Box::new(move || {
             let _ = stop.send(true);
-            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(Req::Closed);
+            let _ = tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Req::Closed);
         })
     }
 }

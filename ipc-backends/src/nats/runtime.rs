@@ -12,6 +12,9 @@ use std::sync::OnceLock;
 use ipc_core::{Error, Result};
 use tokio::runtime::{Builder, Handle, Runtime};
 
+/// The name of the runtime's threads.
+pub(crate) const THREAD_NAME: &str = "ipcx-nats";
+
 static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 
 /// The runtime's handle, starting it on first use.
@@ -22,7 +25,7 @@ pub fn handle() -> Result<Handle> {
     let rt = RUNTIME.get_or_init(|| {
         Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("ipcx-nats")
+            .thread_name(THREAD_NAME)
             .enable_all()
             .build()
             .map_err(|e| e.to_string())

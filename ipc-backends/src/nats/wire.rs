@@ -54,7 +54,8 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 /// # Errors
 /// [`Error::Protocol`] for an unknown kind or a frame of the wrong length.
 pub(crate) fn decode(b: &[u8]) -> Result<Frame<'_>> {
-    let bad = |what: &str| Error::protocol(format!("nats: malformed {what} frame ({} bytes)", b.len()));
+    let bad =
+        |what: &str| Error::protocol(format!("nats: malformed {what} frame ({} bytes)", b.len()));
     let (&kind, body) = b.split_first().ok_or_else(|| bad("empty"))?;
     Ok(match kind {
         HELLO => Frame::Hello(body),
@@ -125,7 +126,10 @@ mod tests {
     fn frames_round_trip() {
         assert_eq!(
             decode(&data(7, b"abc")).unwrap(),
-            Frame::Data { seq: 7, body: b"abc" }
+            Frame::Data {
+                seq: 7,
+                body: b"abc"
+            }
         );
         assert_eq!(
             decode(&data(1, b"")).unwrap(),

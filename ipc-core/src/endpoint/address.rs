@@ -30,9 +30,7 @@ fn is_file_path(scheme: Scheme, address: &str) -> bool {
     match scheme {
         Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm | Scheme::SysvSem => true,
         Scheme::Unix => !address.starts_with('@'),
-        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Sem | Scheme::Tcp | Scheme::Nats => {
-            false
-        }
+        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Sem | Scheme::Tcp | Scheme::Nats => false,
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::pattern::Pattern;
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODE, EndpointError,
-    MAX_HEARTBEAT, MAX_MESSAGE_SIZE_LIMIT, MAX_SHM_CAPACITY, MIN_HEARTBEAT, MIN_SHM_CAPACITY, Scheme, err,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODE, EndpointError, MAX_HEARTBEAT,
+    MAX_MESSAGE_SIZE_LIMIT, MAX_SHM_CAPACITY, MIN_HEARTBEAT, MIN_SHM_CAPACITY, Scheme, err,
 };
 
 /// How a shared-memory reader waits for data.

@@ -322,9 +322,17 @@ fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
     ] {
         let e = bad(s);
         assert!(e.to_string().contains(needle), "{s}: {e}");
-        assert!(e.example.parse::<Endpoint>().is_ok(), "{s}: example {}", e.example);
+        assert!(
+            e.example.parse::<Endpoint>().is_ok(),
+            "{s}: example {}",
+            e.example
+        );
     }
-    assert!(bad("nats://h:4222/a?pattern=queue").to_string().contains("pattern"));
+    assert!(
+        bad("nats://h:4222/a?pattern=queue")
+            .to_string()
+            .contains("pattern")
+    );
 }
 
 #[test]

@@ -98,11 +98,7 @@ impl NatsServer {
             let child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-            let mut server = NatsServer {
-                child,
-                port,
-                store,
-            };
+            let mut server = NatsServer { child, port, store };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(why) => last = why,
@@ -141,7 +137,10 @@ impl NatsServer {
                 }
             }
             if Instant::now() > until {
-                return Err(format!("port {} not ready within {START_LIMIT:?}", self.port));
+                return Err(format!(
+                    "port {} not ready within {START_LIMIT:?}",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
