@@ -91,21 +91,17 @@ matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique
 // (`util/nats.rs`). `max_message_size` is explicit because the default
 // (1 MiB) gives way to the server's max_payload less the frame header;
 // heartbeats every 200 ms bound the detection of a killed peer to 800 ms.
-// Left out, because the mechanism makes them meaningless or the check
-// does not exist yet:
+// Left out, because the mechanism makes it meaningless:
 // - listen_in_use: listeners of one name form a queue group (connections
 //   spread over them, which is how rpc servers scale), so a second
 //   listener is not AddrInUse;
-// - bad_clients_do_not_stall_accept: its silent and garbage clients are
-//   written per transport in `util/bad_clients.rs`, which has no NATS
-//   client yet.
 #[cfg(feature = "nats")]
 matrix!(conformance, nats => crate::util::nats::endpoint("c", "max_message_size=1048000&heartbeat=200ms"),
     by_type ipcx::backends::nats::Nats;
     boundaries stress duplex backpressure many_clients peer_killed_in_recv
     peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
-    handshake_mismatch send_after_disconnect no_listener no_listener_after_kill
-    wait_for_listener sigterm_leaves_nothing);
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener sigterm_leaves_nothing);
 
 // pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
 // [`open_pair`] spawns the peer instead of listening. It runs through the

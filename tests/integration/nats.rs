@@ -298,3 +298,59 @@ fn async_client_blocking_server() {
         peer.expect_success();
     });
 }
+
+/// A peer whose messages skip a sequence number (as when the server drops
+/// one for a slow consumer) ends the connection with `Protocol`, naming
+/// the lost message, after the messages before the gap: never a silent
+/// skip. The peer is written here on NATS's text protocol.
+#[test]
+fn a_gap_in_sequence_numbers_is_a_protocol_error() {
+    use crate::util::nats::{RawClient, raw_id};
+    use ipcx::core::handshake::{Hello, VERDICT_ACCEPT};
+    watchdog(LIMIT, "gap", || {
+        let nats = NatsServer::start();
+        let ep = nats.endpoint("g");
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen");
+        let name = ep.rsplit('/').next().expect("name").to_string();
+        let mut raw = RawClient::connect(&nats.address());
+        let id = raw_id(7);
+        raw.sub(&format!("ipcx.{name}.c.{id}.down"), 1);
+        raw.sub("_INBOX.gap", 2);
+        raw.publish(
+            &format!("ipcx.{name}.connect"),
+            Some("_INBOX.gap"),
+            id.as_bytes(),
+        );
+        assert_eq!(raw.next_message(), b"ok");
+        let up = format!("ipcx.{name}.c.{id}.up");
+        let hello = Hello::new(&ipcx::Schema::bytes(), 1, 0, 1000).encode();
+        let frame = |kind: u8, body: &[u8]| {
+            let mut f = vec![kind];
+            f.extend_from_slice(body);
+            f
+        };
+        let data = |seq: u64, m: &[u8]| {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend_from_slice(m);
+            frame(3, &b)
+        };
+        raw.publish(&up, None, &frame(1, &hello));
+        raw.publish(&up, None, &frame(2, &[VERDICT_ACCEPT]));
+        raw.publish(&up, None, &data(1, b"one"));
+        raw.publish(&up, None, &data(3, b"three"));
+        let mut ch = l.accept_timeout(OP).expect("accept the raw client");
+        assert_eq!(
+            ch.recv_timeout(OP).expect("the message before the gap"),
+            b"one"
+        );
+        match ch.recv_timeout(OP) {
+            Err(Error::Protocol(why)) => {
+                assert!(why.contains("message 2 lost"), "{why}");
+            }
+            other => panic!("after a gap: {other:?}"),
+        }
+        // The connection is over.
+        assert!(ch.recv_timeout(Duration::from_millis(10)).is_err());
+        drop(raw);
+    });
+}

@@ -224,3 +224,106 @@ pub fn endpoint(tag: &str, options: &str) -> String {
     }
     format!("nats://{}/{}{sep}{options}", shared(), super::unique(tag))
 }
+
+/// A NATS client written here, on the server's text protocol, for clients
+/// that are not ipcx peers (silent, malformed, or breaking the frame
+/// rules on purpose).
+pub struct RawClient {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    /// Connects to `address` (`HOST:PORT`) and says CONNECT.
+    pub fn connect(address: &str) -> RawClient {
+        use std::io::Write;
+        let stream =
+            TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut info = String::new();
+        reader.read_line(&mut info).expect("INFO");
+        assert!(info.starts_with("INFO"), "the server said {info:?}");
+        let mut c = RawClient { stream, reader };
+        c.stream
+            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true}\r\n")
+            .expect("CONNECT");
+        c
+    }
+
+    /// Subscribes to `subject` with subscription id `sid`.
+    pub fn sub(&mut self, subject: &str, sid: u32) {
+        use std::io::Write;
+        write!(self.stream, "SUB {subject} {sid}\r\n").expect("SUB");
+    }
+
+    /// Publishes `payload` on `subject`, with a reply subject if given.
+    pub fn publish(&mut self, subject: &str, reply: Option<&str>, payload: &[u8]) {
+        use std::io::Write;
+        let head = match reply {
+            Some(r) => format!("PUB {subject} {r} {}\r\n", payload.len()),
+            None => format!("PUB {subject} {}\r\n", payload.len()),
+        };
+        let mut m = head.into_bytes();
+        m.extend_from_slice(payload);
+        m.extend_from_slice(b"\r\n");
+        self.stream.write_all(&m).expect("PUB");
+    }
+
+    /// The payload of the next message delivered to this client (PINGs are
+    /// answered on the way).
+    pub fn next_message(&mut self) -> Vec<u8> {
+        use std::io::{Read, Write};
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .expect("read from the server");
+            assert!(n > 0, "the server closed the connection");
+            let line = line.trim_end();
+            if line == "PING" {
+                self.stream.write_all(b"PONG\r\n").expect("PONG");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("MSG ") {
+                let len: usize = rest
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or_else(|| panic!("MSG line {line:?}"));
+                let mut body = vec![0; len + 2];
+                self.reader.read_exact(&mut body).expect("MSG body");
+                body.truncate(len);
+                return body;
+            }
+            if line.starts_with("HMSG") {
+                // A status (no responders): report it as empty.
+                let len: usize = line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len + 2];
+                self.reader.read_exact(&mut body).expect("HMSG body");
+                return Vec::new();
+            }
+            // +OK, PONG, INFO updates: nothing to do.
+        }
+    }
+
+    /// The connection, to hold it open.
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        std::os::fd::OwnedFd::from(self.stream)
+    }
+}
+
+/// A connection id as ipcx clients draw them (22 letters and digits).
+pub fn raw_id(n: u32) -> String {
+    format!(
+        "BAD{:019}",
+        u64::from(n) + u64::from(std::process::id()) * 1000
+    )
+}
