@@ -15,9 +15,9 @@
 //! | `unix:`, `tcp://` | the socket (`AsyncFd`) | end of file, `EPIPE` |
 //! | `pipe:`, `fifo:` | the pipe end | end of file, `EPIPE` |
 //! | `mq:` | the queue descriptor (an `mqd_t` is pollable) | the peer's pidfd |
-//! | `shm:`, `sysv-shm:`, `sysv-mq:` | an eventfd rung by a per-connection thread ([`bridge`]) | the blocking half's own detection |
+//! | `shm:`, `sysv-shm:`, `sysv-mq:` | an eventfd rung by a per-connection thread (`bridge`) | the blocking half's own detection |
 //!
-//! [`Pollable`] is what a blocking half tells the async layer; it is
+//! `Pollable` is what a blocking half tells the async layer; it is
 //! implemented by every half whether or not the `tokio` feature is on.
 
 use std::os::fd::BorrowedFd;
