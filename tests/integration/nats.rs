@@ -354,3 +354,44 @@ fn a_gap_in_sequence_numbers_is_a_protocol_error() {
         drop(raw);
     });
 }
+
+/// Three servers clustered on loopback: a listener on node 3, a client on
+/// node 1; node 2 is killed mid-stream, and traffic goes on, every message
+/// in order (the two nodes in use have a route of their own).
+#[test]
+fn a_cluster_node_killed_under_traffic() {
+    watchdog(LIMIT, "cluster", || {
+        let mut nodes = NatsServer::start_cluster(3);
+        let name = util::unique("cl");
+        let on = |i: usize| format!("nats://{}/{name}", nodes[i].address());
+        let mut l = ipcx::listen(&parse(&on(2))).expect("listen on node 3");
+        // Interest crosses the routes once they are up: wait for it.
+        let client_ep = parse(&format!("{}?wait_for_listener=20s", on(0)));
+        let server = std::thread::spawn(move || {
+            let mut ch = l.accept_timeout(OP).expect("accept");
+            let mut n = 0u64;
+            loop {
+                match ch.recv_timeout(OP) {
+                    Ok(m) => {
+                        assert_eq!(m, n.to_le_bytes(), "message {n}");
+                        ch.send(&m).expect("echo");
+                        n += 1;
+                    }
+                    Err(Error::Disconnected) => return n,
+                    Err(e) => panic!("server after {n} messages: {e}"),
+                }
+            }
+        });
+        let mut ch = ipcx::connect(&client_ep).expect("connect through node 1");
+        const N: u64 = 3000;
+        for i in 0..N {
+            if i == N / 3 {
+                nodes[1].kill();
+            }
+            ch.send(&i.to_le_bytes()).expect("send");
+            assert_eq!(ch.recv_timeout(OP).expect("echo"), i.to_le_bytes(), "echo {i}");
+        }
+        drop(ch);
+        assert_eq!(server.join().expect("server"), N);
+    });
+}

@@ -144,7 +144,14 @@ impl Transport for Nats {
     type Channel = NatsChannel;
 
     fn listen(endpoint: &Endpoint, schema: &Schema) -> Result<NatsListener> {
-        let (client, max) = client(endpoint)?;
+        // No server is not "no listener" for a listener.
+        let (client, max) = client(endpoint).map_err(|e| match e {
+            Error::NoListener { reason, .. } => Error::io(
+                format!("{endpoint}: listen"),
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, reason),
+            ),
+            e => e,
+        })?;
         let (_, name) = parts(endpoint);
         let subject = connect_subject(name);
         let group = format!("ipcx.{name}");

@@ -56,15 +56,41 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// A core NATS server (no JetStream).
     pub fn start() -> NatsServer {
-        NatsServer::start_with(false)
+        NatsServer::start_with(false, &[])
     }
 
     /// A server with JetStream, its store in a fresh directory.
     pub fn start_jetstream() -> NatsServer {
-        NatsServer::start_with(true)
+        NatsServer::start_with(true, &[])
     }
 
-    fn start_with(jetstream: bool) -> NatsServer {
+    /// `n` servers clustered on loopback (each with routes to all the
+    /// others), core NATS only.
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let name = super::unique("cluster");
+        (0..n)
+            .map(|i| {
+                let routes: Vec<String> = cluster_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                    .collect();
+                let args = [
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                    "--routes".to_string(),
+                    routes.join(","),
+                    "--cluster_name".to_string(),
+                    name.clone(),
+                ];
+                NatsServer::start_with(false, &args)
+            })
+            .collect()
+    }
+
+    fn start_with(jetstream: bool, extra: &[String]) -> NatsServer {
         let bin = binary();
         let mut last = String::new();
         // The port was free a moment ago; another process may take it
@@ -84,6 +110,7 @@ impl NatsServer {
             if let Some(d) = &store {
                 cmd.arg("-js").arg("-sd").arg(d);
             }
+            cmd.args(extra);
             // SAFETY: prctl is async-signal-safe and touches only this
             // child: it is killed if the thread that started it dies, so
             // a test process that is killed leaves no server behind.
