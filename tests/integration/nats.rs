@@ -395,3 +395,60 @@ fn a_cluster_node_killed_under_traffic() {
         assert_eq!(server.join().expect("server"), N);
     });
 }
+
+/// An async listener (`ipcx::tokio::listen`) with blocking clients on
+/// threads, on the shared server: accept, echo, and the clients' close.
+#[test]
+fn async_server_blocking_clients() {
+    watchdog(LIMIT, "async server", || {
+        let ep = parse(&crate::util::nats::endpoint("as", ""));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut l = rt.block_on(async { ipcx::tokio::listen(&ep) }).expect("listen");
+        const CLIENTS: u32 = 4;
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let ep = ep.clone();
+                std::thread::spawn(move || {
+                    let mut ch = ipcx::connect(&ep).expect("connect");
+                    for i in 0..300u32 {
+                        let m = (c * 1000 + i).to_le_bytes();
+                        ch.send(&m).expect("send");
+                        assert_eq!(ch.recv_timeout(OP).expect("echo"), m);
+                    }
+                })
+            })
+            .collect();
+        let served = rt.block_on(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..CLIENTS {
+                let mut ch = l.accept().await.expect("accept");
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0u32;
+                    loop {
+                        match ch.recv().await {
+                            Ok(m) => {
+                                ch.send(&m).await.expect("echo");
+                                n += 1;
+                            }
+                            Err(Error::Disconnected) => return n,
+                            Err(e) => panic!("async server: {e}"),
+                        }
+                    }
+                }));
+            }
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("task");
+            }
+            total
+        });
+        for c in clients {
+            c.join().expect("client");
+        }
+        assert_eq!(served, CLIENTS * 300);
+    });
+}
