@@ -389,7 +389,11 @@ fn a_cluster_node_killed_under_traffic() {
                 nodes[1].kill();
             }
             ch.send(&i.to_le_bytes()).expect("send");
-            assert_eq!(ch.recv_timeout(OP).expect("echo"), i.to_le_bytes(), "echo {i}");
+            assert_eq!(
+                ch.recv_timeout(OP).expect("echo"),
+                i.to_le_bytes(),
+                "echo {i}"
+            );
         }
         drop(ch);
         assert_eq!(server.join().expect("server"), N);
@@ -407,7 +411,9 @@ fn async_server_blocking_clients() {
             .enable_all()
             .build()
             .expect("runtime");
-        let mut l = rt.block_on(async { ipcx::tokio::listen(&ep) }).expect("listen");
+        let mut l = rt
+            .block_on(async { ipcx::tokio::listen(&ep) })
+            .expect("listen");
         const CLIENTS: u32 = 4;
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
