@@ -338,7 +338,9 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
         Frame::Blocked => {
             if g.consumed_msgs > g.conveyed_msgs {
                 let (m, b) = (g.consumed_msgs, g.consumed_bytes);
-                grant(shared, &mut g, m, b)?;
+                // A grant that cannot go out means the writer is gone,
+                // which the end of the connection reports.
+                let _ = grant(shared, &mut g, m, b);
             } else {
                 g.peer_blocked = true;
             }
@@ -507,7 +509,10 @@ impl Receiver for NatsReceiver {
                     || b - g.conveyed_bytes >= WINDOW_BYTES / 2
                     || g.peer_blocked
                 {
-                    grant(&shared, &mut g, m, b)?;
+                    // The message is delivered either way: a grant that
+                    // cannot go out means the writer is gone, which the
+                    // end of the connection reports.
+                    let _ = grant(&shared, &mut g, m, b);
                 }
                 drop(g);
                 buf.clear();
