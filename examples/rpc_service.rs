@@ -4,6 +4,7 @@
 //! cargo run --example rpc_service -- examples/config/unix.toml
 //! cargo run --example rpc_service -- examples/config/mq.toml      # same code, other transport
 //! cargo run --example rpc_service -- examples/config/shm.toml     # shared memory
+//! cargo run --features nats --example rpc_service -- examples/config/nats.toml  # through a NATS server
 //! ```
 //!
 //! The program serves, then spawns `clients` copies of itself in client

@@ -28,6 +28,26 @@ use ipc_core::{
 };
 
 /// Calls `$m!` with the list of built backends: `Variant => Type, Scheme;`.
+#[cfg(feature = "nats")]
+macro_rules! with_backends {
+    ($m:ident) => {
+        $m! {
+            Unix => crate::unix::Unix, Scheme::Unix;
+            Tcp => crate::tcp::Tcp, Scheme::Tcp;
+            Pipe => crate::pipe::Pipe, Scheme::Pipe;
+            Fifo => crate::fifo::Fifo, Scheme::Fifo;
+            Mq => crate::mq::Mq, Scheme::Mq;
+            SysvMq => crate::sysv_mq::SysvMq, Scheme::SysvMq;
+            Shm => crate::shm::Shm, Scheme::Shm;
+            SysvShm => crate::shm::SysvShm, Scheme::SysvShm;
+            Nats => crate::nats::Nats, Scheme::Nats;
+        }
+    };
+}
+
+/// Calls `$m!` with the list of built backends: `Variant => Type, Scheme;`
+/// (the same list without `nats://`, which needs the `nats` feature).
+#[cfg(not(feature = "nats"))]
 macro_rules! with_backends {
     ($m:ident) => {
         $m! {
@@ -408,6 +428,12 @@ fn unsupported(scheme: Scheme) -> Error {
             reason: format!(
                 "{scheme}: names a semaphore, not a channel; open it with ipcx::sync::Semaphore::create or ::open"
             ),
+        };
+    }
+    if scheme == Scheme::Nats {
+        return Error::Unsupported {
+            scheme,
+            reason: "this build of ipcx has no nats:// transport: enable the `nats` feature of ipcx (cargo add ipcx --features nats)".into(),
         };
     }
     let have: Vec<&str> = SUPPORTED.iter().map(|s| s.as_str()).collect();

@@ -21,6 +21,8 @@ pub mod fragment;
 pub mod fuzzing;
 mod loan;
 pub mod mq;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod pipe;
 mod queue;
 pub mod registry;

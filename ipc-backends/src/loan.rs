@@ -121,3 +121,9 @@ copy! {
     senders: StreamSender, MqSender, SysvMqSender;
     receivers: StreamReceiver, MqReceiver, SysvMqReceiver;
 }
+
+#[cfg(feature = "nats")]
+copy! {
+    senders: crate::nats::NatsSender;
+    receivers: crate::nats::NatsReceiver;
+}

@@ -9,6 +9,7 @@
 //! sysv-shm:/var/run/orders           System V shm + System V semaphore set
 //! unix:/run/orders.sock              Unix stream socket (unix:@name = abstract)
 //! tcp://127.0.0.1:7000               TCP, for peers on other machines
+//! nats://127.0.0.1:4222/orders       through a NATS server (feature `nats`)
 //! ```
 //!
 //! `mq:` and `sysv-mq:` also name standalone queues (`ipcx::queue`): a
@@ -110,6 +111,12 @@ pub const MAX_SHM_CAPACITY: usize = 1 << 30;
 /// Longest name accepted for `mq:` and `shm:`, leaving room for the
 /// per-connection suffixes under the kernel's NAME_MAX of 255.
 pub const MAX_POSIX_NAME: usize = 200;
+/// Default interval of `nats://` heartbeats (`heartbeat=`).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Shortest `heartbeat=`.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+/// Longest `heartbeat=`.
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// Longest Unix socket path: `sun_path` holds 108 bytes including the NUL.
 pub const MAX_UNIX_PATH: usize = 107;
 
@@ -273,6 +280,11 @@ impl Endpoint {
     /// wait and fails at once with `NoListener`.
     pub fn wait_for_listener(&self) -> Duration {
         self.options.wait_for_listener
+    }
+
+    /// The `nats://` heartbeat interval, with the default (1 s) applied.
+    pub fn heartbeat(&self) -> Duration {
+        self.options.heartbeat.unwrap_or(DEFAULT_HEARTBEAT)
     }
 
     /// The pattern: a connection (default) or a standalone queue

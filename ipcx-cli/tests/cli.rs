@@ -19,7 +19,12 @@ fn send_and_recv_on_every_transport() {
         if scheme == "pipe" {
             continue;
         }
-        let ep = endpoint_for(scheme);
+        // nats:// goes through a server of the test's own.
+        let server = (scheme == "nats").then(nats::NatsServer::start);
+        let ep = match &server {
+            Some(s) => s.endpoint("cli"),
+            None => endpoint_for(scheme),
+        };
         let mut recv = ipcx(&reg);
         recv.args(["recv", &ep, "--count", "3"]);
         let r = listening(recv);
@@ -693,4 +698,42 @@ fn bench_has_queue_rows_and_skips_sizes_beyond_one_kernel_message() {
             "a 64 KiB row for {t}"
         );
     }
+}
+
+/// `ipcx doctor --nats` reads a server's INFO: reachable, max_payload,
+/// JetStream on or off; an address where nothing listens fails.
+#[test]
+fn doctor_checks_a_nats_server() {
+    let reg = Registry::new();
+    for (server, js) in [
+        (nats::NatsServer::start_jetstream(), "enabled"),
+        (nats::NatsServer::start(), "not enabled"),
+    ] {
+        let out = run(
+            ipcx(&reg)
+                .args(["doctor", "--nats", &server.address()])
+                .to_owned_cmd(),
+            b"",
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "doctor --nats: {text}");
+        assert!(text.contains("max_payload"), "{text}");
+        assert!(text.contains("1048576"), "{text}");
+        let js_line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("jetstream"))
+            .unwrap_or_else(|| panic!("no jetstream line: {text}"));
+        assert!(js_line.contains(js), "expected JetStream {js}: {js_line}");
+    }
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let out = run(
+        ipcx(&reg).args(["doctor", "--nats", &gone]).to_owned_cmd(),
+        b"",
+    );
+    assert!(!out.status.success(), "doctor --nats {gone} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not reachable"), "{err}");
 }

@@ -87,6 +87,22 @@ matrix!(conformance, sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique
     no_listener no_listener_after_kill wait_for_listener listen_in_use
     sigterm_leaves_nothing);
 
+// nats:// runs against a nats-server this test process starts
+// (`util/nats.rs`). `max_message_size` is explicit because the default
+// (1 MiB) gives way to the server's max_payload less the frame header;
+// heartbeats every 200 ms bound the detection of a killed peer to 800 ms.
+// Left out, because the mechanism makes it meaningless:
+// - listen_in_use: listeners of one name form a queue group (connections
+//   spread over them, which is how rpc servers scale), so a second
+//   listener is not AddrInUse;
+#[cfg(feature = "nats")]
+matrix!(conformance, nats => crate::util::nats::endpoint("c", "max_message_size=1048000&heartbeat=200ms"),
+    by_type ipcx::backends::nats::Nats;
+    boundaries stress duplex backpressure many_clients peer_killed_in_recv
+    peer_killed_in_send listener_killed nothing_left_behind restart_after_kill
+    handshake_mismatch bad_clients_do_not_stall_accept send_after_disconnect
+    no_listener no_listener_after_kill wait_for_listener sigterm_leaves_nothing);
+
 // pipe: connects one parent to the child it spawns (`ipcx::spawn`), so
 // [`open_pair`] spawns the peer instead of listening. It runs through the
 // endpoint only: the parent's end is made by `ipcx::spawn`, not by a

@@ -85,6 +85,8 @@ matrix!(in_place, tcp => "tcp://127.0.0.1:0".to_string(); bytes typed wide inval
 matrix!(in_place, fifo => format!("fifo:/tmp/{}", crate::util::unique("if"));
     bytes typed wide invalid full_then_gone);
 matrix!(in_place, mq => format!("mq:/{}", crate::util::unique("im")); bytes typed wide invalid full_then_gone);
+#[cfg(feature = "nats")]
+matrix!(in_place, nats => crate::util::nats::endpoint("i", "heartbeat=200ms"); bytes typed wide invalid full_then_gone);
 matrix!(in_place, sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("is"));
     bytes typed wide invalid full_then_gone);
 matrix!(in_place, shm => format!("shm:/{}", crate::util::unique("ih"));

@@ -12,6 +12,8 @@ mod async_rpc;
 mod async_shm;
 mod conformance;
 mod in_place;
+#[cfg(feature = "nats")]
+mod nats;
 mod rpc;
 mod scale;
 mod stream;

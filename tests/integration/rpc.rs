@@ -55,6 +55,8 @@ rpc!(fifo => format!("fifo:/tmp/{}", crate::util::unique("rf")));
 // per-user POSIX queue memory (RLIMIT_MSGQUEUE, 800 KiB by default).
 rpc!(mq => format!("mq:/{}?capacity=4", crate::util::unique("rm")));
 rpc!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("rs")));
+#[cfg(feature = "nats")]
+rpc!(nats => crate::util::nats::endpoint("r", "heartbeat=200ms"));
 
 use crate::util::parse;
 

@@ -169,6 +169,9 @@ typed!(mq => format!("mq:/{}", crate::util::unique("tm")));
 typed!(sysv_mq => format!("sysv-mq:/tmp/{}", crate::util::unique("ts")));
 typed!(shm => format!("shm:/{}", crate::util::unique("th")));
 typed!(sysv_shm => format!("sysv-shm:/tmp/{}", crate::util::unique("tv")));
+#[cfg(feature = "nats")]
+// No options: `decode_error` derives a second name by appending to the endpoint.
+typed!(nats => crate::util::nats::endpoint("t", ""));
 
 /// `pipe:` has no listener: one child started by `ipcx::typed::spawn`.
 pub mod pipe {

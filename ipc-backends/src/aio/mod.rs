@@ -19,8 +19,10 @@
 //! | `shm:`, `sysv-shm:` with `wait=spin` | an eventfd rung by a thread per half (`bridge.rs`) that spins as asked | the blocking half's own detection |
 //! | `sysv-mq:` | an eventfd rung by a thread per half (`bridge.rs`) | the blocking half's own detection |
 //!
-//! Loans and in-place receipts ([`AsyncSender::loan`],
-//! [`AsyncReceiver::recv_in_place`]) lend the ring itself on shared memory
+//! | `nats://` | an eventfd its connection's tasks ring (`nats/conn.rs`) | heartbeats |
+//!
+//! Loans and in-place receipts (`AsyncSender::loan`,
+//! `AsyncReceiver::recv_in_place`) lend the ring itself on shared memory
 //! the reactor drives, and a buffer kept by the half (one copy) elsewhere.
 //!
 //! `Pollable` is what a blocking half tells the async layer; it is

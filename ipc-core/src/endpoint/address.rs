@@ -30,7 +30,7 @@ fn is_file_path(scheme: Scheme, address: &str) -> bool {
     match scheme {
         Scheme::Fifo | Scheme::SysvMq | Scheme::SysvShm | Scheme::SysvSem => true,
         Scheme::Unix => !address.starts_with('@'),
-        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Sem | Scheme::Tcp => false,
+        Scheme::Pipe | Scheme::Mq | Scheme::Shm | Scheme::Sem | Scheme::Tcp | Scheme::Nats => false,
     }
 }
 
@@ -216,6 +216,62 @@ pub(super) fn validate_address(
                 );
             }
         }
+        Scheme::Nats => validate_nats(input, address)?,
+    }
+    Ok(())
+}
+
+/// `HOST:PORT/NAME`: NAME becomes subject tokens (`ipcx.NAME.…`), so it
+/// holds no wildcard, no space and no empty token.
+fn validate_nats(input: &str, address: &str) -> Result<(), EndpointError> {
+    let example = Scheme::Nats.example();
+    let allowed = "nats://HOST:PORT/NAME: HOST a name, an IPv4 address or [IPv6]; NAME letters, digits, '-', '_', and '.' between them";
+    let Some((server, name)) = address.split_once('/') else {
+        return Err(err(
+            input,
+            format!("expected HOST:PORT/NAME after nats://, found {address:?} (no /NAME)"),
+            allowed,
+            example,
+        ));
+    };
+    let Some((host, port)) = split_host_port(server) else {
+        return Err(err(
+            input,
+            format!("expected HOST:PORT before /{name}, found {server:?}"),
+            allowed,
+            example,
+        ));
+    };
+    if host.is_empty() {
+        return Err(err(input, "nats host is empty", allowed, example));
+    }
+    if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+        return Err(err(
+            input,
+            format!("nats port {port:?} is not a number from 1 to 65535"),
+            "the NATS server's client port, 4222 by default",
+            example,
+        ));
+    }
+    if name.is_empty() || name.len() > MAX_POSIX_NAME {
+        return Err(err(
+            input,
+            format!(
+                "the name after {server}/ is {} bytes, allowed 1 to {MAX_POSIX_NAME}",
+                name.len()
+            ),
+            allowed,
+            example,
+        ));
+    }
+    check_name_chars(input, Scheme::Nats, name)?;
+    if name.split('.').any(str::is_empty) {
+        return Err(err(
+            input,
+            format!("the name {name:?} has an empty subject token ('.' at an end or twice)"),
+            allowed,
+            example,
+        ));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use super::{Endpoint, Options, Scheme};
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.scheme {
-            Scheme::Tcp => write!(f, "tcp://{}", self.address)?,
+            Scheme::Tcp | Scheme::Nats => write!(f, "{}://{}", self.scheme, self.address)?,
             s => write!(f, "{s}:{}", self.address)?,
         }
         let o = &self.options;
@@ -37,6 +37,9 @@ impl fmt::Display for Endpoint {
         }
         if o.wait_for_listener != d.wait_for_listener {
             opt(f, "wait_for_listener", format_duration(o.wait_for_listener))?;
+        }
+        if let Some(h) = o.heartbeat {
+            opt(f, "heartbeat", format_duration(h))?;
         }
         if let Some(w) = o.wait {
             opt(f, "wait", w.as_str().to_string())?;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::pattern::Pattern;
 use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODE, EndpointError,
-    MAX_MESSAGE_SIZE_LIMIT, MAX_SHM_CAPACITY, MIN_SHM_CAPACITY, Scheme, err,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODE, EndpointError, MAX_HEARTBEAT,
+    MAX_MESSAGE_SIZE_LIMIT, MAX_SHM_CAPACITY, MIN_HEARTBEAT, MIN_SHM_CAPACITY, Scheme, err,
 };
 
 /// How a shared-memory reader waits for data.
@@ -59,6 +59,11 @@ pub struct Options {
     pub wait: Option<Wait>,
     /// Spin time of `wait=adaptive`, in microseconds.
     pub spin_us: Option<u32>,
+    /// `nats://` only: how often each side of a connection tells the other
+    /// it lives (default 1 s). A peer silent for three intervals is gone:
+    /// operations return `Disconnected` within 3 × `heartbeat` of its
+    /// death (`docs/nats.md`).
+    pub heartbeat: Option<Duration>,
     /// Connection (default) or standalone queue (`pattern=queue`, on `mq:`
     /// and `sysv-mq:`).
     pub pattern: Pattern,
@@ -75,6 +80,7 @@ impl Default for Options {
             capacity: None,
             wait: None,
             spin_us: None,
+            heartbeat: None,
             pattern: Pattern::Connection,
         }
     }
@@ -91,10 +97,11 @@ pub(super) enum OptionKey {
     Wait,
     SpinUs,
     Pattern,
+    Heartbeat,
 }
 
 impl OptionKey {
-    const ALL: [OptionKey; 9] = [
+    const ALL: [OptionKey; 10] = [
         OptionKey::MaxMessageSize,
         OptionKey::Mode,
         OptionKey::AllowUid,
@@ -104,6 +111,7 @@ impl OptionKey {
         OptionKey::Wait,
         OptionKey::SpinUs,
         OptionKey::Pattern,
+        OptionKey::Heartbeat,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -117,6 +125,7 @@ impl OptionKey {
             OptionKey::Wait => "wait",
             OptionKey::SpinUs => "spin_us",
             OptionKey::Pattern => "pattern",
+            OptionKey::Heartbeat => "heartbeat",
         }
     }
 
@@ -140,6 +149,9 @@ impl OptionKey {
             }
             OptionKey::Wait => "one of block, spin, adaptive",
             OptionKey::SpinUs => "microseconds, 0 to 1000000",
+            OptionKey::Heartbeat => {
+                "a duration with its unit such as 250ms or 1s, from 10ms to 1h (the peer is declared gone after three silent intervals)"
+            }
             OptionKey::Pattern => {
                 "connection (the default) or queue (a standalone queue, ipcx::queue)"
             }
@@ -189,7 +201,7 @@ pub(super) fn set_option(
                 .collect::<Result<_, _>>()
                 .map_err(|_| bad())?;
         }
-        OptionKey::ConnectTimeout | OptionKey::WaitForListener => {
+        OptionKey::ConnectTimeout | OptionKey::WaitForListener | OptionKey::Heartbeat => {
             let d = match parse_duration(value) {
                 Ok(d) => d,
                 Err(DurationError::NoUnit(n)) => {
@@ -205,10 +217,10 @@ pub(super) fn set_option(
                 }
                 Err(DurationError::Invalid) => return Err(bad()),
             };
-            if key == OptionKey::ConnectTimeout {
-                o.connect_timeout = d;
-            } else {
-                o.wait_for_listener = d;
+            match key {
+                OptionKey::ConnectTimeout => o.connect_timeout = d,
+                OptionKey::Heartbeat => o.heartbeat = Some(d),
+                _ => o.wait_for_listener = d,
             }
         }
         OptionKey::Capacity => o.capacity = Some(value.parse().map_err(|_| bad())?),
@@ -240,6 +252,7 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::Wait => "wait=spin",
         OptionKey::SpinUs => "spin_us=20",
         OptionKey::Pattern => "pattern=queue",
+        OptionKey::Heartbeat => "heartbeat=1s",
     }
 }
 
@@ -280,6 +293,7 @@ pub(super) fn validate_options(
     check(OptionKey::Wait, o.wait.is_some())?;
     check(OptionKey::SpinUs, o.spin_us.is_some())?;
     check(OptionKey::Pattern, o.pattern != d.pattern)?;
+    check(OptionKey::Heartbeat, o.heartbeat.is_some())?;
     if o.pattern == Pattern::Queue {
         // A standalone queue has no peer to connect to or vet: only what
         // shapes the kernel object applies.
@@ -350,6 +364,11 @@ pub(super) fn validate_options(
     }
     if o.spin_us.is_some_and(|s| s > 1_000_000) {
         return out_of_range(OptionKey::SpinUs, o.spin_us.unwrap_or(0).to_string());
+    }
+    if let Some(h) = o.heartbeat
+        && !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&h)
+    {
+        return out_of_range(OptionKey::Heartbeat, format_duration(h));
     }
     if o.connect_timeout.is_zero() {
         return out_of_range(OptionKey::ConnectTimeout, "0".into());

@@ -32,13 +32,18 @@ impl FromStr for Endpoint {
                 suggest_scheme(scheme_str),
             ));
         };
-        let address = if scheme == Scheme::Tcp {
+        let address = if matches!(scheme, Scheme::Tcp | Scheme::Nats) {
             rest.strip_prefix("//").ok_or_else(|| {
+                let form = if scheme == Scheme::Tcp {
+                    "tcp://HOST:PORT"
+                } else {
+                    "nats://HOST:PORT/NAME"
+                };
                 err(
                     input,
-                    "tcp endpoints are written tcp://HOST:PORT",
-                    "tcp://HOST:PORT",
-                    Scheme::Tcp.example(),
+                    format!("{scheme} endpoints are written {form}"),
+                    form,
+                    scheme.example(),
                 )
             })?
         } else {

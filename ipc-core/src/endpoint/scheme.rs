@@ -23,6 +23,9 @@ pub enum Scheme {
     Unix,
     /// `tcp://` — TCP.
     Tcp,
+    /// `nats://HOST:PORT/NAME` — a NATS server between machines
+    /// (`docs/nats.md`; the `nats` feature of ipcx).
+    Nats,
     /// `sem:` — a POSIX named semaphore (`ipcx::sync`), not a channel.
     Sem,
     /// `sysv-sem:` — a System V semaphore set, key from `ftok(path)`
@@ -32,7 +35,7 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, in the order of the endpoint table.
-    pub const ALL: [Scheme; 10] = [
+    pub const ALL: [Scheme; 11] = [
         Scheme::Pipe,
         Scheme::Fifo,
         Scheme::Mq,
@@ -41,6 +44,7 @@ impl Scheme {
         Scheme::SysvShm,
         Scheme::Unix,
         Scheme::Tcp,
+        Scheme::Nats,
         Scheme::Sem,
         Scheme::SysvSem,
     ];
@@ -56,6 +60,7 @@ impl Scheme {
             Scheme::SysvShm => "sysv-shm",
             Scheme::Unix => "unix",
             Scheme::Tcp => "tcp",
+            Scheme::Nats => "nats",
             Scheme::Sem => "sem",
             Scheme::SysvSem => "sysv-sem",
         }
@@ -76,6 +81,7 @@ impl Scheme {
             Scheme::SysvShm => "sysv-shm:/var/run/orders",
             Scheme::Unix => "unix:/run/orders.sock",
             Scheme::Tcp => "tcp://127.0.0.1:7000",
+            Scheme::Nats => "nats://127.0.0.1:4222/orders",
             Scheme::Sem => "sem:/orders",
             Scheme::SysvSem => "sysv-sem:/var/run/orders",
         }
@@ -96,7 +102,8 @@ impl Scheme {
         }
         match key {
             MaxMessageSize | ConnectTimeout => true,
-            Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp),
+            Heartbeat => self == Scheme::Nats,
+            Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp | Scheme::Nats),
             WaitForListener => self != Scheme::Pipe,
             Capacity => matches!(
                 self,
@@ -114,7 +121,7 @@ impl fmt::Display for Scheme {
     }
 }
 
-pub(super) const ALLOWED_SCHEMES: &str = "pipe:, fifo:PATH, mq:/NAME, sysv-mq:PATH, shm:/NAME, sysv-shm:PATH, unix:PATH, unix:@NAME, tcp://HOST:PORT, sem:/NAME, sysv-sem:PATH";
+pub(super) const ALLOWED_SCHEMES: &str = "pipe:, fifo:PATH, mq:/NAME, sysv-mq:PATH, shm:/NAME, sysv-shm:PATH, unix:PATH, unix:@NAME, tcp://HOST:PORT, nats://HOST:PORT/NAME, sem:/NAME, sysv-sem:PATH";
 
 pub(super) fn suggest_scheme(s: &str) -> String {
     let lower = s.to_ascii_lowercase().replace('_', "-");
@@ -128,6 +135,7 @@ pub(super) fn suggest_scheme(s: &str) -> String {
         "sysvsem" | "semaphores" => Scheme::SysvSem,
         "fifo-pipe" | "named-pipe" => Scheme::Fifo,
         "tcp4" | "tcp6" | "http" => Scheme::Tcp,
+        "nats-server" | "jetstream" | "broker" => Scheme::Nats,
         other => Scheme::from_name(other).unwrap_or(Scheme::Unix),
     };
     guess.example().to_string()

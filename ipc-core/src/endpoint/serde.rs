@@ -67,6 +67,7 @@ struct TableForm {
     allow_uid: Option<UidList>,
     connect_timeout: Option<Scalar>,
     wait_for_listener: Option<Scalar>,
+    heartbeat: Option<Scalar>,
     capacity: Option<Scalar>,
     wait: Option<String>,
     spin_us: Option<Scalar>,
@@ -85,8 +86,8 @@ impl TableForm {
     /// Rebuilds the string form and parses it, so both forms share one
     /// validator and one set of error messages.
     fn into_endpoint(self) -> Result<Endpoint, EndpointError> {
-        let mut s = if self.transport == "tcp" {
-            format!("tcp://{}", self.name)
+        let mut s = if matches!(self.transport.as_str(), "tcp" | "nats") {
+            format!("{}://{}", self.transport, self.name)
         } else {
             format!("{}:{}", self.transport, self.name)
         };
@@ -118,6 +119,7 @@ impl TableForm {
             "wait_for_listener",
             self.wait_for_listener.map(|v| v.text()),
         );
+        push("heartbeat", self.heartbeat.map(|v| v.text()));
         push("capacity", self.capacity.map(|v| v.text()));
         push("wait", self.wait);
         push("spin_us", self.spin_us.map(|v| v.text()));

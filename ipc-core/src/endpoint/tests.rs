@@ -274,3 +274,79 @@ fn pattern_queue_on_queues_only() {
         toml::from_str(r#"q = { transport = "mq", name = "/jobs", pattern = "queue" }"#).unwrap();
     assert_eq!(c.q.to_string(), "mq:/jobs?pattern=queue");
 }
+
+#[test]
+fn nats_endpoints_parse_and_round_trip() {
+    for s in [
+        "nats://127.0.0.1:4222/orders",
+        "nats://broker.example:4222/shop.orders",
+        "nats://[::1]:4222/o-1_x",
+        "nats://127.0.0.1:4222/orders?max_message_size=65536&connect_timeout=2s&wait_for_listener=5s&heartbeat=250ms",
+    ] {
+        let e = ok(s);
+        assert_eq!(e.scheme(), Scheme::Nats);
+        assert_eq!(e.to_string(), s);
+        assert_eq!(ok(&e.to_string()), e);
+    }
+    let e = ok("nats://h:4222/a");
+    assert_eq!(e.address(), "h:4222/a");
+    assert_eq!(e.heartbeat(), DEFAULT_HEARTBEAT);
+    assert_eq!(
+        ok("nats://h:4222/a?heartbeat=100ms").heartbeat(),
+        Duration::from_millis(100)
+    );
+}
+
+#[test]
+fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
+    for (s, needle) in [
+        ("nats:h:4222/a", "nats://HOST:PORT/NAME"),
+        ("nats://h:4222", "no /NAME"),
+        ("nats://h/a", "HOST:PORT"),
+        ("nats://:4222/a", "host is empty"),
+        ("nats://h:0/a", "from 1 to 65535"),
+        ("nats://h:99999/a", "from 1 to 65535"),
+        ("nats://h:4222/", "bytes"),
+        ("nats://h:4222/a*", "not allowed"),
+        ("nats://h:4222/a>b", "not allowed"),
+        ("nats://h:4222/a b", "not allowed"),
+        ("nats://h:4222/a..b", "empty subject token"),
+        ("nats://h:4222/.a", "empty subject token"),
+        ("nats://h:4222/a?mode=0660", "mode does not apply"),
+        ("nats://h:4222/a?allow_uid=1", "allow_uid does not apply"),
+        ("nats://h:4222/a?capacity=8", "capacity does not apply"),
+        ("nats://h:4222/a?heartbeat=1", "has no unit"),
+        ("nats://h:4222/a?heartbeat=1ms", "out of range"),
+        ("nats://h:4222/a?heartbeat=2h", "out of range"),
+        ("mq:/a?heartbeat=1s", "heartbeat does not apply"),
+    ] {
+        let e = bad(s);
+        assert!(e.to_string().contains(needle), "{s}: {e}");
+        assert!(
+            e.example.parse::<Endpoint>().is_ok(),
+            "{s}: example {}",
+            e.example
+        );
+    }
+    assert!(
+        bad("nats://h:4222/a?pattern=queue")
+            .to_string()
+            .contains("pattern")
+    );
+}
+
+#[test]
+fn nats_table_form_is_the_string_form() {
+    #[derive(Deserialize)]
+    struct Config {
+        orders: Endpoint,
+    }
+    let c: Config = toml::from_str(
+        r#"orders = { transport = "nats", name = "127.0.0.1:4222/orders", heartbeat = "500ms" }"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.orders.to_string(),
+        "nats://127.0.0.1:4222/orders?heartbeat=500ms"
+    );
+}

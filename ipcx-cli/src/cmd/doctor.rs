@@ -4,10 +4,21 @@
 /// The kernel message size the queue transports use by default.
 const QUEUE_UNIT: u64 = ipcx::backends::fragment::DEFAULT_UNIT as u64;
 
+/// Bytes a `nats://` DATA frame adds to a message (kind and sequence
+/// number, `docs/wire-format.md`); the transport's own constant exists
+/// only in builds with the `nats` feature.
+const NATS_FRAME_HEADER: u64 = 9;
+
 /// Options of `ipcx doctor`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Examples:\n  ipcx doctor")]
-pub struct Args {}
+#[command(after_help = "Examples:\n  ipcx doctor\n  ipcx doctor --nats 127.0.0.1:4222")]
+pub struct Args {
+    /// Also check a NATS server (HOST:PORT, or a nats:// endpoint): that
+    /// it is reachable, its version and max_payload, whether JetStream is
+    /// enabled. Fails when it cannot be reached.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub nats: Option<String>,
+}
 
 fn show(v: Option<u64>) -> String {
     v.map_or("unreadable".into(), |v| v.to_string())
@@ -36,7 +47,7 @@ fn supported(scheme: &str) -> &'static str {
 ///
 /// # Errors
 /// None: unreadable limits are reported as such.
-pub fn main(_: Args) -> Result<(), String> {
+pub fn main(args: Args) -> Result<(), String> {
     let mut o = String::new();
     let line = |o: &mut String, k: &str, v: String, src: &str| {
         o.push_str(&format!("  {k:<22} {v:<24} {src}\n"));
@@ -202,6 +213,93 @@ pub fn main(_: Args) -> Result<(), String> {
         "  unix, tcp{}: up to somaxconn={} connections wait for accept; raise with sysctl net.core.somaxconn.\n",
         supported("unix"),
         show(somaxconn)
+    ));
+    print!("{o}");
+    match args.nats {
+        Some(server) => nats(&server),
+        None => Ok(()),
+    }
+}
+
+/// Reads a NATS server's INFO (the first line it sends a client) and
+/// reports what `nats://` depends on.
+fn nats(target: &str) -> Result<(), String> {
+    use std::io::BufRead;
+    let rest = target.strip_prefix("nats://").unwrap_or(target);
+    let server = rest.split(['/', '?']).next().unwrap_or(rest);
+    let fail = |why: String| {
+        Err(format!(
+            "NATS server {server}: {why}; start one (nats-server -a 127.0.0.1 -p 4222, or apt-get install nats-server) or check the address"
+        ))
+    };
+    let addrs: Vec<std::net::SocketAddr> = match std::net::ToSocketAddrs::to_socket_addrs(server) {
+        Ok(a) => a.collect(),
+        Err(e) => return fail(format!("cannot resolve it ({e})")),
+    };
+    let timeout = std::time::Duration::from_secs(3);
+    let Some(stream) = addrs
+        .iter()
+        .find_map(|a| std::net::TcpStream::connect_timeout(a, timeout).ok())
+    else {
+        return fail("not reachable".into());
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut line = String::new();
+    if let Err(e) = std::io::BufReader::new(stream).read_line(&mut line) {
+        return fail(format!("no INFO line ({e})"));
+    }
+    let Some(json) = line.strip_prefix("INFO ") else {
+        return fail(format!("not a NATS server (it said {:?})", line.trim_end()));
+    };
+    let info: serde_json::Value = serde_json::from_str(json.trim_end())
+        .map_err(|e| format!("NATS server {server}: unreadable INFO ({e})"))?;
+    let field = |k: &str| info.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    let max_payload = field("max_payload").as_u64().unwrap_or(0);
+    let jetstream = field("jetstream").as_bool().unwrap_or(false);
+    let mut o = String::from("\nNATS server\n");
+    let mut line = |k: &str, v: String, note: &str| {
+        o.push_str(&format!("  {k:<22} {v:<24} {note}\n"));
+    };
+    line("address", server.to_string(), "reachable");
+    line(
+        "version",
+        field("version").as_str().unwrap_or("?").to_string(),
+        "",
+    );
+    line(
+        "max_payload",
+        max_payload.to_string(),
+        &format!(
+            "nats:// max_message_size up to {} (the frame header takes {} B)",
+            max_payload.saturating_sub(NATS_FRAME_HEADER),
+            NATS_FRAME_HEADER
+        ),
+    );
+    line(
+        "jetstream",
+        if jetstream { "enabled" } else { "not enabled" }.to_string(),
+        if jetstream {
+            ""
+        } else {
+            "durable queues need it: start the server with -js -sd DIR"
+        },
+    );
+    line(
+        "auth_required",
+        field("auth_required")
+            .as_bool()
+            .unwrap_or(false)
+            .to_string(),
+        "",
+    );
+    line(
+        "tls_required",
+        field("tls_required").as_bool().unwrap_or(false).to_string(),
+        "",
+    );
+    o.push_str(&format!(
+        "  nats{}: channels and rpc through this server.\n",
+        supported("nats")
     ));
     print!("{o}");
     Ok(())

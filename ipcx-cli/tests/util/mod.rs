@@ -113,6 +113,18 @@ pub fn listening(mut cmd: Command) -> Guard {
     g
 }
 
+/// `nats-server` processes for `nats://`, shared with the integration
+/// tests (a server of their own per test, killed on drop).
+#[path = "../../../tests/integration/util/nats.rs"]
+#[allow(dead_code)]
+pub mod nats;
+
+/// The CLI tests run no re-executed peers (`nats::endpoint` asks).
+#[allow(dead_code)]
+pub fn is_peer() -> bool {
+    false
+}
+
 pub fn endpoint_for(scheme: &str) -> String {
     match scheme {
         "unix" => format!("unix:/tmp/{}.sock", unique("u")),

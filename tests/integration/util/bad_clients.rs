@@ -89,6 +89,8 @@ pub fn open(endpoint: &Endpoint) -> BadClients {
         Scheme::Fifo => fifo_clients(&mut c, addr),
         Scheme::Mq => mq_clients(&mut c, addr),
         Scheme::SysvMq => sysv_mq_clients(&mut c, addr),
+        #[cfg(feature = "nats")]
+        Scheme::Nats => nats_clients(&mut c, addr),
         other => panic!("no bad clients for {other}"),
     }
     c
@@ -350,4 +352,42 @@ fn shm_socket_name(endpoint: &Endpoint) -> String {
     let name = format!("ipcx.{}.{address}", endpoint.scheme());
     assert!(name.len() <= 100, "{name}: too long for this helper");
     name
+}
+
+/// Over NATS (`docs/wire-format.md`): a client that sends a valid connect
+/// request and then nothing, one whose request carries no valid id, one
+/// with no reply subject, and one that sends a garbage hello.
+#[cfg(feature = "nats")]
+fn nats_clients(c: &mut BadClients, addr: &str) {
+    use super::nats::{RawClient, raw_id};
+    let (server, name) = addr.split_once('/').expect("HOST:PORT/NAME");
+    let connect = format!("ipcx.{name}.connect");
+
+    let mut silent = RawClient::connect(server);
+    let id = raw_id(1);
+    silent.sub(&format!("ipcx.{name}.c.{id}.down"), 1);
+    silent.sub("_INBOX.bad.silent", 2);
+    silent.publish(&connect, Some("_INBOX.bad.silent"), id.as_bytes());
+    c.held.push(silent.into_fd());
+    c.described
+        .push("nats: connect request, then silence".into());
+
+    let mut bad_id = RawClient::connect(server);
+    bad_id.publish(&connect, Some("_INBOX.bad.id"), b"not an id!");
+    bad_id.publish(&connect, None, raw_id(2).as_bytes());
+    c.held.push(bad_id.into_fd());
+    c.described
+        .push("nats: requests with a bad id and without a reply subject".into());
+
+    let mut garbage = RawClient::connect(server);
+    let id = raw_id(3);
+    garbage.sub("_INBOX.bad.garbage", 1);
+    garbage.publish(&connect, Some("_INBOX.bad.garbage"), id.as_bytes());
+    let reply = garbage.next_message();
+    assert_eq!(reply, b"ok", "the listener's reply to a connect request");
+    let mut hello = vec![1u8];
+    hello.extend_from_slice(&GARBAGE);
+    garbage.publish(&format!("ipcx.{name}.c.{id}.up"), None, &hello);
+    c.held.push(garbage.into_fd());
+    c.described.push("nats: a garbage hello".into());
 }

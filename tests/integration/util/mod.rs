@@ -102,6 +102,8 @@ macro_rules! matrix {
 }
 
 pub mod bad_clients;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod route;
 
 pub use route::{ByEndpoint, ByType, Route};
@@ -432,7 +434,8 @@ pub fn leftovers(endpoint: &ipcx::Endpoint, pids: &[u32]) -> Vec<String> {
                 found.push(addr.to_string());
             }
         }
-        Scheme::Tcp | Scheme::Pipe => {}
+        // A NATS connection's subjects exist only while subscribed.
+        Scheme::Tcp | Scheme::Pipe | Scheme::Nats => {}
         Scheme::Fifo => {
             let dir = std::path::Path::new(addr)
                 .parent()
@@ -645,7 +648,7 @@ impl Drop for Reclaim {
         let Ok(ep) = self.endpoint.parse::<ipcx::Endpoint>() else {
             return;
         };
-        if matches!(ep.scheme(), Scheme::Tcp | Scheme::Pipe) {
+        if matches!(ep.scheme(), Scheme::Tcp | Scheme::Pipe | Scheme::Nats) {
             return;
         }
         drop(ipcx::listen(&ep));

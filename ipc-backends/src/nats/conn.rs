@@ -1,0 +1,655 @@
+//! One `nats://` connection: what its two halves share, the tasks that
+//! move its frames on the NATS client, and the halves themselves.
+//!
+//! Three tasks per connection run on the runtime ipcx owns
+//! ([`super::runtime`]): the *writer* publishes every outgoing frame, in
+//! order, on the outgoing subject; the *reader* takes the incoming
+//! subject's frames into [`State`] (messages in sequence, credit, the end);
+//! the *heartbeat* publishes a heartbeat every interval and declares the
+//! peer gone after three silent ones. The halves never wait on the
+//! runtime: they wait on a condition variable (blocking API) or an eventfd
+//! (the async layer's doorbell).
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, Subject, Subscriber};
+use bytes::Bytes;
+use ipc_core::{Deadline, Error, PeerInfo, Receiver, Result, Sender};
+use tokio::sync::{mpsc, watch};
+
+use super::wire::{self, Frame, WINDOW_BYTES, WINDOW_MSGS};
+use crate::aio::{Interest, Pollable, Source};
+use crate::conn::handshake::Wire;
+use crate::conn::link::Link;
+use crate::sys::event::Event;
+
+/// Heartbeat intervals of silence after which the peer is gone.
+pub(crate) const SILENT_INTERVALS: u32 = 3;
+
+/// Why the incoming side ended.
+#[derive(Debug, Clone)]
+enum End {
+    /// The peer closed the connection, everything it sent was read.
+    Closed,
+    /// No frame for [`SILENT_INTERVALS`] heartbeats.
+    Silent(Duration),
+    /// The peer broke the protocol, or the server dropped a message.
+    Broken(String),
+}
+
+/// What the reader task fills and the halves take from.
+#[derive(Debug)]
+struct State {
+    /// Messages in order, not yet received.
+    inbox: VecDeque<Bytes>,
+    /// The sequence number the next message must carry.
+    expected: u64,
+    /// Totals this side may send (the peer's grants).
+    granted_msgs: u64,
+    granted_bytes: u64,
+    /// Totals this side has received by `recv`, and granted to the peer.
+    consumed_msgs: u64,
+    consumed_bytes: u64,
+    conveyed_msgs: u64,
+    conveyed_bytes: u64,
+    /// The peer waits for credit.
+    peer_blocked: bool,
+    /// When the last frame arrived.
+    heard: Instant,
+    /// The peer's hello and verdict, during the handshake.
+    hello: Option<Bytes>,
+    verdict: Option<u8>,
+    /// Set once the incoming side is over; what is in `inbox` is still read.
+    end: Option<End>,
+    /// The largest message either side sends.
+    max: usize,
+}
+
+/// What a connection's halves and tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    /// Rung when a message, a hello or verdict, or the end arrives.
+    rx_bell: Event,
+    /// Rung when credit or the end arrives.
+    tx_bell: Event,
+    out: mpsc::UnboundedSender<Out>,
+    /// Dropped with the last half: the tasks stop.
+    _alive: watch::Sender<()>,
+    /// Sequence number of the last message sent (the sender's).
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, frame: Vec<u8>) -> Result<()> {
+        self.out
+            .send(Out::Frame(Bytes::from(frame)))
+            .map_err(|_| Error::Disconnected)
+    }
+
+    /// Waits until every frame queued so far has reached the NATS server
+    /// (a flush: one round trip), at most `limit`.
+    fn flush(&self, limit: Duration) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.out
+            .send(Out::Flush(tx))
+            .map_err(|_| Error::Disconnected)?;
+        match rx.recv_timeout(limit) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::Disconnected)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout),
+        }
+    }
+
+    fn ring(&self) {
+        self.cond.notify_all();
+        self.rx_bell.notify();
+        self.tx_bell.notify();
+    }
+
+    /// Waits on the condition variable until `deadline`; `false` once it passed.
+    fn wait<'a>(
+        &self,
+        g: MutexGuard<'a, State>,
+        deadline: Deadline,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match deadline {
+            Deadline::Now => (g, false),
+            Deadline::Never => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), true),
+            Deadline::At(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return (g, false);
+                }
+                let (g, _) = self
+                    .cond
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|e| e.into_inner());
+                (g, true)
+            }
+        }
+    }
+}
+
+/// What the writer task is given.
+#[derive(Debug)]
+enum Out {
+    /// A frame to publish.
+    Frame(Bytes),
+    /// Flush, then say whether it worked.
+    Flush(std::sync::mpsc::SyncSender<bool>),
+}
+
+/// Longest a dropped connection waits for its last messages and its close
+/// to reach the server.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last half is gone: tell the peer, after everything sent, and
+        // (unless on the runtime's own threads, which must not wait) wait
+        // until it all reached the server, so that messages sent just
+        // before the process exits are not lost with it.
+        let last = *self.sent.get_mut();
+        let _ = self.out.send(Out::Frame(Bytes::from(wire::close(last))));
+        if std::thread::current().name() != Some(super::runtime::THREAD_NAME) {
+            let _ = self.flush(CLOSE_FLUSH);
+        }
+    }
+}
+
+/// Waits until everything the connection queued reached the server: run
+/// once the handshake concluded, so that a connect that returned has had
+/// its verdict delivered whatever the process does next.
+pub(crate) fn settle(shared: &Shared, deadline: Deadline) -> Result<()> {
+    shared.flush(deadline.remaining().unwrap_or(CLOSE_FLUSH))
+}
+
+fn waited(deadline: Deadline) -> Error {
+    match deadline {
+        Deadline::Now => Error::WouldBlock,
+        _ => Error::Timeout,
+    }
+}
+
+fn ended(end: &End) -> Error {
+    match end {
+        End::Closed => Error::Disconnected,
+        End::Silent(d) => {
+            tracing::debug!(silent = ?d, "nats: peer silent, taken as gone");
+            Error::Disconnected
+        }
+        End::Broken(why) => Error::Protocol(why.clone()),
+    }
+}
+
+/// Starts the tasks of a connection that publishes on `out_subject` and
+/// reads `incoming`, and returns what its halves share.
+pub(crate) fn start(
+    client: Client,
+    out_subject: Subject,
+    incoming: Subscriber,
+    heartbeat: Duration,
+    max: usize,
+) -> Result<Arc<Shared>> {
+    let rt = super::runtime::handle()?;
+    // `incoming` is dropped here on an early return; its drop needs a runtime.
+    let _enter = rt.enter();
+    let event = || Event::new().map_err(|e| Error::io("nats: eventfd", e));
+    let (out, out_rx) = mpsc::unbounded_channel();
+    let (alive, alive_rx) = watch::channel(());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            inbox: VecDeque::new(),
+            expected: 1,
+            granted_msgs: WINDOW_MSGS,
+            granted_bytes: WINDOW_BYTES,
+            consumed_msgs: 0,
+            consumed_bytes: 0,
+            conveyed_msgs: 0,
+            conveyed_bytes: 0,
+            peer_blocked: false,
+            heard: Instant::now(),
+            hello: None,
+            verdict: None,
+            end: None,
+            max,
+        }),
+        cond: Condvar::new(),
+        rx_bell: event()?,
+        tx_bell: event()?,
+        out: out.clone(),
+        _alive: alive,
+        sent: std::sync::atomic::AtomicU64::new(0),
+    });
+    rt.spawn(writer(client, out_subject, out_rx));
+    rt.spawn(reader(Arc::downgrade(&shared), incoming, alive_rx.clone()));
+    rt.spawn(beat(Arc::downgrade(&shared), out, heartbeat, alive_rx));
+    Ok(shared)
+}
+
+/// Publishes every frame in order; once every half and task let go of the
+/// queue (the close frame is then the last), flushes and ends.
+async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedReceiver<Out>) {
+    while let Some(out) = frames.recv().await {
+        match out {
+            Out::Frame(frame) => {
+                if let Err(e) = client.publish(subject.clone(), frame).await {
+                    tracing::debug!(%subject, error = %e, "nats: publish failed");
+                    return;
+                }
+            }
+            Out::Flush(done) => {
+                let ok = client.flush().await.is_ok();
+                let _ = done.try_send(ok);
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+}
+
+async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Receiver<()>) {
+    use futures_core::Stream;
+    loop {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut sub).poll_next(cx));
+        let msg = tokio::select! {
+            m = next => m,
+            _ = alive.changed() => return,
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Some(msg) = msg else {
+            end(&shared, End::Broken("nats: the subscription ended".into()));
+            return;
+        };
+        if let Err(e) = take(&shared, msg.payload) {
+            let why = match e {
+                Error::Protocol(why) => why,
+                e => e.to_string(),
+            };
+            end(&shared, End::Broken(why));
+            return;
+        }
+    }
+}
+
+fn end(shared: &Shared, why: End) {
+    let mut g = shared.lock();
+    if g.end.is_none() {
+        g.end = Some(why);
+    }
+    drop(g);
+    shared.ring();
+}
+
+/// Takes one incoming frame into the state.
+fn take(shared: &Shared, payload: Bytes) -> Result<()> {
+    let mut g = shared.lock();
+    if g.end.is_some() {
+        return Ok(());
+    }
+    g.heard = Instant::now();
+    match wire::decode(&payload)? {
+        Frame::Heartbeat => return Ok(()),
+        Frame::Hello(_) => g.hello = Some(payload.slice(1..)),
+        Frame::Verdict(v) => g.verdict = Some(v),
+        Frame::Data { seq, body } => {
+            if seq != g.expected {
+                return Err(Error::protocol(format!(
+                    "nats: message {} lost (the next one to arrive was {seq}): the server dropped it (a slow consumer?)",
+                    g.expected
+                )));
+            }
+            if body.len() > g.max {
+                return Err(Error::protocol(format!(
+                    "nats: a message of {} bytes exceeds the agreed max_message_size {}",
+                    body.len(),
+                    g.max
+                )));
+            }
+            if seq > g.conveyed_msgs + WINDOW_MSGS {
+                return Err(Error::protocol(format!(
+                    "nats: the peer sent message {seq} beyond the {} it was allowed",
+                    g.conveyed_msgs + WINDOW_MSGS
+                )));
+            }
+            g.expected += 1;
+            g.inbox.push_back(payload.slice(wire::DATA_HEADER..));
+        }
+        Frame::Credit { msgs, bytes } => {
+            g.granted_msgs = g.granted_msgs.max(msgs);
+            g.granted_bytes = g.granted_bytes.max(bytes);
+            drop(g);
+            shared.cond.notify_all();
+            shared.tx_bell.notify();
+            return Ok(());
+        }
+        Frame::Blocked => {
+            if g.consumed_msgs > g.conveyed_msgs {
+                let (m, b) = (g.consumed_msgs, g.consumed_bytes);
+                // A grant that cannot go out means the writer is gone,
+                // which the end of the connection reports.
+                let _ = grant(shared, &mut g, m, b);
+            } else {
+                g.peer_blocked = true;
+            }
+            return Ok(());
+        }
+        Frame::Close { last } => {
+            g.end = Some(if last + 1 == g.expected {
+                End::Closed
+            } else {
+                End::Broken(format!(
+                    "nats: the peer closed after message {last}, but only {} arrived: the server dropped the rest",
+                    g.expected - 1
+                ))
+            });
+        }
+    }
+    drop(g);
+    shared.cond.notify_all();
+    shared.rx_bell.notify();
+    Ok(())
+}
+
+/// Grants the peer credit up to `msgs`/`bytes` consumed plus the window.
+fn grant(shared: &Shared, g: &mut State, msgs: u64, bytes: u64) -> Result<()> {
+    g.conveyed_msgs = msgs;
+    g.conveyed_bytes = bytes;
+    g.peer_blocked = false;
+    shared.publish(wire::credit(msgs + WINDOW_MSGS, bytes + WINDOW_BYTES))
+}
+
+async fn beat(
+    shared: Weak<Shared>,
+    out: mpsc::UnboundedSender<Out>,
+    every: Duration,
+    mut alive: watch::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = alive.changed() => return,
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let silent = shared.lock().heard.elapsed();
+        if silent > every * SILENT_INTERVALS {
+            end(&shared, End::Silent(silent));
+            return;
+        }
+        if out
+            .send(Out::Frame(Bytes::from_static(&[wire::HEARTBEAT])))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The sending half of a `nats://` connection.
+#[derive(Debug)]
+pub struct NatsSender {
+    shared: Arc<Shared>,
+    link: Link,
+    max: usize,
+    /// Totals sent.
+    msgs: u64,
+    bytes: u64,
+    /// The grant this half last asked more of (`BLOCKED` once per grant).
+    asked: Option<(u64, u64)>,
+}
+
+/// The receiving half of a `nats://` connection.
+#[derive(Debug)]
+pub struct NatsReceiver {
+    shared: Arc<Shared>,
+    link: Link,
+}
+
+/// Both halves of a new connection (before the handshake: limited to
+/// hellos until [`set_max`]).
+pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
+    let link = Link::new();
+    // A local close wakes a blocked send or receive, and an async half.
+    let weak = Arc::downgrade(shared);
+    link.on_close(Box::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            let _held = shared.lock();
+            shared.cond.notify_all();
+            shared.tx_bell.notify();
+            shared.rx_bell.notify();
+        }
+    }));
+    (
+        NatsSender {
+            shared: Arc::clone(shared),
+            link: link.clone(),
+            max: 0,
+            msgs: 0,
+            bytes: 0,
+            asked: None,
+        },
+        NatsReceiver {
+            shared: Arc::clone(shared),
+            link,
+        },
+    )
+}
+
+/// Sets the largest message the sender sends. (What the receiver accepts
+/// is this side's own limit until the handshake agreed one: the peer may
+/// send as soon as it has concluded.)
+pub(crate) fn set_max(tx: &mut NatsSender, max: usize) {
+    tx.max = max;
+}
+
+impl Sender for NatsSender {
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.link.admit(msg.len(), self.max)?;
+        let len = msg.len() as u64;
+        let shared = Arc::clone(&self.shared);
+        let mut g = shared.lock();
+        loop {
+            if let Some(end) = &g.end {
+                // The peer is gone or broke the protocol: nothing more goes out.
+                let e = ended(end);
+                drop(g);
+                return self.link.observe(Err(match e {
+                    Error::Protocol(_) => e,
+                    _ => Error::Disconnected,
+                }));
+            }
+            let fits_msgs = self.msgs < g.granted_msgs;
+            let read_all = self.bytes + WINDOW_BYTES <= g.granted_bytes;
+            let fits_bytes = self.bytes + len <= g.granted_bytes || read_all;
+            if fits_msgs && fits_bytes {
+                break;
+            }
+            let grant = (g.granted_msgs, g.granted_bytes);
+            if self.asked != Some(grant) {
+                self.asked = Some(grant);
+                shared.publish(vec![wire::BLOCKED])?;
+            }
+            let (g2, more) = shared.wait(g, deadline);
+            g = g2;
+            self.link.check()?;
+            if !more {
+                return Err(waited(deadline));
+            }
+        }
+        drop(g);
+        self.msgs += 1;
+        self.bytes += len;
+        self.shared
+            .sent
+            .store(self.msgs, std::sync::atomic::Ordering::Relaxed);
+        self.shared.publish(wire::data(self.msgs, msg))
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+impl Receiver for NatsReceiver {
+    fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        self.link.check()?;
+        let shared = Arc::clone(&self.shared);
+        let mut g = shared.lock();
+        loop {
+            if let Some(msg) = g.inbox.pop_front() {
+                g.consumed_msgs += 1;
+                g.consumed_bytes += msg.len() as u64;
+                let (m, b) = (g.consumed_msgs, g.consumed_bytes);
+                if m - g.conveyed_msgs >= WINDOW_MSGS / 2
+                    || b - g.conveyed_bytes >= WINDOW_BYTES / 2
+                    || g.peer_blocked
+                {
+                    // The message is delivered either way: a grant that
+                    // cannot go out means the writer is gone, which the
+                    // end of the connection reports.
+                    let _ = grant(&shared, &mut g, m, b);
+                }
+                drop(g);
+                buf.clear();
+                buf.extend_from_slice(&msg);
+                return Ok(());
+            }
+            if let Some(end) = &g.end {
+                let e = ended(end);
+                drop(g);
+                return self.link.observe(Err(e));
+            }
+            let (g2, more) = shared.wait(g, deadline);
+            g = g2;
+            self.link.check()?;
+            if !more {
+                return Err(waited(deadline));
+            }
+        }
+    }
+}
+
+impl Pollable for NatsSender {
+    fn source(&self) -> Option<Source<'_>> {
+        Some(Source {
+            fd: self.shared.tx_bell.as_fd(),
+            interest: Interest::Read,
+            doorbell: true,
+            death: None,
+        })
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn drop_may_wait(&self) -> bool {
+        // The last half's drop waits for the close to reach the server.
+        true
+    }
+}
+
+impl Pollable for NatsReceiver {
+    fn source(&self) -> Option<Source<'_>> {
+        Some(Source {
+            fd: self.shared.rx_bell.as_fd(),
+            interest: Interest::Read,
+            doorbell: true,
+            death: None,
+        })
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn drop_may_wait(&self) -> bool {
+        true
+    }
+}
+
+/// The handshake's [`Wire`]: hello and verdict as frames of their own.
+pub(crate) struct HandshakeWire<'a>(pub(crate) &'a Shared);
+
+impl HandshakeWire<'_> {
+    fn take<T>(
+        &self,
+        deadline: Deadline,
+        mut pick: impl FnMut(&mut State) -> Option<T>,
+    ) -> Result<T> {
+        let mut g = self.0.lock();
+        loop {
+            if let Some(t) = pick(&mut g) {
+                return Ok(t);
+            }
+            if let Some(end) = &g.end {
+                return Err(ended(end));
+            }
+            let (g2, more) = self.0.wait(g, deadline);
+            g = g2;
+            if !more {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+}
+
+impl Wire for HandshakeWire<'_> {
+    fn send_hello(&mut self, hello: &[u8], _: Deadline) -> Result<()> {
+        self.0.publish(wire::with_body(wire::HELLO, hello))
+    }
+
+    fn recv_hello(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        let hello = self.take(deadline, |s| s.hello.take())?;
+        if hello.len() > ipc_core::handshake::MAX_HELLO_LEN {
+            return Err(Error::protocol("nats: the peer's hello is too long"));
+        }
+        buf.clear();
+        buf.extend_from_slice(&hello);
+        Ok(())
+    }
+
+    fn send_verdict(&mut self, verdict: u8, _: Deadline) -> Result<()> {
+        self.0.publish(vec![wire::VERDICT, verdict])
+    }
+
+    fn recv_verdict(&mut self, deadline: Deadline) -> Result<u8> {
+        self.take(deadline, |s| s.verdict.take())
+    }
+}
+
+/// The channel of a `nats://` connection.
+pub type NatsChannel = ipc_core::Duplex<NatsSender, NatsReceiver>;
+
+/// Assembles the channel once the handshake agreed `peer`.
+pub(crate) fn channel(mut tx: NatsSender, rx: NatsReceiver, peer: PeerInfo) -> NatsChannel {
+    set_max(&mut tx, peer.max_message_size);
+    tx.shared.lock().max = peer.max_message_size;
+    ipc_core::Duplex {
+        sender: tx,
+        receiver: rx,
+        peer,
+    }
+}
+
+/// How long after its death a peer is reported gone: three heartbeat
+/// intervals of silence, plus up to one interval before the check runs.
+pub fn death_bound(heartbeat: Duration) -> Duration {
+    heartbeat * (SILENT_INTERVALS + 1)
+}

@@ -1,0 +1,460 @@
+//! `nats://` beyond the conformance suite: rpc servers sharing a name (a
+//! NATS queue group) with one killed mid-run, the server's `max_payload`,
+//! the NATS server itself dying, and async clients beside blocking
+//! servers. Each test starts its own `nats-server` (`util/nats.rs`), except
+//! where it notes that it uses the shared one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ipcx::rpc::{Client, Server};
+use ipcx::{Error, IpcMessage, Listener, Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::util::nats::NatsServer;
+use crate::util::{self, Peer, parse, report, watchdog};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const OP: Duration = Duration::from_secs(30);
+
+#[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Ask {
+    n: u64,
+}
+
+#[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Answer {
+    n: u64,
+    pid: u32,
+}
+
+/// What a re-executed peer does, chosen by its role.
+fn role() {
+    let (role, ep, _) = util::peer_params();
+    let ep = parse(&ep);
+    match role.as_str() {
+        // An rpc server answering with its pid, until its stdin closes.
+        "rpc-server" => {
+            let pid = std::process::id();
+            let server = Server::serve(&ep, move |a: Ask| Ok::<_, String>(Answer { n: a.n, pid }))
+                .expect("serve");
+            report("ready");
+            util::await_parent();
+            server.shutdown();
+        }
+        // Echoes every message until the connection ends.
+        "echo" => {
+            let mut l = ipcx::listen(&ep).expect("listen");
+            report("ready");
+            let mut ch = l.accept_timeout(OP).expect("accept");
+            while let Ok(m) = ch.recv() {
+                if ch.send(&m).is_err() {
+                    break;
+                }
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Three rpc server processes on one name, twelve client connections
+/// spread over them by the queue group, calls from four threads; the
+/// server holding some of the connections is killed mid-run. Every call is
+/// answered once, by a server that was alive, or fails with
+/// `Disconnected`, after which its client reconnects (to a live server)
+/// and goes on: none is lost silently or answered twice.
+#[test]
+fn rpc_queue_group_with_a_server_killed() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "nats::rpc_queue_group_with_a_server_killed";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start();
+        let ep = format!("{}?heartbeat=100ms", nats.endpoint("q"));
+        let mut servers: Vec<Peer> = (0..3)
+            .map(|_| Peer::spawn(TEST, "rpc-server", &ep, ""))
+            .collect();
+        for s in &servers {
+            assert_eq!(s.expect_line(), "ready");
+        }
+        let pids: Vec<u32> = servers.iter().map(Peer::pid).collect();
+        let victim = pids[1];
+        let killed = Arc::new(AtomicBool::new(false));
+        let endpoint = parse(&ep);
+        const THREADS: u64 = 4;
+        const CALLS: u64 = 1500;
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (endpoint, killed) = (endpoint.clone(), killed.clone());
+                std::thread::spawn(move || {
+                    let connect = || {
+                        (0..3)
+                            .map(|_| Client::<Ask, Answer>::connect(&endpoint).expect("connect"))
+                            .collect::<Vec<_>>()
+                    };
+                    let mut clients = connect();
+                    let mut by_pid: BTreeMap<u32, u64> = BTreeMap::new();
+                    let (mut failed, mut reconnects) = (0u64, 0u64);
+                    for i in 0..CALLS {
+                        let n = t * 1_000_000 + i;
+                        let k = (i % 3) as usize;
+                        match clients[k].call_timeout(&Ask { n }, OP) {
+                            Ok(a) => {
+                                assert_eq!(a.n, n, "call {n} answered for another");
+                                *by_pid.entry(a.pid).or_default() += 1;
+                                if a.pid == victim {
+                                    // Answered by the victim: it was alive then.
+                                }
+                            }
+                            Err(Error::Disconnected) => {
+                                assert!(
+                                    killed.load(Ordering::SeqCst),
+                                    "call {n}: Disconnected before any server was killed"
+                                );
+                                failed += 1;
+                                reconnects += 1;
+                                clients[k] = Client::<Ask, Answer>::connect(&endpoint)
+                                    .expect("reconnect after a server died");
+                            }
+                            Err(e) => panic!("call {n}: {e} (expected an answer or Disconnected)"),
+                        }
+                    }
+                    (by_pid, failed, reconnects)
+                })
+            })
+            .collect();
+        // Mid-run: once a third of the calls could have been made.
+        std::thread::sleep(Duration::from_millis(300));
+        killed.store(true, Ordering::SeqCst);
+        let at = Instant::now();
+        servers[1].kill();
+        let mut total: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut failed = 0;
+        for w in workers {
+            let (by_pid, f, _) = w.join().expect("worker");
+            for (pid, n) in by_pid {
+                *total.entry(pid).or_default() += n;
+            }
+            failed += f;
+        }
+        let answered: u64 = total.values().sum();
+        eprintln!(
+            "rpc over nats: {answered} answered {total:?}, {failed} failed with Disconnected; the workers finished {:?} after the kill",
+            at.elapsed()
+        );
+        assert_eq!(
+            answered + failed,
+            THREADS * CALLS,
+            "every call answered or failed"
+        );
+        assert!(
+            total.keys().all(|p| pids.contains(p)),
+            "an answer from an unknown server: {total:?}"
+        );
+        assert!(
+            total.len() >= 2,
+            "twelve connections all went to one server: {total:?}"
+        );
+        for s in servers.iter_mut() {
+            s.tell("stop");
+        }
+        servers.remove(1);
+        for s in servers {
+            s.expect_success();
+        }
+    });
+}
+
+/// A `max_message_size` above the server's `max_payload` (1 MiB unless
+/// configured) less the frame header is refused at listen and connect,
+/// naming the limit; the default gives way to it.
+#[test]
+fn max_message_size_is_checked_against_max_payload() {
+    watchdog(LIMIT, "max_payload", || {
+        let nats = NatsServer::start();
+        let ep = nats.endpoint("p");
+        let big = parse(&format!("{ep}?max_message_size=2000000"));
+        for (what, r) in [
+            ("listen", ipcx::listen(&big).map(|_| ())),
+            ("connect", ipcx::connect(&big).map(|_| ())),
+        ] {
+            match r {
+                Err(e @ Error::Limit { .. }) => {
+                    let s = e.to_string();
+                    assert!(s.contains("max_payload of 1048576"), "{what}: {s}");
+                    assert!(s.contains("max_message_size=1048567"), "{what}: {s}");
+                }
+                other => panic!("{what} with max_message_size=2000000: {other:?}"),
+            }
+        }
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen with the default");
+        let ch = ipcx::connect(&parse(&ep)).expect("connect with the default");
+        assert_eq!(
+            ch.max_message_size(),
+            1048576 - ipcx::backends::nats::DATA_HEADER
+        );
+        let accepted = l.accept_timeout(OP).expect("accept");
+        assert_eq!(accepted.max_message_size(), ch.max_message_size());
+    });
+}
+
+/// Connecting where no NATS server runs is `NoListener`, naming it.
+#[test]
+fn no_server_is_no_listener() {
+    watchdog(LIMIT, "no server", || {
+        let (_bound, address) = util::refusing_tcp_address();
+        let ep = parse(&format!("nats://{address}/x"));
+        match ipcx::connect(&ep) {
+            Err(e @ Error::NoListener { .. }) => {
+                assert!(e.to_string().contains("no NATS server"), "{e}");
+            }
+            other => panic!("connect with no server: {other:?}"),
+        }
+    });
+}
+
+/// The NATS server killed under an open connection: both ends see
+/// `Disconnected` within the heartbeat bound (four intervals).
+#[test]
+fn server_killed_is_disconnected_on_both_sides() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "nats::server_killed_is_disconnected_on_both_sides";
+    watchdog(LIMIT, TEST, || {
+        let mut nats = NatsServer::start();
+        let ep = format!("{}?heartbeat=100ms", nats.endpoint("k"));
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen");
+        let mut client = ipcx::connect(&parse(&ep)).expect("connect");
+        let mut server = l.accept_timeout(OP).expect("accept");
+        client.send(b"ping").expect("send");
+        assert_eq!(server.recv_timeout(OP).expect("recv"), b"ping");
+        let bound = ipcx::backends::nats::death_bound(Duration::from_millis(100));
+        let waiter = std::thread::spawn(move || {
+            let r = server.recv();
+            (r.map(|_| ()), Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let killed = Instant::now();
+        nats.kill();
+        match client.recv_timeout(Duration::from_secs(20)) {
+            Err(Error::Disconnected) => {}
+            other => panic!("client after the server's death: {other:?}"),
+        }
+        let (r, at) = waiter.join().expect("waiter");
+        assert!(matches!(r, Err(Error::Disconnected)), "server side: {r:?}");
+        eprintln!(
+            "nats server killed: Disconnected after {:?} (bound {bound:?})",
+            at.duration_since(killed)
+        );
+        // Everything after is Disconnected too.
+        assert!(matches!(client.send(b"x"), Err(Error::Disconnected)));
+    });
+}
+
+/// An async client (`ipcx::tokio`) against a blocking server process, on
+/// the shared server: the async API drives the same halves.
+#[test]
+fn async_client_blocking_server() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "nats::async_client_blocking_server";
+    watchdog(LIMIT, TEST, || {
+        let ep = crate::util::nats::endpoint("a", "");
+        let peer = Peer::spawn(TEST, "echo", &ep, "");
+        assert_eq!(peer.expect_line(), "ready");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut ch = ipcx::tokio::connect(&parse(&ep)).await.expect("connect");
+            for i in 0..500u32 {
+                let m = i.to_le_bytes().repeat((i % 50) as usize + 1);
+                ch.send(&m).await.expect("send");
+                assert_eq!(ch.recv().await.expect("recv"), m);
+            }
+            // A burst beyond the credit window: sends wait, nothing is lost.
+            let (mut tx, mut rx) = ch.split();
+            let send = async move {
+                for i in 0..2000u32 {
+                    tx.send(&i.to_le_bytes()).await.expect("send");
+                }
+                tx
+            };
+            let recv = async move {
+                for i in 0..2000u32 {
+                    assert_eq!(rx.recv().await.expect("recv"), i.to_le_bytes());
+                }
+            };
+            let (tx, ()) = tokio::join!(send, recv);
+            drop(tx);
+        });
+        drop(rt);
+        peer.expect_success();
+    });
+}
+
+/// A peer whose messages skip a sequence number (as when the server drops
+/// one for a slow consumer) ends the connection with `Protocol`, naming
+/// the lost message, after the messages before the gap: never a silent
+/// skip. The peer is written here on NATS's text protocol.
+#[test]
+fn a_gap_in_sequence_numbers_is_a_protocol_error() {
+    use crate::util::nats::{RawClient, raw_id};
+    use ipcx::core::handshake::{Hello, VERDICT_ACCEPT};
+    watchdog(LIMIT, "gap", || {
+        let nats = NatsServer::start();
+        let ep = nats.endpoint("g");
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen");
+        let name = ep.rsplit('/').next().expect("name").to_string();
+        let mut raw = RawClient::connect(&nats.address());
+        let id = raw_id(7);
+        raw.sub(&format!("ipcx.{name}.c.{id}.down"), 1);
+        raw.sub("_INBOX.gap", 2);
+        raw.publish(
+            &format!("ipcx.{name}.connect"),
+            Some("_INBOX.gap"),
+            id.as_bytes(),
+        );
+        assert_eq!(raw.next_message(), b"ok");
+        let up = format!("ipcx.{name}.c.{id}.up");
+        let hello = Hello::new(&ipcx::Schema::bytes(), 1, 0, 1000).encode();
+        let frame = |kind: u8, body: &[u8]| {
+            let mut f = vec![kind];
+            f.extend_from_slice(body);
+            f
+        };
+        let data = |seq: u64, m: &[u8]| {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend_from_slice(m);
+            frame(3, &b)
+        };
+        raw.publish(&up, None, &frame(1, &hello));
+        raw.publish(&up, None, &frame(2, &[VERDICT_ACCEPT]));
+        raw.publish(&up, None, &data(1, b"one"));
+        raw.publish(&up, None, &data(3, b"three"));
+        let mut ch = l.accept_timeout(OP).expect("accept the raw client");
+        assert_eq!(
+            ch.recv_timeout(OP).expect("the message before the gap"),
+            b"one"
+        );
+        match ch.recv_timeout(OP) {
+            Err(Error::Protocol(why)) => {
+                assert!(why.contains("message 2 lost"), "{why}");
+            }
+            other => panic!("after a gap: {other:?}"),
+        }
+        // The connection is over.
+        assert!(ch.recv_timeout(Duration::from_millis(10)).is_err());
+        drop(raw);
+    });
+}
+
+/// Three servers clustered on loopback: a listener on node 3, a client on
+/// node 1; node 2 is killed mid-stream, and traffic goes on, every message
+/// in order (the two nodes in use have a route of their own).
+#[test]
+fn a_cluster_node_killed_under_traffic() {
+    watchdog(LIMIT, "cluster", || {
+        let mut nodes = NatsServer::start_cluster(3);
+        let name = util::unique("cl");
+        let on = |i: usize| format!("nats://{}/{name}", nodes[i].address());
+        let mut l = ipcx::listen(&parse(&on(2))).expect("listen on node 3");
+        // Interest crosses the routes once they are up: wait for it.
+        let client_ep = parse(&format!("{}?wait_for_listener=20s", on(0)));
+        let server = std::thread::spawn(move || {
+            let mut ch = l.accept_timeout(OP).expect("accept");
+            let mut n = 0u64;
+            loop {
+                match ch.recv_timeout(OP) {
+                    Ok(m) => {
+                        assert_eq!(m, n.to_le_bytes(), "message {n}");
+                        ch.send(&m).expect("echo");
+                        n += 1;
+                    }
+                    Err(Error::Disconnected) => return n,
+                    Err(e) => panic!("server after {n} messages: {e}"),
+                }
+            }
+        });
+        let mut ch = ipcx::connect(&client_ep).expect("connect through node 1");
+        const N: u64 = 3000;
+        for i in 0..N {
+            if i == N / 3 {
+                nodes[1].kill();
+            }
+            ch.send(&i.to_le_bytes()).expect("send");
+            assert_eq!(
+                ch.recv_timeout(OP).expect("echo"),
+                i.to_le_bytes(),
+                "echo {i}"
+            );
+        }
+        drop(ch);
+        assert_eq!(server.join().expect("server"), N);
+    });
+}
+
+/// An async listener (`ipcx::tokio::listen`) with blocking clients on
+/// threads, on the shared server: accept, echo, and the clients' close.
+#[test]
+fn async_server_blocking_clients() {
+    watchdog(LIMIT, "async server", || {
+        let ep = parse(&crate::util::nats::endpoint("as", ""));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut l = rt
+            .block_on(async { ipcx::tokio::listen(&ep) })
+            .expect("listen");
+        const CLIENTS: u32 = 4;
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let ep = ep.clone();
+                std::thread::spawn(move || {
+                    let mut ch = ipcx::connect(&ep).expect("connect");
+                    for i in 0..300u32 {
+                        let m = (c * 1000 + i).to_le_bytes();
+                        ch.send(&m).expect("send");
+                        assert_eq!(ch.recv_timeout(OP).expect("echo"), m);
+                    }
+                })
+            })
+            .collect();
+        let served = rt.block_on(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..CLIENTS {
+                let mut ch = l.accept().await.expect("accept");
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0u32;
+                    loop {
+                        match ch.recv().await {
+                            Ok(m) => {
+                                ch.send(&m).await.expect("echo");
+                                n += 1;
+                            }
+                            Err(Error::Disconnected) => return n,
+                            Err(e) => panic!("async server: {e}"),
+                        }
+                    }
+                }));
+            }
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("task");
+            }
+            total
+        });
+        for c in clients {
+            c.join().expect("client");
+        }
+        assert_eq!(served, CLIENTS * 300);
+    });
+}

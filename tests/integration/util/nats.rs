@@ -1,0 +1,356 @@
+//! `nats-server` processes for the `nats://` tests: each [`NatsServer`] is
+//! a server of its own on a free loopback port, killed (and its JetStream
+//! directory removed) on drop. The tests never use a server they did not
+//! start, so nothing has to be running beforehand; they need only the
+//! binary (Debian: `apt-get install nats-server`, which `.ci/run` does).
+//! When it is missing, a test fails with that instruction: it is never
+//! skipped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to accept connections.
+const START_LIMIT: Duration = Duration::from_secs(20);
+
+/// A `nats-server` process on a loopback port.
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    store: Option<PathBuf>,
+}
+
+/// The server binary: `$NATS_SERVER`, else `nats-server` on the `PATH`,
+/// else Debian's `/usr/sbin/nats-server`.
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    let found = on_path.or_else(|| {
+        let p = PathBuf::from("/usr/sbin/nats-server");
+        p.is_file().then_some(p)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "the nats:// tests need the nats-server binary, which was not found on the PATH or at /usr/sbin/nats-server. \
+             Install it (Debian/Ubuntu: `sudo apt-get install -y nats-server`; or `bash .ci/run`, which installs it), \
+             or name it with NATS_SERVER=/path/to/nats-server. The tests start their own servers on loopback ports."
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+impl NatsServer {
+    /// A core NATS server (no JetStream).
+    pub fn start() -> NatsServer {
+        NatsServer::start_with(false, &[])
+    }
+
+    /// A server with JetStream, its store in a fresh directory.
+    pub fn start_jetstream() -> NatsServer {
+        NatsServer::start_with(true, &[])
+    }
+
+    /// `n` servers clustered on loopback (each with routes to all the
+    /// others), core NATS only.
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let name = super::unique("cluster");
+        (0..n)
+            .map(|i| {
+                let routes: Vec<String> = cluster_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                    .collect();
+                let args = [
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                    "--routes".to_string(),
+                    routes.join(","),
+                    "--cluster_name".to_string(),
+                    name.clone(),
+                ];
+                NatsServer::start_with(false, &args)
+            })
+            .collect()
+    }
+
+    fn start_with(jetstream: bool, extra: &[String]) -> NatsServer {
+        let bin = binary();
+        let mut last = String::new();
+        // The port was free a moment ago; another process may take it
+        // before the server binds it, so try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let store = jetstream.then(|| {
+                let d = std::env::temp_dir().join(super::unique("natsjs"));
+                std::fs::create_dir_all(&d).expect("create the JetStream store directory");
+                d
+            });
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            if let Some(d) = &store {
+                cmd.arg("-js").arg("-sd").arg(d);
+            }
+            cmd.args(extra);
+            // SAFETY: prctl is async-signal-safe and touches only this
+            // child: it is killed if the thread that started it dies, so
+            // a test process that is killed leaves no server behind.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            let mut server = NatsServer { child, port, store };
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("nats-server did not start: {last}");
+    }
+
+    /// Waits until the server sends its INFO line to a client.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let until = Instant::now() + START_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let mut err = String::new();
+                if let Some(e) = self.child.stderr.take() {
+                    for line in BufReader::new(e).lines().map_while(Result::ok).take(20) {
+                        err.push_str(&line);
+                        err.push('\n');
+                    }
+                }
+                return Err(format!("it exited ({status}): {err}"));
+            }
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                if BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("INFO") {
+                    // Its log goes nowhere from now on (a full pipe would
+                    // stall it).
+                    if let Some(e) = self.child.stderr.take() {
+                        std::thread::spawn(move || {
+                            let mut sink = std::io::sink();
+                            let _ = std::io::copy(&mut BufReader::new(e), &mut sink);
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+            if Instant::now() > until {
+                return Err(format!(
+                    "port {} not ready within {START_LIMIT:?}",
+                    self.port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `nats://127.0.0.1:PORT/NAME` with a unique NAME from `tag`.
+    pub fn endpoint(&self, tag: &str) -> String {
+        format!("nats://{}/{}", self.address(), super::unique(tag))
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(d) = self.store.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The address of the server this test process shares among its
+/// `nats://` cases (which use names of their own), started on first use
+/// by a thread that lives as long as the process: the server dies with the
+/// process, however it ends.
+pub fn shared() -> &'static str {
+    static ADDRESS: OnceLock<String> = OnceLock::new();
+    ADDRESS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("nats-server".into())
+            .spawn(move || {
+                let server = std::panic::catch_unwind(NatsServer::start);
+                match server {
+                    Ok(server) => {
+                        let _ = tx.send(Ok(server.address()));
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(p) => {
+                        let why = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        let _ = tx.send(Err(why));
+                    }
+                }
+            })
+            .expect("spawn the nats-server thread");
+        match rx.recv().expect("the nats-server thread") {
+            Ok(a) => a,
+            Err(why) => panic!("{why}"),
+        }
+    })
+}
+
+/// An endpoint on the shared server with a unique name and `options`. In a
+/// re-executed peer (which takes its endpoint from the environment) no
+/// server is started.
+pub fn endpoint(tag: &str, options: &str) -> String {
+    let sep = if options.is_empty() { "" } else { "?" };
+    if super::is_peer() {
+        return format!("nats://127.0.0.1:4222/peer{sep}{options}");
+    }
+    format!("nats://{}/{}{sep}{options}", shared(), super::unique(tag))
+}
+
+/// A NATS client written here, on the server's text protocol, for clients
+/// that are not ipcx peers (silent, malformed, or breaking the frame
+/// rules on purpose).
+pub struct RawClient {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    /// Connects to `address` (`HOST:PORT`) and says CONNECT.
+    pub fn connect(address: &str) -> RawClient {
+        use std::io::Write;
+        let stream =
+            TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut info = String::new();
+        reader.read_line(&mut info).expect("INFO");
+        assert!(info.starts_with("INFO"), "the server said {info:?}");
+        let mut c = RawClient { stream, reader };
+        c.stream
+            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true}\r\n")
+            .expect("CONNECT");
+        c
+    }
+
+    /// Subscribes to `subject` with subscription id `sid`.
+    pub fn sub(&mut self, subject: &str, sid: u32) {
+        use std::io::Write;
+        write!(self.stream, "SUB {subject} {sid}\r\n").expect("SUB");
+    }
+
+    /// Publishes `payload` on `subject`, with a reply subject if given.
+    pub fn publish(&mut self, subject: &str, reply: Option<&str>, payload: &[u8]) {
+        use std::io::Write;
+        let head = match reply {
+            Some(r) => format!("PUB {subject} {r} {}\r\n", payload.len()),
+            None => format!("PUB {subject} {}\r\n", payload.len()),
+        };
+        let mut m = head.into_bytes();
+        m.extend_from_slice(payload);
+        m.extend_from_slice(b"\r\n");
+        self.stream.write_all(&m).expect("PUB");
+    }
+
+    /// The payload of the next message delivered to this client (PINGs are
+    /// answered on the way).
+    pub fn next_message(&mut self) -> Vec<u8> {
+        use std::io::{Read, Write};
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .expect("read from the server");
+            assert!(n > 0, "the server closed the connection");
+            let line = line.trim_end();
+            if line == "PING" {
+                self.stream.write_all(b"PONG\r\n").expect("PONG");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("MSG ") {
+                let len: usize = rest
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or_else(|| panic!("MSG line {line:?}"));
+                let mut body = vec![0; len + 2];
+                self.reader.read_exact(&mut body).expect("MSG body");
+                body.truncate(len);
+                return body;
+            }
+            if line.starts_with("HMSG") {
+                // A status (no responders): report it as empty.
+                let len: usize = line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len + 2];
+                self.reader.read_exact(&mut body).expect("HMSG body");
+                return Vec::new();
+            }
+            // +OK, PONG, INFO updates: nothing to do.
+        }
+    }
+
+    /// The connection, to hold it open.
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        std::os::fd::OwnedFd::from(self.stream)
+    }
+}
+
+/// A connection id as ipcx clients draw them (22 letters and digits).
+pub fn raw_id(n: u32) -> String {
+    format!(
+        "BAD{:019}",
+        u64::from(n) + u64::from(std::process::id()) * 1000
+    )
+}
