@@ -1,10 +1,13 @@
 //! The SVG chart of `ipcx bench --svg`: for each pinning, p50 round-trip
 //! latency and one-way throughput, grouped by message size, one bar pair
-//! (ipcx solid, raw pale) per transport, on log scales. Hand-written SVG.
+//! (ipcx solid, raw pale) per transport, on log scales; and the chart of
+//! `ipcx bench --scale --svg`: cost against the number of connections.
+//! Hand-written SVG.
 
 use std::fmt::Write;
 
 use super::measure::Kind;
+use super::scale::ScaleRow;
 use super::{Pin, Row, human_ns, human_size};
 
 /// One colour per transport row (12, so every default row has its own).
@@ -52,22 +55,7 @@ pub fn svg(rows: &[Row]) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    // Legend.
-    for (i, t) in transports.iter().enumerate() {
-        let x = LEFT + (i % 4) as f64 * LEGEND_W;
-        let y = 14.0 + (i / 4) as f64 * 16.0;
-        let c = COLORS[i % COLORS.len()];
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x}" y="{}" width="10" height="10" fill="{c}"/><rect x="{}" y="{}" width="10" height="10" fill="{c}" opacity="0.35"/><text x="{}" y="{}">{} (ipcx, raw)</text>"#,
-            y - 9.0,
-            x + 11.0,
-            y - 9.0,
-            x + 25.0,
-            y,
-            escape(t)
-        );
-    }
+    legend(&mut out, &transports, true);
     let mut top = 30.0 + 16.0 * transports.len().div_ceil(4) as f64;
     for &pin in &pins {
         for kind in [Kind::Latency, Kind::Throughput] {
@@ -77,6 +65,101 @@ pub fn svg(rows: &[Row]) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// One colour square per transport (and a pale one beside it when `raw`),
+/// four to a line.
+fn legend(out: &mut String, transports: &[&str], raw: bool) {
+    for (i, t) in transports.iter().enumerate() {
+        let x = LEFT + (i % 4) as f64 * LEGEND_W;
+        let y = 14.0 + (i / 4) as f64 * 16.0;
+        let c = COLORS[i % COLORS.len()];
+        if raw {
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x}" y="{}" width="10" height="10" fill="{c}"/><rect x="{}" y="{}" width="10" height="10" fill="{c}" opacity="0.35"/><text x="{}" y="{}">{} (ipcx, raw)</text>"#,
+                y - 9.0,
+                x + 11.0,
+                y - 9.0,
+                x + 25.0,
+                y,
+                escape(t)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x}" y="{}" width="10" height="10" fill="{c}"/><text x="{}" y="{}">{}</text>"#,
+                y - 9.0,
+                x + 14.0,
+                y,
+                escape(t)
+            );
+        }
+    }
+}
+
+/// A vertical scale: log (decades) or linear from 0.
+struct Scale {
+    lo: f64,
+    hi: f64,
+    log: bool,
+    base: f64,
+}
+
+impl Scale {
+    /// Fits `values` (those above 0 on a log scale).
+    fn fit(values: &[f64], log: bool, base: f64) -> Scale {
+        let max = values.iter().copied().fold(0.0, f64::max);
+        if log {
+            let pos = values.iter().copied().filter(|v| *v > 0.0);
+            let lo = pos.fold(f64::MAX, f64::min).log10().floor();
+            let hi = max.log10().ceil();
+            let hi = if hi <= lo { lo + 1.0 } else { hi };
+            Scale { lo, hi, log, base }
+        } else {
+            let hi = if max > 0.0 { max * 1.15 } else { 1.0 };
+            Scale {
+                lo: 0.0,
+                hi,
+                log,
+                base,
+            }
+        }
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        let f = if self.log { v.log10() } else { v };
+        self.base - (f - self.lo) / (self.hi - self.lo) * PLOT_H
+    }
+
+    /// Grid values: each decade, or five even steps.
+    fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            let mut v = Vec::new();
+            let mut d = self.lo;
+            while d <= self.hi {
+                v.push(10f64.powf(d));
+                d += 1.0;
+            }
+            v
+        } else {
+            (0..=4).map(|i| self.hi * i as f64 / 4.0).collect()
+        }
+    }
+
+    /// Horizontal grid lines with labels, from `LEFT` to `right`.
+    fn grid(&self, out: &mut String, right: f64, label: &dyn Fn(f64) -> String) {
+        for v in self.ticks() {
+            let y = self.y(v);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{LEFT}" x2="{right}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                LEFT - 4.0,
+                y + 4.0,
+                label(v)
+            );
+        }
+    }
 }
 
 fn value(r: &Row, kind: Kind, raw: bool) -> f64 {
@@ -128,36 +211,12 @@ fn panel(
     if values.is_empty() {
         return;
     }
-    let lo = values
-        .iter()
-        .copied()
-        .fold(f64::MAX, f64::min)
-        .log10()
-        .floor();
-    let hi = values
-        .iter()
-        .copied()
-        .fold(f64::MIN, f64::max)
-        .log10()
-        .ceil();
-    let hi = if hi <= lo { lo + 1.0 } else { hi };
     let base = top + 24.0 + PLOT_H;
-    let y_of = |v: f64| base - (v.log10() - lo) / (hi - lo) * PLOT_H;
-    // Decade grid lines.
-    let mut d = lo;
-    while d <= hi {
-        let v = 10f64.powf(d);
-        let y = y_of(v);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT + sizes.len() as f64 * group_w,
-            LEFT - 4.0,
-            y + 4.0,
-            label(kind, v)
-        );
-        d += 1.0;
-    }
+    let scale = Scale::fit(&values, true, base);
+    let y_of = |v: f64| scale.y(v);
+    scale.grid(out, LEFT + sizes.len() as f64 * group_w, &|v| {
+        label(kind, v)
+    });
     for (g, &size) in sizes.iter().enumerate() {
         let gx = LEFT + g as f64 * group_w + GAP / 2.0;
         let _ = writeln!(
@@ -192,5 +251,161 @@ fn panel(
                 );
             }
         }
+    }
+}
+
+/// What a panel of the scale chart shows of a row.
+type Measure = (&'static str, bool, fn(&ScaleRow) -> f64, fn(f64) -> String);
+
+/// The scale panels: title, log scale, value, label.
+const SCALE_PANELS: [Measure; 3] = [
+    (
+        "idle server CPU, % of one core (lower is better)",
+        false,
+        |r| r.idle_cpu_pct,
+        |v| format!("{v:.2} %"),
+    ),
+    (
+        "connect time per connection (log scale, lower is better)",
+        true,
+        |r| {
+            if r.connected > 0 {
+                r.connect_s * 1e9 / r.connected as f64
+            } else {
+                0.0
+            }
+        },
+        human_ns,
+    ),
+    (
+        "round trip of one connection / the same with none idle (goal: under 1.2)",
+        false,
+        |r| r.rtt_ratio,
+        |v| format!("{v:.2}x"),
+    ),
+];
+
+/// The issue's goal for the round-trip ratio, drawn as a dashed line.
+const GOAL_RATIO: f64 = 1.2;
+
+/// The chart of `ipcx bench --scale --svg`: for each measure a bar group
+/// per N (connections), one bar per transport.
+pub fn scale_svg(rows: &[ScaleRow]) -> String {
+    let transports = unique(rows.iter().map(|r| r.transport.as_str()));
+    let counts = unique(rows.iter().map(|r| r.n));
+    let bar = 2.0 * BAR;
+    let group_w = transports.len() as f64 * bar + GAP;
+    let right = LEFT + counts.len() as f64 * group_w;
+    let width = (right + 20.0).max(LEFT + 4.0 * LEGEND_W);
+    let legend_h = 16.0 * transports.len().div_ceil(4) as f64;
+    let height = 40.0 + legend_h + SCALE_PANELS.len() as f64 * PANEL_H;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    legend(&mut out, &transports, false);
+    let mut top = 30.0 + legend_h;
+    for (title, log, get, label) in SCALE_PANELS {
+        let _ = writeln!(
+            out,
+            r#"<text x="{LEFT}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
+            top + 14.0,
+            escape(title)
+        );
+        let goal = title.contains("goal");
+        let mut values: Vec<f64> = rows.iter().map(get).collect();
+        if goal {
+            values.push(GOAL_RATIO);
+        }
+        let base = top + 24.0 + PLOT_H;
+        let scale = Scale::fit(&values, log, base);
+        scale.grid(&mut out, right, &label);
+        if goal {
+            let y = scale.y(GOAL_RATIO);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{LEFT}" x2="{right}" y1="{y:.1}" y2="{y:.1}" stroke="#c00" stroke-dasharray="4 3"/>"##
+            );
+        }
+        for (g, &n) in counts.iter().enumerate() {
+            let gx = LEFT + g as f64 * group_w + GAP / 2.0;
+            let name = if n == 1 {
+                "N = 1 (baseline)".to_string()
+            } else {
+                format!("N = {n}")
+            };
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{name}</text>"#,
+                gx + (group_w - GAP) / 2.0,
+                base + 14.0,
+            );
+            for (i, t) in transports.iter().enumerate() {
+                let Some(r) = rows.iter().find(|r| r.transport == *t && r.n == n) else {
+                    continue;
+                };
+                let v = get(r);
+                if v <= 0.0 && log {
+                    continue;
+                }
+                let x = gx + i as f64 * bar;
+                let y = scale.y(v);
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{x:.0}" y="{y:.1}" width="{}" height="{:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                    bar - 2.0,
+                    (base - y).max(0.5),
+                    COLORS[i % COLORS.len()],
+                    escape(t),
+                    r.connected,
+                    label(v)
+                );
+            }
+        }
+        top += PANEL_H;
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(transport: &str, n: usize, ratio: f64) -> ScaleRow {
+        ScaleRow {
+            transport: transport.into(),
+            n,
+            connected: n,
+            connect_s: n as f64 * 1e-3,
+            idle_cpu_pct: 0.0,
+            server_rss_kib: 0,
+            client_rss_kib: 0,
+            rtt_p50_ns: 10_000.0 * ratio,
+            rtt_base_ns: 10_000.0,
+            rtt_ratio: ratio,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn scale_chart_has_a_bar_per_row_and_panel() {
+        let rows = [
+            row("unix", 1, 1.0),
+            row("unix", 1000, 1.1),
+            row("shm", 1, 1.0),
+            row("shm", 1000, 1.3),
+        ];
+        let svg = scale_svg(&rows);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(
+            svg.matches("<title>").count(),
+            rows.len() * SCALE_PANELS.len()
+        );
+        assert!(svg.contains("N = 1 (baseline)") && svg.contains("N = 1000"));
+        assert!(svg.contains("stroke-dasharray"), "the 1.2 goal line");
+        assert!(svg.contains("<title>shm 1000: 1.30x</title>"));
     }
 }

@@ -94,7 +94,8 @@ pub struct Args {
     /// Write every figure and the machine's description as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
-    /// Write a bar chart of p50 latency and throughput as SVG.
+    /// Write a bar chart of p50 latency and throughput as SVG (with
+    /// --scale: idle CPU, connect time and the round-trip ratio against N).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
     /// Message sizes in bytes, comma-separated [default: 64,4096,65536,1048576;
@@ -209,6 +210,11 @@ pub fn main(args: Args) -> Result<(), String> {
                     .unwrap_or_default()
                     + "\n";
             std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some(path) = &args.svg {
+            std::fs::write(path, chart::scale_svg(&rows))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
         return Ok(());

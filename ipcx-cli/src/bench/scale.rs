@@ -8,6 +8,16 @@
 //! `--quick`), both processes' resident memory (`VmRSS`), and the round
 //! trip (p50 of 64-byte echoes) of one connection while the others idle.
 //!
+//! The round trip is compared with a baseline: per transport, a first pair
+//! holding one connection (no idle ones, the `N = 1` row) stays up while
+//! each N is measured. Before timing, every thread of both pairs is pinned
+//! to CPU 0 (`sched_setaffinity`, as `--pin same` does for the transport
+//! rows), so the active client and its echo thread share a core in both;
+//! then [`SAMPLES`] batches of round trips alternate between the baseline
+//! and the N pair, and the medians of the batch medians give `rtt(N)`,
+//! `rtt(1)` and their ratio. Interleaving puts a change in the machine's
+//! load on both sides of the ratio.
+//!
 //! Peers are this binary re-executed with [`SCALE_VAR`] set; they end
 //! cleanly (the client drops its connections, the server joins its echo
 //! threads) so no kernel object is left behind.
@@ -28,8 +38,14 @@ pub const SCALE_VAR: &str = "IPCX_BENCH_SCALE";
 /// The transports measured, in table order.
 pub const TRANSPORTS: [&str; 7] = ["unix", "tcp", "fifo", "mq", "sysv-mq", "shm", "sysv-shm"];
 
-/// Round trips timed per figure.
-const ROUND_TRIPS: usize = 2000;
+/// Round trips timed per sample.
+const ROUND_TRIPS: usize = 500;
+
+/// Interleaved samples (batches of 500 round trips) per side of a ratio.
+pub const SAMPLES: usize = 9;
+
+/// The CPU both peers' threads are pinned to before round trips are timed.
+const RTT_CPU: usize = 0;
 
 /// One row: one transport at one N.
 #[derive(Debug, Clone)]
@@ -48,8 +64,14 @@ pub struct ScaleRow {
     pub server_rss_kib: u64,
     /// Client resident memory, KiB.
     pub client_rss_kib: u64,
-    /// Median round trip of one connection while the others idle, ns.
+    /// Round trip of one connection while the others idle, ns: the
+    /// median of [`SAMPLES`] batch medians, both peers pinned to one core.
     pub rtt_p50_ns: f64,
+    /// The baseline's round trip (one connection, none idle), timed in
+    /// the same interleaving, ns; for the baseline row its own figure.
+    pub rtt_base_ns: f64,
+    /// `rtt_p50_ns / rtt_base_ns` (0 when either is missing).
+    pub rtt_ratio: f64,
     /// Why fewer than `n` connected.
     pub error: Option<String>,
 }
@@ -169,8 +191,63 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Measures one transport at `n` connections, idling `idle`.
-fn measure(transport: &str, n: usize, idle: Duration, tag: usize) -> Result<ScaleRow, String> {
+/// A server and the client holding its connections.
+struct Pair {
+    server: Peer,
+    client: Peer,
+}
+
+impl Pair {
+    /// Pins every thread of both peers to `cpu`.
+    fn pin(&self, cpu: usize) -> Result<(), String> {
+        use nix::sched::{CpuSet, sched_setaffinity};
+        let mut set = CpuSet::new();
+        set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+        for pid in [self.server.pid(), self.client.pid()] {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map_err(|e| format!("/proc/{pid}/task: {e}"))?;
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                // A thread that ended meanwhile is no error.
+                let _ = sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
+            }
+        }
+        Ok(())
+    }
+
+    /// One sample: the median of [`ROUND_TRIPS`] round trips, ns (0 with
+    /// no connection).
+    fn rtt(&mut self) -> Result<f64, String> {
+        self.client.tell("rtt");
+        let (_, v) = self.client.line()?;
+        Ok(v.parse().unwrap_or(0.0))
+    }
+
+    fn finish(mut self) {
+        self.client.finish();
+        self.server.finish();
+    }
+}
+
+/// The median of `v` (0 when empty).
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Sets up one transport at `n` connections and measures all but the
+/// round trip, idling `idle`.
+fn measure(
+    transport: &str,
+    n: usize,
+    idle: Duration,
+    tag: usize,
+) -> Result<(Pair, ScaleRow), String> {
     let mut server = Peer::spawn("server", &endpoint(transport, tag), n)?;
     let (k, at) = server.line()?;
     if k != "ready" {
@@ -200,16 +277,7 @@ fn measure(transport: &str, n: usize, idle: Duration, tag: usize) -> Result<Scal
     let used = cpu_time(server.pid()).saturating_sub(before);
     let idle_cpu_pct = 100.0 * used.as_secs_f64() / start.elapsed().as_secs_f64();
     let (server_rss_kib, client_rss_kib) = (rss_kib(server.pid()), rss_kib(client.pid()));
-    let rtt_p50_ns = if connected > 0 {
-        client.tell("rtt");
-        let (_, v) = client.line()?;
-        v.parse().unwrap_or(0.0)
-    } else {
-        0.0
-    };
-    client.finish();
-    server.finish();
-    Ok(ScaleRow {
+    let row = ScaleRow {
         transport: transport.to_string(),
         n,
         connected,
@@ -217,9 +285,42 @@ fn measure(transport: &str, n: usize, idle: Duration, tag: usize) -> Result<Scal
         idle_cpu_pct,
         server_rss_kib,
         client_rss_kib,
-        rtt_p50_ns,
+        rtt_p50_ns: 0.0,
+        rtt_base_ns: 0.0,
+        rtt_ratio: 0.0,
         error,
-    })
+    };
+    Ok((Pair { server, client }, row))
+}
+
+/// `SAMPLES` round-trip samples alternating between `base` and `pair`:
+/// the two medians.
+fn interleaved(base: &mut Pair, pair: &mut Pair) -> Result<(f64, f64), String> {
+    base.pin(RTT_CPU)?;
+    pair.pin(RTT_CPU)?;
+    let (mut b, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        b.push(base.rtt()?);
+        p.push(pair.rtt()?);
+    }
+    Ok((median(&mut b), median(&mut p)))
+}
+
+fn progress_line(row: &ScaleRow) -> String {
+    format!(
+        "{} N={}: {} connected in {:.2} s, idle CPU {:.1} %, rtt {} ({:.2}x N=1)",
+        row.transport,
+        row.n,
+        row.connected,
+        row.connect_s,
+        row.idle_cpu_pct,
+        super::human_ns(row.rtt_p50_ns),
+        row.rtt_ratio
+    )
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if a > 0.0 && b > 0.0 { a / b } else { 0.0 }
 }
 
 /// Runs every selected transport at every count; `progress` gets a line
@@ -245,18 +346,40 @@ pub fn run(
     let mut rows = Vec::new();
     let mut tag = 0;
     for t in chosen {
-        for &n in counts {
+        // The baseline: one connection, no idle ones, up for the whole
+        // transport.
+        tag += 1;
+        let (mut base, mut base_row) = measure(t, 1, idle, tag)?;
+        let mut base_samples = Vec::new();
+        let first = rows.len();
+        rows.push(base_row.clone());
+        for &n in counts.iter().filter(|&&n| n > 1) {
             tag += 1;
-            let row = measure(t, n, idle, tag)?;
-            progress(&format!(
-                "{t} N={n}: {} connected in {:.2} s, idle CPU {:.1} %, rtt {}",
-                row.connected,
-                row.connect_s,
-                row.idle_cpu_pct,
-                super::human_ns(row.rtt_p50_ns)
-            ));
+            let (mut pair, mut row) = measure(t, n, idle, tag)?;
+            let (b, p) = interleaved(&mut base, &mut pair)?;
+            pair.finish();
+            base_samples.push(b);
+            row.rtt_p50_ns = p;
+            row.rtt_base_ns = b;
+            row.rtt_ratio = ratio(p, b);
+            progress(&progress_line(&row));
             rows.push(row);
         }
+        if base_samples.is_empty() {
+            // No N to interleave with: the baseline alone.
+            base.pin(RTT_CPU)?;
+            let mut s = Vec::new();
+            for _ in 0..SAMPLES {
+                s.push(base.rtt()?);
+            }
+            base_samples.push(median(&mut s));
+        }
+        base.finish();
+        base_row.rtt_p50_ns = median(&mut base_samples);
+        base_row.rtt_base_ns = base_row.rtt_p50_ns;
+        base_row.rtt_ratio = ratio(base_row.rtt_p50_ns, base_row.rtt_base_ns);
+        progress(&progress_line(&base_row));
+        rows[first] = base_row;
     }
     Ok(rows)
 }
@@ -265,7 +388,9 @@ pub fn run(
 pub fn table(rows: &[ScaleRow]) -> String {
     let mut o = String::from(
         "\nScale: N connections, one server thread each; idle server CPU in % of one core\n\
-         transport     N  connected  connect s  per conn   idle CPU  server RSS  client RSS   rtt p50\n",
+         N = 1 is the baseline (one connection, none idle); rtt: one connection, both peers on CPU 0,\n\
+         median of interleaved samples; vs N=1: rtt(N) / rtt(1) from the same interleaving\n\
+         transport     N  connected  connect s  per conn   idle CPU  server RSS  client RSS   rtt p50  vs N=1\n",
     );
     for r in rows {
         let per = if r.connected > 0 {
@@ -274,7 +399,7 @@ pub fn table(rows: &[ScaleRow]) -> String {
             "-".into()
         };
         o.push_str(&format!(
-            "{:<9} {:>5}  {:>9}  {:>9.3}  {:>8}  {:>8.2} %  {:>7} MiB  {:>7} MiB  {:>8}\n",
+            "{:<9} {:>5}  {:>9}  {:>9.3}  {:>8}  {:>8.2} %  {:>7} MiB  {:>7} MiB  {:>8}  {:>5.2}x\n",
             r.transport,
             r.n,
             r.connected,
@@ -284,6 +409,7 @@ pub fn table(rows: &[ScaleRow]) -> String {
             r.server_rss_kib / 1024,
             r.client_rss_kib / 1024,
             super::human_ns(r.rtt_p50_ns),
+            r.rtt_ratio,
         ));
         if let Some(e) = &r.error {
             // The whole message is in the JSON; its first sentence here.
@@ -308,6 +434,8 @@ pub fn json(rows: &[ScaleRow]) -> Value {
                     "server_rss_kib": r.server_rss_kib,
                     "client_rss_kib": r.client_rss_kib,
                     "rtt_p50_ns": r.rtt_p50_ns,
+                    "rtt_baseline_ns": r.rtt_base_ns,
+                    "rtt_ratio": r.rtt_ratio,
                     "error": r.error,
                 })
             })
