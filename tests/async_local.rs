@@ -227,3 +227,33 @@ fn closing_a_blocking_channel_wakes_recv_and_send() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_silent_clients_do_not_stop_an_async_listener() {
+    use std::io::Write;
+    let ep = endpoint("unix");
+    let mut listener = ipcx::tokio::listen(&ep).unwrap();
+    let path = ep.to_string().trim_start_matches("unix:").to_string();
+    // A client that says nothing, and one that sends garbage.
+    let _silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let mut garbage = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    garbage.write_all(&[0xff; 4096]).unwrap();
+    let ep2 = ep.clone();
+    let client = tokio::spawn(async move {
+        let mut c = ipcx::tokio::connect(&ep2).await?;
+        c.send(b"real").await?;
+        c.recv().await
+    });
+    let mut conn = within("accept", listener.accept()).await.unwrap();
+    assert_eq!(within("recv", conn.recv()).await.unwrap(), b"real");
+    conn.send(b"ok").await.unwrap();
+    assert_eq!(within("client", client).await.unwrap().unwrap(), b"ok");
+    // The garbage client was refused and counted; the listener goes on.
+    drop(garbage);
+    within("refusal counted", async {
+        while listener.refused() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
