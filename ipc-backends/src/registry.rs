@@ -133,22 +133,30 @@ pub fn dir() -> PathBuf {
 /// The I/O error of creating the directory or the file.
 pub fn register(record: &Record) -> std::io::Result<()> {
     let d = dir();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&d)?;
     let tmp = d.join(format!(".{}.tmp", record.file_name()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    writeln!(
-        f,
-        "{} {} {}",
-        record.pid, record.start_time, record.endpoint
-    )?;
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+    };
+    // The directory is made only when missing: a listener records objects
+    // per connection, and each record costs file system calls.
+    let mut f = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)?;
+            open()?
+        }
+        other => other?,
+    };
+    // One write: the line is whole or absent.
+    let line = format!("{} {} {}\n", record.pid, record.start_time, record.endpoint);
+    f.write_all(line.as_bytes())?;
     fs::rename(&tmp, d.join(record.file_name()))
 }
 

@@ -199,6 +199,13 @@ fn watcher() -> io::Result<Arc<Watcher>> {
 /// When the watcher cannot watch (no pidfds before Linux 5.3, out of
 /// descriptors or threads): the caller then polls for the peer as before.
 pub(crate) fn watch(pid: u32, start: Option<u64>, wake: Weak<dyn Wake>) -> io::Result<Watch> {
+    #[cfg(test)]
+    if UNAVAILABLE.get() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the peer watcher is switched off on this thread",
+        ));
+    }
     let gone = Arc::new(AtomicBool::new(false));
     let w = watcher()?;
     let mut state = w.lock();
@@ -260,6 +267,28 @@ pub(crate) fn watch(pid: u32, start: Option<u64>, wake: Weak<dyn Wake>) -> io::R
 }
 
 #[cfg(test)]
+std::thread_local! {
+    /// Set by [`unavailable`]: [`watch`] fails on this thread.
+    static UNAVAILABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`watch`] failing on this thread, as it does where the
+/// watcher cannot watch (no pidfds before Linux 5.3, out of descriptors
+/// or threads): the connections built in `f` take their fallback.
+#[cfg(test)]
+pub(crate) fn unavailable<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNAVAILABLE.set(false);
+        }
+    }
+    UNAVAILABLE.set(true);
+    let _restore = Restore;
+    f()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
@@ -310,6 +339,24 @@ mod tests {
         // A dead pid registers as gone at once.
         let late = watch(pid, start, Arc::downgrade(&a) as Weak<dyn Wake>).unwrap();
         assert!(late.gone());
+    }
+
+    #[test]
+    fn unavailable_fails_on_its_thread_only() {
+        let a: Arc<Count> = Arc::new(Count(AtomicU32::new(0)));
+        let me = process::pid();
+        let weak = || Arc::downgrade(&a) as Weak<dyn Wake>;
+        let err = unavailable(|| watch(me, None, weak()).unwrap_err());
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(watch(me, None, weak()).is_ok(), "restored after");
+        let b = a.clone();
+        let other = unavailable(|| {
+            std::thread::spawn(move || {
+                watch(me, None, Arc::downgrade(&b) as Weak<dyn Wake>).is_ok()
+            })
+            .join()
+        });
+        assert!(other.unwrap(), "another thread still watches");
     }
 
     #[test]

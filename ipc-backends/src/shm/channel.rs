@@ -12,7 +12,7 @@ use super::receiver::{InPlace, ShmReceiver};
 use super::ring::{Consumer, Producer};
 use super::segment::Layout;
 use super::sender::{Loan, ShmSender};
-use super::shared::{Doorbells, Shared, Signal, WaitCfg};
+use super::shared::{self, Doorbells, Shared, Signal, WaitCfg};
 use crate::conn::link::Link;
 use crate::conn::watch::{self, Wake};
 use crate::sys::shm::Mapping;
@@ -23,6 +23,14 @@ pub struct ShmChannel {
     sender: ShmSender,
     receiver: ShmReceiver,
     peer: PeerInfo,
+}
+
+impl ShmChannel {
+    /// What both halves share (for tests of the wait).
+    #[cfg(test)]
+    pub(super) fn shared(&self) -> &Shared {
+        &self.receiver.shared
+    }
 }
 
 /// A segment mapped and checked by this side, ready to carry messages.
@@ -78,6 +86,10 @@ pub(super) fn build(
                 None
             }
         };
+        let interval = match watch {
+            Some(_) => shared::safety_interval(),
+            None => shared::LIVENESS_INTERVAL,
+        };
         Shared {
             map,
             signal,
@@ -87,6 +99,7 @@ pub(super) fn build(
             peer_pid: peer.pid,
             peer_start,
             watch,
+            interval,
         }
     });
     let (tx, rx) = (side.ring(), 1 - side.ring());

@@ -10,8 +10,10 @@
 //! (`conn::watch`) flags the connection and wakes its sleepers
 //! ([`Wake`] for `Shared`), and a sleeper looks at that flag after its
 //! sequence word and before it sleeps. Sleeps still end after a long
-//! safety interval, a second opinion on the rendezvous socket. Only a
-//! connection the watcher could not take (no pidfds) polls, every 10 ms.
+//! safety interval (60-90 s, spread over connections), a second opinion
+//! on the rendezvous socket. Only a connection the watcher could not take
+//! (no pidfds before Linux 5.3, out of descriptors or threads) polls,
+//! every 10 ms.
 
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -32,12 +34,17 @@ use crate::sys::{futex, process};
 const PRE_SPIN: u32 = 64;
 /// How often a waiting side checks that its peer still lives when the
 /// death watcher does not watch it.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
-/// How long a waiter whose peer the death watcher watches sleeps at most:
-/// a safety net only (the watcher wakes it), looking at the rendezvous
-/// socket. Each timeout costs a wake-up of a few µs: at 1 s, 1,000 idle
-/// connections cost 2-3 % of a core; at 5 s, about a fifth of that.
-const SAFETY_INTERVAL: Duration = Duration::from_secs(5);
+pub(super) const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
+/// How long a waiter whose peer the death watcher watches sleeps at most,
+/// at least: a safety net only (the watcher wakes it; the conformance
+/// cases see `Disconnected` within milliseconds of a SIGKILL), looking at
+/// the rendezvous socket. Each timeout costs a wake-up (tens of µs on a
+/// loaded machine): at 5 s, 1,000 idle connections cost 0.8-1.0 % of a
+/// core; at a minute, about a twelfth of that.
+const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
+/// Each connection adds up to this much to [`SAFETY_INTERVAL`], so the
+/// safety wake-ups of connections made together do not come together.
+const SAFETY_SPREAD: Duration = Duration::from_secs(30);
 /// Spins between two looks at the clock, the deadline and the peer.
 const SPINS_PER_CHECK: u32 = 128;
 
@@ -134,6 +141,21 @@ pub(super) struct Shared {
     /// The death watcher's registration; `None` when it could not watch
     /// (the waiters then poll).
     pub(super) watch: Option<Watch>,
+    /// The longest a waiter sleeps before it asks whether the peer lives:
+    /// [`LIVENESS_INTERVAL`] unwatched, this connection's safety interval
+    /// watched ([`safety_interval`]).
+    pub(super) interval: Duration,
+}
+
+/// A connection's safety interval: [`SAFETY_INTERVAL`] plus a share of
+/// [`SAFETY_SPREAD`] that differs from one connection to the next.
+pub(super) fn safety_interval() -> Duration {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Successive connections step through the spread by the golden ratio
+    // (in thousandths), so any run of them covers it evenly.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let share = u64::from(n.wrapping_mul(618) % 1000);
+    SAFETY_INTERVAL + SAFETY_SPREAD * share as u32 / 1000
 }
 
 /// When the waiting side next asks whether its peer lives.
@@ -220,11 +242,9 @@ impl Shared {
     }
 
     /// The longest a waiter sleeps before it asks whether the peer lives.
-    fn interval(&self) -> Duration {
-        match self.watch {
-            Some(_) => SAFETY_INTERVAL,
-            None => LIVENESS_INTERVAL,
-        }
+    #[inline]
+    pub(super) fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// The error for a ring the peer broke; logged, as the peer is faulty

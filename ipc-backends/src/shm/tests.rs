@@ -11,8 +11,9 @@ use ipc_core::{Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Sender};
 use super::channel::{self, Mapped, Side};
 use super::handover::{announce_wait, write_header};
 use super::segment::{self, Layout};
-use super::shared::{Doorbells, Signal};
+use super::shared::{self, Doorbells, LIVENESS_INTERVAL, Signal};
 use super::{ShmChannel, posix, ring};
+use crate::conn::watch;
 use crate::sys::process;
 use crate::sys::shm::Mapping;
 
@@ -88,13 +89,109 @@ fn pair(cap: u64, max: usize, wait: &str) -> (ShmChannel, ShmChannel, *mut u8) {
 /// The client's side alone. The listener is only its end of the socket
 /// and its mapping: dropping the socket is its process dying (which
 /// changes nothing in the segment); the mapping lets the test play it.
+/// Its peer is this process, which the death watcher can never see exit:
+/// the channel is built without it, so it polls (its fallback) and finds
+/// the socket hung up within 10 ms.
 fn lone_client(cap: u64, max: usize) -> (ShmChannel, UnixStream, Mapping) {
     let s = segment(cap, max, "block");
     let [m0, m1] = s.maps;
     let m1 = mapped(s.layout, m1, Doorbells::pair().1);
     let (a, b) = UnixStream::pair().unwrap();
-    let c1 = channel::build(m1, b.into(), &s.ep, Side::Client, s.peer, None);
+    let c1 = watch::unavailable(|| channel::build(m1, b.into(), &s.ep, Side::Client, s.peer, None));
+    assert_eq!(c1.shared().interval(), LIVENESS_INTERVAL, "polls");
     (c1, a, m0)
+}
+
+/// A client whose peer is process `peer` (a child of the test), built
+/// with the death watcher or (`watched` false) without it. The socket's
+/// other end is returned and must stay open: only the peer's death can
+/// end the connection.
+fn client_of(peer: &std::process::Child, watched: bool) -> (ShmChannel, UnixStream, Mapping) {
+    let mut s = segment(4096, 5000, "block");
+    s.peer.pid = peer.id();
+    let start = process::start_time(peer.id());
+    let [m0, m1] = s.maps;
+    let m1 = mapped(s.layout, m1, Doorbells::pair().1);
+    let (a, b) = UnixStream::pair().unwrap();
+    let build = || channel::build(m1, b.into(), &s.ep, Side::Client, s.peer, start);
+    let c = if watched {
+        build()
+    } else {
+        watch::unavailable(build)
+    };
+    (c, a, m0)
+}
+
+/// Blocks in `recv` on `c` on a thread, kills `peer`, and returns how
+/// long after the kill `recv` gave `Disconnected` (a watchdog fails the
+/// test after 10 s: the safety interval is a minute).
+fn disconnect_after_kill(mut c: ShmChannel, mut peer: std::process::Child) -> Duration {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(c.recv().map(drop));
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let killed = std::time::Instant::now();
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Err(Error::Disconnected)) => killed.elapsed(),
+        Ok(other) => panic!("recv after the peer's SIGKILL gave {other:?}"),
+        Err(_) => panic!("recv still blocked 10 s after the peer's SIGKILL"),
+    }
+}
+
+fn sleeper() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep")
+}
+
+/// The death watcher wakes a receiver blocked on a futex when its peer
+/// process is killed, although the socket stays open and the receiver's
+/// own sleep would last a minute.
+#[test]
+fn the_watcher_wakes_a_blocked_receiver_when_the_peer_dies() {
+    let peer = sleeper();
+    let (c, _socket, _m0) = client_of(&peer, true);
+    let interval = c.shared().interval();
+    assert!(interval >= Duration::from_secs(60), "{interval:?}");
+    let took = disconnect_after_kill(c, peer);
+    eprintln!("watched: Disconnected {took:?} after SIGKILL");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// Without the death watcher (no pidfds before Linux 5.3, out of
+/// descriptors or threads) a blocked receiver polls its peer's liveness
+/// every 10 ms: a killed peer is noticed within the contract's bound, the
+/// socket still open.
+#[test]
+fn without_the_watcher_a_blocked_receiver_polls_for_the_peer() {
+    let peer = sleeper();
+    let (c, _socket, _m0) = client_of(&peer, false);
+    assert_eq!(c.shared().interval(), LIVENESS_INTERVAL);
+    assert!(c.shared().watch.is_none());
+    let took = disconnect_after_kill(c, peer);
+    eprintln!("unwatched: Disconnected {took:?} after SIGKILL");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// Connections made together have safety intervals spread over half a
+/// minute, so their safety wake-ups do not come together.
+#[test]
+fn safety_intervals_are_spread() {
+    let all: Vec<Duration> = (0..100).map(|_| shared::safety_interval()).collect();
+    let (lo, hi) = (all.iter().min().unwrap(), all.iter().max().unwrap());
+    assert!(
+        *lo >= Duration::from_secs(60) && *hi < Duration::from_secs(90),
+        "{lo:?}..{hi:?}"
+    );
+    assert!(*hi - *lo > Duration::from_secs(25), "{lo:?}..{hi:?}");
+    let mut distinct = all.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > 90, "{} distinct of 100", distinct.len());
 }
 
 #[test]

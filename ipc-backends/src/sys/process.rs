@@ -45,7 +45,13 @@ static FORGET_ON_FORK: std::sync::Once = std::sync::Once::new();
 
 extern "C" fn forget_pid() {
     PID.store(0, std::sync::atomic::Ordering::Relaxed);
+    START.store(0, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// This process's start time once read (it never changes; a listener
+/// records it in every segment and registry record it creates); 0 until
+/// then and again in a forked child.
+static START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// This process's effective user id.
 pub fn uid() -> u32 {
@@ -53,8 +59,24 @@ pub fn uid() -> u32 {
 }
 
 /// The start time of process `pid` in clock ticks since boot, or `None` if
-/// it does not exist.
+/// it does not exist. This process's own is read once.
 pub fn start_time(pid: u32) -> Option<u64> {
+    use std::sync::atomic::Ordering;
+    if pid != self::pid() {
+        return read_start_time(pid);
+    }
+    match START.load(Ordering::Relaxed) {
+        0 => {
+            let t = read_start_time(pid)?;
+            START.store(t, Ordering::Relaxed);
+            Some(t)
+        }
+        cached => Some(cached),
+    }
+}
+
+/// [`start_time`] read from `/proc/PID/stat`.
+fn read_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past
     // the last ')'.
@@ -149,6 +171,7 @@ mod tests {
     fn own_process() {
         let me = pid();
         let t = start_time(me).expect("own start time");
+        assert_eq!(start_time(me), read_start_time(me), "the cached one");
         assert!(alive(me, Some(t)));
         assert!(!alive(me, Some(t + 1)));
         assert!(!alive(0, None));
