@@ -3,7 +3,9 @@
 //! A listener is an [`Acceptor`]: one thread waits on the transport's
 //! rendezvous ([`Incoming::next`]) and hands each connection request to a
 //! handshake thread of its own, bounded by the endpoint's
-//! `connect_timeout`. Established connections queue for
+//! `connect_timeout` (a thread that finished a handshake waits 2 s for the
+//! next request before it ends, so a burst of clients reuses a few
+//! threads; a request that finds none idle starts one). Established connections queue for
 //! [`Listener::accept`](ipc_core::Listener::accept); a client that fails
 //! its handshake (silent, malformed, refused) is logged and dropped. So a
 //! silent or malicious client costs the listener one pending slot for at
@@ -272,6 +274,8 @@ fn run<I: Incoming>(
     refused: &Arc<AtomicU64>,
 ) {
     let pending = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::new();
+    let _close = PoolCloser(pool.clone());
     loop {
         let job = match incoming.next() {
             Ok(Next::Request(job)) => job,
@@ -298,28 +302,144 @@ fn run<I: Incoming>(
         }
         let (tx, count, ep) = (tx.clone(), pending.clone(), endpoint.to_string());
         let failures = refused.clone();
-        let spawned = std::thread::Builder::new()
-            .name("ipcx-handshake".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let result = job();
-                count.fetch_sub(1, Ordering::AcqRel);
-                match result {
-                    Ok(c) => {
-                        // A listener dropped meanwhile drops the connection.
-                        tx.send(Ok(c));
-                    }
-                    Err(e) => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(endpoint = ep, error = %e, "handshake failed");
-                    }
+        let task: Task = Box::new(move || {
+            let result = job();
+            count.fetch_sub(1, Ordering::AcqRel);
+            match result {
+                Ok(c) => {
+                    // A listener dropped meanwhile drops the connection.
+                    tx.send(Ok(c));
                 }
-            });
-        if let Err(e) = spawned {
+                Err(e) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(endpoint = ep, error = %e, "handshake failed");
+                }
+            }
+        });
+        if let Err(e) = pool.run(task) {
             pending.fetch_sub(1, Ordering::AcqRel);
             refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(endpoint, error = %e, "cannot start a handshake thread: refused a connection");
         }
+    }
+}
+
+/// Closes a listener's [`Pool`] when its accepting loop ends, however.
+struct PoolCloser(Arc<Pool>);
+
+impl Drop for PoolCloser {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A handshake and what follows it (queueing or logging), run on a
+/// handshake thread.
+type Task = Box<dyn FnOnce() + Send>;
+
+/// How long a handshake thread waits for another request before it ends.
+const HANDSHAKE_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The handshake threads of one listener. A thread that finished a
+/// handshake waits [`HANDSHAKE_THREAD_IDLE`] for the next before it ends,
+/// so a burst of clients costs a few threads rather than one each (a
+/// thread's start and end are some fifteen system calls); a request that
+/// finds no thread idle starts one, so handshakes never wait for each
+/// other. Bounded by [`MAX_PENDING`] as before: one thread per handshake
+/// in progress at most.
+struct Pool {
+    state: Mutex<PoolState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    tasks: std::collections::VecDeque<Task>,
+    /// Threads waiting for a task.
+    idle: usize,
+    /// The listener stopped accepting: idle threads end.
+    closed: bool,
+}
+
+impl Pool {
+    fn new() -> Arc<Pool> {
+        Arc::new(Pool {
+            state: Mutex::new(PoolState::default()),
+            wake: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        // A task's panic never holds the lock (tasks run outside it).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `task` on an idle handshake thread, or on a new one when none
+    /// is idle.
+    ///
+    /// # Errors
+    /// The OS error when a thread was needed and could not be started
+    /// (the task is dropped).
+    fn run(self: &Arc<Pool>, task: Task) -> std::io::Result<()> {
+        let mut state = self.lock();
+        let start = state.idle <= state.tasks.len();
+        state.tasks.push_back(task);
+        if !start {
+            drop(state);
+            self.wake.notify_one();
+            return Ok(());
+        }
+        drop(state);
+        let pool = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ipcx-handshake".into())
+            .stack_size(256 * 1024)
+            .spawn(move || pool.work());
+        match spawned {
+            Ok(_) => Ok(()),
+            // Taken back (the newest: only this thread adds tasks), unless
+            // an idle thread took it meanwhile and runs it.
+            Err(e) => match self.lock().tasks.pop_back() {
+                Some(_) => Err(e),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// A handshake thread: tasks until none comes for a while.
+    fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(task) = state.tasks.pop_front() {
+                drop(state);
+                // A panicking handshake ends this thread only; the count
+                // of handshakes in progress is then off by one, as it was
+                // with a thread per handshake.
+                task();
+                state = self.lock();
+                continue;
+            }
+            if state.closed {
+                return;
+            }
+            state.idle += 1;
+            let (next, waited) = self
+                .wake
+                .wait_timeout(state, HANDSHAKE_THREAD_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            state = next;
+            state.idle -= 1;
+            if waited.timed_out() && state.tasks.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// The listener stopped: idle threads end now, busy ones after their
+    /// task.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
     }
 }
 
@@ -709,5 +829,67 @@ mod tests {
         assert!(e.is_fatal(), "{e}");
         let again = acceptor.accept().unwrap_err();
         assert!(again.is_fatal() && again.to_string().contains("failed earlier"));
+    }
+
+    /// The id of the thread that ran a task.
+    fn ran_on(pool: &Arc<Pool>) -> std::thread::ThreadId {
+        let (tx, rx) = mpsc::channel();
+        pool.run(Box::new(move || {
+            let _ = tx.send(std::thread::current().id());
+        }))
+        .unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the task ran")
+    }
+
+    #[test]
+    fn handshake_threads_are_reused_and_end_when_closed() {
+        let pool = Pool::new();
+        let first = ran_on(&pool);
+        for _ in 0..20 {
+            // Time for the thread to go idle after its task.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            assert_eq!(
+                ran_on(&pool),
+                first,
+                "one thread serves requests one at a time"
+            );
+        }
+        pool.close();
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&pool) > 1 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the idle thread ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn handshakes_in_progress_never_wait_for_each_other() {
+        // Five tasks that each wait for all five: they finish only if each
+        // has a thread of its own.
+        let pool = Pool::new();
+        let barrier = Arc::new(std::sync::Barrier::new(5));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..5 {
+            let (barrier, tx) = (barrier.clone(), tx.clone());
+            pool.run(Box::new(move || {
+                barrier.wait();
+                let _ = tx.send(std::thread::current().id());
+            }))
+            .unwrap();
+        }
+        let mut ids: Vec<_> = (0..5)
+            .map(|_| {
+                rx.recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("every task ran at once")
+            })
+            .collect();
+        ids.sort_by_key(|id| format!("{id:?}"));
+        ids.dedup();
+        assert_eq!(ids.len(), 5);
+        pool.close();
     }
 }
