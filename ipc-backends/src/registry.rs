@@ -3,7 +3,8 @@
 //! semaphore sets; socket files; FIFOs of a crashed listener).
 //!
 //! Each object is one small file in the registry directory
-//! (`$IPCX_REGISTRY_DIR`, default `$TMPDIR/ipcx-registry-UID`, mode 0700),
+//! (`$IPCX_REGISTRY_DIR`, default `/dev/shm/ipcx-registry-UID`, mode 0700;
+//! the `$TMPDIR/ipcx-registry-UID` of earlier versions is still read),
 //! named `KIND-ID`, holding one line: `PID START_TIME ENDPOINT`. The owner
 //! writes it right after creating the object and removes it right after
 //! removing the object. Whoever finds a record whose owner is dead (pid gone,
@@ -100,7 +101,7 @@ impl Record {
 
     /// The file that holds this record.
     pub fn path(&self) -> PathBuf {
-        dir().join(self.file_name())
+        existing(&self.file_name())
     }
 }
 
@@ -118,12 +119,59 @@ fn file_name(kind: Kind, id: &str) -> String {
     format!("{kind}-{id}")
 }
 
-/// The registry directory.
+/// The registry directory: `$IPCX_REGISTRY_DIR` if set, else
+/// `/dev/shm/ipcx-registry-UID` (a tmpfs; where `/dev/shm` is missing,
+/// `$TMPDIR/ipcx-registry-UID`).
+///
+/// In memory rather than on `/tmp`'s file system: a listener writes a
+/// record per System V object, and on ext4 each record is an inode
+/// allocation whose search grows with the inodes recently deleted (1,000
+/// `sysv-shm:` connections took 2.4 s with the registry under `/tmp`,
+/// 0.5 s under `/dev/shm`, `docs/benchmarks.md`).
 pub fn dir() -> PathBuf {
     match std::env::var_os("IPCX_REGISTRY_DIR") {
         Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("ipcx-registry-{}", process::uid())),
+        None => default_dir().clone(),
     }
+}
+
+fn dir_name() -> String {
+    format!("ipcx-registry-{}", process::uid())
+}
+
+fn default_dir() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            shm.join(dir_name())
+        } else {
+            std::env::temp_dir().join(dir_name())
+        }
+    })
+}
+
+/// Where earlier versions kept records, `$TMPDIR/ipcx-registry-UID`,
+/// when that is not [`dir`]: still read, and cleaned, never written.
+pub fn legacy_dir() -> Option<PathBuf> {
+    if std::env::var_os("IPCX_REGISTRY_DIR").is_some() {
+        return None;
+    }
+    let old = std::env::temp_dir().join(dir_name());
+    (old != *default_dir()).then_some(old)
+}
+
+/// The file of the record `name` that exists: in [`dir`], else in the
+/// [`legacy_dir`]; the former when neither does.
+fn existing(name: &str) -> PathBuf {
+    let path = dir().join(name);
+    if !path.exists()
+        && let Some(old) = legacy_dir().map(|d| d.join(name))
+        && old.exists()
+    {
+        return old;
+    }
+    path
 }
 
 /// Records an object. Failure to record is not fatal to the caller's
@@ -162,7 +210,13 @@ pub fn register(record: &Record) -> std::io::Result<()> {
 
 /// Forgets an object (after removing it). A missing record is fine.
 pub fn unregister(kind: Kind, id: &str) {
-    let _ = fs::remove_file(dir().join(file_name(kind, id)));
+    let name = file_name(kind, id);
+    if let Err(e) = fs::remove_file(dir().join(&name))
+        && e.kind() == std::io::ErrorKind::NotFound
+        && let Some(old) = legacy_dir()
+    {
+        let _ = fs::remove_file(old.join(&name));
+    }
 }
 
 /// Every record of a transport's object, unreadable ones skipped. Records
@@ -186,10 +240,21 @@ pub(crate) fn register_state(kind: Kind, id: i32, endpoint: &ipc_core::Endpoint)
 
 /// Every record, of every kind, unreadable ones skipped.
 pub(crate) fn records() -> Vec<Record> {
-    let Ok(entries) = fs::read_dir(dir()) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
+    for d in std::iter::once(dir()).chain(legacy_dir()) {
+        read_dir_into(&d, &mut out);
+    }
+    out.sort_by(|a, b| (a.kind.as_str(), &a.id).cmp(&(b.kind.as_str(), &b.id)));
+    // A record in both directories is one object.
+    out.dedup_by(|a, b| a.kind == b.kind && a.id == b.id);
+    out
+}
+
+/// The records in directory `d`, appended to `out`.
+fn read_dir_into(d: &std::path::Path, out: &mut Vec<Record>) {
+    let Ok(entries) = fs::read_dir(d) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
@@ -221,8 +286,6 @@ pub(crate) fn records() -> Vec<Record> {
             start_time,
         });
     }
-    out.sort_by(|a, b| (a.kind.as_str(), &a.id).cmp(&(b.kind.as_str(), &b.id)));
-    out
 }
 
 /// The pid of the live owner of the object `kind`/`id`, if one is recorded.
@@ -232,7 +295,7 @@ pub fn live_owner(kind: Kind, id: &str) -> Option<u32> {
 
 /// The record of the object `kind`/`id`, if there is one.
 pub fn read(kind: Kind, id: &str) -> Option<Record> {
-    let text = fs::read_to_string(dir().join(file_name(kind, id))).ok()?;
+    let text = fs::read_to_string(existing(&file_name(kind, id))).ok()?;
     let mut parts = text.trim_end().splitn(3, ' ');
     let (pid, start, endpoint) = (parts.next()?, parts.next()?, parts.next()?);
     Some(Record {
@@ -290,6 +353,44 @@ mod tests {
         unregister(Kind::SysvQueue, &dead.id);
         assert!(!list().contains(&r));
         assert!(!list().contains(&dead));
+    }
+
+    /// A record an earlier version left in `$TMPDIR` is listed, read and
+    /// removed like one in the registry.
+    #[test]
+    fn records_in_the_legacy_directory_are_read_and_removed() {
+        let Some(old) = legacy_dir() else {
+            // IPCX_REGISTRY_DIR is set, or /dev/shm is missing: one
+            // directory only.
+            assert!(
+                std::env::var_os("IPCX_REGISTRY_DIR").is_some()
+                    || *default_dir() == std::env::temp_dir().join(dir_name())
+            );
+            return;
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&old)
+            .unwrap();
+        let id = format!("legacy{}x{}", process::pid(), line!());
+        let r = Record {
+            start_time: 1,
+            ..Record::mine(Kind::SysvQueue, id.clone(), "sysv-mq:/tmp/legacy")
+        };
+        let name = file_name(Kind::SysvQueue, &id);
+        fs::write(
+            old.join(&name),
+            format!("{} 1 sysv-mq:/tmp/legacy\n", r.pid),
+        )
+        .unwrap();
+        assert!(list().contains(&r), "listed");
+        assert_eq!(read(Kind::SysvQueue, &id), Some(r.clone()));
+        assert!(orphans().contains(&r), "its start time is not its owner's");
+        assert_eq!(r.path(), old.join(&name));
+        unregister(Kind::SysvQueue, &id);
+        assert!(!old.join(&name).exists(), "removed");
+        assert!(!list().contains(&r));
     }
 
     #[test]

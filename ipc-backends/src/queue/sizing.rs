@@ -218,7 +218,8 @@ fn queue_memory_spent(endpoint: &Endpoint, name: &str, sizing: &Sizing) -> Strin
          RLIMIT_MSGQUEUE is {limit} bytes per user (hard limit {hard}); each connection \
          holds two queues of {capacity} messages of {} bytes, {per_connection} bytes with \
          the kernel's bookkeeping, so {} connections fit, and this process holds {} \
-         (queues of this user's other processes count too). To fit more: close \
+         (queues of this user's other processes count too); a hundred such \
+         connections would need {} bytes. To fit more: close \
          connections; ask for smaller queues (capacity=3&max_message_size=1024 costs \
          {small} bytes, {} connections); or raise the limit: `ulimit -q BYTES` in the \
          shell that starts the client (up to the hard limit), `msgqueue` in \
@@ -227,6 +228,7 @@ fn queue_memory_spent(endpoint: &Endpoint, name: &str, sizing: &Sizing) -> Strin
         sizing.unit,
         limit / per_connection.max(1),
         HELD.load(Ordering::Relaxed),
+        100 * per_connection,
         limit / small.max(1),
     )
 }
@@ -273,6 +275,13 @@ mod tests {
             assert!(e.contains(&format!("{DEFAULT_UNIT} bytes")), "{e}");
             let per = posix_connection_bytes(DEFAULT_UNIT, 10);
             assert!(e.contains(&format!("{per} bytes with")), "{e}");
+            assert!(
+                e.contains(&format!(
+                    "a hundred such connections would need {}",
+                    100 * per
+                )),
+                "{e}"
+            );
             assert!(e.contains("ulimit -q"), "{e}");
         }
     }
