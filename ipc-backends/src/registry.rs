@@ -153,7 +153,7 @@ fn default_dir() -> &'static PathBuf {
 
 /// Where earlier versions kept records, `$TMPDIR/ipcx-registry-UID`,
 /// when that is not [`dir`]: still read, and cleaned, never written.
-pub fn legacy_dir() -> Option<PathBuf> {
+pub(crate) fn legacy_dir() -> Option<PathBuf> {
     if std::env::var_os("IPCX_REGISTRY_DIR").is_some() {
         return None;
     }
@@ -202,7 +202,7 @@ pub fn register(record: &Record) -> std::io::Result<()> {
         }
         other => other?,
     };
-    // One write: the line is whole or absent.
+    // One write rather than one per field.
     let line = format!("{} {} {}\n", record.pid, record.start_time, record.endpoint);
     f.write_all(line.as_bytes())?;
     fs::rename(&tmp, d.join(record.file_name()))

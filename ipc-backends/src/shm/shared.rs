@@ -35,12 +35,13 @@ const PRE_SPIN: u32 = 64;
 /// How often a waiting side checks that its peer still lives when the
 /// death watcher does not watch it.
 pub(super) const LIVENESS_INTERVAL: Duration = Duration::from_millis(10);
-/// How long a waiter whose peer the death watcher watches sleeps at most,
-/// at least: a safety net only (the watcher wakes it; the conformance
-/// cases see `Disconnected` within milliseconds of a SIGKILL), looking at
-/// the rendezvous socket. Each timeout costs a wake-up (tens of µs on a
+/// The shortest safety interval: a waiter whose peer the death watcher
+/// watches sleeps at most this plus its share of [`SAFETY_SPREAD`]. A
+/// safety net only (the watcher wakes it; the conformance cases see
+/// `Disconnected` within milliseconds of a SIGKILL), looking at the
+/// rendezvous socket. Each timeout costs a wake-up (tens of µs on a
 /// loaded machine): at 5 s, 1,000 idle connections cost 0.8-1.0 % of a
-/// core; at a minute, about a twelfth of that.
+/// core; at 60-90 s, 0.06 % (`docs/benchmarks.md`).
 const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
 /// Each connection adds up to this much to [`SAFETY_INTERVAL`], so the
 /// safety wake-ups of connections made together do not come together.
@@ -153,9 +154,8 @@ pub(super) fn safety_interval() -> Duration {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Successive connections step through the spread by the golden ratio
     // (in thousandths), so any run of them covers it evenly.
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let share = u64::from(n.wrapping_mul(618) % 1000);
-    SAFETY_INTERVAL + SAFETY_SPREAD * share as u32 / 1000
+    let share = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(618) % 1000;
+    SAFETY_INTERVAL + SAFETY_SPREAD * share / 1000
 }
 
 /// When the waiting side next asks whether its peer lives.
