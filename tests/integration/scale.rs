@@ -162,6 +162,7 @@ fn mq_limit_error_names_the_numbers(test: &'static str) {
         format!("RLIMIT_MSGQUEUE is {limit} bytes per user (hard limit {limit})"),
         format!("this process holds {held}"),
         "bytes with the kernel's bookkeeping".to_string(),
+        "a hundred such connections would need".to_string(),
         "ulimit -q".to_string(),
         "limits.conf".to_string(),
         "CAP_SYS_RESOURCE".to_string(),
