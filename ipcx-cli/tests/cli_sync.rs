@@ -358,3 +358,29 @@ fn sync_clean_include_state_removes_state_whose_creator_died() {
     }
     drop(sem);
 }
+
+#[test]
+fn a_record_whose_system_v_object_is_gone_is_dropped_when_listed() {
+    use ipcx::backends::registry::{self, Kind, state};
+    let o = SysvObjects::new();
+    let sem = ipcx::sync::Semaphore::create(&o.sem, 1).unwrap();
+    let semid = state::all()
+        .into_iter()
+        .find(|s| s.endpoint == o.sem.to_string())
+        .and_then(|s| s.object.strip_prefix("semid ").map(str::to_string))
+        .expect("the semaphore is listed");
+    // Removed by a process with another registry: this one's record stays.
+    let other = Registry::new();
+    let rm = ipcx(&other)
+        .args(["rm", &o.sem.to_string()])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(registry::read(Kind::StateSemaphore, &semid).is_some());
+    assert!(state::all().iter().all(|s| s.endpoint != o.sem.to_string()));
+    assert!(
+        registry::read(Kind::StateSemaphore, &semid).is_none(),
+        "the record of a removed semaphore is dropped when listed"
+    );
+    drop(sem);
+}

@@ -202,8 +202,22 @@ fn key_of(record: &Record, proj: u8) -> Option<libc::key_t> {
     sysv_sem::key(ep.address(), proj).ok()
 }
 
+/// Whether `e`, from `IPC_STAT` on a recorded id, says the object is gone
+/// (removed, by `ipcx rm` of another registry or by `ipcrm`).
+fn gone(e: nix::errno::Errno) -> bool {
+    matches!(e, nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM)
+}
+
+/// Drops the record of an object that no longer exists: it would never be
+/// listed again, only pile up.
+fn forget(r: &Record) -> Option<StateObject> {
+    unregister(r.kind, &r.id);
+    None
+}
+
 /// The object a System V state record names, if it is still the one
-/// recorded (same id, and the key of its endpoint).
+/// recorded (same id, and the key of its endpoint). A record whose object
+/// is gone is removed.
 fn recorded(r: Record) -> Option<StateObject> {
     let id: i32 = r.id.parse().ok()?;
     let modified = std::fs::metadata(r.path())
@@ -211,7 +225,11 @@ fn recorded(r: Record) -> Option<StateObject> {
         .and_then(|m| m.modified().ok());
     match r.kind {
         Kind::StateSemaphore => {
-            let st = sysv_sem::stat(id).ok()?;
+            let st = match sysv_sem::stat(id) {
+                Ok(st) => st,
+                Err(e) if gone(e) => return forget(&r),
+                Err(_) => return None,
+            };
             if key_of(&r, semaphore::PROJ).is_some_and(|k| k != st.key) {
                 return None;
             }
@@ -229,7 +247,11 @@ fn recorded(r: Record) -> Option<StateObject> {
             })
         }
         Kind::StateSegment => {
-            let st = named_shm::stat_sysv(id).ok()?;
+            let st = match named_shm::stat_sysv(id) {
+                Ok(st) => st,
+                Err(e) if gone(e) => return forget(&r),
+                Err(_) => return None,
+            };
             let keys = [key_of(&r, crate::shared::PROJ), key_of(&r, mutex::PROJ)];
             if keys.iter().all(Option::is_some) && !keys.contains(&Some(st.key)) {
                 return None;
