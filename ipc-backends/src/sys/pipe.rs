@@ -106,6 +106,41 @@ pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) ->
     }
 }
 
+/// Reads into `a` and then `b` (possibly uninitialised) in one
+/// `readv(2)`. Non-blocking or not as the descriptor is. `Io::Done(0)` is
+/// end of file. `EINTR` is retried.
+///
+/// # Errors
+/// OS errors other than would-block.
+pub fn read_two_uninit(
+    fd: BorrowedFd<'_>,
+    a: &mut [std::mem::MaybeUninit<u8>],
+    b: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<Io> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs describe memory valid for writes of their
+        // lengths for the duration of the call (borrowed mutably above);
+        // readv(2) writes at most that much and never reads it.
+        let r = unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), 2) };
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Writes `a` then `b` (which may be empty) in one call — `write(2)` for
 /// one slice, `writev(2)` for two. `Io::Closed` when no reader is left
 /// (`EPIPE`; Rust programs ignore `SIGPIPE`, so no signal is raised).

@@ -299,6 +299,45 @@ pub fn recv_uninit(
     }
 }
 
+/// Receives into `a` and then `b` (possibly uninitialised) in one
+/// `recvmsg(2)`; non-blocking when `nonblock`. Returns the count of bytes
+/// written, `a` first. `EINTR` is retried.
+///
+/// # Errors
+/// OS errors other than would-block and peer-gone.
+pub fn recv_two_uninit(
+    fd: BorrowedFd<'_>,
+    a: &mut [MaybeUninit<u8>],
+    b: &mut [MaybeUninit<u8>],
+    nonblock: bool,
+) -> io::Result<Io> {
+    let flags = if nonblock { libc::MSG_DONTWAIT } else { 0 };
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    loop {
+        // SAFETY: an all-zero msghdr is valid (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = 2;
+        // SAFETY: the two iovecs describe memory valid for writes of their
+        // lengths for the duration of the call (borrowed mutably above);
+        // recvmsg(2) writes at most that much and never reads it.
+        let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+        match outcome(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Shuts down one or both directions; errors (the peer already gone) are
 /// ignored, as there is nothing left to tell.
 pub fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) {
