@@ -141,11 +141,19 @@ fn framed(
 }
 
 /// Puts a pipe end in the mode an operation needs, if it is not already.
+#[inline]
 fn set_mode(fd: &OwnedFd, current: &mut bool, nonblock: bool) -> Result<()> {
     if *current != nonblock {
-        pipe::set_nonblocking(fd.as_fd(), nonblock).map_err(|e| os(e, "fcntl(O_NONBLOCK)"))?;
-        *current = nonblock;
+        switch_mode(fd, current, nonblock)?;
     }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn switch_mode(fd: &OwnedFd, current: &mut bool, nonblock: bool) -> Result<()> {
+    pipe::set_nonblocking(fd.as_fd(), nonblock).map_err(|e| os(e, "fcntl(O_NONBLOCK)"))?;
+    *current = nonblock;
     Ok(())
 }
 
@@ -233,6 +241,39 @@ impl ipc_core::Sender for StreamSender {
         }
         let header = (msg.len() as u32).to_le_bytes();
         let total = HEADER_LEN + msg.len();
+        let mut done = 0;
+        if total <= COALESCE {
+            // The usual case: one call that writes the whole frame.
+            self.scratch.clear();
+            self.scratch.reserve(COALESCE);
+            self.scratch.extend_from_slice(&header);
+            self.scratch.extend_from_slice(msg);
+            let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
+            let sent = match self.carrier {
+                Carrier::Socket => socket::send_two(self.fd.as_fd(), &self.scratch, &[], nonblock),
+                Carrier::Pipe => {
+                    set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
+                    pipe::write_two(self.fd.as_fd(), &self.scratch, &[])
+                }
+            };
+            match sent {
+                Ok(Io::Done(n)) if n == total => return Ok(()),
+                // The rest, or the wait for room, below.
+                Ok(Io::Done(n)) => done = n,
+                Ok(Io::WouldBlock) if deadline == Deadline::Now => {
+                    return Err(deadline.elapsed_error());
+                }
+                Ok(Io::WouldBlock) => {}
+                Ok(Io::Closed) => return self.link.local(Err(Error::Disconnected)),
+                Err(e) => {
+                    let what = match self.carrier {
+                        Carrier::Socket => "send",
+                        Carrier::Pipe => "write",
+                    };
+                    return self.link.local(Err(os(e, what)));
+                }
+            }
+        }
         let mut frame = std::mem::take(&mut self.scratch);
         let (a, b): (&[u8], &[u8]) = if total <= COALESCE {
             // Capacity for any coalesced frame is reserved once; a frame
@@ -245,7 +286,7 @@ impl ipc_core::Sender for StreamSender {
         } else {
             (&header, msg)
         };
-        let result = self.write_two(a, b, 0, deadline);
+        let result = self.write_two(a, b, done, deadline);
         let outcome = match result {
             Ok(0) => Err(deadline.elapsed_error()),
             Ok(done) if done < total => {
@@ -409,8 +450,10 @@ impl StreamReceiver {
 impl ipc_core::Receiver for StreamReceiver {
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.link.check()?;
-        let result = self.recv_frame(out, deadline);
-        self.link.observe(result)
+        match self.recv_frame(out, deadline) {
+            Ok(()) => Ok(()),
+            Err(e) => self.link.observe(Err(e)),
+        }
     }
 }
 

@@ -189,7 +189,10 @@ impl ShmSender {
         }
         // The fast path: room as of the consumer's tail last read (the
         // peer was just seen open).
-        if let Some(r) = self.ring.reserve_contiguous(record, self.ring.free_cached()) {
+        if let Some(r) = self
+            .ring
+            .reserve_contiguous(record, self.ring.free_cached())
+        {
             return Ok(Loan {
                 tx: self,
                 reserved: r,

@@ -147,15 +147,21 @@ pub fn read_two_uninit(
 ///
 /// # Errors
 /// OS errors other than would-block and no-reader.
+#[inline]
 pub fn write_two(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<Io> {
     loop {
         let r = if b.is_empty() {
-            nix::unistd::write(fd, a)
+            // SAFETY: `a` is valid for reads of `a.len()` bytes during the
+            // call; write(2) only reads them.
+            unsafe { libc::write(fd.as_raw_fd(), a.as_ptr().cast(), a.len()) }
         } else {
-            nix::sys::uio::writev(fd, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+            let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`, and
+            // both slices are valid for reads during the call.
+            unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr().cast(), 2) }
         };
-        match r {
-            Ok(n) => return Ok(Io::Done(n)),
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
             Err(Errno::EPIPE) => return Ok(Io::Closed),
