@@ -29,12 +29,14 @@ use crate::sys::socket::{self, How, Io};
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
-/// Size of the receive buffer: small frames arrive many per `recv`.
+/// Size of the receive buffer.
 const READ_BUF: usize = 64 * 1024;
-/// Most read ahead in one `recv`: enough for a burst of small frames, small
-/// enough that a large frame's body goes straight to the caller's buffer
-/// instead of being copied through ours.
+/// Most read into the buffer in one `recv`.
 const READ_AHEAD: usize = 8 * 1024;
+/// A frame body of at least this many bytes not yet in the buffer is read
+/// straight into the caller's buffer (with the next frame's header into
+/// ours, in the same call) instead of being copied through ours.
+const DIRECT_BODY: usize = 1024;
 /// Where reads start in the receive buffer: a frame read into an empty
 /// buffer then has its body 16-byte aligned, which keeps the copy out of it
 /// on the fast path of `memcpy`.
@@ -82,6 +84,9 @@ pub struct StreamReceiver {
     in_progress: Option<usize>,
     /// The part of that frame read so far, kept across timeouts.
     partial: Vec<u8>,
+    /// Body length of the last frame: a read for a new frame asks for one
+    /// of that size and the header after it.
+    last_len: usize,
     link: Link,
 }
 
@@ -129,17 +134,26 @@ fn framed(
             end: 0,
             in_progress: None,
             partial: Vec::new(),
+            last_len: 0,
             link,
         },
     )
 }
 
 /// Puts a pipe end in the mode an operation needs, if it is not already.
+#[inline]
 fn set_mode(fd: &OwnedFd, current: &mut bool, nonblock: bool) -> Result<()> {
     if *current != nonblock {
-        pipe::set_nonblocking(fd.as_fd(), nonblock).map_err(|e| os(e, "fcntl(O_NONBLOCK)"))?;
-        *current = nonblock;
+        switch_mode(fd, current, nonblock)?;
     }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn switch_mode(fd: &OwnedFd, current: &mut bool, nonblock: bool) -> Result<()> {
+    pipe::set_nonblocking(fd.as_fd(), nonblock).map_err(|e| os(e, "fcntl(O_NONBLOCK)"))?;
+    *current = nonblock;
     Ok(())
 }
 
@@ -222,21 +236,57 @@ impl StreamSender {
 impl ipc_core::Sender for StreamSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.link.admit(msg.len(), self.max)?;
-        if !self.flush_pending(deadline)? {
+        if !self.pending.is_empty() && !self.flush_pending(deadline)? {
             return Err(deadline.elapsed_error());
         }
         let header = (msg.len() as u32).to_le_bytes();
         let total = HEADER_LEN + msg.len();
+        let mut done = 0;
+        if total <= COALESCE {
+            // The usual case: one call that writes the whole frame.
+            self.scratch.clear();
+            self.scratch.reserve(COALESCE);
+            self.scratch.extend_from_slice(&header);
+            self.scratch.extend_from_slice(msg);
+            let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
+            let sent = match self.carrier {
+                Carrier::Socket => socket::send_two(self.fd.as_fd(), &self.scratch, &[], nonblock),
+                Carrier::Pipe => {
+                    set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
+                    pipe::write_two(self.fd.as_fd(), &self.scratch, &[])
+                }
+            };
+            match sent {
+                Ok(Io::Done(n)) if n == total => return Ok(()),
+                // The rest, or the wait for room, below.
+                Ok(Io::Done(n)) => done = n,
+                Ok(Io::WouldBlock) if deadline == Deadline::Now => {
+                    return Err(deadline.elapsed_error());
+                }
+                Ok(Io::WouldBlock) => {}
+                Ok(Io::Closed) => return self.link.local(Err(Error::Disconnected)),
+                Err(e) => {
+                    let what = match self.carrier {
+                        Carrier::Socket => "send",
+                        Carrier::Pipe => "write",
+                    };
+                    return self.link.local(Err(os(e, what)));
+                }
+            }
+        }
         let mut frame = std::mem::take(&mut self.scratch);
         let (a, b): (&[u8], &[u8]) = if total <= COALESCE {
+            // Capacity for any coalesced frame is reserved once; a frame
+            // is then two copies and no growth check on later sends.
             frame.clear();
+            frame.reserve(COALESCE);
             frame.extend_from_slice(&header);
             frame.extend_from_slice(msg);
             (&frame, &[])
         } else {
             (&header, msg)
         };
-        let result = self.write_two(a, b, 0, deadline);
+        let result = self.write_two(a, b, done, deadline);
         let outcome = match result {
             Ok(0) => Err(deadline.elapsed_error()),
             Ok(done) if done < total => {
@@ -273,18 +323,18 @@ impl Drop for StreamSender {
 }
 
 impl StreamReceiver {
-    /// One read into the buffer from byte `at`, at most [`READ_AHEAD`] bytes.
-    fn read_some(&mut self, at: usize, nonblock: bool) -> Result<Io> {
-        let fd = self.fd.clone();
-        let limit = (at + READ_AHEAD).min(self.buf.len());
+    /// One read into the buffer from byte `at`, at most `want` bytes (and
+    /// at most [`READ_AHEAD`]).
+    fn read_some(&mut self, at: usize, want: usize, nonblock: bool) -> Result<Io> {
+        let limit = (at + want.min(READ_AHEAD)).min(self.buf.len());
         let buf = &mut self.buf[at..limit];
         match self.carrier {
             Carrier::Socket => {
-                socket::recv_uninit(fd.as_fd(), buf, nonblock).map_err(|e| os(e, "recv"))
+                socket::recv_uninit(self.fd.as_fd(), buf, nonblock).map_err(|e| os(e, "recv"))
             }
             Carrier::Pipe => {
-                set_mode(&fd, &mut self.nonblocking, nonblock)?;
-                pipe::read_uninit(fd.as_fd(), buf).map_err(|e| os(e, "read"))
+                set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
+                pipe::read_uninit(self.fd.as_fd(), buf).map_err(|e| os(e, "read"))
             }
         }
     }
@@ -293,8 +343,16 @@ impl StreamReceiver {
         self.end - self.start
     }
 
-    /// Reads more into the buffer. `Ok(false)` when the deadline passed.
-    fn fill(&mut self, deadline: Deadline) -> Result<bool> {
+    /// Reads more into the buffer, at most `want` bytes in this call.
+    /// `Ok(false)` when the deadline passed.
+    ///
+    /// A reader asks for what the frame at hand needs and the next
+    /// header, not for everything there: one read per message, as a
+    /// reader of fixed-size messages makes. A reader that drained all
+    /// there was at each wake-up would go back to sleep after every few
+    /// messages, and on a shared core every sleep hands the core to the
+    /// writer and back (ten times the context switches per message).
+    fn fill(&mut self, want: usize, deadline: Deadline) -> Result<bool> {
         if self.start == self.end {
             self.start = ALIGN_PAD;
             self.end = ALIGN_PAD;
@@ -306,7 +364,7 @@ impl StreamReceiver {
         // Blocking calls poll beside the link's stop once a closer exists.
         let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
         loop {
-            let r = self.read_some(self.end, nonblock)?;
+            let r = self.read_some(self.end, want, nonblock)?;
             match r {
                 Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
                 Io::Done(n) => {
@@ -324,8 +382,8 @@ impl StreamReceiver {
 
     fn bytes(&self, from: usize, to: usize) -> &[u8] {
         debug_assert!(from <= to && to <= self.end);
-        // `fill` advances `end` only by what recv reported; `copy_within`
-        // moves only such bytes.
+        // `fill` and the direct read of `read_body` advance `end` only by
+        // what the read reported; `copy_within` moves only such bytes.
         // SAFETY: so bytes below `end` are initialised, and `from..to` lies
         // within the buffer (`to <= end`).
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr().add(from).cast::<u8>(), to - from) }
@@ -342,30 +400,41 @@ impl StreamReceiver {
                 self.start += take;
                 continue;
             }
-            if want < READ_AHEAD {
-                if !self.fill(deadline)? {
+            if want < DIRECT_BODY {
+                // The body and the next header.
+                if !self.fill(want + HEADER_LEN, deadline)? {
                     return Ok(false);
                 }
                 continue;
             }
+            // The body straight into `out`, and the next header, when it
+            // is there, into the (empty) buffer: one call, no copy.
             out.reserve(want);
+            self.start = ALIGN_PAD;
+            self.end = ALIGN_PAD;
             // Blocking calls poll beside the link's stop once a closer exists.
             let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
             let spare = &mut out.spare_capacity_mut()[..want];
+            let next = &mut self.buf[ALIGN_PAD..ALIGN_PAD + HEADER_LEN];
             let got = match self.carrier {
-                Carrier::Socket => socket::recv_uninit(self.fd.as_fd(), spare, nonblock)
+                Carrier::Socket => socket::recv_two_uninit(self.fd.as_fd(), spare, next, nonblock)
                     .map_err(|e| os(e, "recv"))?,
                 Carrier::Pipe => {
                     set_mode(&self.fd, &mut self.nonblocking, nonblock)?;
-                    pipe::read_uninit(self.fd.as_fd(), spare).map_err(|e| os(e, "read"))?
+                    pipe::read_two_uninit(self.fd.as_fd(), spare, next)
+                        .map_err(|e| os(e, "read"))?
                 }
             };
             match got {
                 Io::Done(0) | Io::Closed => return Err(Error::Disconnected),
                 Io::Done(n) => {
-                    // SAFETY: recv initialised the first `n` bytes of the
-                    // spare capacity, and n <= want <= spare capacity.
-                    unsafe { out.set_len(out.len() + n) };
+                    let body = n.min(want);
+                    // SAFETY: the read initialised the first `body` bytes
+                    // of the spare capacity (it fills `spare` before
+                    // `next`), and body <= want <= spare capacity.
+                    unsafe { out.set_len(out.len() + body) };
+                    // The rest went to the buffer from ALIGN_PAD.
+                    self.end += n - body;
                 }
                 Io::WouldBlock => {
                     if !wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link)? {
@@ -381,8 +450,10 @@ impl StreamReceiver {
 impl ipc_core::Receiver for StreamReceiver {
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.link.check()?;
-        let result = self.recv_frame(out, deadline);
-        self.link.observe(result)
+        match self.recv_frame(out, deadline) {
+            Ok(()) => Ok(()),
+            Err(e) => self.link.observe(Err(e)),
+        }
     }
 }
 
@@ -392,7 +463,9 @@ impl StreamReceiver {
             Some(len) => len,
             None => {
                 while self.buffered() < HEADER_LEN {
-                    if !self.fill(deadline)? {
+                    // A frame like the last one and the header after it.
+                    let want = 2 * HEADER_LEN + self.last_len - self.buffered();
+                    if !self.fill(want, deadline)? {
                         return Err(deadline.elapsed_error());
                     }
                 }
@@ -405,6 +478,7 @@ impl StreamReceiver {
                     )));
                 }
                 self.start += HEADER_LEN;
+                self.last_len = len;
                 self.in_progress = Some(len);
                 self.partial.clear();
                 len

@@ -296,6 +296,40 @@ impl RingMem {
         pos & (self.capacity - 1)
     }
 
+    /// Reads the record header at `pos`, a record boundary: a multiple of
+    /// 8, so the 8 bytes never wrap (the capacity is a multiple of 8).
+    ///
+    /// # Safety
+    /// - `pos % 8 == 0`.
+    unsafe fn header_at(&self, pos: u64) -> u64 {
+        debug_assert_eq!(pos % 8, 0);
+        // SAFETY: `offset(pos) <= capacity - 8` as both are multiples of 8,
+        // so the 8 bytes lie in the data area. A peer rewriting them makes
+        // the word garbage (validated by the caller), never out of bounds.
+        let b = unsafe {
+            self.data
+                .add(self.offset(pos) as usize)
+                .cast::<[u8; 8]>()
+                .read_unaligned()
+        };
+        u64::from_le_bytes(b)
+    }
+
+    /// Writes a record header at `pos`, a record boundary.
+    ///
+    /// # Safety
+    /// - `pos % 8 == 0`, and the 8 bytes at `pos` are ours (free).
+    unsafe fn set_header_at(&self, pos: u64, word: u64) {
+        debug_assert_eq!(pos % 8, 0);
+        // SAFETY: in bounds as in `header_at`; the caller owns the bytes.
+        unsafe {
+            self.data
+                .add(self.offset(pos) as usize)
+                .cast::<[u8; 8]>()
+                .write_unaligned(word.to_le_bytes());
+        }
+    }
+
     fn control(&self) -> &Control {
         // SAFETY: `control` points into a live mapping for as long as the
         // owning channel holds the mapping (constructor precondition of
@@ -483,15 +517,15 @@ impl Producer {
     /// advances the head past it (unpublished).
     pub fn commit_reserved(&mut self, r: &Reserved, len: u64) {
         if r.pad > 0 {
-            let pad = u64::from(KIND_PAD) << 32;
-            // SAFETY: `pad >= 8` bytes from head are reserved (offsets are
-            // multiples of 8), so the pad header fits before the end.
-            unsafe { self.mem.write_at(self.head, &pad.to_le_bytes()) };
+            // SAFETY: `pad >= 8` bytes from head, a record boundary, are
+            // reserved, so the pad header fits before the end.
+            unsafe { self.mem.set_header_at(self.head, u64::from(KIND_PAD) << 32) };
             self.head += r.pad;
         }
         let word = (u64::from(KIND_MESSAGE) << 32) | len;
-        // SAFETY: the record's header slot at `head` was reserved.
-        unsafe { self.mem.write_at(self.head, &word.to_le_bytes()) };
+        // SAFETY: the record's header slot at `head`, a record boundary,
+        // was reserved.
+        unsafe { self.mem.set_header_at(self.head, word) };
         self.head += record_size(len);
     }
 }
@@ -562,14 +596,32 @@ impl Consumer {
     /// The [`Violation`] found.
     pub fn next(&self, avail: u64) -> Result<Next, Violation> {
         let word = if avail >= RECORD_HEADER {
-            let mut b = [0u8; 8];
-            // SAFETY: 8 <= capacity; reading published bytes.
-            unsafe { self.mem.read_at(self.tail, &mut b) };
-            u64::from_le_bytes(b)
+            // SAFETY: the tail is a record boundary (a multiple of 8);
+            // reading published bytes.
+            unsafe { self.mem.header_at(self.tail) }
         } else {
             0
         };
         decode_header(self.mem.capacity, self.max_message, self.tail, avail, word)
+    }
+
+    /// The message at the tail when the whole record is among the
+    /// `avail` bytes published and lies unwrapped: its payload and
+    /// length. `None` for anything else (nothing, a pad, a wrapped or
+    /// streamed record, a violation), which [`next`](Self::next) sorts
+    /// out.
+    #[inline]
+    pub fn whole_message(&self, avail: u64) -> Option<(*const u8, u64)> {
+        if avail < RECORD_HEADER {
+            return None;
+        }
+        // SAFETY: as in `next`.
+        let word = unsafe { self.mem.header_at(self.tail) };
+        let len = word & 0xffff_ffff;
+        if (word >> 32) as u32 != KIND_MESSAGE || len > self.max_message {
+            return None;
+        }
+        self.contiguous(len, avail).map(|p| (p, len))
     }
 
     /// Copies up to `avail` bytes into `dst`; returns how many. The space

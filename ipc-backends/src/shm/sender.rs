@@ -187,6 +187,18 @@ impl ShmSender {
         if self.pending.is_some() {
             self.flush_pending(deadline)?;
         }
+        // The fast path: room as of the consumer's tail last read (the
+        // peer was just seen open).
+        if let Some(r) = self
+            .ring
+            .reserve_contiguous(record, self.ring.free_cached())
+        {
+            return Ok(Loan {
+                tx: self,
+                reserved: r,
+                len,
+            });
+        }
         let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
         let mut reserved = None;
         shared.wait_for(index, Event::Space, self.how, deadline, || {

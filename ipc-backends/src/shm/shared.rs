@@ -487,6 +487,16 @@ impl Shared {
             if ready()? {
                 return Ok(());
             }
+            // W6b: woken for nothing. A semaphore keeps every post, and
+            // the peer posts once per publication while this side has
+            // not yet run after a wake-up: drop the leftover units now,
+            // or each would cost a wait that returns at once (two
+            // system calls a message on one core). Any post dropped here
+            // came before the reset, so the re-check after W3 sees what
+            // it announced.
+            if let (Ok(()), Signal::Semaphores(set)) = (&slept, &self.signal) {
+                let _ = set.reset(num);
+            }
             if slept.is_err() || liveness.gone(self, Instant::now()) {
                 return last_look(ready);
             }

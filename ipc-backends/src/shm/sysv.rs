@@ -59,6 +59,15 @@ impl SemaphoreSet {
         self.set.wait(num, timeout)
     }
 
+    /// Sets semaphore `num` to 0: the units posted for wake-ups this
+    /// waiter has already had are dropped.
+    ///
+    /// # Errors
+    /// The OS error of `semctl(SETVAL)`.
+    pub fn reset(&self, num: u16) -> std::io::Result<()> {
+        self.set.reset(num)
+    }
+
     /// Lets go of the set without removing it: the peer still uses it and
     /// removes it when it closes.
     pub fn leave(mut self) {

@@ -106,21 +106,62 @@ pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) ->
     }
 }
 
+/// Reads into `a` and then `b` (possibly uninitialised) in one
+/// `readv(2)`. Non-blocking or not as the descriptor is. `Io::Done(0)` is
+/// end of file. `EINTR` is retried.
+///
+/// # Errors
+/// OS errors other than would-block.
+pub fn read_two_uninit(
+    fd: BorrowedFd<'_>,
+    a: &mut [std::mem::MaybeUninit<u8>],
+    b: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<Io> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    loop {
+        // SAFETY: both iovecs describe memory valid for writes of their
+        // lengths for the duration of the call (borrowed mutably above);
+        // readv(2) writes at most that much and never reads it.
+        let r = unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), 2) };
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Writes `a` then `b` (which may be empty) in one call — `write(2)` for
 /// one slice, `writev(2)` for two. `Io::Closed` when no reader is left
 /// (`EPIPE`; Rust programs ignore `SIGPIPE`, so no signal is raised).
 ///
 /// # Errors
 /// OS errors other than would-block and no-reader.
+#[inline]
 pub fn write_two(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<Io> {
     loop {
         let r = if b.is_empty() {
-            nix::unistd::write(fd, a)
+            // SAFETY: `a` is valid for reads of `a.len()` bytes during the
+            // call; write(2) only reads them.
+            unsafe { libc::write(fd.as_raw_fd(), a.as_ptr().cast(), a.len()) }
         } else {
-            nix::sys::uio::writev(fd, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+            let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`, and
+            // both slices are valid for reads during the call.
+            unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr().cast(), 2) }
         };
-        match r {
-            Ok(n) => return Ok(Io::Done(n)),
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
             Err(Errno::EPIPE) => return Ok(Io::Closed),

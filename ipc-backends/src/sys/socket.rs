@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, AddressFamily, Backlog, MsgFlags, Shutdown, SockFlag, SockType, UnixAddr, sockopt,
+    self, AddressFamily, Backlog, Shutdown, SockFlag, SockType, UnixAddr, sockopt,
 };
 
 /// Backlog of listening sockets; the kernel caps it at `net.core.somaxconn`.
@@ -251,20 +251,30 @@ fn outcome(r: isize) -> io::Result<Io> {
 ///
 /// # Errors
 /// OS errors other than would-block and peer-gone.
+#[inline]
 pub fn send_two(fd: BorrowedFd<'_>, a: &[u8], b: &[u8], nonblock: bool) -> io::Result<Io> {
-    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    let mut flags = libc::MSG_NOSIGNAL;
     if nonblock {
-        flags |= MsgFlags::MSG_DONTWAIT;
+        flags |= libc::MSG_DONTWAIT;
     }
     loop {
         let r = if b.is_empty() {
-            socket::send(fd.as_raw_fd(), a, flags)
+            // SAFETY: `a` is valid for reads of `a.len()` bytes during the
+            // call; send(2) only reads them.
+            unsafe { libc::send(fd.as_raw_fd(), a.as_ptr().cast(), a.len(), flags) }
         } else {
-            let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
-            socket::sendmsg::<()>(fd.as_raw_fd(), &iov, &[], flags, None)
+            let mut iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            // SAFETY: an all-zero msghdr is valid (no name, no control).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_mut_ptr().cast();
+            msg.msg_iovlen = 2;
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`; the
+            // two slices are valid for reads during the call, which only
+            // reads them.
+            unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) }
         };
-        match r {
-            Ok(n) => return Ok(Io::Done(n)),
+        match Errno::result(r) {
+            Ok(n) => return Ok(Io::Done(n as usize)),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
             Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN | Errno::ESHUTDOWN) => {
@@ -292,6 +302,45 @@ pub fn recv_uninit(
         // duration of the call; recv writes at most that many and never
         // reads them, so uninitialised memory is fine.
         let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        match outcome(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Receives into `a` and then `b` (possibly uninitialised) in one
+/// `recvmsg(2)`; non-blocking when `nonblock`. Returns the count of bytes
+/// written, `a` first. `EINTR` is retried.
+///
+/// # Errors
+/// OS errors other than would-block and peer-gone.
+pub fn recv_two_uninit(
+    fd: BorrowedFd<'_>,
+    a: &mut [MaybeUninit<u8>],
+    b: &mut [MaybeUninit<u8>],
+    nonblock: bool,
+) -> io::Result<Io> {
+    let flags = if nonblock { libc::MSG_DONTWAIT } else { 0 };
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    loop {
+        // SAFETY: an all-zero msghdr is valid (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = 2;
+        // SAFETY: the two iovecs describe memory valid for writes of their
+        // lengths for the duration of the call (borrowed mutably above);
+        // recvmsg(2) writes at most that much and never reads it.
+        let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
         match outcome(r) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,

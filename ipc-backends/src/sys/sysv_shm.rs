@@ -180,6 +180,20 @@ impl Semaphores {
     pub fn wait(&self, num: u16, timeout: Duration) -> io::Result<()> {
         sem_wait(self.id, num, timeout)
     }
+
+    /// Sets semaphore `num` to 0, discarding units posted so far.
+    ///
+    /// # Errors
+    /// The OS error of `semctl(SETVAL)` (`EIDRM`/`EINVAL` when the set is
+    /// gone).
+    pub fn reset(&self, num: u16) -> io::Result<()> {
+        // SAFETY: for SETVAL the variadic argument is a `union semun`
+        // passed by value, whose `val` member is an int: 0.
+        Errno::result(unsafe {
+            libc::semctl(self.id, i32::from(num), libc::SETVAL, 0 as libc::c_int)
+        })?;
+        Ok(())
+    }
 }
 
 impl Drop for Semaphores {
