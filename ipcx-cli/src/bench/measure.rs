@@ -84,6 +84,21 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Each figure the median of that figure over `outcomes` (all zero for
+    /// none): what a row shows of its repetitions.
+    pub fn median_of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome> + Clone) -> Outcome {
+        let m = |f: fn(&Outcome) -> f64| {
+            super::stats::median(outcomes.clone().into_iter().map(f)).unwrap_or(0.0)
+        };
+        Outcome {
+            p50_ns: m(|o| o.p50_ns),
+            p99_ns: m(|o| o.p99_ns),
+            p999_ns: m(|o| o.p999_ns),
+            samples: m(|o| o.samples as f64) as u64,
+            msgs_per_s: m(|o| o.msgs_per_s),
+        }
+    }
+
     pub(super) fn encode(&self) -> String {
         format!(
             "p50={} p99={} p999={} samples={} rate={}",
