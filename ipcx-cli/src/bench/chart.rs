@@ -77,6 +77,9 @@ pub fn svg(rows: &[Row]) -> String {
     out
 }
 
+/// The highest ratio the ratio panels' scale reaches.
+const RATIO_CAP: f64 = 3.0;
+
 /// The ratio ipcx/raw of one measurement at one pinning: per size and
 /// transport a bar to the median, an error bar over the repetitions'
 /// range, a dashed line at 1 (parity).
@@ -118,9 +121,13 @@ fn ratio_panel(
         return;
     }
     let base = top + 24.0 + PLOT_H;
-    let mut values: Vec<f64> = spreads.iter().map(|(_, s)| s.max).collect();
+    // Linear, up to the largest ratio but no further than RATIO_CAP: one
+    // wild repetition must not flatten every other bar. A range reaching
+    // beyond is cut at the top and its end written there.
+    let mut values: Vec<f64> = spreads.iter().map(|(_, s)| s.max.min(RATIO_CAP)).collect();
     values.push(1.0);
     let scale = Scale::fit(&values, false, base);
+    let cap = scale.hi;
     let right = LEFT + sizes.len() as f64 * group_w;
     scale.grid(out, right, &|v| format!("{v:.2}x"));
     let one = scale.y(1.0);
@@ -147,9 +154,17 @@ fn ratio_panel(
             };
             let c = COLORS[i % COLORS.len()];
             let x = gx + i as f64 * bar;
-            let y = scale.y(s.median);
+            let y = scale.y(s.median.min(cap));
             let mid = x + (bar - 2.0) / 2.0;
-            let (lo, hi) = (scale.y(s.min), scale.y(s.max));
+            let (lo, hi) = (scale.y(s.min.min(cap)), scale.y(s.max.min(cap)));
+            if s.max > cap {
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{mid:.1}" y="{:.1}" text-anchor="middle" font-size="9">{:.1}x</text>"#,
+                    hi - 3.0,
+                    s.max
+                );
+            }
             let _ = writeln!(
                 out,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{c}" opacity="{}"><title>{} {}: {:.2}x [{:.2}-{:.2}] over {} repetitions{}</title></rect><line class="range" x1="{mid:.1}" x2="{mid:.1}" y1="{hi:.1}" y2="{lo:.1}" stroke="black"/><line x1="{:.1}" x2="{:.1}" y1="{hi:.1}" y2="{hi:.1}" stroke="black"/><line x1="{:.1}" x2="{:.1}" y1="{lo:.1}" y2="{lo:.1}" stroke="black"/>"#,
@@ -527,7 +542,7 @@ mod tests {
                         64,
                         Pin::Same,
                         k,
-                        vec![rep(5.0, 10.0), rep(15.0, 10.0)],
+                        vec![rep(5.0, 10.0), rep(150.0, 10.0)],
                     ),
                 ]
             })
@@ -536,7 +551,9 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches(r#"class="range""#).count(), rows.len());
         assert!(svg.contains("unix 64 B: 1.05x [1.00-1.10] over 2 repetitions</title>"));
-        assert!(svg.contains("pipe 64 B: 1.00x [0.50-1.50] over 2 repetitions, unstable</title>"));
+        assert!(svg.contains("pipe 64 B: 7.75x [0.50-15.00] over 2 repetitions, unstable</title>"));
+        // A range beyond the scale is cut at the top, its end written there.
+        assert!(svg.contains(">15.0x</text>"));
         assert!(svg.contains("stroke-dasharray"), "the parity line");
     }
 
