@@ -10,6 +10,12 @@ use ipcx::{Channel, Endpoint, Listener, Receiver, Sender};
 
 use super::raw;
 
+/// Round trips a latency measurement times at least, however long they
+/// take: with the default five repetitions, 250 per figure (a 1 MiB round
+/// trip across cores takes milliseconds, so this floor, not the time
+/// budget, sets how long those rows run).
+const MIN_ROUND_TRIPS: usize = 50;
+
 /// First byte of an ordinary message.
 pub(super) const DATA: u8 = 0;
 /// First byte of the message that ends a measurement.
@@ -434,7 +440,9 @@ fn latency(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
     }
     let mut samples: Vec<u64> = Vec::with_capacity(1 << 16);
     let start = Instant::now();
-    while (start.elapsed() < spec.budget || samples.len() < 200) && samples.len() < 5_000_000 {
+    while (start.elapsed() < spec.budget || samples.len() < MIN_ROUND_TRIPS)
+        && samples.len() < 5_000_000
+    {
         let t = Instant::now();
         link.send(&msg)?;
         link.recv(&mut buf, spec.size)?;
