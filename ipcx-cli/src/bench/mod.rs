@@ -623,7 +623,7 @@ pub fn figure(kind: Kind, o: &Outcome) -> String {
 /// The results as a text table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
+    out.push_str(format!(
         "{:<15} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:<18}   {:>11} {:>10} {:>11} | {:<18}",
         "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio [min-max]",
         "msgs/s", "GB/s", "raw msgs/s", "ratio [min-max]"

@@ -57,21 +57,26 @@ impl Spread {
     /// a fraction of the median (0.2 = ±20 %); infinite for a median of 0
     /// with a range, or when a value is not a number.
     pub fn deviation(&self) -> f64 {
-        if self.min.is_nan() || self.max.is_nan() || self.median.is_nan() {
-            return f64::INFINITY;
-        }
         let d = (self.median - self.min).max(self.max - self.median);
-        if self.median == 0.0 {
-            if d == 0.0 { 0.0 } else { f64::INFINITY }
+        let r = if self.median == 0.0 && d == 0.0 {
+            0.0
         } else {
             d / self.median.abs()
+        };
+        // A NaN among the values, or infinities (a zero baseline), give
+        // NaN here: say infinitely far instead.
+        if r.is_nan() || self.min.is_nan() || self.max.is_nan() {
+            f64::INFINITY
+        } else {
+            r
         }
     }
 
     /// Whether the repetitions disagree by more than ±[`UNSTABLE`] around
     /// the median (a single repetition says nothing about it: never).
     pub fn unstable(&self) -> bool {
-        self.n > 1 && !(self.deviation() <= UNSTABLE)
+        // `deviation` is infinite, not NaN, for values that are no number.
+        self.n > 1 && self.deviation() > UNSTABLE
     }
 
     /// [`MARK`] when [`unstable`](Spread::unstable), else a space.
@@ -203,6 +208,16 @@ mod tests {
         assert!(Spread::of([1.0, f64::NAN, 1.0]).unwrap().unstable());
         assert!(Spread::of([0.0, 0.0, 1.0]).unwrap().unstable());
         assert!(!Spread::of([0.0, 0.0]).unwrap().unstable());
+        assert!(
+            Spread::of([f64::INFINITY, 1.0, f64::INFINITY])
+                .unwrap()
+                .unstable()
+        );
+        assert!(
+            Spread::of([f64::INFINITY, f64::INFINITY])
+                .unwrap()
+                .unstable()
+        );
     }
 
     #[test]
