@@ -91,7 +91,7 @@ impl Pin {
     after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg\n  ipcx bench --sizes 64,4096 --repeat 9 --json bench.json\n  ipcx bench --async --json async.json"
 )]
 pub struct Args {
-    /// The default profile: about 3 minutes for everything on 2 cores
+    /// The default profile: a few minutes for everything on 2 cores
     /// (each side of a repetition measures for 60 ms).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
