@@ -103,8 +103,10 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub budget_ms: Option<u64>,
     /// Repetitions per figure: ipcx and its baseline take turns, and the
-    /// ratio is the median of the per-repetition ratios, with its range.
+    /// ratio is the median of the per-repetition ratios, with its range
+    /// (`--scale` interleaves samples of its own instead).
     #[arg(long, alias = "rounds", value_name = "N", default_value_t = stats::REPEAT,
+          conflicts_with = "scale",
           value_parser = clap::value_parser!(u64).range(1..=1000).map(|n| n as usize))]
     pub repeat: usize,
     /// Write every figure and the machine's description as JSON.
