@@ -304,8 +304,8 @@ pub fn table(rows: &[AsyncRow]) -> String {
             r.spread(c)
                 .map_or("-".to_string(), |s| show(r.kind, s.median))
         };
-        out.push_str(&format!(
-            "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>20} | {:>20}\n",
+        let line = format!(
+            "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>20} | {:>20}",
             r.transport,
             human_size(r.size),
             r.pin.name(),
@@ -315,7 +315,9 @@ pub fn table(rows: &[AsyncRow]) -> String {
             fig(Column::Tokio),
             show_ratio(r.ratio(Column::Tokio)),
             show_ratio(r.ratio(Column::Blocking)),
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     let rounds = rows.first().map_or(stats::REPEAT, |r| r.rounds.len());
     out.push_str(&format!(
