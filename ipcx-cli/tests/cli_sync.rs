@@ -15,7 +15,7 @@ fn sync_bench_writes_rows_and_json() {
     let reg = Registry::new();
     let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
     let mut c = ipcx(&reg);
-    c.args(["bench", "--sync", "--budget-ms", "5", "--json"])
+    c.args(["bench", "--sync", "--budget-ms", "1", "--json"])
         .arg(&file);
     let child = c
         .stdout(std::process::Stdio::piped())
@@ -49,7 +49,15 @@ fn sync_bench_writes_rows_and_json() {
     for r in sync {
         assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["raw_ns_per_op"].as_f64().unwrap() > 0.0, "{r}");
+        // Every round is there, the ratio its median with the range.
+        let rounds = r["rounds"].as_array().expect("rounds");
+        assert_eq!(rounds.len(), 5, "{r}");
+        let s = &r["ratio_spread"];
+        assert!(s["min"].as_f64() <= s["median"].as_f64(), "{r}");
+        assert!(s["median"].as_f64() <= s["max"].as_f64(), "{r}");
+        assert!(r["unstable"].is_boolean(), "{r}");
     }
+    assert!(stdout.contains("ratio [min-max]"), "{stdout}");
     // The benchmark leaves nothing behind.
     let left: Vec<String> = std::fs::read_dir("/dev/shm")
         .unwrap()

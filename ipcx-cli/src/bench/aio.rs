@@ -7,10 +7,13 @@
 //! The measurements are those of the blocking rows (round trip, one-way
 //! throughput; two processes, pinned as asked). Each async peer runs a
 //! current-thread runtime, the single thread a tokio service would give a
-//! connection. Each figure is measured in [`ROUNDS`] rounds; a round runs
-//! async, blocking and raw tokio once each, starting with a different one
-//! every round, so drift in clock speed or load hits all alike. Ratios are
-//! taken within a round and reported as their median and range.
+//! connection. Each figure is measured in `--repeat` rounds (default
+//! [`stats::REPEAT`]); a round runs async, blocking and raw tokio once
+//! each, starting with a different one every round ([`stats::order`]), so
+//! drift in clock speed or load hits all alike. Ratios are taken within a
+//! round and reported as their median and range, marked unstable as the
+//! transport rows' are ([`stats::Spread::unstable`]). Each side of a round
+//! measures for 300 ms (1 s with `--full`; `--budget-ms` overrides).
 //!
 //! Shared memory is measured with `wait=block` on both sides (the async
 //! half waits through its bridge or doorbell; the blocking row sleeps on
@@ -23,10 +26,8 @@ use serde_json::{Value, json};
 
 use super::measure::{self, DATA, Kind, Outcome, STOP, Spec, Target};
 use super::raw::{self, aio as tokio_raw};
+use super::stats::{self, Spread};
 use super::{Args, Pin, human_count, human_ns, human_size};
-
-/// Rounds per figure unless `--rounds` says otherwise.
-pub const ROUNDS: usize = 5;
 
 /// Sizes measured unless `--sizes` says otherwise.
 pub const SIZES: [usize; 2] = [64, 4096];
@@ -96,41 +97,6 @@ pub struct Round {
     pub tokio: Option<Outcome>,
 }
 
-/// The median and range of a figure or ratio over the rounds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
-    /// The median.
-    pub median: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
-}
-
-impl Spread {
-    fn of(mut v: Vec<f64>) -> Option<Spread> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        })
-    }
-
-    fn json(&self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max })
-    }
-}
-
 /// One async row: a transport at one size, pinning and measurement.
 #[derive(Debug, Clone)]
 pub struct AsyncRow {
@@ -183,8 +149,7 @@ impl AsyncRow {
             self.rounds
                 .iter()
                 .filter_map(|r| Self::outcome(r, c))
-                .map(|o| self.figure(o))
-                .collect(),
+                .map(|o| self.figure(o)),
         )
     }
 
@@ -192,15 +157,10 @@ impl AsyncRow {
     /// trips (lower is better), async / `c` messages per second for
     /// throughput (higher is better).
     pub fn ratio(&self, c: Column) -> Option<Spread> {
-        Spread::of(
-            self.rounds
-                .iter()
-                .filter_map(|r| {
-                    let other = Self::outcome(r, c)?;
-                    Some(self.figure(&r.asynchronous) / self.figure(other))
-                })
-                .collect(),
-        )
+        Spread::of(self.rounds.iter().filter_map(|r| {
+            let other = Self::outcome(r, c)?;
+            Some(self.figure(&r.asynchronous) / self.figure(other))
+        }))
     }
 }
 
@@ -210,8 +170,8 @@ impl AsyncRow {
 /// # Errors
 /// A message naming the transport and step that failed.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<AsyncRow>, String> {
-    let budget = Duration::from_millis(super::budget_ms(args));
-    let rounds = args.rounds.unwrap_or(ROUNDS).max(1);
+    let budget = Duration::from_millis(budget_ms(args));
+    let rounds = args.repeat.max(1);
     for t in &args.transports {
         if !TARGETS.iter().any(|a| a.scheme == t || a.blocking == t) {
             let known: Vec<&str> = TARGETS.iter().map(|a| a.scheme).collect();
@@ -255,15 +215,14 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<AsyncRow>,
                         kind,
                         rounds: Vec::with_capacity(rounds),
                     };
+                    let sides: &[Target] = if target.tokio.is_some() {
+                        &[Target::Async, Target::Ipcx, Target::Tokio]
+                    } else {
+                        &[Target::Async, Target::Ipcx]
+                    };
                     for n in 0..rounds {
-                        let mut order = vec![Target::Async, Target::Ipcx];
-                        if target.tokio.is_some() {
-                            order.push(Target::Tokio);
-                        }
-                        let shift = n % order.len();
-                        order.rotate_left(shift);
                         let mut round = Round::default();
-                        for which in order {
+                        for which in stats::order(sides, n) {
                             let o = super::measure_pair(def, which, &spec, pin)?;
                             match which {
                                 Target::Async => round.asynchronous = o,
@@ -280,6 +239,16 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<AsyncRow>,
         }
     }
     Ok(rows)
+}
+
+/// The time each side of a round measures, in milliseconds:
+/// `--budget-ms`, or 300 ms (1 s with `--full`).
+pub fn budget_ms(args: &Args) -> u64 {
+    match (args.budget_ms, args.full) {
+        (Some(ms), _) => ms.max(1),
+        (None, true) => 1000,
+        (None, false) => 300,
+    }
 }
 
 fn progress_line(n: usize, total: usize, row: &AsyncRow) -> String {
@@ -313,16 +282,13 @@ fn show(kind: Kind, v: f64) -> String {
 }
 
 fn show_ratio(s: Option<Spread>) -> String {
-    match s {
-        Some(s) => format!("{:.2}x [{:.2}-{:.2}]", s.median, s.min, s.max),
-        None => "-".to_string(),
-    }
+    s.map_or("-".to_string(), |s| s.show_ratio())
 }
 
 /// The async rows as a text table.
 pub fn table(rows: &[AsyncRow]) -> String {
     let mut out = format!(
-        "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>19} | {:>19}\n",
+        "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>20} | {:>20}\n",
         "async",
         "size",
         "pin",
@@ -338,8 +304,8 @@ pub fn table(rows: &[AsyncRow]) -> String {
             r.spread(c)
                 .map_or("-".to_string(), |s| show(r.kind, s.median))
         };
-        out.push_str(&format!(
-            "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>19} | {:>19}\n",
+        let line = format!(
+            "{:<9} {:>6} {:<5} {:<10} | {:>10} {:>10} {:>10} | {:>20} | {:>20}",
             r.transport,
             human_size(r.size),
             r.pin.name(),
@@ -349,11 +315,15 @@ pub fn table(rows: &[AsyncRow]) -> String {
             fig(Column::Tokio),
             show_ratio(r.ratio(Column::Tokio)),
             show_ratio(r.ratio(Column::Blocking)),
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
-    let rounds = rows.first().map_or(ROUNDS, |r| r.rounds.len());
+    let rounds = rows.first().map_or(stats::REPEAT, |r| r.rounds.len());
     out.push_str(&format!(
-        "round-trip: p50, ratio = async p50 / other p50 (lower is better); throughput: msgs/s, ratio = async / other (higher is better)\nfigures: median of {rounds} interleaved rounds; ratios: median [min-max] of the per-round ratios\nasync peers: one current-thread tokio runtime per process; shm, sysv-shm: wait=block on both sides\n"
+        "round-trip: p50, ratio = async p50 / other p50 (lower is better); throughput: msgs/s, ratio = async / other (higher is better)\nfigures: median of {rounds} interleaved rounds; ratios: median [min-max] of the per-round ratios; {} = unstable (a round more than ±{:.0} % from the median)\nasync peers: one current-thread tokio runtime per process; shm, sysv-shm: wait=block on both sides\n",
+        stats::MARK,
+        stats::UNSTABLE * 100.0
     ));
     let mut baselines: Vec<String> = TARGETS
         .iter()

@@ -1,6 +1,9 @@
 //! The SVG chart of `ipcx bench --svg`: for each pinning, p50 round-trip
 //! latency and one-way throughput, grouped by message size, one bar pair
-//! (ipcx solid, raw pale) per transport, on log scales; and the chart of
+//! (ipcx solid, raw pale) per transport, on log scales; then for each
+//! pinning the ratio ipcx/raw of both, one bar per transport at the median
+//! of the repetitions with an error bar from the smallest to the largest
+//! (unstable rows pale), against a line at 1; and the chart of
 //! `ipcx bench --scale --svg`: cost against the number of connections.
 //! Hand-written SVG.
 
@@ -8,6 +11,7 @@ use std::fmt::Write;
 
 use super::measure::Kind;
 use super::scale::ScaleRow;
+use super::stats::Spread;
 use super::{Pin, Row, human_ns, human_size};
 
 /// One colour per transport row (12, so every default row has its own).
@@ -47,7 +51,7 @@ pub fn svg(rows: &[Row]) -> String {
     let pins = unique(rows.iter().map(|r| r.pin));
     let group_w = transports.len() as f64 * 2.0 * BAR + GAP;
     let width = (LEFT + sizes.len() as f64 * group_w + 20.0).max(LEFT + 4.0 * LEGEND_W);
-    let panels = pins.len() * 2;
+    let panels = pins.len() * 4;
     let height = 40.0 + panels as f64 * PANEL_H + 20.0 * transports.len().div_ceil(4) as f64;
     let mut out = String::new();
     let _ = writeln!(
@@ -63,8 +67,124 @@ pub fn svg(rows: &[Row]) -> String {
             top += PANEL_H;
         }
     }
+    for &pin in &pins {
+        for kind in [Kind::Latency, Kind::Throughput] {
+            ratio_panel(&mut out, rows, &transports, &sizes, pin, kind, top, group_w);
+            top += PANEL_H;
+        }
+    }
     out.push_str("</svg>\n");
     out
+}
+
+/// The highest ratio the ratio panels' scale reaches.
+const RATIO_CAP: f64 = 3.0;
+
+/// The ratio ipcx/raw of one measurement at one pinning: per size and
+/// transport a bar to the median, an error bar over the repetitions'
+/// range, a dashed line at 1 (parity).
+#[allow(clippy::too_many_arguments)]
+fn ratio_panel(
+    out: &mut String,
+    rows: &[Row],
+    transports: &[&str],
+    sizes: &[usize],
+    pin: Pin,
+    kind: Kind,
+    top: f64,
+    group_w: f64,
+) {
+    let picked: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.pin == pin && r.kind == kind)
+        .collect();
+    let title = match kind {
+        Kind::Latency => {
+            "round trip ipcx/raw, median and range of the repetitions (lower is better)"
+        }
+        Kind::Throughput => {
+            "throughput ipcx/raw, median and range of the repetitions (higher is better)"
+        }
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="{}" font-size="13" font-weight="bold">{title} — pin {}</text>"#,
+        top + 14.0,
+        pin.name()
+    );
+    let spreads: Vec<(&Row, Spread)> = picked
+        .iter()
+        .map(|r| (*r, r.spread()))
+        .filter(|(_, s)| s.max.is_finite() && s.min >= 0.0)
+        .collect();
+    if spreads.is_empty() {
+        return;
+    }
+    let base = top + 24.0 + PLOT_H;
+    // Linear, up to the largest ratio but no further than RATIO_CAP: one
+    // wild repetition must not flatten every other bar. A range reaching
+    // beyond is cut at the top and its end written there.
+    let mut values: Vec<f64> = spreads.iter().map(|(_, s)| s.max.min(RATIO_CAP)).collect();
+    values.push(1.0);
+    let scale = Scale::fit(&values, false, base);
+    let cap = scale.hi;
+    let right = LEFT + sizes.len() as f64 * group_w;
+    scale.grid(out, right, &|v| format!("{v:.2}x"));
+    let one = scale.y(1.0);
+    let _ = writeln!(
+        out,
+        r##"<line x1="{LEFT}" x2="{right}" y1="{one:.1}" y2="{one:.1}" stroke="#c00" stroke-dasharray="4 3"/>"##
+    );
+    let bar = 2.0 * BAR;
+    for (g, &size) in sizes.iter().enumerate() {
+        let gx = LEFT + g as f64 * group_w + GAP / 2.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            gx + (group_w - GAP) / 2.0,
+            base + 14.0,
+            human_size(size)
+        );
+        for (i, t) in transports.iter().enumerate() {
+            let Some((_, s)) = spreads
+                .iter()
+                .find(|(r, _)| r.transport == *t && r.size == size)
+            else {
+                continue;
+            };
+            let c = COLORS[i % COLORS.len()];
+            let x = gx + i as f64 * bar;
+            let y = scale.y(s.median.min(cap));
+            let mid = x + (bar - 2.0) / 2.0;
+            let (lo, hi) = (scale.y(s.min.min(cap)), scale.y(s.max.min(cap)));
+            if s.max > cap {
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{mid:.1}" y="{:.1}" text-anchor="middle" font-size="9">{:.1}x</text>"#,
+                    hi - 3.0,
+                    s.max
+                );
+            }
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{c}" opacity="{}"><title>{} {}: {:.2}x [{:.2}-{:.2}] over {} repetitions{}</title></rect><line class="range" x1="{mid:.1}" x2="{mid:.1}" y1="{hi:.1}" y2="{lo:.1}" stroke="black"/><line x1="{:.1}" x2="{:.1}" y1="{hi:.1}" y2="{hi:.1}" stroke="black"/><line x1="{:.1}" x2="{:.1}" y1="{lo:.1}" y2="{lo:.1}" stroke="black"/>"#,
+                bar - 2.0,
+                (base - y).max(0.5),
+                if s.unstable() { "0.45" } else { "1" },
+                escape(t),
+                human_size(size),
+                s.median,
+                s.min,
+                s.max,
+                s.n,
+                if s.unstable() { ", unstable" } else { "" },
+                mid - 3.0,
+                mid + 3.0,
+                mid - 3.0,
+                mid + 3.0,
+            );
+        }
+    }
 }
 
 /// One colour square per transport (and a pale one beside it when `raw`),
@@ -388,6 +508,53 @@ mod tests {
             rtt_ratio: ratio,
             error: None,
         }
+    }
+
+    #[test]
+    fn ratio_panels_have_an_error_bar_per_row() {
+        use crate::bench::measure::Outcome;
+        use crate::bench::{Rep, Row};
+        let rep = |a: f64, b: f64| Rep {
+            ipcx: Outcome {
+                p50_ns: a,
+                msgs_per_s: a,
+                ..Outcome::default()
+            },
+            raw: Outcome {
+                p50_ns: b,
+                msgs_per_s: b,
+                ..Outcome::default()
+            },
+        };
+        let rows: Vec<Row> = [Kind::Latency, Kind::Throughput]
+            .into_iter()
+            .flat_map(|k| {
+                [
+                    Row::new(
+                        "unix",
+                        64,
+                        Pin::Same,
+                        k,
+                        vec![rep(10.0, 10.0), rep(11.0, 10.0)],
+                    ),
+                    Row::new(
+                        "pipe",
+                        64,
+                        Pin::Same,
+                        k,
+                        vec![rep(5.0, 10.0), rep(150.0, 10.0)],
+                    ),
+                ]
+            })
+            .collect();
+        let svg = svg(&rows);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches(r#"class="range""#).count(), rows.len());
+        assert!(svg.contains("unix 64 B: 1.05x [1.00-1.10] over 2 repetitions</title>"));
+        assert!(svg.contains("pipe 64 B: 7.75x [0.50-15.00] over 2 repetitions, unstable</title>"));
+        // A range beyond the scale is cut at the top, its end written there.
+        assert!(svg.contains(">15.0x</text>"));
+        assert!(svg.contains("stroke-dasharray"), "the parity line");
     }
 
     #[test]

@@ -10,6 +10,16 @@ use ipcx::{Channel, Endpoint, Listener, Receiver, Sender};
 
 use super::raw;
 
+/// Round trips a latency measurement times at least, if they fit in
+/// [`MAX_STRETCH`] times its budget: on a loaded machine a cross-core
+/// round trip can average hundreds of microseconds, and a p50 of fewer
+/// samples wanders.
+const MIN_ROUND_TRIPS: usize = 200;
+/// How far past its budget a latency measurement may run to reach
+/// [`MIN_ROUND_TRIPS`]: 1 MiB round trips take milliseconds, and 200 of
+/// them per repetition would make those rows alone minutes long.
+const MAX_STRETCH: u32 = 4;
+
 /// First byte of an ordinary message.
 pub(super) const DATA: u8 = 0;
 /// First byte of the message that ends a measurement.
@@ -84,6 +94,21 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Each figure the median of that figure over `outcomes` (all zero for
+    /// none): what a row shows of its repetitions.
+    pub fn median_of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome> + Clone) -> Outcome {
+        let m = |f: fn(&Outcome) -> f64| {
+            super::stats::median(outcomes.clone().into_iter().map(f)).unwrap_or(0.0)
+        };
+        Outcome {
+            p50_ns: m(|o| o.p50_ns),
+            p99_ns: m(|o| o.p99_ns),
+            p999_ns: m(|o| o.p999_ns),
+            samples: m(|o| o.samples as f64) as u64,
+            msgs_per_s: m(|o| o.msgs_per_s),
+        }
+    }
+
     pub(super) fn encode(&self) -> String {
         format!(
             "p50={} p99={} p999={} samples={} rate={}",
@@ -419,7 +444,12 @@ fn latency(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
     }
     let mut samples: Vec<u64> = Vec::with_capacity(1 << 16);
     let start = Instant::now();
-    while (start.elapsed() < spec.budget || samples.len() < 200) && samples.len() < 5_000_000 {
+    loop {
+        let elapsed = start.elapsed();
+        let enough = samples.len() >= MIN_ROUND_TRIPS || elapsed >= spec.budget * MAX_STRETCH;
+        if (elapsed >= spec.budget && enough && !samples.is_empty()) || samples.len() >= 5_000_000 {
+            break;
+        }
         let t = Instant::now();
         link.send(&msg)?;
         link.recv(&mut buf, spec.size)?;

@@ -13,6 +13,12 @@
 //! and no framework: fixed-size reads and writes, no framing, no handshake.
 //! The ratio ipcx/raw is the framework's cost.
 //!
+//! Each figure is measured in `--repeat` repetitions (default
+//! [`stats::REPEAT`]), ipcx and raw interleaved with the one going first
+//! alternating; the ratio is taken within each repetition and reported as
+//! the median with its range, marked unstable when a repetition lies more
+//! than ±15 % from the median ([`stats`]).
+//!
 //! Shared memory has one row per wait strategy, each against the raw ring
 //! waiting the same way (`shm(block)`: futex, `shm(spin)`: polling), and a
 //! `shm(loan)` row for the zero-copy path; polling rows run cross-core
@@ -32,13 +38,16 @@ pub mod peers;
 pub mod raw;
 pub mod report;
 pub mod scale;
+pub mod stats;
 pub mod sync;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use measure::{Kind, Outcome, Role, Spec, Target};
+use stats::Spread;
 
 /// Environment variable that makes the binary a benchmark peer.
 pub const PEER_VAR: &str = "IPCX_BENCH_PEER";
@@ -79,18 +88,27 @@ impl Pin {
 /// Options of `ipcx bench`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg\n  ipcx bench --async --json async.json"
+    after_help = "Examples:\n  ipcx bench\n  ipcx bench --sizes 64,4096 --pin same --transports unix,fifo\n  ipcx bench --transports 'shm(spin),shm(loan)' --pin cross\n  ipcx bench --full --json bench.json --svg bench.svg\n  ipcx bench --sizes 64,4096 --repeat 9 --json bench.json\n  ipcx bench --async --json async.json"
 )]
 pub struct Args {
-    /// The default profile: about 2 minutes for everything on 2 cores.
+    /// The default profile: a few minutes for everything on 2 cores
+    /// (each side of a repetition measures for 60 ms).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
-    /// More samples per figure (about 3× the time of the default).
+    /// More samples per repetition (about 3× the time of the default).
     #[arg(long)]
     pub full: bool,
-    /// Time budget per figure in milliseconds (overrides the profile).
+    /// Time each side of one repetition measures, in milliseconds
+    /// (overrides the profile).
     #[arg(long, hide = true)]
     pub budget_ms: Option<u64>,
+    /// Repetitions per figure: ipcx and its baseline take turns, and the
+    /// ratio is the median of the per-repetition ratios, with its range
+    /// (`--scale` interleaves samples of its own instead).
+    #[arg(long, alias = "rounds", value_name = "N", default_value_t = stats::REPEAT,
+          conflicts_with = "scale",
+          value_parser = clap::value_parser!(u64).range(1..=1000).map(|n| n as usize))]
+    pub repeat: usize,
     /// Write every figure and the machine's description as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -123,12 +141,9 @@ pub struct Args {
     /// Measure the async API instead (ipcx::tokio, one current-thread
     /// runtime per peer): each transport beside its blocking row and a raw
     /// tokio baseline where tokio drives the mechanism (UnixStream,
-    /// TcpStream, unix::pipe), median of 5 interleaved rounds.
+    /// TcpStream, unix::pipe), each figure in --repeat interleaved rounds.
     #[arg(long = "async", conflicts_with = "peers")]
     pub asynchronous: bool,
-    /// Rounds per async figure.
-    #[arg(long, hide = true)]
-    pub rounds: Option<usize>,
     /// Measure what many connections cost instead: for each transport
     /// and each of `--counts`, connect time, idle server CPU (5 s; 1 s
     /// with --quick), resident memory, and one connection's round trip
@@ -159,10 +174,33 @@ impl Args {
 /// The transport rows' message sizes unless `--sizes` says otherwise.
 pub const DEFAULT_SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
 
-/// One row of results: a transport at one size and pinning, ipcx beside raw.
+/// One repetition of a row: ipcx and its baseline, measured back to back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rep {
+    /// ipcx's figures (or another library's, with `--peers`).
+    pub ipcx: Outcome,
+    /// The raw baseline's figures.
+    pub raw: Outcome,
+}
+
+impl Rep {
+    /// ipcx relative to raw in this repetition: p50 round trip ipcx/raw
+    /// (lower is better) or messages per second ipcx/raw (higher is
+    /// better).
+    pub fn ratio(&self, kind: Kind) -> f64 {
+        match kind {
+            Kind::Latency => self.ipcx.p50_ns / self.raw.p50_ns,
+            Kind::Throughput => self.ipcx.msgs_per_s / self.raw.msgs_per_s,
+        }
+    }
+}
+
+/// One row of results: a transport at one size and pinning, ipcx beside
+/// raw, over its repetitions. Build it with [`Row::new`] (or measure it
+/// with [`measure_row`]).
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// The transport's scheme.
+    /// The transport's row label.
     pub transport: String,
     /// Message size in bytes.
     pub size: usize,
@@ -170,20 +208,58 @@ pub struct Row {
     pub pin: Pin,
     /// What was measured.
     pub kind: Kind,
-    /// ipcx's figures.
+    /// ipcx's figures: each the median over the repetitions.
     pub ipcx: Outcome,
-    /// The raw baseline's figures.
+    /// The raw baseline's figures: each the median over the repetitions.
     pub raw: Outcome,
+    /// Every repetition, in the order measured (at least one).
+    pub reps: Vec<Rep>,
 }
 
 impl Row {
-    /// ipcx relative to raw: for latency ipcx/raw (lower is better), for
-    /// throughput ipcx/raw (higher is better).
-    pub fn ratio(&self) -> f64 {
-        match self.kind {
-            Kind::Latency => self.ipcx.p50_ns / self.raw.p50_ns,
-            Kind::Throughput => self.ipcx.msgs_per_s / self.raw.msgs_per_s,
+    /// The row of these repetitions (at least one), its figures the
+    /// medians over them.
+    pub fn new(
+        transport: impl Into<String>,
+        size: usize,
+        pin: Pin,
+        kind: Kind,
+        reps: Vec<Rep>,
+    ) -> Row {
+        Row {
+            transport: transport.into(),
+            size,
+            pin,
+            kind,
+            ipcx: Outcome::median_of(reps.iter().map(|r| &r.ipcx)),
+            raw: Outcome::median_of(reps.iter().map(|r| &r.raw)),
+            reps,
         }
+    }
+
+    /// The per-repetition ratios ipcx/raw ([`Rep::ratio`]): median, range,
+    /// whether unstable.
+    pub fn spread(&self) -> Spread {
+        Spread::of(self.reps.iter().map(|r| r.ratio(self.kind))).unwrap_or_else(|| {
+            let r = Rep {
+                ipcx: self.ipcx,
+                raw: self.raw,
+            }
+            .ratio(self.kind);
+            Spread {
+                median: r,
+                min: r,
+                max: r,
+                n: 1,
+            }
+        })
+    }
+
+    /// ipcx relative to raw: the median of the per-repetition ratios; for
+    /// latency ipcx/raw (lower is better), for throughput ipcx/raw (higher
+    /// is better).
+    pub fn ratio(&self) -> f64 {
+        self.spread().median
     }
 }
 
@@ -230,9 +306,11 @@ pub fn main(args: Args) -> Result<(), String> {
         Vec::new()
     };
     let sync_rows = if args.sync {
-        sync::run(Duration::from_millis(budget_ms(&args)) * 4, &mut |line| {
-            eprintln!("{line}")
-        })?
+        sync::run(
+            Duration::from_millis(budget_ms(&args)),
+            args.repeat,
+            &mut |line| eprintln!("{line}"),
+        )?
     } else {
         Vec::new()
     };
@@ -279,6 +357,7 @@ pub fn main(args: Args) -> Result<(), String> {
 /// A message naming the transport and step that failed.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, String> {
     let budget = Duration::from_millis(budget_ms(args));
+    let repeat = args.repeat.max(1);
     if args.peers && !cfg!(feature = "peers") {
         return Err(
             "--peers needs a build with the peers feature: cargo build --release -p ipcx-cli --features peers"
@@ -354,18 +433,9 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                 }
                 for kind in [Kind::Latency, Kind::Throughput] {
                     let spec = Spec { kind, size, budget };
-                    let ipcx = measure_pair(target, Target::Ipcx, &spec, pin)?;
-                    let raw = measure_pair(target, Target::Raw, &spec, pin)?;
-                    let row = Row {
-                        transport: target.label.to_string(),
-                        size,
-                        pin,
-                        kind,
-                        ipcx,
-                        raw,
-                    };
+                    let row = measure_row(target, &spec, pin, repeat)?;
                     progress(&format!(
-                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} {} {:>12} raw {:>12} ratio {:.2}",
+                        "[{:>3}/{total}] {:<15} {:>8} {:<5} {:<10} {} {:>12} raw {:>12} ratio {}",
                         rows.len() + 1,
                         row.transport,
                         human_size(size),
@@ -378,7 +448,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
                         },
                         figure(kind, &row.ipcx),
                         figure(kind, &row.raw),
-                        row.ratio()
+                        row.spread().show_ratio()
                     ));
                     rows.push(row);
                 }
@@ -388,13 +458,39 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
     Ok(rows)
 }
 
-/// The time budget per figure of the chosen profile, in milliseconds.
+/// The time each side of one repetition measures, in milliseconds:
+/// `--budget-ms`, or the profile's (60 ms; 200 ms with `--full`). Five
+/// repetitions of 60 ms measure as long as the single 300 ms measurement
+/// this profile made before figures were repeated.
 pub fn budget_ms(args: &Args) -> u64 {
     match (args.budget_ms, args.full) {
         (Some(ms), _) => ms.max(1),
-        (None, true) => 1000,
-        (None, false) => 300,
+        (None, true) => 200,
+        (None, false) => 60,
     }
+}
+
+/// Measures one row: `repeat` repetitions of ipcx and the raw baseline
+/// of `target`, interleaved, the one going first alternating
+/// ([`stats::interleave`]).
+///
+/// # Errors
+/// A message naming the transport and step that failed.
+pub fn measure_row(
+    target: &raw::TargetDef,
+    spec: &Spec,
+    pin: Pin,
+    repeat: usize,
+) -> Result<Row, String> {
+    let reps = stats::interleave(
+        repeat.max(1),
+        || measure_pair(target, Target::Ipcx, spec, pin),
+        || measure_pair(target, Target::Raw, spec, pin),
+    )?
+    .into_iter()
+    .map(|(ipcx, raw)| Rep { ipcx, raw })
+    .collect();
+    Ok(Row::new(target.label, spec.size, pin, spec.kind, reps))
 }
 
 struct PeerProcess {
@@ -529,11 +625,12 @@ pub fn figure(kind: Kind, o: &Outcome) -> String {
 /// The results as a text table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "{:<15} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>6}   {:>11} {:>10} {:>11} | {:>6}\n",
-        "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio",
-        "msgs/s", "GB/s", "raw msgs/s", "ratio"
-    ));
+    out.push_str(format!(
+        "{:<15} {:>7} {:<5} | {:>9} {:>9} {:>9} | {:>9} {:>9} | {:<18}   {:>11} {:>10} {:>11} | {:<18}",
+        "transport", "size", "pin", "rtt p50", "p99", "p99.9", "raw p50", "raw p99", "ratio [min-max]",
+        "msgs/s", "GB/s", "raw msgs/s", "ratio [min-max]"
+    ).trim_end());
+    out.push('\n');
     let mut keys: Vec<(String, Pin, usize)> = rows
         .iter()
         .map(|r| (r.transport.clone(), r.pin, r.size))
@@ -548,29 +645,35 @@ pub fn table(rows: &[Row]) -> String {
         let mut line = format!("{:<15} {:>7} {:<5} | ", t, human_size(size), pin.name());
         match lat {
             Some(r) => line.push_str(&format!(
-                "{:>9} {:>9} {:>9} | {:>9} {:>9} | {:>5.2}x",
+                "{:>9} {:>9} {:>9} | {:>9} {:>9} | {:<18}",
                 human_ns(r.ipcx.p50_ns),
                 human_ns(r.ipcx.p99_ns),
                 human_ns(r.ipcx.p999_ns),
                 human_ns(r.raw.p50_ns),
                 human_ns(r.raw.p99_ns),
-                r.ratio()
+                r.spread().show_ratio()
             )),
-            None => line.push_str(&format!("{:>66}", "")),
+            None => line.push_str(&format!("{:>72}", "")),
         }
         if let Some(r) = thr {
             line.push_str(&format!(
-                "   {:>11} {:>10} {:>11} | {:>5.2}x",
+                "   {:>11} {:>10} {:>11} | {:<18}",
                 human_count(r.ipcx.msgs_per_s),
                 format!("{:.3}", r.ipcx.msgs_per_s * size as f64 / 1e9),
                 human_count(r.raw.msgs_per_s),
-                r.ratio()
+                r.spread().show_ratio()
             ));
         }
-        out.push_str(&line);
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out.push_str("latency ratio = ipcx p50 / raw p50 (lower is better); throughput ratio = ipcx / raw (higher is better)\n");
+    let reps = rows.iter().map(|r| r.reps.len()).max().unwrap_or(1);
+    out.push_str(&format!(
+        "figures: median of {reps} interleaved repetitions; ratio: median [min-max] of the per-repetition ratios; {} = unstable (a repetition more than ±{:.0} % from the median)\n",
+        stats::MARK,
+        stats::UNSTABLE * 100.0
+    ));
     let mut notes: Vec<&str> = raw::all_targets()
         .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
@@ -613,5 +716,71 @@ pub fn human_count(n: f64) -> String {
         format!("{:.0} k", n / 1e3)
     } else {
         format!("{n:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency(p50: f64) -> Outcome {
+        Outcome {
+            p50_ns: p50,
+            p99_ns: 2.0 * p50,
+            p999_ns: 3.0 * p50,
+            samples: 100,
+            msgs_per_s: 0.0,
+        }
+    }
+
+    fn row(ipcx: &[f64], raw: &[f64]) -> Row {
+        let reps = ipcx
+            .iter()
+            .zip(raw)
+            .map(|(&a, &b)| Rep {
+                ipcx: latency(a),
+                raw: latency(b),
+            })
+            .collect();
+        Row::new("unix", 64, Pin::Same, Kind::Latency, reps)
+    }
+
+    #[test]
+    fn a_row_is_the_median_of_its_repetitions() {
+        let r = row(&[10.0, 30.0, 20.0], &[10.0, 10.0, 10.0]);
+        assert_eq!(r.ipcx.p50_ns, 20.0);
+        assert_eq!(r.ipcx.p99_ns, 40.0);
+        assert_eq!(r.raw.p50_ns, 10.0);
+        let s = r.spread();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(r.ratio(), 2.0);
+        assert!(s.unstable());
+    }
+
+    #[test]
+    fn the_ratio_is_taken_within_each_repetition() {
+        // Both sides slow down together in the second repetition: the
+        // ratio does not move, though each figure does.
+        let r = row(&[10.0, 20.0, 11.0], &[10.0, 20.0, 10.0]);
+        let s = r.spread();
+        assert_eq!((s.min, s.median, s.max), (1.0, 1.0, 1.1));
+        assert!(!s.unstable());
+    }
+
+    #[test]
+    fn the_table_marks_an_unstable_row() {
+        let steady = row(&[10.0, 10.5, 9.5], &[10.0, 10.0, 10.0]);
+        let mut shaky = row(&[10.0, 20.0, 10.0], &[10.0, 10.0, 10.0]);
+        shaky.pin = Pin::Cross;
+        let t = table(&[steady, shaky]);
+        let line = |pin: &str| {
+            t.lines()
+                .find(|l| l.starts_with("unix") && l.contains(pin))
+                .unwrap()
+                .to_string()
+        };
+        assert!(line("same").ends_with("1.00x [0.95-1.05]"), "{t}");
+        assert!(line("cross").ends_with("1.00x [1.00-2.00]~"), "{t}");
+        assert!(t.contains("median of 3 interleaved repetitions"), "{t}");
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::measure::{Kind, Outcome};
-use super::{Args, Row, raw};
+use super::{Args, Row, raw, stats};
 
 /// The machine's description: kernel, CPU model, cores, when.
 pub fn machine() -> Value {
@@ -77,22 +77,31 @@ fn outcome(kind: Kind, o: &Outcome, size: usize) -> Value {
     }
 }
 
+/// One row: the median figures, the ratio (median of the repetitions'
+/// ratios) with its range, and every repetition's own figures.
+fn result(r: &Row) -> Value {
+    let spread = r.spread();
+    json!({
+        "transport": r.transport,
+        "size": r.size,
+        "pin": r.pin.name(),
+        "kind": r.kind.name(),
+        "ipcx": outcome(r.kind, &r.ipcx, r.size),
+        "raw": outcome(r.kind, &r.raw, r.size),
+        "ratio": spread.median,
+        "ratio_spread": spread.json(),
+        "unstable": spread.unstable(),
+        "repetitions": r.reps.iter().map(|x| json!({
+            "ipcx": outcome(r.kind, &x.ipcx, r.size),
+            "raw": outcome(r.kind, &x.raw, r.size),
+            "ratio": x.ratio(r.kind),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// The whole report, pretty-printed.
 pub fn json(args: &Args, rows: &[Row]) -> String {
-    let results: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "transport": r.transport,
-                "size": r.size,
-                "pin": r.pin.name(),
-                "kind": r.kind.name(),
-                "ipcx": outcome(r.kind, &r.ipcx, r.size),
-                "raw": outcome(r.kind, &r.raw, r.size),
-                "ratio": r.ratio(),
-            })
-        })
-        .collect();
+    let results: Vec<Value> = rows.iter().map(result).collect();
     let notes: Vec<&str> = raw::all_targets()
         .filter(|d| rows.iter().any(|r| r.transport == d.label))
         .filter_map(|d| d.note)
@@ -103,10 +112,12 @@ pub fn json(args: &Args, rows: &[Row]) -> String {
         "ipcx_version": env!("CARGO_PKG_VERSION"),
         "machine": machine(),
         "profile": if args.full { "full" } else { "quick" },
-        "budget_ms_per_figure": super::budget_ms(args),
+        "repeat": args.repeat,
+        "budget_ms_per_repetition": super::budget_ms(args),
+        "unstable_beyond": stats::UNSTABLE,
         "sizes": args.sizes(),
         "pins": args.pin.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        "ratio": "round-trip: ipcx p50 / raw p50; throughput: ipcx msgs/s / raw msgs/s",
+        "ratio": "round-trip: ipcx p50 / raw p50; throughput: ipcx msgs/s / raw msgs/s; per repetition, then the median over the repetitions (ipcx and raw figures: medians of each figure)",
         "notes": notes,
         "results": results,
     });

@@ -6,11 +6,14 @@
 //! (`Mutex` lock and unlock, `Semaphore` wait and post, `Region::read`);
 //! the contended row times two processes (the parent and a forked child)
 //! handing one mutex to each other: each locks, and takes its turn when a
-//! counter beside the lock says so. Each figure is
-//! the median of [`ROUNDS`] rounds; in each round ipcx and raw run one
-//! batch each, alternating which goes first, so drift in clock speed or
-//! load hits both alike. Figures are ns per operation pair (per
-//! acquisition for the contended row).
+//! counter beside the lock says so. Each figure is measured in `--repeat`
+//! rounds (default [`stats::REPEAT`]); in each round ipcx and raw run one
+//! batch each (of about `--budget-ms`, 60 ms by default), alternating
+//! which goes first ([`stats::interleave`]), so drift in clock speed or
+//! load hits both alike. Figures are the medians of ns per operation pair
+//! (per acquisition for the contended row); the ratio is the median of the
+//! per-round ratios with its range, marked unstable as the transport
+//! rows' are.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -21,9 +24,7 @@ use ipcx::{Endpoint, IpcMessage};
 use serde_json::{Value, json};
 
 use super::raw::sync::{RawMutex, RawPosixSem, RawSeqlock, RawShm, RawSysvSem};
-
-/// Rounds per figure; the median is reported.
-pub const ROUNDS: usize = 9;
+use super::stats::{self, Spread};
 
 /// One sync row: ipcx and raw, ns per operation.
 #[derive(Debug, Clone)]
@@ -38,12 +39,36 @@ pub struct SyncRow {
     pub raw_ns: f64,
     /// Operations per batch.
     pub iters: u64,
+    /// Every round's ns per operation, ipcx and raw, in the order measured.
+    pub rounds: Vec<(f64, f64)>,
 }
 
 impl SyncRow {
-    /// ipcx / raw (lower is better).
+    fn new(what: &str, baseline: &'static str, iters: u64, rounds: Vec<(f64, f64)>) -> SyncRow {
+        SyncRow {
+            what: what.to_string(),
+            baseline,
+            ipcx_ns: stats::median(rounds.iter().map(|r| r.0)).unwrap_or(0.0),
+            raw_ns: stats::median(rounds.iter().map(|r| r.1)).unwrap_or(0.0),
+            iters,
+            rounds,
+        }
+    }
+
+    /// ipcx / raw per round (lower is better): median, range, whether
+    /// unstable.
+    pub fn spread(&self) -> Spread {
+        Spread::of(self.rounds.iter().map(|(a, b)| a / b)).unwrap_or(Spread {
+            median: self.ipcx_ns / self.raw_ns,
+            min: self.ipcx_ns / self.raw_ns,
+            max: self.ipcx_ns / self.raw_ns,
+            n: 1,
+        })
+    }
+
+    /// The median of the per-round ratios ipcx / raw (lower is better).
     pub fn ratio(&self) -> f64 {
-        self.ipcx_ns / self.raw_ns
+        self.spread().median
     }
 }
 
@@ -84,11 +109,6 @@ fn time(f: &mut Batch<'_>, n: u64) -> Result<f64, String> {
     Ok(t.elapsed().as_nanos() as f64 / n as f64)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Iterations per batch so that one batch takes about `per_batch`.
 fn calibrate(f: &mut Batch<'_>, per_batch: Duration) -> Result<u64, String> {
     let mut n = 64u64;
@@ -104,25 +124,17 @@ fn calibrate(f: &mut Batch<'_>, per_batch: Duration) -> Result<u64, String> {
     }
 }
 
-/// Interleaved rounds of `ipcx` and `raw`; medians of ns per operation.
+/// `repeat` interleaved rounds of `ipcx` and `raw`, each a batch of about
+/// `per_batch`: every round's ns per operation, and the batch size.
 fn interleaved(
-    budget: Duration,
+    per_batch: Duration,
+    repeat: usize,
     ipcx: &mut Batch<'_>,
     raw: &mut Batch<'_>,
-) -> Result<(f64, f64, u64), String> {
-    let per_batch = budget / (2 * ROUNDS as u32);
+) -> Result<(Vec<(f64, f64)>, u64), String> {
     let n = calibrate(ipcx, per_batch)?.min(calibrate(raw, per_batch)?);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        if round % 2 == 0 {
-            a.push(time(ipcx, n)?);
-            b.push(time(raw, n)?);
-        } else {
-            b.push(time(raw, n)?);
-            a.push(time(ipcx, n)?);
-        }
-    }
-    Ok((median(a), median(b), n))
+    let rounds = stats::interleave(repeat, || time(ipcx, n), || time(raw, n))?;
+    Ok((rounds, n))
 }
 
 /// A strict hand-off between this process and a forked child (both
@@ -186,37 +198,47 @@ fn lock_unlock(m: &Mutex) -> Result<(), String> {
     Ok(())
 }
 
+/// How long a batch runs and how many rounds a figure gets.
+#[derive(Clone, Copy)]
+struct Plan {
+    per_batch: Duration,
+    repeat: usize,
+}
+
 fn row(
     what: &str,
     baseline: &'static str,
-    budget: Duration,
+    plan: Plan,
     ipcx: &mut Batch<'_>,
     raw: &mut Batch<'_>,
 ) -> Result<SyncRow, String> {
-    let (ipcx_ns, raw_ns, iters) = interleaved(budget, ipcx, raw)?;
-    Ok(SyncRow {
-        what: what.to_string(),
-        baseline,
-        ipcx_ns,
-        raw_ns,
-        iters,
-    })
+    let (rounds, iters) = interleaved(plan.per_batch, plan.repeat, ipcx, raw)?;
+    Ok(SyncRow::new(what, baseline, iters, rounds))
 }
 
-/// Measures every sync row; `progress` gets one line per row. Every object
-/// made is removed before returning, whatever happens.
+/// Measures every sync row, each in `repeat` rounds of one batch of about
+/// `per_batch` for ipcx and one for raw; `progress` gets one line per
+/// row. Every object made is removed before returning, whatever happens.
 ///
 /// # Errors
 /// The primitive and the step that failed.
-pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncRow>, String> {
+pub fn run(
+    per_batch: Duration,
+    repeat: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<SyncRow>, String> {
+    let plan = Plan {
+        per_batch,
+        repeat: repeat.max(1),
+    };
     let mut rows = Vec::new();
     let mut push = |r: SyncRow, rows: &mut Vec<SyncRow>| {
         progress(&format!(
-            "[sync] {:<34} ipcx {:>9} raw {:>9} ratio {:.2}",
+            "[sync] {:<34} ipcx {:>9} raw {:>9} ratio {}",
             r.what,
             super::human_ns(r.ipcx_ns),
             super::human_ns(r.raw_ns),
-            r.ratio()
+            r.spread().show_ratio()
         ));
         rows.push(r);
     };
@@ -229,7 +251,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     let r = row(
         "Mutex lock+unlock (shm:)",
         "pthread_mutex_lock+unlock (robust, pshared)",
-        budget,
+        plan,
         &mut |n| (0..n).try_for_each(|_| lock_unlock(&m)),
         &mut |n| {
             (0..n).for_each(|_| raw_m.lock_unlock());
@@ -239,10 +261,8 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     // Contended: two processes on one mutex.
     let contended = r.and_then(|r| {
         push(r, &mut rows);
-        let per = budget / (2 * ROUNDS as u32);
         // About 2 µs a hand-off across cores; fewer when they share one.
-        let n = (per.as_nanos() / 2000).clamp(500, 1 << 20) as u64;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let n = (plan.per_batch.as_nanos() / 2000).clamp(500, 1 << 20) as u64;
         let ipcx = |cs: &mut dyn FnMut()| {
             if let Ok(g) = m.lock() {
                 let g = g.unwrap_or_else(|died| died.into_inner());
@@ -251,22 +271,17 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
             }
         };
         let raw = |cs: &mut dyn FnMut()| raw_m.locked(cs);
-        for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                a.push(two_processes(n, &ipcx)?);
-                b.push(two_processes(n, &raw)?);
-            } else {
-                b.push(two_processes(n, &raw)?);
-                a.push(two_processes(n, &ipcx)?);
-            }
-        }
-        Ok(SyncRow {
-            what: "Mutex hand-off, 2 processes".into(),
-            baseline: "pthread_mutex hand-off, 2 processes",
-            ipcx_ns: median(a),
-            raw_ns: median(b),
-            iters: n,
-        })
+        let rounds = stats::interleave(
+            plan.repeat,
+            || two_processes(n, &ipcx),
+            || two_processes(n, &raw),
+        )?;
+        Ok(SyncRow::new(
+            "Mutex hand-off, 2 processes",
+            "pthread_mutex hand-off, 2 processes",
+            n,
+            rounds,
+        ))
     });
     let _ = m.remove();
     push(contended?, &mut rows);
@@ -278,7 +293,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     let r = row(
         "Semaphore wait+post (sem:)",
         "sem_wait+sem_post",
-        budget,
+        plan,
         &mut |n| {
             (0..n).try_for_each(|_| s.wait().and_then(|()| s.post()).map_err(|e| e.to_string()))
         },
@@ -296,7 +311,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     let r = row(
         "Semaphore wait+post (sysv-sem:)",
         "semop(-1)+semop(+1), SEM_UNDO",
-        budget,
+        plan,
         &mut |n| {
             (0..n).try_for_each(|_| s.wait().and_then(|()| s.post()).map_err(|e| e.to_string()))
         },
@@ -317,7 +332,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     let r = row(
         "Region::read, 64 B",
         "seqlock read, 64 B",
-        budget,
+        plan,
         &mut |n| {
             (0..n).try_for_each(|_| {
                 let v = region.read();
@@ -343,7 +358,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
     let r = row(
         "Region::read, 4 KiB",
         "seqlock read, 4 KiB",
-        budget,
+        plan,
         &mut |n| {
             (0..n).try_for_each(|_| {
                 let v = region.read();
@@ -365,7 +380,7 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
         row(
             "Region::read_into, 4 KiB",
             "seqlock read, 4 KiB",
-            budget,
+            plan,
             &mut |n| {
                 (0..n).try_for_each(|_| {
                     region.read_into(&mut page).map_err(|e| e.to_string())?;
@@ -390,21 +405,26 @@ pub fn run(budget: Duration, progress: &mut dyn FnMut(&str)) -> Result<Vec<SyncR
 /// The sync rows as a text table.
 pub fn table(rows: &[SyncRow]) -> String {
     let mut out = format!(
-        "{:<34} {:>10} | {:<44} {:>10} | {:>6}\n",
-        "sync primitive", "ns/op", "raw baseline", "raw ns/op", "ratio"
+        "{:<34} {:>10} | {:<44} {:>10} | {}\n",
+        "sync primitive", "ns/op", "raw baseline", "raw ns/op", "ratio [min-max]"
     );
     for r in rows {
-        out.push_str(&format!(
-            "{:<34} {:>10.1} | {:<44} {:>10.1} | {:>5.2}x\n",
+        let line = format!(
+            "{:<34} {:>10.1} | {:<44} {:>10.1} | {}",
             r.what,
             r.ipcx_ns,
             r.baseline,
             r.raw_ns,
-            r.ratio()
-        ));
+            r.spread().show_ratio()
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
+    let rounds = rows.iter().map(|r| r.rounds.len()).max().unwrap_or(1);
     out.push_str(&format!(
-        "sync ratio = ipcx ns / raw ns per operation (lower is better); median of {ROUNDS} interleaved rounds; hand-off: two processes taking turns, ns per turn\n"
+        "sync ratio = ipcx ns / raw ns per operation (lower is better); figures: median of {rounds} interleaved rounds; ratio: median [min-max] of the per-round ratios; {} = unstable (a round more than ±{:.0} % from the median); hand-off: two processes taking turns, ns per turn\n",
+        stats::MARK,
+        stats::UNSTABLE * 100.0
     ));
     out
 }
@@ -414,14 +434,21 @@ pub fn json(rows: &[SyncRow]) -> Value {
     Value::Array(
         rows.iter()
             .map(|r| {
+                let spread = r.spread();
                 json!({
                     "primitive": r.what,
                     "baseline": r.baseline,
                     "ipcx_ns_per_op": r.ipcx_ns,
                     "raw_ns_per_op": r.raw_ns,
-                    "ratio": r.ratio(),
+                    "ratio": spread.median,
+                    "ratio_spread": spread.json(),
+                    "unstable": spread.unstable(),
                     "iters_per_round": r.iters,
-                    "rounds": ROUNDS,
+                    "rounds": r.rounds.iter().map(|(a, b)| json!({
+                        "ipcx_ns_per_op": a,
+                        "raw_ns_per_op": b,
+                        "ratio": a / b,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect(),

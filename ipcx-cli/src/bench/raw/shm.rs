@@ -248,6 +248,11 @@ fn wait(line: &Line, how: Wait, mut ready: impl FnMut() -> bool) -> Result<(), S
             return Ok(());
         }
         if line.closed.load(Ordering::Acquire) != 0 {
+            // The peer may have published its last message (a stop
+            // message, then its exit) between the look above and this one.
+            if ready() {
+                return Ok(());
+            }
             return Err("raw shm: peer closed".into());
         }
         if how == Wait::Spin {
