@@ -595,6 +595,8 @@ fn queue_round_trip(ep: &str) {
     assert!(stat.contains("max message      100 bytes"), "stat: {stat}");
     assert!(stat.contains("type             bytes"), "stat: {stat}");
     assert!(stat.contains("last "), "stat: {stat}");
+    assert!(stat.contains("producers        0"), "stat: {stat}");
+    assert!(stat.contains("consumers        0"), "stat: {stat}");
     let ls = queue_ok(&reg, &["ls"]);
     let kind = ep.split(':').next().unwrap();
     assert!(
@@ -602,6 +604,13 @@ fn queue_round_trip(ep: &str) {
             .skip(1)
             .any(|l| l.starts_with(&format!("{kind} "))),
         "ls: {ls}"
+    );
+    // The endpoint that opens it, for a System V queue too (whose key
+    // file the kernel does not know).
+    let base = ep.split('?').next().unwrap();
+    assert!(
+        ls.contains(&format!("{base}?pattern=queue")),
+        "ls does not name {base}: {ls}"
     );
     let purged = queue_ok(&reg, &["purge", ep]);
     assert!(purged.contains("purged 2 messages"), "{purged}");
