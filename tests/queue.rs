@@ -268,6 +268,20 @@ fn peer_entry() {
                 out.flush().unwrap();
             }
         }),
+        // hold ENDPOINT producer|consumer: opens one handle, says so, and
+        // keeps it open until killed (at most a minute).
+        "hold" => {
+            let _p;
+            let _c;
+            if words[2] == "producer" {
+                _p = ByteProducer::open(&ep).unwrap();
+            } else {
+                _c = ipcx::queue::ByteConsumer::open(&ep).unwrap();
+            }
+            println!();
+            println!("R open");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
@@ -687,4 +701,63 @@ fn many_to_many_count() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50_000)
+}
+
+/// The producers and consumers `stat` counts, polled until they are
+/// `want` (a child opens its handle some time after it starts).
+fn wait_for_openers(ep: &Endpoint, want: (usize, usize)) {
+    let start = Instant::now();
+    loop {
+        let info = ipcx::queue::stat(ep).unwrap();
+        let got = (info.producers.unwrap(), info.consumers.unwrap());
+        if got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{ep}: stat counts {got:?} producers/consumers, expected {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `stat` counts the producers and consumers that have a queue open, in
+/// other processes and this one; a killed one stops counting; none once
+/// all are gone.
+fn counts_producers_and_consumers(kind: &str) {
+    let ep = endpoint(kind, "");
+    let _cleanup = Cleanup(ep.clone());
+    drop(ByteProducer::create(&ep).unwrap());
+    wait_for_openers(&ep, (0, 0));
+    let a = ep.to_string();
+    let mut producers: Vec<Peer> = (0..2)
+        .map(|_| spawn("hold", &[a.clone(), "producer".into()]))
+        .collect();
+    let consumers: Vec<Peer> = (0..3)
+        .map(|_| spawn("hold", &[a.clone(), "consumer".into()]))
+        .collect();
+    wait_for_openers(&ep, (2, 3));
+    // One more here, in this process.
+    let here = ipcx::queue::ByteConsumer::open(&ep).unwrap();
+    wait_for_openers(&ep, (2, 4));
+    drop(here);
+    wait_for_openers(&ep, (2, 3));
+    // A producer killed with SIGKILL (its record stays behind): not
+    // counted.
+    kill(producers.pop().unwrap());
+    wait_for_openers(&ep, (1, 3));
+    for p in producers.into_iter().chain(consumers) {
+        kill(p);
+    }
+    wait_for_openers(&ep, (0, 0));
+}
+
+#[test]
+fn stat_counts_producers_and_consumers_on_mq() {
+    counts_producers_and_consumers("mq");
+}
+
+#[test]
+fn stat_counts_producers_and_consumers_on_sysv_mq() {
+    counts_producers_and_consumers("sysv-mq");
 }

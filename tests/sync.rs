@@ -56,12 +56,13 @@ impl Invariant {
 /// A struct every bit pattern of which is a value (no `bool`), so `read`
 /// copies it without validation and `read_into` copies it straight into
 /// the caller's value: invariants `b == !a`, every `pad` word `== a`.
+/// 264 bytes: four 64-byte blocks (the block copy) and a word after them.
 #[derive(IpcMessage, Clone, Copy, Debug, Default, PartialEq)]
 #[ipc(zero_copy, name = "test.Wide")]
 #[repr(C)]
 struct Wide {
     a: u64,
-    pad: [u64; 30],
+    pad: [u64; 31],
     b: u64,
 }
 
@@ -382,7 +383,7 @@ fn peer_entry() {
                     // pointer; every word written is a valid u64.
                     unsafe {
                         (&raw mut (*p).a).write_volatile(i);
-                        for k in 0..30 {
+                        for k in 0..31 {
                             (&raw mut (*p).pad[k]).write_volatile(i);
                         }
                         (&raw mut (*p).b).write_volatile(!i);

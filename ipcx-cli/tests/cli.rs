@@ -595,6 +595,8 @@ fn queue_round_trip(ep: &str) {
     assert!(stat.contains("max message      100 bytes"), "stat: {stat}");
     assert!(stat.contains("type             bytes"), "stat: {stat}");
     assert!(stat.contains("last "), "stat: {stat}");
+    assert!(stat.contains("producers        0"), "stat: {stat}");
+    assert!(stat.contains("consumers        0"), "stat: {stat}");
     let ls = queue_ok(&reg, &["ls"]);
     let kind = ep.split(':').next().unwrap();
     assert!(
@@ -602,6 +604,13 @@ fn queue_round_trip(ep: &str) {
             .skip(1)
             .any(|l| l.starts_with(&format!("{kind} "))),
         "ls: {ls}"
+    );
+    // The endpoint that opens it, for a System V queue too (whose key
+    // file the kernel does not know).
+    let base = ep.split('?').next().unwrap();
+    assert!(
+        ls.contains(&format!("{base}?pattern=queue")),
+        "ls does not name {base}: {ls}"
     );
     let purged = queue_ok(&reg, &["purge", ep]);
     assert!(purged.contains("purged 2 messages"), "{purged}");
@@ -702,6 +711,57 @@ fn bench_has_queue_rows_and_skips_sizes_beyond_one_kernel_message() {
             "a 64 KiB row for {t}"
         );
     }
+}
+
+/// `ipcx bench --queues`: 4 producer and 4 consumer processes per queue,
+/// ipcx and raw, on both kernels; every message counted (a round that
+/// lost one fails the run); nothing left behind.
+#[test]
+fn bench_queues_runs_four_producers_and_four_consumers() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("fan")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--queues",
+                "--sizes",
+                "64",
+                "--budget-ms",
+                "5",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let rows = v["queue_fan"].as_array().expect("queue_fan rows");
+    for t in ["queue(mq)", "queue(sysv-mq)"] {
+        let row = rows
+            .iter()
+            .find(|r| r["transport"] == t && r["size"] == 64)
+            .unwrap_or_else(|| panic!("no 64 B 4 → 4 row for {t}: {rows:?}"));
+        assert_eq!(row["producers"], 4);
+        assert_eq!(row["consumers"], 4);
+        for k in ["ipcx_msgs_per_sec", "raw_msgs_per_sec"] {
+            assert!(row[k].as_f64().unwrap() > 0.0, "{t} {k}: {row}");
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("queue, 4 → 4"), "{stdout}");
+    let left: Vec<String> = std::fs::read_dir("/dev/mqueue")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-fan-"))
+        .collect();
+    assert!(left.is_empty(), "queues left behind: {left:?}");
 }
 
 /// `ipcx doctor --nats` reads a server's INFO: reachable, max_payload,

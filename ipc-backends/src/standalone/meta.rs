@@ -8,13 +8,25 @@
 //!
 //! The name does not start with `ipcx.`, so `ipcx clean`, which removes
 //! dead processes' `ipcx.*` objects, never touches it.
+//!
+//! Beside the record, a directory `/dev/shm/ipcx-queue-open.KIND.ID` holds
+//! one empty file per producer or consumer handle open now
+//! (`p.PID.START.N`, `c.PID.START.N`: role, process id, its start time,
+//! a per-process number), made at open and removed at drop ([`Presence`]).
+//! The kernel counts neither (a POSIX queue's openers are descriptors of
+//! any mode, a System V queue has none), so this is how [`openers`] knows
+//! how many producers and consumers a queue has: a file of a process that
+//! is gone (killed) is not counted, and is removed when seen.
 
 use std::borrow::Cow;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use ipc_core::TypeTag;
+
+use crate::sys::process;
 
 /// Where records live (a tmpfs).
 const DIR: &str = "/dev/shm";
@@ -27,6 +39,9 @@ pub struct Record {
     /// The kernel object it describes (`dev:ino` of a POSIX queue, the
     /// msqid of a System V queue).
     pub object: String,
+    /// The endpoint that opens it, as its creator gave it (for a System V
+    /// queue the only place its key file's path is kept).
+    pub endpoint: Option<String>,
 }
 
 /// The record file of the queue `id` of `kind` (`mq`, `sysv-mq`).
@@ -41,10 +56,13 @@ pub fn path(kind: &str, id: &str) -> PathBuf {
 pub fn write(kind: &str, id: &str, record: &Record, mode: u32) {
     let path = path(kind, id);
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let text = format!(
+    let mut text = format!(
         "ipcx-queue 1\ntype {}\nfingerprint {:#018x}\nobject {}\n",
         record.tag.name, record.tag.fingerprint, record.object
     );
+    if let Some(ep) = record.endpoint.as_deref().filter(|e| !e.contains('\n')) {
+        text.push_str(&format!("endpoint {ep}\n"));
+    }
     let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -68,6 +86,7 @@ pub fn read(kind: &str, id: &str, object: &str) -> Option<Record> {
     let mut name = None;
     let mut fingerprint = None;
     let mut obj = None;
+    let mut endpoint = None;
     for line in lines {
         let (k, v) = line.split_once(' ')?;
         match k {
@@ -76,19 +95,123 @@ pub fn read(kind: &str, id: &str, object: &str) -> Option<Record> {
                 fingerprint = u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
             }
             "object" => obj = Some(v.to_string()),
+            "endpoint" => endpoint = Some(v.to_string()),
             _ => {}
         }
     }
     let record = Record {
         tag: TypeTag::new(Cow::Owned(name?), fingerprint?),
         object: obj?,
+        endpoint,
     };
     (record.object == object).then_some(record)
 }
 
-/// Removes the record of queue `id`.
+/// Removes the record of queue `id` and its presence directory.
 pub fn remove(kind: &str, id: &str) {
     let _ = std::fs::remove_file(path(kind, id));
+    let _ = std::fs::remove_dir_all(presence_dir(kind, id));
+}
+
+/// The directory of the presence files of queue `id` of `kind`.
+pub fn presence_dir(kind: &str, id: &str) -> PathBuf {
+    PathBuf::from(DIR).join(format!("ipcx-queue-open.{kind}.{id}"))
+}
+
+/// Numbers this process's presence files.
+static PRESENCE: AtomicU32 = AtomicU32::new(0);
+
+/// One producer's or consumer's presence file, removed on drop (by the
+/// process that made it only: a forked child's copy leaves it alone).
+#[derive(Debug)]
+pub struct Presence {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl Presence {
+    /// Records a handle of `role` (`b'p'` producer, `b'c'` consumer) on
+    /// queue `id`; the directory is made with the queue's `mode` (plus
+    /// search permission where it grants reading). Best effort: `None`
+    /// when `/dev/shm` does not let us, and the count misses this handle.
+    pub fn enter(kind: &str, id: &str, role: u8, mode: u32) -> Option<Presence> {
+        let dir = presence_dir(kind, id);
+        let dir_mode = (mode & 0o777) | ((mode & 0o444) >> 2) | 0o700;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "queue presence not recorded");
+                return None;
+            }
+        }
+        let pid = process::pid();
+        let start = process::start_time(pid).unwrap_or(0);
+        let n = PRESENCE.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{}.{pid}.{start}.{n}", char::from(role)));
+        match std::fs::File::create(&path) {
+            Ok(_) => Some(Presence { path, pid }),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "queue presence not recorded");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        if process::pid() == self.pid {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// How many producer and consumer handles of live processes have a queue
+/// open, by their presence files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Openers {
+    /// Producer handles.
+    pub producers: usize,
+    /// Consumer handles.
+    pub consumers: usize,
+}
+
+/// The openers of queue `id`: presence files of live processes (a file of
+/// a dead one is removed, best effort). No directory: none. `None` when
+/// the directory cannot be read.
+pub fn openers(kind: &str, id: &str) -> Option<Openers> {
+    let dir = presence_dir(kind, id);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Openers::default()),
+        Err(_) => return None,
+    };
+    let mut o = Openers::default();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let mut f = name.split('.');
+        let (Some(role), Some(pid), Some(start)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            continue;
+        };
+        let started = (start != 0).then_some(start);
+        if !process::alive(pid, started) {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        match role {
+            "p" => o.producers += 1,
+            "c" => o.consumers += 1,
+            _ => {}
+        }
+    }
+    Some(o)
 }
 
 #[cfg(test)]
@@ -101,6 +224,7 @@ mod tests {
         let r = Record {
             tag: TypeTag::new("shop.Order", 0xabc),
             object: "7:42".into(),
+            endpoint: Some("mq:/shop?pattern=queue".into()),
         };
         write("mq", &id, &r, 0o600);
         assert_eq!(read("mq", &id, "7:42"), Some(r));

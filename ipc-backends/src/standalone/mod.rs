@@ -107,6 +107,14 @@ pub struct QueueInfo {
     pub status: Status,
     /// The type its creator recorded, if a record is there.
     pub recorded: Option<TypeTag>,
+    /// The endpoint its creator opened it with, if recorded.
+    pub recorded_endpoint: Option<String>,
+    /// Producer handles open now in live processes (through ipcx, which
+    /// records each: the kernel does not count them); `None` when the
+    /// records cannot be read.
+    pub producers: Option<usize>,
+    /// Consumer handles open now in live processes, as `producers`.
+    pub consumers: Option<usize>,
 }
 
 /// What a message larger than the queue's size runs into.
@@ -189,6 +197,11 @@ struct Queue {
     tag: TypeTag,
     /// The type the queue's creator recorded.
     recorded: Option<TypeTag>,
+    /// The endpoint the queue's creator recorded.
+    recorded_endpoint: Option<String>,
+    /// This producer's or consumer's presence file, for the counts of
+    /// [`stat`].
+    _presence: Option<meta::Presence>,
     buf: Vec<u8>,
 }
 
@@ -210,20 +223,29 @@ impl Queue {
             Kernel::Posix(q) => q.object()?,
             Kernel::Sysv(q) => q.object(),
         };
+        let presence = match role {
+            Role::Producer => meta::Presence::enter(kind, &id, b'p', endpoint.options().mode),
+            Role::Consumer => meta::Presence::enter(kind, &id, b'c', endpoint.options().mode),
+            Role::Admin => None,
+        };
         let mut q = Queue {
             endpoint: endpoint.clone(),
             kernel,
             tag,
             recorded: None,
+            recorded_endpoint: None,
+            _presence: presence,
             buf: Vec::new(),
         };
         if created {
             let record = meta::Record {
                 tag: q.tag.clone(),
                 object,
+                endpoint: Some(recorded_endpoint(endpoint)),
             };
             meta::write(kind, &id, &record, endpoint.options().mode);
             q.recorded = Some(record.tag);
+            q.recorded_endpoint = record.endpoint;
             tracing::debug!(endpoint = %endpoint, r#type = %q.tag, "created standalone queue");
             return Ok(q);
         }
@@ -239,7 +261,10 @@ impl Queue {
                 )));
             }
         }
-        q.recorded = meta::read(kind, &id, &object).map(|r| r.tag);
+        if let Some(r) = meta::read(kind, &id, &object) {
+            q.recorded = Some(r.tag);
+            q.recorded_endpoint = r.endpoint;
+        }
         if let Some(recorded) = &q.recorded
             && recorded.fingerprint != 0
             && q.tag.fingerprint != 0
@@ -626,10 +651,43 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
         Kernel::Posix(k) => k.status()?,
         Kernel::Sysv(k) => k.status()?,
     };
+    let id = match endpoint.scheme() {
+        Scheme::Mq => Some(posix::record_id(endpoint)),
+        _ => sysv::record_id(endpoint).ok(),
+    };
+    let openers = id.and_then(|id| meta::openers(kind(endpoint.scheme()), &id));
     Ok(QueueInfo {
         status,
         recorded: q.recorded,
+        recorded_endpoint: q.recorded_endpoint,
+        producers: openers.map(|o| o.producers),
+        consumers: openers.map(|o| o.consumers),
     })
+}
+
+/// The endpoint to record for a queue created with `endpoint`: a System V
+/// key file's path made absolute (a relative one names another file from
+/// another directory), and the options an opener must repeat.
+fn recorded_endpoint(endpoint: &Endpoint) -> String {
+    let address = endpoint.address();
+    let address = if endpoint.scheme() == Scheme::SysvMq && !address.starts_with('/') {
+        std::fs::canonicalize(address)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| address.to_string())
+    } else {
+        address.to_string()
+    };
+    let sep = if endpoint.scheme() == Scheme::Mq && !address.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let mut s = format!("{}:{sep}{address}?pattern=queue", kind(endpoint.scheme()));
+    let mode = endpoint.options().mode;
+    if mode != ipc_core::endpoint::DEFAULT_MODE {
+        s.push_str(&format!("&mode={mode:04o}"));
+    }
+    s
 }
 
 /// Receives and drops every message queued now; how many.

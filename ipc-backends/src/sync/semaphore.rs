@@ -1,5 +1,6 @@
 //! [`Semaphore`]: `sem:` and `sysv-sem:` behind one type.
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use nix::errno::Errno;
 
 use super::{limits, os_error};
 use crate::registry::{self, Kind};
-use crate::sys::sem::{self, NamedSem};
+use crate::sys::sem::{self, NamedSem, RawOp};
 use crate::sys::sysv_sem::{self, KeyedSem};
 
 /// The `ftok` project id of `sysv-sem:` keys.
@@ -40,22 +41,121 @@ pub(crate) const PROJ: u8 = b's';
 /// ```
 #[derive(Debug)]
 pub struct Semaphore {
+    /// `wait` and `post` of this kind of semaphore, chosen at open: the
+    /// hot paths call through them instead of matching on `flavor`.
+    hot: Hot,
     endpoint: Endpoint,
     flavor: Flavor,
 }
 
+// SAFETY: `hot.arg` points into `flavor` (the `sem_t` its `NamedSem`
+// maps, or its boxed `SysvState`), which is `Send` and `Sync` and stays at
+// that address as long as the semaphore lives; the operations `hot` calls
+// are thread-safe.
+unsafe impl Send for Semaphore {}
+// SAFETY: as for `Send`: every method takes `&self`, and what `hot`
+// reaches is used only through thread-safe calls and atomics.
+unsafe impl Sync for Semaphore {}
+
+/// The hot operations and their argument: on `sem:`, glibc's `sem_wait`
+/// and `sem_post` of the mapped `sem_t` (so a wait costs what a direct
+/// `sem_wait` does: one call); on `sysv-sem:`, [`sysv_wait`] and
+/// [`sysv_post`] of the [`SysvState`].
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    wait: RawOp,
+    post: RawOp,
+    arg: NonNull<libc::sem_t>,
+}
+
 #[derive(Debug)]
 enum Flavor {
-    Posix {
-        sem: NamedSem,
-        name: String,
-    },
-    /// `held`: units this handle took and has not posted back, whose
-    /// `SEM_UNDO` record a post cancels.
-    Sysv {
-        sem: KeyedSem,
-        held: AtomicU32,
-    },
+    Posix { sem: NamedSem, name: String },
+    Sysv(Box<SysvState>),
+}
+
+/// A `sysv-sem:` handle's state, boxed so that [`Hot::arg`] can point at
+/// it. `held`: units this handle took and has not posted back, whose
+/// `SEM_UNDO` record a post cancels.
+#[derive(Debug)]
+struct SysvState {
+    sem: KeyedSem,
+    held: AtomicU32,
+}
+
+/// `wait` of a `sysv-sem:` semaphore, as a [`RawOp`]: one `semop(-1,
+/// SEM_UNDO)`, restarted after a signal (out of line).
+///
+/// # Safety
+/// `arg` points to a live [`SysvState`].
+unsafe extern "C" fn sysv_wait(arg: *mut libc::sem_t) -> libc::c_int {
+    // SAFETY: the caller's precondition.
+    let st = unsafe { &*arg.cast::<SysvState>() };
+    if st.sem.op_once(-1, true) {
+        st.held.fetch_add(1, Ordering::Relaxed);
+        return 0;
+    }
+    sysv_op_failed(st, -1, false)
+}
+
+/// `post` of a `sysv-sem:` semaphore, as a [`RawOp`]: returns a unit this
+/// handle holds (with `SEM_UNDO`, cancelling its wait's undo record) or
+/// adds a new one that outlives the process.
+///
+/// # Safety
+/// `arg` points to a live [`SysvState`].
+unsafe extern "C" fn sysv_post(arg: *mut libc::sem_t) -> libc::c_int {
+    // SAFETY: the caller's precondition.
+    let st = unsafe { &*arg.cast::<SysvState>() };
+    let returning = st
+        .held
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| h.checked_sub(1))
+        .is_ok();
+    if st.sem.op_once(1, returning) {
+        return 0;
+    }
+    sysv_op_failed(st, 1, returning)
+}
+
+/// A `semop` of `delta` on `st` failed (`errno` says why): retried while
+/// the cause is a signal; otherwise a wait's unit or a post's returned
+/// unit is accounted back and -1 returned, `errno` kept.
+#[cold]
+#[inline(never)]
+fn sysv_op_failed(st: &SysvState, delta: i16, undo: bool) -> libc::c_int {
+    loop {
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            if delta > 0 && undo {
+                st.held.fetch_add(1, Ordering::Relaxed);
+            }
+            e.set();
+            return -1;
+        }
+        if st.sem.op_once(delta, delta < 0 || undo) {
+            if delta < 0 {
+                st.held.fetch_add(1, Ordering::Relaxed);
+            }
+            return 0;
+        }
+    }
+}
+
+impl Flavor {
+    fn hot(&self) -> Hot {
+        match self {
+            Flavor::Posix { sem, .. } => Hot {
+                wait: sem::WAIT,
+                post: sem::POST,
+                arg: sem.as_ptr(),
+            },
+            Flavor::Sysv(st) => Hot {
+                wait: sysv_wait,
+                post: sysv_post,
+                arg: NonNull::from(&**st).cast(),
+            },
+        }
+    }
 }
 
 fn posix_name(endpoint: &Endpoint) -> String {
@@ -145,14 +245,15 @@ impl Semaphore {
                     os_error(endpoint, "semget", e, hint)
                 })?;
                 registry::register_state(Kind::StateSemaphore, sem.id(), endpoint);
-                Flavor::Sysv {
+                Flavor::Sysv(Box::new(SysvState {
                     sem,
                     held: AtomicU32::new(0),
-                }
+                }))
             }
         };
         tracing::debug!(%endpoint, initial, "semaphore created");
         Ok(Semaphore {
+            hot: flavor.hot(),
             endpoint: endpoint.clone(),
             flavor,
         })
@@ -183,13 +284,14 @@ impl Semaphore {
                 let sem = KeyedSem::open(key).map_err(|e| {
                     os_error(endpoint, "semget", e, "no such semaphore; create it first")
                 })?;
-                Flavor::Sysv {
+                Flavor::Sysv(Box::new(SysvState {
                     sem,
                     held: AtomicU32::new(0),
-                }
+                }))
             }
         };
         Ok(Semaphore {
+            hot: flavor.hot(),
             endpoint: endpoint.clone(),
             flavor,
         })
@@ -217,13 +319,32 @@ impl Semaphore {
     /// [`Error::Io`] when the semaphore was removed meanwhile (`sysv-sem:`).
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        match &self.flavor {
-            Flavor::Posix { sem, .. } => sem.wait().map_err(|e| self.fail("sem_wait", e)),
-            Flavor::Sysv { sem, held } => {
-                sem.wait(None).map_err(|e| self.fail("semop", e))?;
-                held.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+        let Hot { wait, arg, .. } = self.hot;
+        loop {
+            // SAFETY: `wait` and `arg` were paired by `Flavor::hot`, and
+            // `arg` lives as long as `self` (see `Hot`).
+            if unsafe { wait(arg.as_ptr()) } == 0 {
+                return Ok(());
             }
+            self.wait_failed()?;
+        }
+    }
+
+    /// A failed hot wait: `Ok` to try again after a signal, else the error.
+    #[cold]
+    #[inline(never)]
+    fn wait_failed(&self) -> Result<()> {
+        match Errno::last() {
+            Errno::EINTR => Ok(()),
+            e => Err(self.fail(self.call("sem_wait"), e)),
+        }
+    }
+
+    /// `posix` on `sem:`, `semop` on `sysv-sem:`.
+    fn call<'a>(&self, posix: &'a str) -> &'a str {
+        match self.flavor {
+            Flavor::Posix { .. } => posix,
+            Flavor::Sysv(_) => "semop",
         }
     }
 
@@ -235,10 +356,11 @@ impl Semaphore {
     pub fn try_wait(&self) -> Result<()> {
         match &self.flavor {
             Flavor::Posix { sem, .. } => sem.try_wait().map_err(|e| self.fail("sem_trywait", e)),
-            Flavor::Sysv { sem, held } => {
-                sem.wait(Some(Duration::ZERO))
+            Flavor::Sysv(st) => {
+                st.sem
+                    .wait(Some(Duration::ZERO))
                     .map_err(|e| self.fail("semop", e))?;
-                held.fetch_add(1, Ordering::Relaxed);
+                st.held.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }
@@ -259,12 +381,12 @@ impl Semaphore {
             Flavor::Posix { sem, .. } => sem
                 .wait_timeout(timeout)
                 .map_err(|e| self.fail("sem_timedwait", e)),
-            Flavor::Sysv { sem, held } => {
-                sem.wait(Some(timeout)).map_err(|e| match e {
+            Flavor::Sysv(st) => {
+                st.sem.wait(Some(timeout)).map_err(|e| match e {
                     Errno::EAGAIN => Error::Timeout,
                     e => self.fail("semtimedop", e),
                 })?;
-                held.fetch_add(1, Ordering::Relaxed);
+                st.held.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }
@@ -276,20 +398,19 @@ impl Semaphore {
     /// [`Error::Io`] at the maximum value, or when removed (`sysv-sem:`).
     #[inline]
     pub fn post(&self) -> Result<()> {
-        match &self.flavor {
-            Flavor::Posix { sem, .. } => sem.post().map_err(|e| self.fail("sem_post", e)),
-            Flavor::Sysv { sem, held } => {
-                let returning = held
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| h.checked_sub(1))
-                    .is_ok();
-                sem.post(returning).map_err(|e| {
-                    if returning {
-                        held.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.fail("semop", e)
-                })
-            }
+        let Hot { post, arg, .. } = self.hot;
+        // SAFETY: `post` and `arg` were paired by `Flavor::hot`, and `arg`
+        // lives as long as `self` (see `Hot`).
+        if unsafe { post(arg.as_ptr()) } == 0 {
+            return Ok(());
         }
+        Err(self.post_failed())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn post_failed(&self) -> Error {
+        self.fail(self.call("sem_post"), Errno::last())
     }
 
     /// The current number of units (0 while processes wait).
@@ -299,7 +420,7 @@ impl Semaphore {
     pub fn value(&self) -> Result<u32> {
         match &self.flavor {
             Flavor::Posix { sem, .. } => sem.value().map_err(|e| self.fail("sem_getvalue", e)),
-            Flavor::Sysv { sem, .. } => sem.value().map_err(|e| self.fail("semctl(GETVAL)", e)),
+            Flavor::Sysv(st) => st.sem.value().map_err(|e| self.fail("semctl(GETVAL)", e)),
         }
     }
 
@@ -317,9 +438,10 @@ impl Semaphore {
                 drop(sem);
                 sem::unlink(&name).map_err(|e| os_error(&endpoint, "sem_unlink", e, ""))
             }
-            Flavor::Sysv { sem, .. } => {
-                let id = sem.id();
-                sem.remove()
+            Flavor::Sysv(st) => {
+                let id = st.sem.id();
+                st.sem
+                    .remove()
                     .map_err(|e| os_error(&endpoint, "semctl(IPC_RMID)", e, ""))?;
                 registry::unregister(Kind::StateSemaphore, &id.to_string());
                 Ok(())

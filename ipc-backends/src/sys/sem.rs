@@ -14,6 +14,21 @@ use nix::errno::Errno;
 
 use super::clock;
 
+/// A semaphore operation with the C ABI of `sem_wait`/`sem_post`: 0, or
+/// -1 with `errno` set. Lets a caller pick the operation once, at open,
+/// and call it without a branch on the kind of semaphore.
+pub type RawOp = unsafe extern "C" fn(*mut libc::sem_t) -> libc::c_int;
+
+/// [sem_wait(3)] as a [`RawOp`] (restart it after `EINTR`).
+///
+/// [sem_wait(3)]: https://man7.org/linux/man-pages/man3/sem_wait.3.html
+pub const WAIT: RawOp = libc::sem_wait;
+
+/// [sem_post(3)] as a [`RawOp`].
+///
+/// [sem_post(3)]: https://man7.org/linux/man-pages/man3/sem_post.3.html
+pub const POST: RawOp = libc::sem_post;
+
 /// An open named semaphore, closed ([sem_close(3)]) on drop. Not `Clone`:
 /// one owner closes once.
 ///
@@ -94,22 +109,10 @@ impl NamedSem {
             .ok_or(Errno::EINVAL)
     }
 
-    /// Takes one unit, sleeping until there is one ([sem_wait(3)]);
-    /// restarted after signals.
-    ///
-    /// [sem_wait(3)]: https://man7.org/linux/man-pages/man3/sem_wait.3.html
-    ///
-    /// # Errors
-    /// The OS error (none expected on a valid handle).
-    #[inline]
-    pub fn wait(&self) -> nix::Result<()> {
-        loop {
-            // SAFETY: `sem` is the open semaphore this handle owns.
-            match Errno::result(unsafe { libc::sem_wait(self.sem.as_ptr()) }) {
-                Err(Errno::EINTR) => continue,
-                r => return r.map(drop),
-            }
-        }
+    /// The mapped `sem_t`, for callers that call `sem_wait`/`sem_post`
+    /// themselves; valid while this handle lives.
+    pub fn as_ptr(&self) -> NonNull<libc::sem_t> {
+        self.sem
     }
 
     /// Takes one unit if there is one at once.
@@ -145,18 +148,6 @@ impl NamedSem {
                 r => return r.map(drop),
             }
         }
-    }
-
-    /// Adds one unit, waking one waiter ([sem_post(3)]).
-    ///
-    /// [sem_post(3)]: https://man7.org/linux/man-pages/man3/sem_post.3.html
-    ///
-    /// # Errors
-    /// `EOVERFLOW` at `SEM_VALUE_MAX`.
-    #[inline]
-    pub fn post(&self) -> nix::Result<()> {
-        // SAFETY: `sem` is the open semaphore this handle owns.
-        Errno::result(unsafe { libc::sem_post(self.sem.as_ptr()) }).map(drop)
     }
 
     /// The current value ([sem_getvalue(3)]; 0 while processes wait).

@@ -142,30 +142,24 @@ impl KeyedSem {
         }
     }
 
-    /// Adds one unit. `undo`: the unit returns one this process took with
-    /// [`wait`](Self::wait), so the post cancels that wait's undo record;
-    /// otherwise it is a new unit that outlives the process.
-    ///
-    /// # Errors
-    /// `ERANGE` above `SEMVMX`, `EIDRM` when the set was removed.
+    /// One `semop` of `delta` on the semaphore, `SEM_UNDO` if `undo`,
+    /// sleeping while it cannot be done; not restarted after a signal.
+    /// `false` with `errno` set when it failed (`EINTR` included): a hot
+    /// path without a `Result` to build, for callers that keep the error
+    /// handling out of line.
     #[inline]
-    pub fn post(&self, undo: bool) -> nix::Result<()> {
+    pub fn op_once(&self, delta: i16, undo: bool) -> bool {
         let mut op = libc::sembuf {
             sem_num: 0,
-            sem_op: 1,
+            sem_op: delta,
             sem_flg: if undo {
                 libc::SEM_UNDO as libc::c_short
             } else {
                 0
             },
         };
-        loop {
-            // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
-            match Errno::result(unsafe { libc::semop(self.id, &mut op, 1) }) {
-                Err(Errno::EINTR) => continue,
-                r => return r.map(drop),
-            }
-        }
+        // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
+        unsafe { libc::semop(self.id, &mut op, 1) == 0 }
     }
 
     /// The current value (`GETVAL`).

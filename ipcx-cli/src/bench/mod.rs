@@ -35,6 +35,7 @@ pub mod chart;
 pub mod measure;
 #[cfg(feature = "peers")]
 pub mod peers;
+pub mod queue_fan;
 pub mod raw;
 pub mod report;
 pub mod scale;
@@ -138,6 +139,12 @@ pub struct Args {
     /// `--transports` is given too.
     #[arg(long)]
     pub sync: bool,
+    /// Measure standalone queues with 4 producer and 4 consumer processes
+    /// on one queue (queue(mq), queue(sysv-mq); --sizes, default 64,4096)
+    /// beside raw mq_send/mq_receive and msgsnd/msgrcv loops of 4 + 4
+    /// processes; alone unless `--transports` is given too.
+    #[arg(long)]
+    pub queues: bool,
     /// Measure the async API instead (ipcx::tokio, one current-thread
     /// runtime per peer): each transport beside its blocking row and a raw
     /// tokio baseline where tokio drives the mechanism (UnixStream,
@@ -295,7 +302,7 @@ pub fn main(args: Args) -> Result<(), String> {
         }
         return Ok(());
     }
-    let rows = if (args.sync && args.transports.is_empty()) || args.asynchronous {
+    let rows = if ((args.sync || args.queues) && args.transports.is_empty()) || args.asynchronous {
         Vec::new()
     } else {
         run(&args, &mut |line| eprintln!("{line}"))?
@@ -320,13 +327,28 @@ pub fn main(args: Args) -> Result<(), String> {
     if !async_rows.is_empty() {
         print!("{}", aio::table(&async_rows));
     }
+    let fan_rows = if args.queues {
+        queue_fan::run(
+            &args.sizes_or(&[64, 4096]),
+            Duration::from_millis(budget_ms(&args)) * 4,
+            &mut |line| eprintln!("{line}"),
+        )?
+    } else {
+        Vec::new()
+    };
     if !sync_rows.is_empty() {
         print!("{}", sync::table(&sync_rows));
     }
+    if !fan_rows.is_empty() {
+        print!("{}", queue_fan::table(&fan_rows));
+    }
     if let Some(path) = &args.json {
         let mut text = report::json(&args, &rows);
-        if !sync_rows.is_empty() || !async_rows.is_empty() {
+        if !sync_rows.is_empty() || !async_rows.is_empty() || !fan_rows.is_empty() {
             if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&text) {
+                if !fan_rows.is_empty() {
+                    o.insert("queue_fan".into(), queue_fan::json(&fan_rows));
+                }
                 if !sync_rows.is_empty() {
                     o.insert("sync".into(), sync::json(&sync_rows));
                 }

@@ -182,6 +182,15 @@ fn stat(endpoint: &Endpoint) -> Result<(), String> {
     println!("mode             {:04o}", s.mode & 0o7777);
     println!("owner uid        {}", s.owner_uid);
     let pid = |p: Option<u32>| p.filter(|&p| p != 0).map_or("-".into(), |p| p.to_string());
+    let count = |n: Option<usize>| n.map_or("?".into(), |n| n.to_string());
+    println!(
+        "producers        {} (handles open now, through ipcx)",
+        count(info.producers)
+    );
+    println!(
+        "consumers        {} (handles open now, through ipcx)",
+        count(info.consumers)
+    );
     println!("last sender      {}", pid(s.last_sender));
     println!("last receiver    {}", pid(s.last_receiver));
     match &kernel {
@@ -378,12 +387,21 @@ pub fn list() -> Vec<Found> {
                 .flatten()
                 .max()
                 .and_then(|t| SystemTime::now().duration_since(t).ok());
+            // The kernel keeps the key, not the file it came from: the
+            // creator recorded its endpoint; believed while that file
+            // still gives this key.
+            let endpoint = record_field(&record, "endpoint").filter(|ep| {
+                ep.strip_prefix("sysv-mq:")
+                    .map(|rest| rest.split('?').next().unwrap_or(rest))
+                    .and_then(sysv_key)
+                    .is_some_and(|k| k as u32 == key)
+            });
             out.push(Found {
                 kind: "sysv-mq",
                 name: format!("key {key:#010x} id {}", row.msqid),
                 type_name,
                 messages: Some(row.messages),
-                endpoint: None,
+                endpoint,
                 idle,
             });
         }
