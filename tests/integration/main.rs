@@ -10,6 +10,7 @@ mod async_conformance;
 mod async_rpc;
 #[cfg(feature = "tokio")]
 mod async_shm;
+mod batch;
 mod conformance;
 mod in_place;
 #[cfg(feature = "nats")]
