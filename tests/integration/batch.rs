@@ -97,7 +97,7 @@ fn run_role<R: Route>() {
             loop {
                 match ch.recv_batch_until(&mut batch, 64, ipcx::Deadline::after(OP)) {
                     Ok(n) => {
-                        assert!(n >= 1 && n <= 64, "recv_batch took {n} of at most 64");
+                        assert!((1..=64).contains(&n), "recv_batch took {n} of at most 64");
                         for m in &batch {
                             assert_eq!(m.len(), BIG_LEN, "message {count}: wrong length");
                             assert_eq!(seq_of(m), count, "message out of order");

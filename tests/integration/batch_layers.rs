@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ipcx::{Batch, Error, IpcMessage, Listener as _, Receiver as _, Sender as _};
+use ipcx::{Batch, Error, IpcMessage, Receiver as _, Sender as _};
 use serde::{Deserialize, Serialize};
 
 use crate::util::{self, Peer, report};
@@ -155,7 +155,11 @@ fn decode_error_in_a_batch(test: &'static str, ep: String) {
         let ids: Vec<u64> = values.iter().map(|o| o.id).collect();
         assert_eq!(ids, [0, 2, 3], "values around the bad message ({seen:?})");
         let errors: Vec<&String> = seen.iter().filter(|s| s.starts_with("Decode")).collect();
-        assert_eq!(errors, ["Decode after 1"], "one Decode error, after the first value");
+        assert_eq!(
+            errors,
+            ["Decode after 1"],
+            "one Decode error, after the first value"
+        );
         peer.tell("done");
         drop(ch);
         peer.expect_success();
