@@ -255,7 +255,7 @@ pub fn check_sizes(msgs: &[&[u8]], max: usize) -> Result<()> {
 /// system call does.
 ///
 /// # Errors
-/// As [`Sender::send_batch_until`](crate::Sender::send_batch_until).
+/// As [`Sender::send_batch_until`].
 pub fn send_each<S: Sender + ?Sized>(
     tx: &mut S,
     msgs: &[&[u8]],
@@ -277,7 +277,7 @@ pub fn send_each<S: Sender + ?Sized>(
 /// message per system call does.
 ///
 /// # Errors
-/// As [`Receiver::recv_batch_until`](crate::Receiver::recv_batch_until).
+/// As [`Receiver::recv_batch_until`].
 pub fn recv_each<R: Receiver + ?Sized>(
     rx: &mut R,
     batch: &mut Batch,
