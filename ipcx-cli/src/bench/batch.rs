@@ -49,6 +49,10 @@ pub struct BatchRow {
     pub single: Vec<f64>,
     /// ipcx in batches of [`BATCH`], messages/s, per repetition.
     pub batched: Vec<f64>,
+    /// The same through the async API (`ipcx::tokio`, the sender's
+    /// `send_batch().await` on a current-thread runtime; the receiver
+    /// blocking), messages/s, per repetition.
+    pub async_batched: Vec<f64>,
 }
 
 impl BatchRow {
@@ -121,6 +125,7 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<BatchRow>,
                     raw: Vec::new(),
                     single: Vec::new(),
                     batched: Vec::new(),
+                    async_batched: Vec::new(),
                 };
                 for rep in 0..REPS {
                     row.raw
@@ -128,15 +133,18 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<BatchRow>,
                     row.single
                         .push(measure_pair(def, Target::Ipcx, &spec, pin)?.msgs_per_s);
                     row.batched
-                        .push(measure_batched(def, &spec, pin)?.msgs_per_s);
+                        .push(measure_batched(def, &spec, pin, false)?.msgs_per_s);
+                    row.async_batched
+                        .push(measure_batched(def, &spec, pin, true)?.msgs_per_s);
                     progress(&format!(
-                        "batch {label} {} pin={} rep {}/{REPS}: raw {}/s, ipcx {}/s, batched {}/s",
+                        "batch {label} {} pin={} rep {}/{REPS}: raw {}/s, ipcx {}/s, batched {}/s, async batched {}/s",
                         human_size(size),
                         pin.name(),
                         rep + 1,
                         human_count(row.raw[rep]),
                         human_count(row.single[rep]),
                         human_count(row.batched[rep]),
+                        human_count(row.async_batched[rep]),
                     ));
                 }
                 rows.push(row);
@@ -152,14 +160,23 @@ pub fn table(rows: &[BatchRow]) -> String {
         "\none-way throughput, batches of {BATCH} (send_batch / recv_batch), median of {REPS} interleaved repetitions\n"
     );
     out += &format!(
-        "{:<12} {:>6} {:>6} {:>12} {:>12} {:>12} {:>10} {:>16}\n",
-        "transport", "size", "pin", "raw", "ipcx", "batched", "ipcx/raw", "batched/raw"
+        "{:<12} {:>6} {:>6} {:>12} {:>12} {:>12} {:>10} {:>22} {:>14} {:>10}\n",
+        "transport",
+        "size",
+        "pin",
+        "raw",
+        "ipcx",
+        "batched",
+        "ipcx/raw",
+        "batched/raw",
+        "async batched",
+        "async/raw"
     );
     for r in rows {
         let ratios = r.ratios();
         let (lo, hi) = spread(&ratios);
         out += &format!(
-            "{:<12} {:>6} {:>6} {:>12} {:>12} {:>12} {:>9.2}× {:>6.2}× ({:.2}–{:.2})\n",
+            "{:<12} {:>6} {:>6} {:>12} {:>12} {:>12} {:>9.2}× {:>6.2}× ({:>5.2}–{:>5.2}) {:>14} {:>9.2}×\n",
             r.transport,
             human_size(r.size),
             r.pin.name(),
@@ -170,6 +187,8 @@ pub fn table(rows: &[BatchRow]) -> String {
             median(&ratios),
             lo,
             hi,
+            format!("{}/s", human_count(median(&r.async_batched))),
+            median(&r.async_batched) / median(&r.raw),
         );
     }
     out
@@ -188,6 +207,7 @@ pub fn json(rows: &[BatchRow]) -> serde_json::Value {
                     "raw_msgs_per_s": r.raw,
                     "ipcx_msgs_per_s": r.single,
                     "batched_msgs_per_s": r.batched,
+                    "async_batched_msgs_per_s": r.async_batched,
                     "batched_over_raw": r.ratios(),
                     "batched_over_raw_median": median(&r.ratios()),
                 })
@@ -196,9 +216,17 @@ pub fn json(rows: &[BatchRow]) -> serde_json::Value {
     )
 }
 
-fn config(label: &str, role: Role, spec: &Spec, cpu: Option<usize>, address: &str) -> String {
+fn config(
+    label: &str,
+    role: Role,
+    asynchronous: bool,
+    spec: &Spec,
+    cpu: Option<usize>,
+    address: &str,
+) -> String {
     format!(
-        "{label}\t{}\t{}\t{}\t{}\t{address}",
+        "{label}\t{}\t{}\t{}\t{}\t{}\t{address}",
+        if asynchronous { "async" } else { "blocking" },
         match role {
             Role::Server => "server",
             Role::Client => "client",
@@ -230,23 +258,17 @@ fn spawn_peer(config: &str, client: Option<&str>) -> Result<PeerProcess, String>
 }
 
 /// One batched measurement: a server and a client process.
-fn measure_batched(def: &raw::TargetDef, spec: &Spec, pin: Pin) -> Result<Outcome, String> {
+fn measure_batched(
+    def: &raw::TargetDef,
+    spec: &Spec,
+    pin: Pin,
+    asynchronous: bool,
+) -> Result<Outcome, String> {
     let address = (def.address)();
-    let server_cfg = config(
-        def.label,
-        Role::Server,
-        spec,
-        pin.cpu(Role::Server),
-        &address,
-    );
+    let cfg = |role, at: &str| config(def.label, role, asynchronous, spec, pin.cpu(role), at);
+    let server_cfg = cfg(Role::Server, &address);
     let result = if def.spawned {
-        let client_cfg = config(
-            def.label,
-            Role::Client,
-            spec,
-            pin.cpu(Role::Client),
-            &address,
-        );
+        let client_cfg = cfg(Role::Client, &address);
         let mut server = spawn_peer(&server_cfg, Some(&client_cfg))?;
         server.line("that it started its client")?;
         let result = server.line("the client's result")?;
@@ -258,7 +280,7 @@ fn measure_batched(def: &raw::TargetDef, spec: &Spec, pin: Pin) -> Result<Outcom
         let at = ready
             .strip_prefix("READY ")
             .ok_or_else(|| format!("{} batch server: {ready}", def.label))?;
-        let client_cfg = config(def.label, Role::Client, spec, pin.cpu(Role::Client), at);
+        let client_cfg = cfg(Role::Client, at);
         let mut client = spawn_peer(&client_cfg, None)?;
         let result = client.line("its result")?;
         client.finish()?;
@@ -284,8 +306,8 @@ fn pin_to(cpu: usize) -> Result<(), String> {
 /// # Errors
 /// What failed, as text (the parent reports it).
 pub fn peer_main(cfg: &str) -> Result<(), String> {
-    let f: Vec<&str> = cfg.splitn(6, '\t').collect();
-    let [_label, role, size, budget, cpu, address] = f[..] else {
+    let f: Vec<&str> = cfg.splitn(7, '\t').collect();
+    let [_label, mode, role, size, budget, cpu, address] = f[..] else {
         return Err(format!("bad batch peer configuration {cfg:?}"));
     };
     let size: usize = size.parse().map_err(|_| "size")?;
@@ -301,6 +323,11 @@ pub fn peer_main(cfg: &str) -> Result<(), String> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
+    if role == "client" && mode == "async" {
+        let o = async_client(&ep, size, budget)?;
+        say(&format!("RESULT {}", o.encode()));
+        return Ok(());
+    }
     if role == "client" {
         let mut ch = ipcx::connect(&ep).map_err(|e| e.to_string())?;
         let o = client(&mut ch, size, budget).map_err(|e| e.to_string())?;
@@ -351,6 +378,43 @@ fn client(ch: &mut ipcx::AnyChannel, size: usize, budget: Duration) -> ipcx::Res
         samples: n,
         msgs_per_s: n as f64 / secs,
         ..Outcome::default()
+    })
+}
+
+/// [`client`] through the async API, on a current-thread runtime.
+fn async_client(ep: &Endpoint, size: usize, budget: Duration) -> Result<Outcome, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async {
+        let mut ch = if ep.scheme() == ipcx::Scheme::Pipe {
+            ipcx::tokio::connect_parent().await
+        } else {
+            ipcx::tokio::connect(ep).await
+        }
+        .map_err(|e| e.to_string())?;
+        let msgs = vec![vec![DATA; size.max(1)]; BATCH];
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        loop {
+            ch.send_batch(&refs).await.map_err(|e| e.to_string())?;
+            n += BATCH as u64;
+            if start.elapsed() >= budget {
+                break;
+            }
+        }
+        ch.send(&vec![STOP; size.max(1)])
+            .await
+            .map_err(|e| e.to_string())?;
+        ch.recv().await.map_err(|e| e.to_string())?;
+        let secs = start.elapsed().as_secs_f64();
+        Ok(Outcome {
+            samples: n,
+            msgs_per_s: n as f64 / secs,
+            ..Outcome::default()
+        })
     })
 }
 
