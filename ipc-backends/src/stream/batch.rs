@@ -288,3 +288,54 @@ enum Buffered {
 }
 
 use Buffered::{Large, Short, Whole};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frames_share_one_piece_and_large_bodies_are_their_own() {
+        let big = vec![9u8; COALESCE + 1];
+        let msgs: [&[u8]; 4] = [b"ab", b"", &big, b"c"];
+        let (mut scratch, mut pieces, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        assert_eq!(assemble(&msgs, &mut scratch, &mut pieces, &mut ends), 4);
+        let h = HEADER_LEN;
+        assert_eq!(
+            ends,
+            [
+                h + 2,
+                2 * h + 2,
+                3 * h + 2 + big.len(),
+                4 * h + 3 + big.len()
+            ]
+        );
+        // Headers and small bodies copied; the large body left in place.
+        assert_eq!(scratch.len(), 4 * h + 3);
+        match pieces[..] {
+            [Piece::Scratch(0, a), Piece::Body(2), Piece::Scratch(b, c)] => {
+                assert_eq!((a, b, c), (3 * h + 2, 3 * h + 2, 4 * h + 3));
+            }
+            _ => panic!("{pieces:?}"),
+        }
+    }
+
+    #[test]
+    fn a_chunk_stops_at_its_copy_limit_but_takes_at_least_one() {
+        let small = vec![1u8; COALESCE];
+        let msgs: Vec<&[u8]> = vec![&small; 1000];
+        let (mut scratch, mut pieces, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        let n = assemble(&msgs, &mut scratch, &mut pieces, &mut ends);
+        assert_eq!(n, CHUNK / (HEADER_LEN + COALESCE));
+        assert!(scratch.len() <= CHUNK);
+        let huge = vec![0u8; 2 * CHUNK];
+        let one: [&[u8]; 2] = [&huge, &huge];
+        assert_eq!(assemble(&one, &mut scratch, &mut pieces, &mut ends), 2);
+        let many_large: Vec<&[u8]> = vec![&huge; MAX_SLICES];
+        let n = assemble(&many_large, &mut scratch, &mut pieces, &mut ends);
+        assert!(
+            n < MAX_SLICES && pieces.len() <= MAX_SLICES,
+            "{n} frames, {} pieces",
+            pieces.len()
+        );
+    }
+}
