@@ -159,6 +159,8 @@ impl AsyncSender {
     /// # Ok(()) }
     /// ```
     pub async fn loan(&mut self, len: usize) -> Result<AsyncLoan<'_>> {
+        // What the Sink holds goes first, so that order is kept.
+        poll_fn(|cx| self.poll_queued(cx)).await?;
         let in_ring = match &self.flavor {
             Flavor::Direct(d) => d.get().is_shared_memory(),
             Flavor::Bridged(_) => false,
