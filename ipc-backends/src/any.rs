@@ -23,8 +23,8 @@ use crate::pipe::PipeChannel;
 use crate::shm::ShmChannel;
 use ipc_core::loan::{Commit, InPlaceReceiver, LoanSender, Received};
 use ipc_core::{
-    Channel, Deadline, Endpoint, Error, Listener, PeerInfo, Receiver, Result, Schema, Scheme,
-    Sender, Transport,
+    Batch, Channel, Deadline, Endpoint, Error, Listener, PeerInfo, Receiver, Result, Schema,
+    Scheme, Sender, Transport,
 };
 
 /// Calls `$m!` with the list of built backends: `Variant => Type, Scheme;`.
@@ -114,6 +114,10 @@ macro_rules! define_any {
             fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
                 match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.send_until(msg, deadline),)* }
             }
+            #[inline]
+            fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+                match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.send_batch_until(msgs, deadline),)* }
+            }
             fn max_message_size(&self) -> usize {
                 match &self.flavor { $(ChannelFlavor::$variant(c) => c.max_message_size(),)* }
             }
@@ -123,6 +127,10 @@ macro_rules! define_any {
             #[inline]
             fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
                 match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.recv_until(buf, deadline),)* }
+            }
+            #[inline]
+            fn recv_batch_until(&mut self, batch: &mut Batch, max: usize, deadline: Deadline) -> Result<usize> {
+                match &mut self.flavor { $(ChannelFlavor::$variant(c) => c.recv_batch_until(batch, max, deadline),)* }
             }
         }
 
@@ -176,6 +184,10 @@ macro_rules! define_any {
             fn send_until(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
                 match &mut self.flavor { $(SenderFlavor::$variant(c) => c.send_until(msg, deadline),)* }
             }
+            #[inline]
+            fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+                match &mut self.flavor { $(SenderFlavor::$variant(c) => c.send_batch_until(msgs, deadline),)* }
+            }
             fn max_message_size(&self) -> usize {
                 match &self.flavor { $(SenderFlavor::$variant(c) => c.max_message_size(),)* }
             }
@@ -198,6 +210,10 @@ macro_rules! define_any {
             #[inline]
             fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
                 match &mut self.flavor { $(ReceiverFlavor::$variant(c) => c.recv_until(buf, deadline),)* }
+            }
+            #[inline]
+            fn recv_batch_until(&mut self, batch: &mut Batch, max: usize, deadline: Deadline) -> Result<usize> {
+                match &mut self.flavor { $(ReceiverFlavor::$variant(c) => c.recv_batch_until(batch, max, deadline),)* }
             }
         }
 

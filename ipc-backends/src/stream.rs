@@ -27,6 +27,8 @@ use crate::sys::fd::{Interest, Ready, wait, wait_any};
 use crate::sys::pipe;
 use crate::sys::socket::{self, How, Io};
 
+mod batch;
+
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Size of the receive buffer.
@@ -307,6 +309,10 @@ impl ipc_core::Sender for StreamSender {
         self.link.local(outcome)
     }
 
+    fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+        self.send_batch_frames(msgs, deadline)
+    }
+
     fn max_message_size(&self) -> usize {
         self.max
     }
@@ -454,6 +460,15 @@ impl ipc_core::Receiver for StreamReceiver {
             Ok(()) => Ok(()),
             Err(e) => self.link.observe(Err(e)),
         }
+    }
+
+    fn recv_batch_until(
+        &mut self,
+        batch: &mut ipc_core::Batch,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.recv_batch_frames(batch, max, deadline)
     }
 }
 

@@ -13,6 +13,7 @@
 // Lets the derive's default `::ipc_core::` paths resolve inside this crate.
 extern crate self as ipc_core;
 
+pub mod batch;
 pub mod endpoint;
 pub mod error;
 pub mod handshake;
@@ -21,6 +22,7 @@ pub mod message;
 pub mod transport;
 pub mod typed;
 
+pub use batch::Batch;
 pub use endpoint::{Endpoint, EndpointError, Options, Scheme, Wait};
 pub use error::{Direction, Error, Result};
 pub use handshake::{PeerInfo, Schema, TypeTag};

@@ -47,11 +47,16 @@
 //!   same endpoint after `kill -9` works without manual cleanup.
 //! - **Private by default.** Objects are created `0600`, exclusively;
 //!   `mode=` widens, `allow_uid=` restricts peers.
+//! - **Batches keep it too.** [`Sender::send_batch_until`] and
+//!   [`Receiver::recv_batch_until`] move many messages per system call or
+//!   wake-up with the same guarantees, message by message; what a partly
+//!   sent batch means is in [`crate::batch`].
 //! - **A hostile peer cannot break us.** Whatever it sends, the worst it gets
 //!   is a [`Error::Protocol`](crate::Error::Protocol) disconnect: no panic, no unbounded allocation.
 
 use std::time::{Duration, Instant};
 
+use crate::batch::Batch;
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::handshake::{PeerInfo, Schema};
@@ -152,6 +157,56 @@ pub trait Sender: Send {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_until(msg, Deadline::after(timeout))
     }
+
+    /// Sends `msgs` in order with as few system calls or wake-ups as the
+    /// transport allows, waiting at most until `deadline` for room; the
+    /// rules are in [`crate::batch`]. Returns how many of the first
+    /// messages were sent: all of them unless the deadline passed.
+    ///
+    /// The provided method sends one message at a time; stream and
+    /// shared-memory transports override it (one `writev`, one wake-up).
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] when any message is too large (nothing
+    /// sent), [`Error::WouldBlock`]/[`Error::Timeout`] when the deadline
+    /// passed before the first message went, [`Error::Disconnected`].
+    ///
+    /// [`Error::MessageTooLarge`]: crate::Error::MessageTooLarge
+    /// [`Error::WouldBlock`]: crate::Error::WouldBlock
+    /// [`Error::Timeout`]: crate::Error::Timeout
+    /// [`Error::Disconnected`]: crate::Error::Disconnected
+    fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+        crate::batch::check_sizes(msgs, self.max_message_size())?;
+        crate::batch::send_each(self, msgs, deadline)
+    }
+
+    /// Sends every message of `msgs`, in order, blocking while the channel
+    /// is full ([`send_batch_until`](Sender::send_batch_until) without a
+    /// deadline).
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch_until`].
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        self.send_batch_until(msgs, Deadline::Never).map(drop)
+    }
+
+    /// Sends as many of `msgs` as there is room for now; returns how many.
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch_until`]; [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// when not even the first fits.
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Deadline::Now)
+    }
+
+    /// Sends as many of `msgs` as room comes for within `timeout`; returns
+    /// how many.
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch_until`].
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.send_batch_until(msgs, Deadline::after(timeout))
+    }
 }
 
 /// The receiving half of a connection.
@@ -207,6 +262,45 @@ pub trait Receiver: Send {
         let mut buf = Vec::new();
         self.recv_until(&mut buf, Deadline::after(timeout))?;
         Ok(buf)
+    }
+
+    /// Waits until `deadline` for a message, then takes every further one
+    /// already there, without waiting, up to `max` in all (at least one),
+    /// into `batch` (replacing its contents); returns how many. The rules
+    /// are in [`crate::batch`].
+    ///
+    /// The provided method receives one message at a time; stream and
+    /// shared-memory transports override it (many frames per `read`, many
+    /// ring records per wake-up).
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_until`], for the first message; an error met
+    /// after one was taken is reported by the next call.
+    fn recv_batch_until(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        crate::batch::recv_each(self, batch, max, deadline)
+    }
+
+    /// Blocks until a message arrives, then takes what else is there, up
+    /// to `max` messages.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_batch_until`].
+    fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Deadline::Never)
+    }
+
+    /// Takes the messages waiting now, up to `max`.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_batch_until`]; [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// when there are none.
+    fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Deadline::Now)
     }
 }
 
@@ -309,6 +403,10 @@ impl<S: Sender, R: Receiver> Sender for Duplex<S, R> {
         self.sender.send_until(msg, deadline)
     }
 
+    fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+        self.sender.send_batch_until(msgs, deadline)
+    }
+
     fn max_message_size(&self) -> usize {
         self.sender.max_message_size()
     }
@@ -317,6 +415,15 @@ impl<S: Sender, R: Receiver> Sender for Duplex<S, R> {
 impl<S: Sender, R: Receiver> Receiver for Duplex<S, R> {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.receiver.recv_until(buf, deadline)
+    }
+
+    fn recv_batch_until(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.receiver.recv_batch_until(batch, max, deadline)
     }
 }
 

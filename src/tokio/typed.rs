@@ -100,6 +100,7 @@ pub struct TypedSender<Out> {
 pub struct TypedReceiver<In> {
     inner: Receiver,
     buf: Vec<u8>,
+    inbox: ipc_core::typed::Inbox,
     types: PhantomData<fn() -> In>,
 }
 
@@ -202,6 +203,23 @@ impl<Out: IpcMessage, In: IpcMessage> TypedChannel<Out, In> {
         self.receiver.try_recv()
     }
 
+    /// Sends `msgs` as one batch; see [`TypedSender::send_batch`].
+    ///
+    /// # Errors
+    /// As [`TypedSender::send_batch`].
+    pub async fn send_batch(&mut self, msgs: &[Out]) -> Result<()> {
+        self.sender.send_batch(msgs).await
+    }
+
+    /// Receives up to `max` values at once; see
+    /// [`TypedReceiver::recv_batch`].
+    ///
+    /// # Errors
+    /// As [`TypedReceiver::recv_batch`].
+    pub async fn recv_batch(&mut self, out: &mut Vec<In>, max: usize) -> Result<usize> {
+        self.receiver.recv_batch(out, max).await
+    }
+
     /// Splits into halves usable from two tasks.
     pub fn split(self) -> (TypedSender<Out>, TypedReceiver<In>) {
         (self.sender, self.receiver)
@@ -248,6 +266,17 @@ impl<Out: IpcMessage> TypedSender<Out> {
     pub fn try_send(&mut self, msg: &Out) -> Result<()> {
         encode(&mut self.buf, msg)?;
         self.inner.try_send(&self.buf)
+    }
+
+    /// Sends every value of `msgs`, in order, as one batch (one system
+    /// call or doorbell where the transport allows; the rules are
+    /// [`ipc_core::batch`]'s). Cancel safety as [`Sender::send_batch`].
+    ///
+    /// # Errors
+    /// [`Error::Encode`] (nothing sent), then as [`Sender::send_batch`].
+    pub async fn send_batch(&mut self, msgs: &[Out]) -> Result<()> {
+        let refs = ipc_core::typed::encode_batch(&mut self.buf, msgs)?;
+        self.inner.send_batch(&refs).await
     }
 
     /// The byte sender.
@@ -321,6 +350,7 @@ impl<In: IpcMessage> TypedReceiver<In> {
         TypedReceiver {
             inner,
             buf: Vec::new(),
+            inbox: ipc_core::typed::Inbox::default(),
             types: PhantomData,
         }
     }
@@ -330,8 +360,27 @@ impl<In: IpcMessage> TypedReceiver<In> {
     /// # Errors
     /// As [`TypedChannel::recv`].
     pub async fn recv(&mut self) -> Result<In> {
+        if let Some(r) = self.inbox.take_one() {
+            return r;
+        }
         self.inner.recv_into(&mut self.buf).await?;
         In::decode(&self.buf)
+    }
+
+    /// Waits for a value, then takes every further one already there, up
+    /// to `max` in all, appending them to `out`; returns how many. A
+    /// message that does not decode ends the batch before it and is the
+    /// [`Error::Decode`] of the call that meets it first (values a batch
+    /// left that way come first from `recv`/`recv_batch`, not from
+    /// `recv_sample`). Cancel-safe.
+    ///
+    /// # Errors
+    /// `Decode` as above; as [`TypedChannel::recv`].
+    pub async fn recv_batch(&mut self, out: &mut Vec<In>, max: usize) -> Result<usize> {
+        if !self.inbox.waiting() {
+            self.inner.recv_batch(self.inbox.refill(), max).await?;
+        }
+        self.inbox.decode_into(out, max)
     }
 
     /// Receives a message if one is waiting.
@@ -339,6 +388,9 @@ impl<In: IpcMessage> TypedReceiver<In> {
     /// # Errors
     /// As [`TypedChannel::try_recv`].
     pub fn try_recv(&mut self) -> Result<In> {
+        if let Some(r) = self.inbox.take_one() {
+            return r;
+        }
         In::decode(&self.inner.try_recv()?)
     }
 
@@ -369,7 +421,11 @@ impl<In: IpcMessage> Stream for TypedReceiver<In> {
     type Item = Result<In>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<In>>> {
-        Pin::new(&mut self.get_mut().inner)
+        let this = self.get_mut();
+        if let Some(r) = this.inbox.take_one() {
+            return Poll::Ready(Some(r));
+        }
+        Pin::new(&mut this.inner)
             .poll_next(cx)
             .map(|item| item.map(|bytes| bytes.and_then(|b| In::decode(&b))))
     }

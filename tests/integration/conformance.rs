@@ -27,9 +27,9 @@ use crate::util::{self, Peer, Rng, Route, check_message, make_message, report};
 const CASE_LIMIT: Duration = Duration::from_secs(240);
 /// Longest a survivor may stay blocked after its peer's SIGKILL before the
 /// test calls it a hang. (The target is 100 ms; the figure is printed.)
-const DEATH_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const DEATH_LIMIT: Duration = Duration::from_secs(10);
 /// Bound on single operations that must complete.
-const OP: Duration = Duration::from_secs(60);
+pub(crate) const OP: Duration = Duration::from_secs(60);
 
 matrix!(conformance, unix => format!("unix:/tmp/{}.sock", crate::util::unique("u")),
     by_type ipcx::backends::unix::Unix;
@@ -127,17 +127,17 @@ matrix!(conformance, pipe => "pipe:".to_string(), by_endpoint;
 use crate::util::parse;
 
 #[track_caller]
-fn listen<R: Route>(ep: &str) -> R::Listener {
+pub(crate) fn listen<R: Route>(ep: &str) -> R::Listener {
     R::listen(&parse(ep)).unwrap_or_else(|e| panic!("listen {ep}: {e}"))
 }
 
 #[track_caller]
-fn connect<R: Route>(ep: &str) -> R::Channel {
+pub(crate) fn connect<R: Route>(ep: &str) -> R::Channel {
     R::connect(&parse(ep)).unwrap_or_else(|e| panic!("connect {ep}: {e}"))
 }
 
 #[track_caller]
-fn accept<L: Listener>(l: &mut L) -> L::Channel {
+pub(crate) fn accept<L: Listener>(l: &mut L) -> L::Channel {
     l.accept_timeout(OP)
         .unwrap_or_else(|e| panic!("accept on {}: {e}", l.endpoint()))
 }
@@ -147,7 +147,7 @@ fn accept<L: Listener>(l: &mut L) -> L::Channel {
 /// already connected. With `peer_max` the peer's endpoint carries that
 /// `max_message_size`. The listener, if any, is returned to keep it alive.
 #[track_caller]
-fn open_pair<R: Route>(
+pub(crate) fn open_pair<R: Route>(
     test: &str,
     role: &str,
     ep: &str,
@@ -180,7 +180,7 @@ fn open_pair<R: Route>(
 }
 
 #[track_caller]
-fn recv(ch: &mut impl Receiver) -> Vec<u8> {
+pub(crate) fn recv(ch: &mut impl Receiver) -> Vec<u8> {
     ch.recv_timeout(OP).unwrap_or_else(|e| panic!("recv: {e}"))
 }
 
@@ -188,13 +188,13 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + len) as u8).collect()
 }
 
-fn seq_message(seq: u64, len: usize) -> Vec<u8> {
+pub(crate) fn seq_message(seq: u64, len: usize) -> Vec<u8> {
     let mut m = vec![0xA5u8; len.max(8)];
     m[..8].copy_from_slice(&seq.to_le_bytes());
     m
 }
 
-fn seq_of(m: &[u8]) -> u64 {
+pub(crate) fn seq_of(m: &[u8]) -> u64 {
     u64::from_le_bytes(m[..8].try_into().expect("8-byte header"))
 }
 
@@ -614,7 +614,7 @@ fn many_clients<R: Route>(test: &'static str, ep: &str) {
 
 /// Waits for a blocked operation's result after its peer was killed.
 #[track_caller]
-fn expect_disconnect_after_kill(
+pub(crate) fn expect_disconnect_after_kill(
     peer: &mut Peer,
     rx: mpsc::Receiver<Result<(), String>>,
     what: &str,

@@ -10,6 +10,8 @@ mod async_conformance;
 mod async_rpc;
 #[cfg(feature = "tokio")]
 mod async_shm;
+mod batch;
+mod batch_layers;
 mod conformance;
 mod in_place;
 #[cfg(feature = "nats")]

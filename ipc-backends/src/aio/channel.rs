@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 use ipc_core::{
-    Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Result, Schema, Scheme, Sender,
+    Batch, Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Result, Schema, Scheme, Sender,
 };
 
 use super::Pollable;
@@ -48,8 +48,9 @@ pub struct AsyncSender {
     flavor: Flavor<AnySender, BridgeSender>,
     scheme: Scheme,
     max: usize,
-    /// The message given to [`Sink::start_send`] and not yet sent.
-    queued: Option<Vec<u8>>,
+    /// Messages given to [`Sink::start_send`] and not yet sent: up to
+    /// [`SINK_BATCH`], sent together as one batch.
+    queued: Vec<Vec<u8>>,
     stop: Arc<Stop>,
     /// The buffer lent by [`loan`](Self::loan) where the transport has no
     /// ring to lend, kept for the next loan.
@@ -78,7 +79,7 @@ impl AsyncSender {
             flavor,
             scheme,
             max,
-            queued: None,
+            queued: Vec::new(),
             stop: Arc::clone(stop),
             loan_buf: Vec::new(),
         })
@@ -120,14 +121,7 @@ impl AsyncSender {
     /// # Errors
     /// [`Error::WouldBlock`] when full (nothing sent); as [`send`](Self::send).
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        if let Some(queued) = self.queued.take() {
-            let sent =
-                driven!(&mut self.flavor, d => d.get_mut()?.send_until(&queued, Deadline::Now));
-            if let Err(e) = sent {
-                self.queued = Some(queued);
-                return Err(e);
-            }
-        }
+        self.try_send_queued()?;
         driven!(&mut self.flavor, d => d.get_mut()?.send_until(msg, Deadline::Now))
     }
 
@@ -165,6 +159,8 @@ impl AsyncSender {
     /// # Ok(()) }
     /// ```
     pub async fn loan(&mut self, len: usize) -> Result<AsyncLoan<'_>> {
+        // What the Sink holds goes first, so that order is kept.
+        poll_fn(|cx| self.poll_queued(cx)).await?;
         let in_ring = match &self.flavor {
             Flavor::Direct(d) => d.get().is_shared_memory(),
             Flavor::Bridged(_) => false,
@@ -232,18 +228,91 @@ impl AsyncSender {
     }
 
     fn poll_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(msg) = self.queued.take() {
-            match self.poll_send(cx, &msg) {
-                Poll::Pending => {
-                    self.queued = Some(msg);
-                    return Poll::Pending;
-                }
+        while !self.queued.is_empty() {
+            let refs: Vec<&[u8]> = self.queued.iter().map(Vec::as_slice).collect();
+            let n = match driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_batch_until(&refs, Deadline::Now)))
+            {
+                Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r?,
-            }
+            };
+            self.queued.drain(..n);
         }
         Poll::Ready(Ok(()))
     }
+
+    /// Sends what [`Sink::start_send`] queued, as far as there is room
+    /// now.
+    fn try_send_queued(&mut self) -> Result<()> {
+        while !self.queued.is_empty() {
+            let refs: Vec<&[u8]> = self.queued.iter().map(Vec::as_slice).collect();
+            let n = driven!(&mut self.flavor, d => d.get_mut()?.send_batch_until(&refs, Deadline::Now))?;
+            self.queued.drain(..n);
+        }
+        Ok(())
+    }
+
+    /// Sends every message of `msgs`, in order, as one batch where the
+    /// transport allows (one `writev` on a stream; on shared memory every
+    /// record published at once, one doorbell), waiting without blocking
+    /// the thread while the channel is full. The rules are
+    /// [`ipc_core::batch`]'s.
+    ///
+    /// Cancel safety: dropping the future leaves a leading part of the
+    /// batch sent (each message whole) and the rest unsent; use
+    /// [`poll_send_batch`](Self::poll_send_batch) to know how much.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] when any message is too large (nothing
+    /// sent); [`Error::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(tx: &mut ipc_backends::aio::AsyncSender) -> ipc_core::Result<()> {
+    /// let ticks: Vec<[u8; 8]> = (0..64u64).map(u64::to_le_bytes).collect();
+    /// let refs: Vec<&[u8]> = ticks.iter().map(|t| &t[..]).collect();
+    /// tx.send_batch(&refs).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        ipc_core::batch::check_sizes(msgs, self.max)?;
+        poll_fn(|cx| self.poll_queued(cx)).await?;
+        let mut sent = 0;
+        while sent < msgs.len() {
+            sent += poll_fn(|cx| self.poll_send_batch(cx, &msgs[sent..])).await?;
+        }
+        self.flush().await
+    }
+
+    /// Sends as many of `msgs` as there is room for now; returns how many
+    /// of the first went.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when not even the first fits; as
+    /// [`send_batch`](Self::send_batch).
+    pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.try_send_queued()?;
+        driven!(&mut self.flavor, d => d.get_mut()?.send_batch_until(msgs, Deadline::Now))
+    }
+
+    /// Commits the first messages of `msgs` there is room for:
+    /// `Ready(Ok(n))`, `n >= 1`, once at least one is sent or begun
+    /// (`Ok(0)` for an empty slice). Nothing is sent while this returns
+    /// `Pending`.
+    ///
+    /// # Errors
+    /// As [`send_batch`](Self::send_batch).
+    pub fn poll_send_batch(&mut self, cx: &mut Context<'_>, msgs: &[&[u8]]) -> Poll<Result<usize>> {
+        if msgs.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.send_batch_until(msgs, Deadline::Now)))
+    }
 }
+
+/// Messages [`AsyncSender`]'s `Sink` holds before `poll_ready` sends them:
+/// what `start_send` gathers between flushes goes out as one batch.
+const SINK_BATCH: usize = 64;
 
 fn bridged<B: Pollable + Send + 'static>(b: B, stop: &Arc<Stop>) -> Result<Driven<B>> {
     Driven::new(b, stop)?.map_err(|_| {
@@ -255,11 +324,21 @@ fn bridged<B: Pollable + Send + 'static>(b: B, stop: &Arc<Stop>) -> Result<Drive
 }
 
 /// Messages as `Vec<u8>`; `poll_flush` waits until each is written whole.
+///
+/// Items given to `start_send` are held, up to 64, and sent together as
+/// one batch ([`AsyncSender::send_batch`]) by `poll_flush`, or by
+/// `poll_ready` once 64 are held: `SinkExt::send` (which flushes) sends
+/// at once; `send_all`, or `feed` then `flush`, send many per system call
+/// or doorbell.
 impl Sink<Vec<u8>> for AsyncSender {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_queued(cx)
+        let this = self.get_mut();
+        if this.queued.len() < SINK_BATCH {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_queued(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<()> {
@@ -270,8 +349,7 @@ impl Sink<Vec<u8>> for AsyncSender {
                 max: this.max,
             });
         }
-        debug_assert!(this.queued.is_none(), "start_send without poll_ready");
-        this.queued = Some(item);
+        this.queued.push(item);
         Ok(())
     }
 
@@ -385,6 +463,52 @@ impl AsyncReceiver {
     /// As [`recv`](Self::recv).
     pub fn poll_recv_into(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<Result<()>> {
         driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.recv_until(buf, Deadline::Now)))
+    }
+
+    /// Waits for a message, then takes every further one already there,
+    /// up to `max` in all, into `batch` (replacing its contents); returns
+    /// how many. Many frames per read on a stream, many ring records per
+    /// wake-up on shared memory ([`ipc_core::batch`]).
+    ///
+    /// Cancel safety: dropping the future loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(rx: &mut ipc_backends::aio::AsyncReceiver) -> ipc_core::Result<()> {
+    /// let mut batch = ipc_core::Batch::new();
+    /// let n = rx.recv_batch(&mut batch, 64).await?;
+    /// for msg in &batch {
+    ///     println!("{} bytes", msg.len());
+    /// }
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        poll_fn(|cx| self.poll_recv_batch(cx, batch, max)).await
+    }
+
+    /// Takes the messages waiting now, up to `max`, into `batch`.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when none is; as [`recv`](Self::recv).
+    pub fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        driven!(&mut self.flavor, d => d.get_mut()?.recv_batch_until(batch, max, Deadline::Now))
+    }
+
+    /// Polls for messages into `batch`, up to `max`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut Batch,
+        max: usize,
+    ) -> Poll<Result<usize>> {
+        driven!(&mut self.flavor, d => d.poll_op(cx, |h| h.recv_batch_until(batch, max, Deadline::Now)))
     }
 
     /// The transport.
@@ -696,6 +820,22 @@ impl AsyncChannel {
     /// As [`AsyncReceiver::recv_into`].
     pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.receiver.recv_into(buf).await
+    }
+
+    /// See [`AsyncSender::send_batch`].
+    ///
+    /// # Errors
+    /// As [`AsyncSender::send_batch`].
+    pub async fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        self.sender.send_batch(msgs).await
+    }
+
+    /// See [`AsyncReceiver::recv_batch`].
+    ///
+    /// # Errors
+    /// As [`AsyncReceiver::recv_batch`].
+    pub async fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.receiver.recv_batch(batch, max).await
     }
 
     /// See [`AsyncReceiver::try_recv`].

@@ -202,11 +202,24 @@ impl Sender for ShmChannel {
     fn max_message_size(&self) -> usize {
         self.sender.max
     }
+
+    fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+        self.sender.send_batch_until(msgs, deadline)
+    }
 }
 
 impl Receiver for ShmChannel {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.receiver.recv_until(buf, deadline)
+    }
+
+    fn recv_batch_until(
+        &mut self,
+        batch: &mut ipc_core::Batch,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.receiver.recv_batch_until(batch, max, deadline)
     }
 }
 

@@ -11,6 +11,8 @@ use super::ring::{self, Consumer, Next};
 use super::shared::{Event, Shared, WaitCfg};
 use crate::conn::link::Link;
 
+mod batch;
+
 /// The receiving half of a shared-memory connection.
 #[derive(Debug)]
 pub struct ShmReceiver {
@@ -375,6 +377,15 @@ impl Receiver for ShmReceiver {
             Ok(()) => Ok(()),
             Err(e) => Err(self.ended(e)),
         }
+    }
+
+    fn recv_batch_until(
+        &mut self,
+        batch: &mut ipc_core::Batch,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.recv_batch_records(batch, max, deadline)
     }
 }
 

@@ -11,6 +11,8 @@ use super::ring::{self, Producer};
 use super::shared::{Event, Shared, WaitCfg};
 use crate::conn::link::Link;
 
+mod batch;
+
 /// The sending half of a shared-memory connection.
 #[derive(Debug)]
 pub struct ShmSender {
@@ -295,6 +297,10 @@ impl Sender for ShmSender {
 
     fn max_message_size(&self) -> usize {
         self.max
+    }
+
+    fn send_batch_until(&mut self, msgs: &[&[u8]], deadline: Deadline) -> Result<usize> {
+        self.send_batch_records(msgs, deadline)
     }
 }
 

@@ -30,6 +30,7 @@
 //!   one; [`clock`]: `CLOCK_REALTIME` deadlines for the timed waits.
 //! - [`socket`]: Unix and TCP stream sockets: bind with permissions, peer
 //!   credentials, `TCP_NODELAY`, send/recv with per-call flags.
+//! - [`vectored`]: many slices in one `writev`/`sendmsg` (batches of frames).
 //!
 //! This module is private to the crate: what the `ipcx` command needs of
 //! the kernel goes through [`registry`](crate::registry) and
@@ -61,6 +62,7 @@ pub mod socket;
 pub mod sysv_msg;
 pub mod sysv_sem;
 pub mod sysv_shm;
+pub mod vectored;
 
 use ipc_core::{Error, Result};
 

@@ -53,6 +53,14 @@
 //! bytes (the alignment of every ring record; others are copied once); on
 //! every other transport the same code moves the bytes with one copy.
 //!
+//! # Batches
+//!
+//! [`TypedChannel::send_batch`] encodes a slice of values and sends them
+//! as one batch (one `writev` on a stream, one wake-up on shared memory;
+//! the rules are in [`crate::batch`]); [`TypedChannel::recv_batch`] takes
+//! every value already there, up to a maximum, after waiting for the
+//! first. The same on [`TypedSender`] and [`TypedReceiver`].
+//!
 //! # Errors on receive
 //!
 //! A message that does not decode is [`Error::Decode`](crate::Error::Decode)
@@ -60,7 +68,11 @@
 //! (every transport keeps message boundaries, so the next message is
 //! intact).
 
+mod batch;
 mod in_place;
+
+#[doc(hidden)]
+pub use batch::{Inbox, encode_batch};
 
 pub use in_place::{Loan, Sample};
 
@@ -111,6 +123,7 @@ pub struct TypedChannel<Out, In, C> {
     channel: C,
     out_buf: Vec<u8>,
     in_buf: Vec<u8>,
+    inbox: batch::Inbox,
     types: Types<Out, In>,
 }
 
@@ -142,6 +155,7 @@ impl<Out: IpcMessage, In: IpcMessage, C: Channel> TypedChannel<Out, In, C> {
             channel,
             out_buf: Vec::new(),
             in_buf: Vec::new(),
+            inbox: batch::Inbox::default(),
             types: PhantomData,
         }
     }
@@ -210,7 +224,73 @@ impl<Out: IpcMessage, In: IpcMessage, C: Channel> TypedChannel<Out, In, C> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_until(&mut self, deadline: Deadline) -> Result<In> {
+        if let Some(r) = self.inbox.take_one() {
+            return r;
+        }
         recv_message(&mut self.channel, &mut self.in_buf, deadline)
+    }
+
+    /// Sends every value of `msgs`, in order, as one batch (one system
+    /// call or wake-up where the transport allows; see
+    /// [`crate::batch`]), blocking while the channel is full.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use ipc_core::{typed::TypedChannel, Channel, IpcMessage, Result};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(IpcMessage, Serialize, Deserialize, Debug)]
+    /// struct Tick { seq: u64 }
+    ///
+    /// fn burst<C: Channel>(ch: &mut TypedChannel<Tick, Tick, C>) -> Result<()> {
+    ///     let ticks: Vec<Tick> = (0..64).map(|seq| Tick { seq }).collect();
+    ///     ch.send_batch(&ticks)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch_until`]; [`Error::Encode`](crate::Error::Encode)
+    /// (nothing sent) when a value does not encode.
+    pub fn send_batch(&mut self, msgs: &[Out]) -> Result<()> {
+        self.send_batch_until(msgs, Deadline::Never).map(drop)
+    }
+
+    /// Sends as many of `msgs` as room comes for by `deadline`, in order,
+    /// as one batch; returns how many of the first went.
+    ///
+    /// # Errors
+    /// As [`send_batch`](Self::send_batch).
+    pub fn send_batch_until(&mut self, msgs: &[Out], deadline: Deadline) -> Result<usize> {
+        batch::send_messages(&mut self.channel, &mut self.out_buf, msgs, deadline)
+    }
+
+    /// Waits for a value, then takes every further one already there, up
+    /// to `max` in all, appending them to `out`; returns how many.
+    ///
+    /// A message that does not decode ends the batch before it; the call
+    /// that meets it first returns its [`Error::Decode`](crate::Error::Decode)
+    /// (it is consumed) and the next goes on. Values a batch left
+    /// undecoded that way are returned first by `recv`/`recv_batch` (not
+    /// by `recv_sample`).
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_batch_until`]; `Decode` as above.
+    pub fn recv_batch(&mut self, out: &mut Vec<In>, max: usize) -> Result<usize> {
+        self.recv_batch_until(out, max, Deadline::Never)
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), waiting at most until
+    /// `deadline` for the first value.
+    ///
+    /// # Errors
+    /// As [`recv_batch`](Self::recv_batch).
+    pub fn recv_batch_until(
+        &mut self,
+        out: &mut Vec<In>,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.inbox.recv(&mut self.channel, out, max, deadline)
     }
 
     /// Splits into a sender and a receiver usable from two threads.
@@ -225,6 +305,7 @@ impl<Out: IpcMessage, In: IpcMessage, C: Channel> TypedChannel<Out, In, C> {
             TypedReceiver {
                 receiver: rx,
                 buf: self.in_buf,
+                inbox: self.inbox,
                 types: PhantomData,
             },
         )
@@ -298,6 +379,24 @@ impl<Out: IpcMessage, S: Sender> TypedSender<Out, S> {
         send_message(&mut self.sender, &mut self.buf, msg, deadline)
     }
 
+    /// Sends every value of `msgs`, in order, as one batch; see
+    /// [`TypedChannel::send_batch`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::send_batch`].
+    pub fn send_batch(&mut self, msgs: &[Out]) -> Result<()> {
+        self.send_batch_until(msgs, Deadline::Never).map(drop)
+    }
+
+    /// Sends as many of `msgs` as room comes for by `deadline`; see
+    /// [`TypedChannel::send_batch_until`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::send_batch`].
+    pub fn send_batch_until(&mut self, msgs: &[Out], deadline: Deadline) -> Result<usize> {
+        batch::send_messages(&mut self.sender, &mut self.buf, msgs, deadline)
+    }
+
     /// The connection's largest message in encoded bytes.
     pub fn max_message_size(&self) -> usize {
         self.sender.max_message_size()
@@ -325,6 +424,7 @@ impl<Out: IpcMessage, S: Sender> TypedSender<Out, S> {
 pub struct TypedReceiver<In, R> {
     receiver: R,
     buf: Vec<u8>,
+    inbox: batch::Inbox,
     types: Types<(), In>,
 }
 
@@ -358,7 +458,33 @@ impl<In: IpcMessage, R: Receiver> TypedReceiver<In, R> {
     /// # Errors
     /// As [`TypedChannel::recv`].
     pub fn recv_until(&mut self, deadline: Deadline) -> Result<In> {
+        if let Some(r) = self.inbox.take_one() {
+            return r;
+        }
         recv_message(&mut self.receiver, &mut self.buf, deadline)
+    }
+
+    /// Waits for a value, then takes every further one already there, up
+    /// to `max`, appending them to `out`; see [`TypedChannel::recv_batch`].
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_batch`].
+    pub fn recv_batch(&mut self, out: &mut Vec<In>, max: usize) -> Result<usize> {
+        self.recv_batch_until(out, max, Deadline::Never)
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), waiting at most until
+    /// `deadline` for the first value.
+    ///
+    /// # Errors
+    /// As [`TypedChannel::recv_batch`].
+    pub fn recv_batch_until(
+        &mut self,
+        out: &mut Vec<In>,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.inbox.recv(&mut self.receiver, out, max, deadline)
     }
 
     /// The underlying byte receiver, borrowed.

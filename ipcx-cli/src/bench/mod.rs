@@ -31,6 +31,7 @@
 //! [`PEER_VAR`]), so each peer is its own process, pinned as asked.
 
 pub mod aio;
+pub mod batch;
 pub mod chart;
 pub mod measure;
 #[cfg(feature = "peers")]
@@ -160,6 +161,11 @@ pub struct Args {
     /// Connection counts of `--scale`.
     #[arg(long, value_delimiter = ',', default_values_t = vec![10usize, 100, 1000])]
     pub counts: Vec<usize>,
+    /// Measure batches instead: one-way throughput of messages sent 64
+    /// per `send_batch` on pipe:, unix: and shm: (wait=block), beside one
+    /// message per call and the raw baseline (default size 64 B).
+    #[arg(long, conflicts_with_all = ["scale", "sync", "asynchronous", "peers"])]
+    pub batch: bool,
 }
 
 impl Args {
@@ -280,6 +286,12 @@ pub fn main(args: Args) -> Result<(), String> {
     }
     if let Ok(spec) = std::env::var(scale::SCALE_VAR) {
         return scale::peer_main(&spec);
+    }
+    if let Ok(cfg) = std::env::var(batch::BATCH_VAR) {
+        return batch::peer_main(&cfg);
+    }
+    if args.batch {
+        return batch::main(&args);
     }
     if args.scale {
         let idle = Duration::from_millis(if args.quick { 1000 } else { 5000 });

@@ -1,0 +1,340 @@
+//! Many messages per system call or wake-up: what [`Sender::send_batch`]
+//! and [`Receiver::recv_batch`] promise, and [`Batch`], the buffer a
+//! batched receive fills.
+//!
+//! # Sending a batch
+//!
+//! [`Sender::send_batch_until`] sends a slice of messages in order, with
+//! as few system calls or wake-ups as the transport allows:
+//!
+//! | transport | one batch costs |
+//! |---|---|
+//! | `pipe:`, `fifo:`, `unix:`, `tcp://` | one `writev`/`sendmsg` for up to 1024 frames (fewer when the kernel buffer is full) |
+//! | `shm:`, `sysv-shm:` | every record written, the head published once, at most one wake-up |
+//! | `mq:`, `sysv-mq:` | one `mq_timedsend`/`msgsnd` per message: the kernel moves one message per call |
+//! | `nats://` | one per message (the client library coalesces its writes already) |
+//!
+//! The rules, the same on every transport:
+//!
+//! - **Sizes are checked first.** When any message of the batch is above
+//!   `max_message_size`, the whole batch is refused with
+//!   [`Error::MessageTooLarge`] naming the first such message, and nothing
+//!   of it is sent: neither the messages before it nor those after.
+//! - **Ordered, whole messages.** The messages go out in slice order; a
+//!   receiver sees them in that order, each whole, interleaved with
+//!   nothing else this sender sends.
+//! - **The count says what went.** `Ok(n)`: the first `n` messages are
+//!   committed (delivered while the peer lives), the rest were not sent.
+//!   With [`Deadline::Never`] `n` is the whole batch. A deadline that
+//!   passes after at least one message went returns `Ok(n)` with
+//!   `n < msgs.len()`; one that passes before any went returns
+//!   [`Error::WouldBlock`]/[`Error::Timeout`], as a single send does. A
+//!   message is never torn: one whose first byte went out is committed,
+//!   and its rest is written before anything else.
+//! - **A lone message is not held back.** Nothing waits for a batch to
+//!   fill: a batch goes out when it is sent, and a single
+//!   [`Sender::send`] is unchanged.
+//! - **Disconnected.** [`Error::Disconnected`] when the peer is gone; the
+//!   messages before the point where it was seen may have reached it.
+//!
+//! # Receiving many
+//!
+//! [`Receiver::recv_batch_until`] waits (until the deadline) for one
+//! message, then takes every further message already there without
+//! waiting, up to `max`, into a [`Batch`]: on a stream one `read` brings
+//! in many frames, on shared memory many records are consumed and the
+//! sender is woken (if it waits for room) once. An error met after at
+//! least one message was taken is not lost: that call returns what it
+//! took, and the next call reports the error (a connection that ended
+//! reports [`Error::Disconnected`]).
+//!
+//! ```
+//! use ipc_core::{Batch, Receiver, Result, Sender};
+//!
+//! /// Forwards everything `rx` receives to `tx`, many messages at a time.
+//! fn forward(rx: &mut impl Receiver, tx: &mut impl Sender) -> Result<()> {
+//!     let mut batch = Batch::new();
+//!     loop {
+//!         rx.recv_batch(&mut batch, 64)?;
+//!         let msgs: Vec<&[u8]> = batch.iter().collect();
+//!         tx.send_batch(&msgs)?;
+//!     }
+//! }
+//! ```
+//!
+//! [`Sender::send_batch`]: crate::Sender::send_batch
+//! [`Sender::send_batch_until`]: crate::Sender::send_batch_until
+//! [`Sender::send`]: crate::Sender::send
+//! [`Receiver::recv_batch`]: crate::Receiver::recv_batch
+//! [`Receiver::recv_batch_until`]: crate::Receiver::recv_batch_until
+//! [`Deadline::Never`]: crate::Deadline::Never
+//! [`Error::MessageTooLarge`]: crate::Error::MessageTooLarge
+//! [`Error::WouldBlock`]: crate::Error::WouldBlock
+//! [`Error::Timeout`]: crate::Error::Timeout
+//! [`Error::Disconnected`]: crate::Error::Disconnected
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::transport::{Deadline, Receiver, Sender};
+
+/// Messages received together: one contiguous buffer and where each
+/// message ends, so that receiving many allocates nothing once the buffer
+/// has grown.
+///
+/// # Examples
+///
+/// ```
+/// use ipc_core::Batch;
+///
+/// let mut batch = Batch::new();
+/// batch.push(b"one");
+/// batch.push(b"");
+/// batch.push(b"three");
+/// assert_eq!(batch.len(), 3);
+/// assert_eq!(batch.get(2), Some(&b"three"[..]));
+/// let all: Vec<&[u8]> = batch.iter().collect();
+/// assert_eq!(all, [&b"one"[..], b"", b"three"]);
+/// ```
+#[derive(Default, Clone)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// A reused buffer for receivers that take one message at a time.
+    scratch: Vec<u8>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// An empty batch with room for `messages` messages of `bytes` bytes
+    /// in all.
+    pub fn with_capacity(messages: usize, bytes: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(messages),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// How many messages it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of every message together.
+    pub fn total_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Message `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.bytes[start..end])
+    }
+
+    /// The messages, in the order received.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            batch: self,
+            next: 0,
+        }
+    }
+
+    /// Removes every message, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Appends a message.
+    pub fn push(&mut self, msg: &[u8]) {
+        self.bytes.extend_from_slice(msg);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Appends a message of `len` bytes that `fill` writes (the slice it
+    /// gets is zeroed first).
+    pub fn push_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let start = self.bytes.len();
+        self.bytes.resize(start + len, 0);
+        fill(&mut self.bytes[start..]);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The reused single-message buffer, taken out (put it back with
+    /// [`put_scratch`](Self::put_scratch)).
+    #[doc(hidden)]
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.scratch)
+    }
+
+    /// Gives back the buffer [`take_scratch`](Self::take_scratch) took.
+    #[doc(hidden)]
+    pub fn put_scratch(&mut self, scratch: Vec<u8>) {
+        self.scratch = scratch;
+    }
+}
+
+/// Equal when they hold the same messages.
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.bytes == other.bytes && self.ends == other.ends
+    }
+}
+
+impl Eq for Batch {}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("messages", &self.len())
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Batch {
+    type Item = &'a [u8];
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+/// The messages of a [`Batch`], in order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    batch: &'a Batch,
+    next: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let m = self.batch.get(self.next)?;
+        self.next += 1;
+        Some(m)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.batch.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// Refuses a batch with a message above `max`, naming the first such
+/// message: what every [`send_batch_until`](crate::Sender::send_batch_until)
+/// checks before any byte moves.
+///
+/// # Errors
+/// [`Error::MessageTooLarge`] for the first message above `max`.
+///
+/// # Examples
+///
+/// ```
+/// use ipc_core::batch::check_sizes;
+///
+/// assert!(check_sizes(&[&b"ab"[..], b"c"], 2).is_ok());
+/// assert!(check_sizes(&[&b"ab"[..], b"abc"], 2).is_err());
+/// ```
+pub fn check_sizes(msgs: &[&[u8]], max: usize) -> Result<()> {
+    match msgs.iter().find(|m| m.len() > max) {
+        Some(m) => Err(Error::MessageTooLarge { size: m.len(), max }),
+        None => Ok(()),
+    }
+}
+
+/// Sends `msgs` one [`send_until`](crate::Sender::send_until) at a time
+/// under one deadline, with the batch rules above (sizes are the
+/// caller's to check first): what a transport that moves one message per
+/// system call does.
+///
+/// # Errors
+/// As [`Sender::send_batch_until`].
+pub fn send_each<S: Sender + ?Sized>(
+    tx: &mut S,
+    msgs: &[&[u8]],
+    deadline: Deadline,
+) -> Result<usize> {
+    for (sent, msg) in msgs.iter().enumerate() {
+        match tx.send_until(msg, deadline) {
+            Ok(()) => {}
+            Err(Error::WouldBlock | Error::Timeout) if sent > 0 => return Ok(sent),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(msgs.len())
+}
+
+/// Receives into `batch` one [`recv_until`](crate::Receiver::recv_until)
+/// at a time: the first waits until `deadline`, the others take only what
+/// is there, up to `max` (at least one). What a transport that moves one
+/// message per system call does.
+///
+/// # Errors
+/// As [`Receiver::recv_batch_until`].
+pub fn recv_each<R: Receiver + ?Sized>(
+    rx: &mut R,
+    batch: &mut Batch,
+    max: usize,
+    deadline: Deadline,
+) -> Result<usize> {
+    batch.clear();
+    let mut buf = batch.take_scratch();
+    let first = rx.recv_until(&mut buf, deadline);
+    if first.is_ok() {
+        batch.push(&buf);
+        // An error here ends the batch; the next call meets it again.
+        while batch.len() < max && rx.recv_until(&mut buf, Deadline::Now).is_ok() {
+            batch.push(&buf);
+        }
+    }
+    batch.put_scratch(buf);
+    first.map(|()| batch.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_keeps_boundaries_and_reuses() {
+        let mut b = Batch::with_capacity(4, 64);
+        assert!(b.is_empty());
+        b.push(b"");
+        b.push_with(3, |s| s.copy_from_slice(b"xyz"));
+        b.push(b"ab");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.total_bytes(), 5);
+        assert_eq!(b.get(0), Some(&b""[..]));
+        assert_eq!(b.get(1), Some(&b"xyz"[..]));
+        assert_eq!(b.get(3), None);
+        assert_eq!(b.iter().len(), 3);
+        b.clear();
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.iter().next(), None);
+    }
+
+    #[test]
+    fn sizes_are_checked_first() {
+        assert!(check_sizes(&[], 0).is_ok());
+        match check_sizes(&[&b"a"[..], b"abcd", b"abcdef"], 3) {
+            Err(Error::MessageTooLarge { size: 4, max: 3 }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
