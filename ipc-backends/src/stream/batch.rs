@@ -234,7 +234,7 @@ impl StreamReceiver {
                 break;
             }
             let before = self.buffered();
-            match self.fill(if first { deadline } else { Deadline::Now }) {
+            match self.fill(READ_AHEAD, if first { deadline } else { Deadline::Now }) {
                 Ok(true) => more = self.buffered() - before >= READ_AHEAD,
                 Ok(false) if first => return Err(deadline.elapsed_error()),
                 Err(e) if first => return Err(e),
