@@ -741,3 +741,60 @@ fn doctor_checks_a_nats_server() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not reachable"), "{err}");
 }
+
+/// `--transports nats` starts a nats-server of its own and measures
+/// ipcx's `nats://` beside raw async-nats through it.
+#[cfg(feature = "nats")]
+#[test]
+fn bench_nats_has_rows_beside_raw_async_nats() {
+    let reg = Registry::new();
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "bench",
+                "--sizes",
+                "64",
+                "--pin",
+                "none",
+                "--transports",
+                "nats",
+                "--budget-ms",
+                "20",
+                "--json",
+            ])
+            .arg(&file)
+            .to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(
+        results.iter().filter(|r| r["transport"] == "nats").count(),
+        2,
+        "{results:?}"
+    );
+}
+
+/// Without the `nats` feature, `--transports nats` says how to build it.
+#[cfg(not(feature = "nats"))]
+#[test]
+fn bench_nats_needs_the_feature() {
+    let reg = Registry::new();
+    let out = run(
+        ipcx(&reg)
+            .args(["bench", "--transports", "nats", "--sizes", "64"])
+            .to_owned_cmd(),
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features nats"), "{err}");
+}
