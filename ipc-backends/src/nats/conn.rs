@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,10 @@ pub(crate) struct Shared {
     _alive: watch::Sender<()>,
     /// Sequence number of the last message sent (the sender's).
     sent: std::sync::atomic::AtomicU64,
+    /// Halves alive: the last one to go closes the connection.
+    halves: AtomicUsize,
+    /// The close frame went out.
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -96,7 +101,7 @@ impl Shared {
     }
 
     /// Waits until every frame queued so far has reached the NATS server
-    /// (a flush: one round trip), at most `limit`.
+    /// (one round trip, [`sync`]), at most `limit`.
     fn flush(&self, limit: Duration) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.out
@@ -154,18 +159,64 @@ enum Out {
 /// to reach the server.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // The last half is gone: tell the peer, after everything sent, and
-        // (unless on the runtime's own threads, which must not wait) wait
-        // until it all reached the server, so that messages sent just
-        // before the process exits are not lost with it.
-        let last = *self.sent.get_mut();
+impl Shared {
+    /// One half is gone; the last one closes the connection.
+    fn release(&self) {
+        if self.halves.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// Tells the peer the connection is over, after everything sent, and
+    /// (unless on the runtime's own threads, which must not wait) waits
+    /// until it all reached the server, so that messages sent just before
+    /// the process exits are not lost with it. Once.
+    ///
+    /// This runs on the thread that dropped the last half, never in the
+    /// drop of [`Shared`] itself: the reader and heartbeat tasks hold it
+    /// for a moment at every frame and tick, so that drop may run on the
+    /// runtime, which cannot wait, while the application's thread goes on
+    /// (and its process exits) with the close not yet sent.
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let last = self.sent.load(Ordering::Acquire);
         let _ = self.out.send(Out::Frame(Bytes::from(wire::close(last))));
         if std::thread::current().name() != Some(super::runtime::THREAD_NAME) {
             let _ = self.flush(CLOSE_FLUSH);
         }
     }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Halves never made (a set-up that failed): close all the same.
+        self.close();
+    }
+}
+
+/// Longest a [`sync`] waits for the server.
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits until the NATS server has processed everything `client` sent
+/// before: a message to a fresh inbox of its own comes back (the server
+/// handles a client's operations in order). `client.flush()` alone only
+/// hands the bytes to the kernel, which a process that exits next can
+/// still lose (a close with unread input resets the TCP connection).
+/// `false` when the server did not answer within [`SYNC_LIMIT`].
+pub(crate) async fn sync(client: &Client) -> bool {
+    use futures_core::Stream;
+    let round_trip = async {
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(inbox.clone()).await.ok()?;
+        client.publish(inbox, Bytes::new()).await.ok()?;
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut sub).poll_next(cx)).await
+    };
+    matches!(
+        tokio::time::timeout(SYNC_LIMIT, round_trip).await,
+        Ok(Some(_))
+    )
 }
 
 /// Waits until everything the connection queued reached the server: run
@@ -231,6 +282,8 @@ pub(crate) fn start(
         out: out.clone(),
         _alive: alive,
         sent: std::sync::atomic::AtomicU64::new(0),
+        halves: AtomicUsize::new(0),
+        closed: AtomicBool::new(false),
     });
     rt.spawn(writer(client, out_subject, out_rx));
     rt.spawn(reader(Arc::downgrade(&shared), incoming, alive_rx.clone()));
@@ -250,7 +303,7 @@ async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedRec
                 }
             }
             Out::Flush(done) => {
-                let ok = client.flush().await.is_ok();
+                let ok = sync(&client).await;
                 let _ = done.try_send(ok);
             }
         }
@@ -424,6 +477,7 @@ pub struct NatsReceiver {
 /// Both halves of a new connection (before the handshake: limited to
 /// hellos until [`set_max`]).
 pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
+    shared.halves.fetch_add(2, Ordering::AcqRel);
     let link = Link::new();
     // A local close wakes a blocked send or receive, and an async half.
     let weak = Arc::downgrade(shared);
@@ -456,6 +510,18 @@ pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
 /// send as soon as it has concluded.)
 pub(crate) fn set_max(tx: &mut NatsSender, max: usize) {
     tx.max = max;
+}
+
+impl Drop for NatsSender {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
+impl Drop for NatsReceiver {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
 }
 
 impl Sender for NatsSender {
@@ -497,7 +563,7 @@ impl Sender for NatsSender {
         self.bytes += len;
         self.shared
             .sent
-            .store(self.msgs, std::sync::atomic::Ordering::Relaxed);
+            .store(self.msgs, Ordering::Relaxed);
         self.shared.publish(wire::data(self.msgs, msg))
     }
 
@@ -508,7 +574,9 @@ impl Sender for NatsSender {
 
 impl Receiver for NatsReceiver {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        self.link.check()?;
+        // The connection may be known gone (the sending half saw the end):
+        // what arrived before is still read first.
+        let mut gone = self.gone()?;
         let shared = Arc::clone(&self.shared);
         let mut g = shared.lock();
         loop {
@@ -535,12 +603,26 @@ impl Receiver for NatsReceiver {
                 drop(g);
                 return self.link.observe(Err(e));
             }
+            if gone {
+                return Err(Error::Disconnected);
+            }
             let (g2, more) = shared.wait(g, deadline);
             g = g2;
-            self.link.check()?;
-            if !more {
+            gone = self.gone()?;
+            if !more && !gone {
                 return Err(waited(deadline));
             }
+        }
+    }
+}
+
+impl NatsReceiver {
+    /// Whether the connection is known gone; `Err(Closed)` once closed here.
+    fn gone(&self) -> Result<bool> {
+        match self.link.check() {
+            Ok(()) => Ok(false),
+            Err(Error::Disconnected) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 }
