@@ -67,6 +67,8 @@ struct State {
     end: Option<End>,
     /// The largest message either side sends.
     max: usize,
+    /// Threads waiting on the condition variable (notified only then).
+    waiting: u32,
 }
 
 /// What a connection's halves and tasks share.
@@ -74,10 +76,14 @@ struct State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     cond: Condvar,
-    /// Rung when a message, a hello or verdict, or the end arrives.
+    /// Rung when a message, a hello or verdict, or the end arrives, while
+    /// the receiving half waits in the async layer (`rx_armed`).
     rx_bell: Event,
-    /// Rung when credit or the end arrives.
+    /// Rung when credit or the end arrives, while the sending half waits
+    /// in the async layer (`tx_armed`).
     tx_bell: Event,
+    rx_armed: AtomicBool,
+    tx_armed: AtomicBool,
     out: mpsc::UnboundedSender<Out>,
     /// Dropped with the last half: the tasks stop.
     _alive: watch::Sender<()>,
@@ -116,6 +122,7 @@ impl Shared {
         }
     }
 
+    /// Wakes whoever waits for anything: the end of the connection.
     fn ring(&self) {
         self.cond.notify_all();
         self.rx_bell.notify();
@@ -130,16 +137,25 @@ impl Shared {
     ) -> (MutexGuard<'a, State>, bool) {
         match deadline {
             Deadline::Now => (g, false),
-            Deadline::Never => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), true),
+            Deadline::Never => {
+                let mut g = g;
+                g.waiting += 1;
+                let mut g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
+                g.waiting -= 1;
+                (g, true)
+            }
             Deadline::At(t) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return (g, false);
                 }
-                let (g, _) = self
+                let mut g = g;
+                g.waiting += 1;
+                let (mut g, _) = self
                     .cond
                     .wait_timeout(g, left)
                     .unwrap_or_else(|e| e.into_inner());
+                g.waiting -= 1;
                 (g, true)
             }
         }
@@ -275,10 +291,13 @@ pub(crate) fn start(
             verdict: None,
             end: None,
             max,
+            waiting: 0,
         }),
         cond: Condvar::new(),
         rx_bell: event()?,
         tx_bell: event()?,
+        rx_armed: AtomicBool::new(false),
+        tx_armed: AtomicBool::new(false),
         out: out.clone(),
         _alive: alive,
         sent: std::sync::atomic::AtomicU64::new(0),
@@ -291,20 +310,27 @@ pub(crate) fn start(
     Ok(shared)
 }
 
+/// Frames the writer takes off its queue at a time.
+const WRITER_BATCH: usize = 64;
+
 /// Publishes every frame in order; once every half and task let go of the
 /// queue (the close frame is then the last), flushes and ends.
 async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedReceiver<Out>) {
-    while let Some(out) = frames.recv().await {
-        match out {
-            Out::Frame(frame) => {
-                if let Err(e) = client.publish(subject.clone(), frame).await {
-                    tracing::debug!(%subject, error = %e, "nats: publish failed");
-                    return;
+    // Whatever queued while the last batch went out is taken at once.
+    let mut batch = Vec::with_capacity(WRITER_BATCH);
+    while frames.recv_many(&mut batch, WRITER_BATCH).await > 0 {
+        for out in batch.drain(..) {
+            match out {
+                Out::Frame(frame) => {
+                    if let Err(e) = client.publish(subject.clone(), frame).await {
+                        tracing::debug!(%subject, error = %e, "nats: publish failed");
+                        return;
+                    }
                 }
-            }
-            Out::Flush(done) => {
-                let ok = sync(&client).await;
-                let _ = done.try_send(ok);
+                Out::Flush(done) => {
+                    let ok = sync(&client).await;
+                    let _ = done.try_send(ok);
+                }
             }
         }
     }
@@ -383,9 +409,14 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
         Frame::Credit { msgs, bytes } => {
             g.granted_msgs = g.granted_msgs.max(msgs);
             g.granted_bytes = g.granted_bytes.max(bytes);
+            let waiting = g.waiting > 0;
             drop(g);
-            shared.cond.notify_all();
-            shared.tx_bell.notify();
+            if waiting {
+                shared.cond.notify_all();
+            }
+            if shared.tx_armed.load(Ordering::SeqCst) {
+                shared.tx_bell.notify();
+            }
             return Ok(());
         }
         Frame::Blocked => {
@@ -410,9 +441,17 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
             });
         }
     }
+    // Only a half that waits is woken: a blocked thread (the condition
+    // variable) or an async task (the doorbell, once armed: it looks
+    // again after arming, so a frame taken before is not missed).
+    let waiting = g.waiting > 0;
     drop(g);
-    shared.cond.notify_all();
-    shared.rx_bell.notify();
+    if waiting {
+        shared.cond.notify_all();
+    }
+    if shared.rx_armed.load(Ordering::SeqCst) {
+        shared.rx_bell.notify();
+    }
     Ok(())
 }
 
@@ -637,6 +676,14 @@ impl Pollable for NatsSender {
         })
     }
 
+    fn arm(&self) {
+        self.shared.tx_armed.store(true, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        self.shared.tx_armed.store(false, Ordering::SeqCst);
+    }
+
     fn link(&self) -> &Link {
         &self.link
     }
@@ -655,6 +702,14 @@ impl Pollable for NatsReceiver {
             doorbell: true,
             death: None,
         })
+    }
+
+    fn arm(&self) {
+        self.shared.rx_armed.store(true, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        self.shared.rx_armed.store(false, Ordering::SeqCst);
     }
 
     fn link(&self) -> &Link {
