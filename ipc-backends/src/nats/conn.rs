@@ -85,6 +85,10 @@ pub(crate) struct Shared {
     rx_armed: AtomicBool,
     tx_armed: AtomicBool,
     out: mpsc::UnboundedSender<Out>,
+    /// The NATS client and outgoing subject, for a sender that publishes
+    /// its messages itself.
+    client: Client,
+    subject: Subject,
     /// Dropped with the last half: the tasks stop.
     _alive: watch::Sender<()>,
     /// Sequence number of the last message sent (the sender's).
@@ -299,6 +303,8 @@ pub(crate) fn start(
         rx_armed: AtomicBool::new(false),
         tx_armed: AtomicBool::new(false),
         out: out.clone(),
+        client: client.clone(),
+        subject: out_subject.clone(),
         _alive: alive,
         sent: std::sync::atomic::AtomicU64::new(0),
         halves: AtomicUsize::new(0),
@@ -308,6 +314,42 @@ pub(crate) fn start(
     rt.spawn(reader(Arc::downgrade(&shared), incoming, alive_rx.clone()));
     rt.spawn(beat(Arc::downgrade(&shared), out, heartbeat, alive_rx));
     Ok(shared)
+}
+
+/// Polls `fut` on this thread until it completes or `deadline` passes
+/// (`None`: it was dropped unfinished). For futures that need no runtime
+/// of their own to make progress (a NATS client's queue: the runtime's
+/// connection task drains it).
+fn block_on_until<F: std::future::Future>(fut: F, deadline: Deadline) -> Option<F::Output> {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        match deadline {
+            Deadline::Now => return None,
+            Deadline::Never => std::thread::park(),
+            Deadline::At(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                std::thread::park_timeout(left);
+            }
+        }
+    }
 }
 
 /// Frames the writer takes off its queue at a time.
@@ -339,6 +381,8 @@ async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedRec
 
 async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Receiver<()>) {
     use futures_core::Stream;
+    use std::task::Poll;
+    let mut batch = Vec::with_capacity(READER_BATCH);
     loop {
         let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut sub).poll_next(cx));
         let msg = tokio::select! {
@@ -352,7 +396,26 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
             end(&shared, End::Broken("nats: the subscription ended".into()));
             return;
         };
-        if let Err(e) = take(&shared, msg.payload) {
+        // With it, whatever else already arrived: taken under one lock,
+        // with one wake-up of the half waiting for it.
+        batch.push(msg.payload);
+        let mut over = false;
+        while batch.len() < READER_BATCH {
+            let more = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut sub).poll_next(cx) {
+                Poll::Ready(m) => Poll::Ready(Some(m)),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            match more {
+                Some(Some(m)) => batch.push(m.payload),
+                Some(None) => {
+                    over = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Err(e) = take(&shared, batch.drain(..)) {
             let why = match e {
                 Error::Protocol(why) => why,
                 e => e.to_string(),
@@ -360,8 +423,15 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
             end(&shared, End::Broken(why));
             return;
         }
+        if over {
+            end(&shared, End::Broken("nats: the subscription ended".into()));
+            return;
+        }
     }
 }
+
+/// Frames the reader takes into the state at a time, at most.
+const READER_BATCH: usize = 256;
 
 fn end(shared: &Shared, why: End) {
     let mut g = shared.lock();
@@ -372,15 +442,42 @@ fn end(shared: &Shared, why: End) {
     shared.ring();
 }
 
-/// Takes one incoming frame into the state.
-fn take(shared: &Shared, payload: Bytes) -> Result<()> {
+/// Takes incoming frames into the state, under one lock, and wakes the
+/// halves that wait for what they brought.
+fn take(shared: &Shared, frames: impl Iterator<Item = Bytes>) -> Result<()> {
     let mut g = shared.lock();
+    let (mut rx, mut tx) = (false, false);
+    for payload in frames {
+        let (r, t) = take_one(shared, &mut g, payload)?;
+        rx |= r;
+        tx |= t;
+    }
+    // Only a half that waits is woken: a blocked thread (the condition
+    // variable) or an async task (the doorbell, once armed: it looks
+    // again after arming, so a frame taken before is not missed).
+    let waiting = g.waiting > 0;
+    drop(g);
+    if waiting && (rx || tx) {
+        shared.cond.notify_all();
+    }
+    if rx && shared.rx_armed.load(Ordering::SeqCst) {
+        shared.rx_bell.notify();
+    }
+    if tx && shared.tx_armed.load(Ordering::SeqCst) {
+        shared.tx_bell.notify();
+    }
+    Ok(())
+}
+
+/// Takes one frame into the state; whether the receiving and the sending
+/// half may have to be woken.
+fn take_one(shared: &Shared, g: &mut State, payload: Bytes) -> Result<(bool, bool)> {
     if g.end.is_some() {
-        return Ok(());
+        return Ok((false, false));
     }
     g.heard = Instant::now();
     match wire::decode(&payload)? {
-        Frame::Heartbeat => return Ok(()),
+        Frame::Heartbeat => return Ok((false, false)),
         Frame::Hello(_) => g.hello = Some(payload.slice(1..)),
         Frame::Verdict(v) => g.verdict = Some(v),
         Frame::Data { seq, body } => {
@@ -409,26 +506,18 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
         Frame::Credit { msgs, bytes } => {
             g.granted_msgs = g.granted_msgs.max(msgs);
             g.granted_bytes = g.granted_bytes.max(bytes);
-            let waiting = g.waiting > 0;
-            drop(g);
-            if waiting {
-                shared.cond.notify_all();
-            }
-            if shared.tx_armed.load(Ordering::SeqCst) {
-                shared.tx_bell.notify();
-            }
-            return Ok(());
+            return Ok((false, true));
         }
         Frame::Blocked => {
             if g.consumed_msgs > g.conveyed_msgs {
                 let (m, b) = (g.consumed_msgs, g.consumed_bytes);
                 // A grant that cannot go out means the writer is gone,
                 // which the end of the connection reports.
-                let _ = grant(shared, &mut g, m, b);
+                let _ = grant(shared, g, m, b);
             } else {
                 g.peer_blocked = true;
             }
-            return Ok(());
+            return Ok((false, false));
         }
         Frame::Close { last } => {
             g.end = Some(if last + 1 == g.expected {
@@ -439,20 +528,11 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
                     g.expected - 1
                 ))
             });
+            // The end: a sender waiting for credit learns it too.
+            return Ok((true, true));
         }
     }
-    // Only a half that waits is woken: a blocked thread (the condition
-    // variable) or an async task (the doorbell, once armed: it looks
-    // again after arming, so a frame taken before is not missed).
-    let waiting = g.waiting > 0;
-    drop(g);
-    if waiting {
-        shared.cond.notify_all();
-    }
-    if shared.rx_armed.load(Ordering::SeqCst) {
-        shared.rx_bell.notify();
-    }
-    Ok(())
+    Ok((true, false))
 }
 
 /// Grants the peer credit up to `msgs`/`bytes` consumed plus the window.
@@ -504,6 +584,9 @@ pub struct NatsSender {
     bytes: u64,
     /// The grant this half last asked more of (`BLOCKED` once per grant).
     asked: Option<(u64, u64)>,
+    /// Messages are published from the calling thread (blocking API);
+    /// through the writer task once driven by the async layer.
+    direct: bool,
 }
 
 /// The receiving half of a `nats://` connection.
@@ -536,6 +619,7 @@ pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
             msgs: 0,
             bytes: 0,
             asked: None,
+            direct: true,
         },
         NatsReceiver {
             shared: Arc::clone(shared),
@@ -598,12 +682,29 @@ impl Sender for NatsSender {
             }
         }
         drop(g);
+        let frame = wire::data(self.msgs + 1, msg);
+        if self.direct {
+            // Straight into the NATS client's queue from this thread (no
+            // hop through the writer task); nothing is sent when the
+            // deadline passes first.
+            let publish = shared
+                .client
+                .publish(shared.subject.clone(), Bytes::from(frame));
+            match block_on_until(publish, deadline) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "nats: publish failed");
+                    return self.link.observe(Err(Error::Disconnected));
+                }
+                None => return Err(waited(deadline)),
+            }
+        } else {
+            shared.publish(frame)?;
+        }
         self.msgs += 1;
         self.bytes += len;
-        self.shared
-            .sent
-            .store(self.msgs, Ordering::Relaxed);
-        self.shared.publish(wire::data(self.msgs, msg))
+        self.shared.sent.store(self.msgs, Ordering::Release);
+        Ok(())
     }
 
     fn max_message_size(&self) -> usize {
@@ -678,6 +779,11 @@ impl Pollable for NatsSender {
 
     fn arm(&self) {
         self.shared.tx_armed.store(true, Ordering::SeqCst);
+    }
+
+    fn enter_async(&mut self) {
+        // Never waits inside an operation: messages go through the writer.
+        self.direct = false;
     }
 
     fn disarm(&self) {
