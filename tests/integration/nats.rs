@@ -525,8 +525,7 @@ fn peers_that_send_and_exit_at_once_lose_nothing() {
             done.store(true, Ordering::Relaxed);
             streamer.join().expect("streamer");
             peer.expect_success();
-            if got != MSGS || !matches!(end, Error::Disconnected) || took > Duration::from_secs(2)
-            {
+            if got != MSGS || !matches!(end, Error::Disconnected) || took > Duration::from_secs(2) {
                 failures.push(format!(
                     "peer {round}: {got} of {MSGS} messages, then {end:?} after {took:?}"
                 ));

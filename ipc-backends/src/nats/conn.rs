@@ -2,8 +2,11 @@
 //! move its frames on the NATS client, and the halves themselves.
 //!
 //! Three tasks per connection run on the runtime ipcx owns
-//! ([`super::runtime`]): the *writer* publishes every outgoing frame, in
-//! order, on the outgoing subject; the *reader* takes the incoming
+//! ([`super::runtime`]): the *writer* publishes the outgoing frames, in
+//! order, on the outgoing subject (all but a blocking sender's messages,
+//! which that sender publishes itself: the handshake's wait for the
+//! server orders them after its frames, and the close is queued after
+//! them); the *reader* takes the incoming
 //! subject's frames into [`State`] (messages in sequence, credit, the end);
 //! the *heartbeat* publishes a heartbeat every interval and declares the
 //! peer gone after three silent ones. The halves never wait on the
@@ -401,11 +404,12 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
         batch.push(msg.payload);
         let mut over = false;
         while batch.len() < READER_BATCH {
-            let more = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut sub).poll_next(cx) {
-                Poll::Ready(m) => Poll::Ready(Some(m)),
-                Poll::Pending => Poll::Ready(None),
-            })
-            .await;
+            let more =
+                std::future::poll_fn(|cx| match std::pin::Pin::new(&mut sub).poll_next(cx) {
+                    Poll::Ready(m) => Poll::Ready(Some(m)),
+                    Poll::Pending => Poll::Ready(None),
+                })
+                .await;
             match more {
                 Some(Some(m)) => batch.push(m.payload),
                 Some(None) => {
