@@ -26,7 +26,7 @@
 
 mod conn;
 pub mod runtime;
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::mpsc;
 use std::time::Duration;
