@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ipc_backends::fuzzing::{TARGETS, seeds};
 
-const HOW_TO_WRITE_SEEDS: &str = "cargo run -p ipc-backends --example write_fuzz_seeds";
+const HOW_TO_WRITE_SEEDS: &str =
+    "cargo run -p ipc-backends --features nats --example write_fuzz_seeds";
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")

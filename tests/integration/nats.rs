@@ -55,6 +55,16 @@ fn role() {
                 }
             }
         }
+        // Connects, reads one message (so the listener's stream is
+        // arriving), sends ARG numbered messages and exits at once.
+        "send-exit" => {
+            let n: u64 = util::peer_params().2.parse().expect("count");
+            let mut ch = ipcx::connect(&ep).expect("connect");
+            ch.recv_timeout(OP).expect("the first streamed message");
+            for i in 0..n {
+                ch.send(&i.to_le_bytes()).expect("send");
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -456,5 +466,76 @@ fn async_server_blocking_clients() {
             c.join().expect("client");
         }
         assert_eq!(served, CLIENTS * 300);
+    });
+}
+
+/// Peers that send and exit at once, while the listener's frames are still
+/// arriving at them, have delivered every message and their close: the
+/// listener reads them all, then `Disconnected` at once (long before the
+/// heartbeat bound). The last half's drop waits until the connection's
+/// frames reached the server, whichever thread lets go of the connection
+/// last: before, a drop that coincided with the connection's reader or
+/// heartbeat holding it handed that wait to the runtime, which skips it,
+/// and a process exiting then lost its last messages and its close (the
+/// listener heard nothing more and reported `Disconnected` after the
+/// heartbeat bound: about one connection in ten in `ipcx send`).
+#[test]
+fn peers_that_send_and_exit_at_once_lose_nothing() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "nats::peers_that_send_and_exit_at_once_lose_nothing";
+    const PEERS: usize = 30;
+    const MSGS: u64 = 20;
+    watchdog(Duration::from_secs(300), TEST, || {
+        let nats = NatsServer::start();
+        // A heartbeat bound (4 s) far above a close's delivery, so that a
+        // lost close shows as a slow end.
+        let ep = nats.endpoint("se");
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen");
+        let mut failures = Vec::new();
+        for round in 0..PEERS {
+            let peer = Peer::spawn(TEST, "send-exit", &ep, &MSGS.to_string());
+            let ch = l.accept_timeout(OP).expect("accept");
+            let (mut tx, mut rx) = ipcx::Channel::split(ch);
+            let done = Arc::new(AtomicBool::new(false));
+            let streaming = done.clone();
+            // Streams to the peer until it is gone (its reader is busy
+            // while it exits).
+            let streamer = std::thread::spawn(move || {
+                while !streaming.load(Ordering::Relaxed) {
+                    match tx.send_timeout(b"stream", Duration::from_millis(50)) {
+                        Ok(()) | Err(Error::Timeout) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            let start = Instant::now();
+            let mut got = 0u64;
+            let end = loop {
+                match rx.recv_timeout(OP) {
+                    Ok(m) => {
+                        assert_eq!(m, got.to_le_bytes(), "peer {round}: message {got}");
+                        got += 1;
+                    }
+                    Err(e) => break e,
+                }
+            };
+            let took = start.elapsed();
+            done.store(true, Ordering::Relaxed);
+            streamer.join().expect("streamer");
+            peer.expect_success();
+            if got != MSGS || !matches!(end, Error::Disconnected) || took > Duration::from_secs(2) {
+                failures.push(format!(
+                    "peer {round}: {got} of {MSGS} messages, then {end:?} after {took:?}"
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {PEERS} peers lost their tail:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     });
 }

@@ -13,6 +13,8 @@ mod endpoint;
 mod fragment;
 mod hello;
 mod message;
+#[cfg(feature = "nats")]
+mod nats;
 mod seeds;
 mod shm;
 mod stream;
@@ -21,6 +23,8 @@ pub use endpoint::endpoint;
 pub use fragment::fragment;
 pub use hello::hello;
 pub use message::message;
+#[cfg(feature = "nats")]
+pub use nats::nats_frame;
 pub use seeds::seeds;
 pub use shm::{shm_consumer, shm_header, shm_ring};
 pub use stream::stream;
@@ -60,6 +64,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("shm_header", shm_header),
     ("endpoint", endpoint),
     ("message", message),
+    #[cfg(feature = "nats")]
+    ("nats_frame", nats_frame),
 ];
 
 /// Fixed-size fields read off the front of a fuzz input. Past the end

@@ -176,5 +176,23 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in super::message::seeds() {
         add("message", name, bytes);
     }
+    #[cfg(feature = "nats")]
+    {
+        use crate::nats::wire;
+        add(
+            "nats_frame",
+            "hello",
+            wire::with_body(wire::HELLO, &bytes_hello),
+        );
+        add("nats_frame", "verdict", vec![wire::VERDICT, 0]);
+        add("nats_frame", "data", wire::data(1, b"ping"));
+        add("nats_frame", "data-empty", wire::data(u64::MAX, b""));
+        add("nats_frame", "credit", wire::credit(1024, 8 << 20));
+        add("nats_frame", "blocked", vec![wire::BLOCKED]);
+        add("nats_frame", "heartbeat", vec![wire::HEARTBEAT]);
+        add("nats_frame", "close", wire::close(7));
+        add("nats_frame", "credit-short", vec![wire::CREDIT, 1, 2]);
+    }
+
     out
 }

@@ -2,8 +2,11 @@
 //! move its frames on the NATS client, and the halves themselves.
 //!
 //! Three tasks per connection run on the runtime ipcx owns
-//! ([`super::runtime`]): the *writer* publishes every outgoing frame, in
-//! order, on the outgoing subject; the *reader* takes the incoming
+//! ([`super::runtime`]): the *writer* publishes the outgoing frames, in
+//! order, on the outgoing subject (all but a blocking sender's messages,
+//! which that sender publishes itself: the handshake's wait for the
+//! server orders them after its frames, and the close is queued after
+//! them); the *reader* takes the incoming
 //! subject's frames into [`State`] (messages in sequence, credit, the end);
 //! the *heartbeat* publishes a heartbeat every interval and declares the
 //! peer gone after three silent ones. The halves never wait on the
@@ -12,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -66,6 +70,8 @@ struct State {
     end: Option<End>,
     /// The largest message either side sends.
     max: usize,
+    /// Threads waiting on the condition variable (notified only then).
+    waiting: u32,
 }
 
 /// What a connection's halves and tasks share.
@@ -73,15 +79,27 @@ struct State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     cond: Condvar,
-    /// Rung when a message, a hello or verdict, or the end arrives.
+    /// Rung when a message, a hello or verdict, or the end arrives, while
+    /// the receiving half waits in the async layer (`rx_armed`).
     rx_bell: Event,
-    /// Rung when credit or the end arrives.
+    /// Rung when credit or the end arrives, while the sending half waits
+    /// in the async layer (`tx_armed`).
     tx_bell: Event,
+    rx_armed: AtomicBool,
+    tx_armed: AtomicBool,
     out: mpsc::UnboundedSender<Out>,
+    /// The NATS client and outgoing subject, for a sender that publishes
+    /// its messages itself.
+    client: Client,
+    subject: Subject,
     /// Dropped with the last half: the tasks stop.
     _alive: watch::Sender<()>,
     /// Sequence number of the last message sent (the sender's).
     sent: std::sync::atomic::AtomicU64,
+    /// Halves alive: the last one to go closes the connection.
+    halves: AtomicUsize,
+    /// The close frame went out.
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -96,7 +114,7 @@ impl Shared {
     }
 
     /// Waits until every frame queued so far has reached the NATS server
-    /// (a flush: one round trip), at most `limit`.
+    /// (one round trip, [`sync`]), at most `limit`.
     fn flush(&self, limit: Duration) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.out
@@ -111,6 +129,7 @@ impl Shared {
         }
     }
 
+    /// Wakes whoever waits for anything: the end of the connection.
     fn ring(&self) {
         self.cond.notify_all();
         self.rx_bell.notify();
@@ -125,16 +144,25 @@ impl Shared {
     ) -> (MutexGuard<'a, State>, bool) {
         match deadline {
             Deadline::Now => (g, false),
-            Deadline::Never => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), true),
+            Deadline::Never => {
+                let mut g = g;
+                g.waiting += 1;
+                let mut g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
+                g.waiting -= 1;
+                (g, true)
+            }
             Deadline::At(t) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return (g, false);
                 }
-                let (g, _) = self
+                let mut g = g;
+                g.waiting += 1;
+                let (mut g, _) = self
                     .cond
                     .wait_timeout(g, left)
                     .unwrap_or_else(|e| e.into_inner());
+                g.waiting -= 1;
                 (g, true)
             }
         }
@@ -154,18 +182,64 @@ enum Out {
 /// to reach the server.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // The last half is gone: tell the peer, after everything sent, and
-        // (unless on the runtime's own threads, which must not wait) wait
-        // until it all reached the server, so that messages sent just
-        // before the process exits are not lost with it.
-        let last = *self.sent.get_mut();
+impl Shared {
+    /// One half is gone; the last one closes the connection.
+    fn release(&self) {
+        if self.halves.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// Tells the peer the connection is over, after everything sent, and
+    /// (unless on the runtime's own threads, which must not wait) waits
+    /// until it all reached the server, so that messages sent just before
+    /// the process exits are not lost with it. Once.
+    ///
+    /// This runs on the thread that dropped the last half, never in the
+    /// drop of [`Shared`] itself: the reader and heartbeat tasks hold it
+    /// for a moment at every frame and tick, so that drop may run on the
+    /// runtime, which cannot wait, while the application's thread goes on
+    /// (and its process exits) with the close not yet sent.
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let last = self.sent.load(Ordering::Acquire);
         let _ = self.out.send(Out::Frame(Bytes::from(wire::close(last))));
         if std::thread::current().name() != Some(super::runtime::THREAD_NAME) {
             let _ = self.flush(CLOSE_FLUSH);
         }
     }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Halves never made (a set-up that failed): close all the same.
+        self.close();
+    }
+}
+
+/// Longest a [`sync`] waits for the server.
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits until the NATS server has processed everything `client` sent
+/// before: a message to a fresh inbox of its own comes back (the server
+/// handles a client's operations in order). `client.flush()` alone only
+/// hands the bytes to the kernel, which a process that exits next can
+/// still lose (a close with unread input resets the TCP connection).
+/// `false` when the server did not answer within [`SYNC_LIMIT`].
+pub(crate) async fn sync(client: &Client) -> bool {
+    use futures_core::Stream;
+    let round_trip = async {
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(inbox.clone()).await.ok()?;
+        client.publish(inbox, Bytes::new()).await.ok()?;
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut sub).poll_next(cx)).await
+    };
+    matches!(
+        tokio::time::timeout(SYNC_LIMIT, round_trip).await,
+        Ok(Some(_))
+    )
 }
 
 /// Waits until everything the connection queued reached the server: run
@@ -224,13 +298,20 @@ pub(crate) fn start(
             verdict: None,
             end: None,
             max,
+            waiting: 0,
         }),
         cond: Condvar::new(),
         rx_bell: event()?,
         tx_bell: event()?,
+        rx_armed: AtomicBool::new(false),
+        tx_armed: AtomicBool::new(false),
         out: out.clone(),
+        client: client.clone(),
+        subject: out_subject.clone(),
         _alive: alive,
         sent: std::sync::atomic::AtomicU64::new(0),
+        halves: AtomicUsize::new(0),
+        closed: AtomicBool::new(false),
     });
     rt.spawn(writer(client, out_subject, out_rx));
     rt.spawn(reader(Arc::downgrade(&shared), incoming, alive_rx.clone()));
@@ -238,20 +319,63 @@ pub(crate) fn start(
     Ok(shared)
 }
 
+/// Polls `fut` on this thread until it completes or `deadline` passes
+/// (`None`: it was dropped unfinished). For futures that need no runtime
+/// of their own to make progress (a NATS client's queue: the runtime's
+/// connection task drains it).
+fn block_on_until<F: std::future::Future>(fut: F, deadline: Deadline) -> Option<F::Output> {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        match deadline {
+            Deadline::Now => return None,
+            Deadline::Never => std::thread::park(),
+            Deadline::At(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                std::thread::park_timeout(left);
+            }
+        }
+    }
+}
+
+/// Frames the writer takes off its queue at a time.
+const WRITER_BATCH: usize = 64;
+
 /// Publishes every frame in order; once every half and task let go of the
 /// queue (the close frame is then the last), flushes and ends.
 async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedReceiver<Out>) {
-    while let Some(out) = frames.recv().await {
-        match out {
-            Out::Frame(frame) => {
-                if let Err(e) = client.publish(subject.clone(), frame).await {
-                    tracing::debug!(%subject, error = %e, "nats: publish failed");
-                    return;
+    // Whatever queued while the last batch went out is taken at once.
+    let mut batch = Vec::with_capacity(WRITER_BATCH);
+    while frames.recv_many(&mut batch, WRITER_BATCH).await > 0 {
+        for out in batch.drain(..) {
+            match out {
+                Out::Frame(frame) => {
+                    if let Err(e) = client.publish(subject.clone(), frame).await {
+                        tracing::debug!(%subject, error = %e, "nats: publish failed");
+                        return;
+                    }
                 }
-            }
-            Out::Flush(done) => {
-                let ok = client.flush().await.is_ok();
-                let _ = done.try_send(ok);
+                Out::Flush(done) => {
+                    let ok = sync(&client).await;
+                    let _ = done.try_send(ok);
+                }
             }
         }
     }
@@ -260,6 +384,8 @@ async fn writer(client: Client, subject: Subject, mut frames: mpsc::UnboundedRec
 
 async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Receiver<()>) {
     use futures_core::Stream;
+    use std::task::Poll;
+    let mut batch = Vec::with_capacity(READER_BATCH);
     loop {
         let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut sub).poll_next(cx));
         let msg = tokio::select! {
@@ -273,7 +399,27 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
             end(&shared, End::Broken("nats: the subscription ended".into()));
             return;
         };
-        if let Err(e) = take(&shared, msg.payload) {
+        // With it, whatever else already arrived: taken under one lock,
+        // with one wake-up of the half waiting for it.
+        batch.push(msg.payload);
+        let mut over = false;
+        while batch.len() < READER_BATCH {
+            let more =
+                std::future::poll_fn(|cx| match std::pin::Pin::new(&mut sub).poll_next(cx) {
+                    Poll::Ready(m) => Poll::Ready(Some(m)),
+                    Poll::Pending => Poll::Ready(None),
+                })
+                .await;
+            match more {
+                Some(Some(m)) => batch.push(m.payload),
+                Some(None) => {
+                    over = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Err(e) = take(&shared, batch.drain(..)) {
             let why = match e {
                 Error::Protocol(why) => why,
                 e => e.to_string(),
@@ -281,8 +427,15 @@ async fn reader(shared: Weak<Shared>, mut sub: Subscriber, mut alive: watch::Rec
             end(&shared, End::Broken(why));
             return;
         }
+        if over {
+            end(&shared, End::Broken("nats: the subscription ended".into()));
+            return;
+        }
     }
 }
+
+/// Frames the reader takes into the state at a time, at most.
+const READER_BATCH: usize = 256;
 
 fn end(shared: &Shared, why: End) {
     let mut g = shared.lock();
@@ -293,15 +446,42 @@ fn end(shared: &Shared, why: End) {
     shared.ring();
 }
 
-/// Takes one incoming frame into the state.
-fn take(shared: &Shared, payload: Bytes) -> Result<()> {
+/// Takes incoming frames into the state, under one lock, and wakes the
+/// halves that wait for what they brought.
+fn take(shared: &Shared, frames: impl Iterator<Item = Bytes>) -> Result<()> {
     let mut g = shared.lock();
+    let (mut rx, mut tx) = (false, false);
+    for payload in frames {
+        let (r, t) = take_one(shared, &mut g, payload)?;
+        rx |= r;
+        tx |= t;
+    }
+    // Only a half that waits is woken: a blocked thread (the condition
+    // variable) or an async task (the doorbell, once armed: it looks
+    // again after arming, so a frame taken before is not missed).
+    let waiting = g.waiting > 0;
+    drop(g);
+    if waiting && (rx || tx) {
+        shared.cond.notify_all();
+    }
+    if rx && shared.rx_armed.load(Ordering::SeqCst) {
+        shared.rx_bell.notify();
+    }
+    if tx && shared.tx_armed.load(Ordering::SeqCst) {
+        shared.tx_bell.notify();
+    }
+    Ok(())
+}
+
+/// Takes one frame into the state; whether the receiving and the sending
+/// half may have to be woken.
+fn take_one(shared: &Shared, g: &mut State, payload: Bytes) -> Result<(bool, bool)> {
     if g.end.is_some() {
-        return Ok(());
+        return Ok((false, false));
     }
     g.heard = Instant::now();
     match wire::decode(&payload)? {
-        Frame::Heartbeat => return Ok(()),
+        Frame::Heartbeat => return Ok((false, false)),
         Frame::Hello(_) => g.hello = Some(payload.slice(1..)),
         Frame::Verdict(v) => g.verdict = Some(v),
         Frame::Data { seq, body } => {
@@ -330,21 +510,18 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
         Frame::Credit { msgs, bytes } => {
             g.granted_msgs = g.granted_msgs.max(msgs);
             g.granted_bytes = g.granted_bytes.max(bytes);
-            drop(g);
-            shared.cond.notify_all();
-            shared.tx_bell.notify();
-            return Ok(());
+            return Ok((false, true));
         }
         Frame::Blocked => {
             if g.consumed_msgs > g.conveyed_msgs {
                 let (m, b) = (g.consumed_msgs, g.consumed_bytes);
                 // A grant that cannot go out means the writer is gone,
                 // which the end of the connection reports.
-                let _ = grant(shared, &mut g, m, b);
+                let _ = grant(shared, g, m, b);
             } else {
                 g.peer_blocked = true;
             }
-            return Ok(());
+            return Ok((false, false));
         }
         Frame::Close { last } => {
             g.end = Some(if last + 1 == g.expected {
@@ -355,12 +532,11 @@ fn take(shared: &Shared, payload: Bytes) -> Result<()> {
                     g.expected - 1
                 ))
             });
+            // The end: a sender waiting for credit learns it too.
+            return Ok((true, true));
         }
     }
-    drop(g);
-    shared.cond.notify_all();
-    shared.rx_bell.notify();
-    Ok(())
+    Ok((true, false))
 }
 
 /// Grants the peer credit up to `msgs`/`bytes` consumed plus the window.
@@ -412,6 +588,9 @@ pub struct NatsSender {
     bytes: u64,
     /// The grant this half last asked more of (`BLOCKED` once per grant).
     asked: Option<(u64, u64)>,
+    /// Messages are published from the calling thread (blocking API);
+    /// through the writer task once driven by the async layer.
+    direct: bool,
 }
 
 /// The receiving half of a `nats://` connection.
@@ -424,6 +603,7 @@ pub struct NatsReceiver {
 /// Both halves of a new connection (before the handshake: limited to
 /// hellos until [`set_max`]).
 pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
+    shared.halves.fetch_add(2, Ordering::AcqRel);
     let link = Link::new();
     // A local close wakes a blocked send or receive, and an async half.
     let weak = Arc::downgrade(shared);
@@ -443,6 +623,7 @@ pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
             msgs: 0,
             bytes: 0,
             asked: None,
+            direct: true,
         },
         NatsReceiver {
             shared: Arc::clone(shared),
@@ -456,6 +637,18 @@ pub(crate) fn halves(shared: &Arc<Shared>) -> (NatsSender, NatsReceiver) {
 /// send as soon as it has concluded.)
 pub(crate) fn set_max(tx: &mut NatsSender, max: usize) {
     tx.max = max;
+}
+
+impl Drop for NatsSender {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
+impl Drop for NatsReceiver {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
 }
 
 impl Sender for NatsSender {
@@ -493,12 +686,29 @@ impl Sender for NatsSender {
             }
         }
         drop(g);
+        let frame = wire::data(self.msgs + 1, msg);
+        if self.direct {
+            // Straight into the NATS client's queue from this thread (no
+            // hop through the writer task); nothing is sent when the
+            // deadline passes first.
+            let publish = shared
+                .client
+                .publish(shared.subject.clone(), Bytes::from(frame));
+            match block_on_until(publish, deadline) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "nats: publish failed");
+                    return self.link.observe(Err(Error::Disconnected));
+                }
+                None => return Err(waited(deadline)),
+            }
+        } else {
+            shared.publish(frame)?;
+        }
         self.msgs += 1;
         self.bytes += len;
-        self.shared
-            .sent
-            .store(self.msgs, std::sync::atomic::Ordering::Relaxed);
-        self.shared.publish(wire::data(self.msgs, msg))
+        self.shared.sent.store(self.msgs, Ordering::Release);
+        Ok(())
     }
 
     fn max_message_size(&self) -> usize {
@@ -508,7 +718,9 @@ impl Sender for NatsSender {
 
 impl Receiver for NatsReceiver {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        self.link.check()?;
+        // The connection may be known gone (the sending half saw the end):
+        // what arrived before is still read first.
+        let mut gone = self.gone()?;
         let shared = Arc::clone(&self.shared);
         let mut g = shared.lock();
         loop {
@@ -535,12 +747,26 @@ impl Receiver for NatsReceiver {
                 drop(g);
                 return self.link.observe(Err(e));
             }
+            if gone {
+                return Err(Error::Disconnected);
+            }
             let (g2, more) = shared.wait(g, deadline);
             g = g2;
-            self.link.check()?;
-            if !more {
+            gone = self.gone()?;
+            if !more && !gone {
                 return Err(waited(deadline));
             }
+        }
+    }
+}
+
+impl NatsReceiver {
+    /// Whether the connection is known gone; `Err(Closed)` once closed here.
+    fn gone(&self) -> Result<bool> {
+        match self.link.check() {
+            Ok(()) => Ok(false),
+            Err(Error::Disconnected) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 }
@@ -553,6 +779,19 @@ impl Pollable for NatsSender {
             doorbell: true,
             death: None,
         })
+    }
+
+    fn arm(&self) {
+        self.shared.tx_armed.store(true, Ordering::SeqCst);
+    }
+
+    fn enter_async(&mut self) {
+        // Never waits inside an operation: messages go through the writer.
+        self.direct = false;
+    }
+
+    fn disarm(&self) {
+        self.shared.tx_armed.store(false, Ordering::SeqCst);
     }
 
     fn link(&self) -> &Link {
@@ -573,6 +812,14 @@ impl Pollable for NatsReceiver {
             doorbell: true,
             death: None,
         })
+    }
+
+    fn arm(&self) {
+        self.shared.rx_armed.store(true, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) {
+        self.shared.rx_armed.store(false, Ordering::SeqCst);
     }
 
     fn link(&self) -> &Link {

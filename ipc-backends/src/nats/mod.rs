@@ -26,7 +26,7 @@
 
 mod conn;
 pub mod runtime;
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -156,8 +156,16 @@ impl Transport for Nats {
         let subject = connect_subject(name);
         let group = format!("ipcx.{name}");
         let c = client.clone();
-        let sub = runtime::run(async move { c.queue_subscribe(subject, group).await })?
-            .map_err(|e| Error::io(format!("{endpoint}: subscribing"), std::io::Error::other(e)))?;
+        // Once the server has the subscription (a round trip), a client
+        // told that the listener is up finds it.
+        let sub = runtime::run(async move {
+            let sub = c.queue_subscribe(subject, group).await?;
+            if !conn::sync(&c).await {
+                return Err("the NATS server did not confirm the subscription".into());
+            }
+            Ok::<_, async_nats::Error>(sub)
+        })?
+        .map_err(|e| Error::io(format!("{endpoint}: subscribing"), std::io::Error::other(e)))?;
         let (tx, rx) = mpsc::channel();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let feed = tx.clone();

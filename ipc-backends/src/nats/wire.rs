@@ -27,7 +27,7 @@ pub(crate) const CLOSE: u8 = 7;
 pub const DATA_HEADER: usize = 9;
 
 /// Messages a receiver allows in flight before it has granted more.
-pub(crate) const WINDOW_MSGS: u64 = 64;
+pub(crate) const WINDOW_MSGS: u64 = 1024;
 /// Bytes a receiver allows in flight before it has granted more (a message
 /// larger than that is sent alone, once everything before it was read).
 pub(crate) const WINDOW_BYTES: u64 = 8 << 20;

@@ -399,7 +399,16 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
         );
     }
     for t in &args.transports {
-        let Some(d) = raw::targets().iter().find(|d| d.selected_by(t)) else {
+        if t == "nats" && !cfg!(feature = "nats") {
+            return Err(
+                "--transports nats needs a build with the nats feature: cargo build --release -p ipcx-cli --features nats"
+                    .to_string(),
+            );
+        }
+        let Some(d) = raw::all_targets()
+            .filter(|d| d.library.is_none())
+            .find(|d| d.selected_by(t))
+        else {
             let mut known: Vec<&str> = raw::targets().iter().map(|d| d.scheme).collect();
             known.dedup();
             known.extend(
@@ -422,6 +431,9 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
         .filter(|d| {
             if d.library.is_some() {
                 args.peers
+            } else if d.scheme == "nats" {
+                // Opt-in: it needs a NATS server.
+                args.transports.iter().any(|t| d.selected_by(t))
             } else {
                 args.transports.is_empty() || args.transports.iter().any(|t| d.selected_by(t))
             }
@@ -446,6 +458,29 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Stri
     // the run ends, however it ends.
     #[cfg(feature = "peers")]
     let _leftovers = args.peers.then(peers::Leftovers::note);
+    // The nats rows run through a server of the run's own, killed at its
+    // end; without the binary they are an error line and the other rows go
+    // on.
+    #[cfg(feature = "nats")]
+    let mut _nats_server = None;
+    #[cfg(feature = "nats")]
+    let selected: Vec<&raw::TargetDef> = if selected.iter().any(|d| d.scheme == "nats") {
+        match raw::nats::Server::start() {
+            Ok(s) => {
+                _nats_server = Some(s);
+                selected
+            }
+            Err(e) => {
+                progress(&format!("error: {e}"));
+                selected
+                    .into_iter()
+                    .filter(|d| d.scheme != "nats")
+                    .collect()
+            }
+        }
+    } else {
+        selected
+    };
     let mut rows = Vec::new();
     for target in selected {
         let target_pins = pins(target);

@@ -7,6 +7,8 @@
 pub mod aio;
 mod fifo;
 mod mq;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod pipe;
 pub mod queue;
 pub(super) mod shm;
@@ -278,7 +280,32 @@ pub fn all_targets() -> impl Iterator<Item = &'static TargetDef> {
             &[]
         }
     };
-    targets().iter().chain(peers.iter())
+    targets().iter().chain(nats_targets()).chain(peers.iter())
+}
+
+/// The `nats://` row, in a build with the `nats` feature: only when
+/// `--transports` names it (it needs a `nats-server`, which the run
+/// starts).
+fn nats_targets() -> &'static [TargetDef] {
+    #[cfg(feature = "nats")]
+    {
+        &[TargetDef {
+            label: "nats",
+            scheme: "nats",
+            address: nats::address,
+            raw_server: nats::server,
+            raw_client: nats::client,
+            spawned: false,
+            note: Some(nats::NOTE),
+            path: Path::Copy,
+            cross_only: false,
+            library: None,
+        }]
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        &[]
+    }
 }
 
 /// Whether this build of ipcx implements `scheme`.
