@@ -13,6 +13,8 @@ mod async_shm;
 mod conformance;
 mod in_place;
 #[cfg(feature = "nats")]
+mod jetstream;
+#[cfg(feature = "nats")]
 mod nats;
 mod rpc;
 mod scale;

@@ -215,7 +215,11 @@ impl JsQueue {
             ..Default::default()
         };
         let ack_wait = o.ack_wait.unwrap_or(DEFAULT_ACK_WAIT);
-        let context = js::new(client.clone());
+        // The context starts a task: it is made on the runtime.
+        let context = {
+            let _on_runtime = runtime::handle()?.enter();
+            js::new(client.clone())
+        };
         let jsx = context.clone();
         let ep = endpoint.clone();
         let timeout = o.connect_timeout;

@@ -2,9 +2,10 @@
 //! several of a cluster: `nats://h1:4222,h2:4222/NAME`), its credentials
 //! and its TLS options. Channels, rpc and queues all connect here.
 //!
-//! - **Several servers.** The client connects to one of them and, when
-//!   that server goes away, reconnects to another of the list (or one the
-//!   cluster announced) without limit; subscriptions are renewed on the
+//! - **Several servers.** The client connects to the first of them that
+//!   answers, in the order written, and, when that server goes away,
+//!   reconnects to another of the list (or one the cluster announced)
+//!   without limit; subscriptions are renewed on the
 //!   new server. What was in flight on the lost connection may be lost:
 //!   a channel reports that as a gap or a silent peer, a JetStream queue
 //!   resends until the stream acknowledged.
@@ -73,8 +74,11 @@ fn connect_options(endpoint: &Endpoint) -> Result<ConnectOptions> {
             "reach the server over a trusted network or a tunnel (e.g. WireGuard, stunnel) instead",
         ));
     }
+    // Servers are tried in the order written (a config spreads clients
+    // over a cluster by listing its servers in different orders).
     let mut opts = ConnectOptions::new()
         .connection_timeout(o.connect_timeout)
+        .retain_servers_order()
         .name(format!("ipcx {}", std::process::id()));
     if let (Some(user), Some(file)) = (&o.user, &o.password_file) {
         let text = std::fs::read_to_string(file).map_err(|e| {
