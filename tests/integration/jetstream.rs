@@ -113,7 +113,11 @@ fn role() {
                 }
                 check(&m);
                 let seq = m.seq;
-                m.ack().unwrap_or_else(|e| panic!("ack {seq}: {e}"));
+                // Unconfirmed, the message may come again: it is
+                // handled either way.
+                if let Err(e) = m.ack() {
+                    eprintln!("ack {seq}: {e}");
+                }
                 seqs.push(seq);
                 if seqs.len() % 500 == 0 {
                     report(format!("got={}", seqs.len()));
@@ -224,8 +228,12 @@ fn a_message_unacknowledged_by_a_killed_consumer_is_redelivered() {
     });
 }
 
-/// The server is killed and started again on the same store directory:
-/// the queue, its type and its unacknowledged messages are still there.
+/// The server is stopped and started again on the same store directory,
+/// first gracefully (SIGTERM), then killed (SIGKILL): the queue, its type
+/// and every unacknowledged message are still there. After SIGKILL,
+/// acknowledgements of the last moments may be lost with the server's
+/// unwritten state, so acknowledged messages may come again (at least
+/// once); after SIGTERM, none does.
 #[test]
 fn the_queue_survives_a_broker_restart() {
     if util::is_peer() {
@@ -240,32 +248,53 @@ fn the_queue_survives_a_broker_restart() {
         let producer = Peer::spawn(TEST, "produce", &ep, "0..300");
         assert_eq!(producer.expect_value_skipping("done"), "300");
         producer.expect_success();
-        {
-            let mut c = Consumer::<Job>::open(&endpoint).expect("open consumer");
-            for seq in 0..100 {
-                let m = c.recv_acked().expect("recv");
+        let take = |range: std::ops::Range<u64>| {
+            let mut c = retry("open the consumer", || Consumer::<Job>::open(&endpoint));
+            for seq in range {
+                let m = c.recv_acked_timeout(Duration::from_secs(30)).expect("recv");
+                check(&m);
                 assert_eq!(m.seq, seq);
                 m.ack().expect("ack");
             }
-        }
-        nats.restart();
+        };
+        take(0..100);
+        nats.restart(true);
         let info = retry("stat after the restart", || queue::stat(&endpoint));
-        assert_eq!(info.status.messages, 200);
+        assert_eq!(info.status.messages, 200, "after a graceful restart");
         assert_eq!(info.recorded.as_ref().map(|t| &*t.name), Some("test.Job"));
         assert!(matches!(
             Consumer::<Invoice>::open(&endpoint),
             Err(Error::SchemaMismatch { .. })
         ));
-        let mut c = retry("open after the restart", || {
-            Consumer::<Job>::open(&endpoint)
-        });
-        for seq in 100..300 {
-            let m = c.recv_acked_timeout(Duration::from_secs(30)).expect("recv");
-            check(&m);
-            assert_eq!(m.seq, seq);
-            m.ack().expect("ack");
+        take(100..150);
+        nats.restart(false);
+        let info = retry("stat after the kill", || queue::stat(&endpoint));
+        let left = info.status.messages;
+        assert!(
+            (150..=200).contains(&left),
+            "{left} messages after the kill"
+        );
+        let mut c = retry("open after the kill", || Consumer::<Job>::open(&endpoint));
+        let mut seen = Vec::new();
+        loop {
+            match c.recv_acked_timeout(Duration::from_secs(3)) {
+                Ok(m) => {
+                    check(&m);
+                    seen.push(m.seq);
+                    m.ack().expect("ack");
+                }
+                Err(Error::Timeout) => break,
+                Err(e) => panic!("recv: {e}"),
+            }
         }
-        assert!(matches!(c.try_recv_acked(), Err(Error::WouldBlock)));
+        seen.sort_unstable();
+        seen.dedup();
+        let unacked: Vec<u64> = (150..300).collect();
+        assert!(
+            unacked.iter().all(|s| seen.binary_search(s).is_ok()),
+            "every unacknowledged message is there after the kill"
+        );
+        assert!(seen.iter().all(|s| (100..300).contains(s)), "{seen:?}");
     });
 }
 

@@ -46,6 +46,8 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// The longest single wait for the server (a pull, a publish
 /// acknowledgement); longer waits are made of several.
 const STEP: Duration = Duration::from_secs(5);
+/// Attempts at a confirmed acknowledgement.
+const ACK_TRIES: u32 = 3;
 /// Pause before sending again to a full stream.
 const FULL_NAP: Duration = Duration::from_millis(20);
 
@@ -705,10 +707,21 @@ impl Pending {
             return Ok(());
         }
         runtime::run(async move {
-            tokio::time::timeout(STEP, acker.double_ack_with(kind))
-                .await
-                .map_err(|_| "the server did not confirm in time".to_string())?
-                .map_err(|e| e.to_string())
+            // A cluster electing a new leader answers nothing for a
+            // moment: the same acknowledgement is sent again (the server
+            // takes it once).
+            let mut last = String::new();
+            for _ in 0..ACK_TRIES {
+                match tokio::time::timeout(STEP, acker.double_ack_with(kind)).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => last = e.to_string(),
+                    Err(_) => last = "the server did not confirm in time".to_string(),
+                }
+                if !transient(&last) && !last.contains("did not confirm") {
+                    break;
+                }
+            }
+            Err(last)
         })?
         .map_err(|e| {
             Error::io(

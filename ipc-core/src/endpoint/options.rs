@@ -426,7 +426,8 @@ pub(super) fn validate_options(
             (OptionKey::AllowUid, !o.allow_uid.is_empty()),
             (
                 OptionKey::ConnectTimeout,
-                o.connect_timeout != d.connect_timeout,
+                // A nats:// queue still connects to its server.
+                scheme != Scheme::Nats && o.connect_timeout != d.connect_timeout,
             ),
             (OptionKey::WaitForListener, !o.wait_for_listener.is_zero()),
             (OptionKey::Heartbeat, o.heartbeat.is_some()),
@@ -439,7 +440,7 @@ pub(super) fn validate_options(
                     key.name()
                 ),
                 if scheme == Scheme::Nats {
-                    "options of a nats:// queue: pattern, max_message_size, capacity, max_bytes, replicas, ack_wait, creds, user, password_file, tls, tls_ca"
+                    "options of a nats:// queue: pattern, max_message_size, capacity, max_bytes, replicas, ack_wait, connect_timeout, creds, user, password_file, tls, tls_ca"
                 } else {
                     "options of a standalone queue: pattern, max_message_size, mode, capacity"
                 },

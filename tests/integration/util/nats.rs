@@ -134,10 +134,17 @@ impl NatsServer {
         )
     }
 
-    /// Kills the server and starts it again on the same port with the same
-    /// store directory (JetStream's state survives) and arguments.
-    pub fn restart(&mut self) {
-        self.kill();
+    /// Stops the server — gracefully (SIGTERM: it writes its state out)
+    /// or not (SIGKILL) — and starts it again on the same port with the
+    /// same store directory and arguments.
+    pub fn restart(&mut self, graceful: bool) {
+        if graceful {
+            // SAFETY: kill takes plain values; the pid is our live child's.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        } else {
+            self.kill();
+        }
         let mut last = String::new();
         for _ in 0..50 {
             let mut cmd = NatsServer::command(self.port, self.store.as_deref(), &self.extra);
