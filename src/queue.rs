@@ -4,14 +4,22 @@
 //! to exactly one of the competing consumers. Compare [`rpc`](crate::rpc),
 //! where the caller waits for its provider.
 //!
-//! A queue is a kernel message queue named by an endpoint with
-//! `?pattern=queue` (the same endpoint without it is accepted too):
+//! A queue is a kernel message queue, or a JetStream stream on a NATS
+//! server (feature `nats`), named by an endpoint with `?pattern=queue`
+//! (the same endpoint without it is accepted too):
 //!
 //! ```text
 //! mq:/jobs?pattern=queue                     POSIX queue /jobs (in /dev/mqueue)
 //! sysv-mq:/var/run/jobs?pattern=queue        System V queue, key ftok(path, 'q')
 //! mq:/jobs?pattern=queue&capacity=10&max_message_size=4096&mode=0660
+//! nats://broker:4222/jobs?pattern=queue      JetStream: at least once, across machines
 //! ```
+//!
+//! On JetStream, [`Consumer::recv_acked`] keeps a message queued until its
+//! [`Received`] is acknowledged, and a consumer that dies first has it
+//! redelivered to another (at least once); on kernel queues the same code
+//! runs and the acknowledgement does nothing (at most once).
+//! `docs/nats.md` ("Queues on JetStream") maps queues onto streams.
 //!
 //! - **Created on first open**, exclusively with `mode=` (default 0600),
 //!   and kept until [`remove`] — every process may exit in between.
@@ -36,9 +44,10 @@
 //!   that receives a message of another type gets `SchemaMismatch` naming
 //!   both types for it; that message is consumed, never decoded, and the
 //!   next `recv` goes on with the next message.
-//! - **At most once after receive.** The kernel hands a message to one
-//!   consumer; if that consumer dies before handling it, it is gone.
-//!   Nothing is lost while it sits in the queue, whoever exits.
+//! - **At most once after receive** on kernel queues: the kernel hands a
+//!   message to one consumer; if that consumer dies before handling it,
+//!   it is gone. Nothing is lost while it sits in the queue, whoever
+//!   exits. JetStream queues are at least once (above).
 //!
 //! `docs/queues.md` has the whole story: when to use a queue and when rpc,
 //! the limits, the operations (`ipcx queue …`).

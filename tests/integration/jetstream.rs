@@ -700,3 +700,54 @@ impl Skipping for Peer {
         }
     }
 }
+
+/// The async API on a `nats://` queue: an async producer and an async
+/// consumer on a tokio runtime of their own, with acknowledgements.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_producer_and_consumer() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "async_producer_and_consumer", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=1s",
+            nats.endpoint("jsasync")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for seq in 0..200 {
+                p.send_with_id(&job(seq), &format!("a{seq}")).await.expect("send");
+            }
+            // A resend under the same id is stored once.
+            p.send_with_id(&job(0), "a0").await.expect("resend");
+            // Given back once: delivered again.
+            let first = c.recv_acked().await.expect("recv");
+            assert_eq!(first.seq, 0);
+            first.nak().expect("nak");
+            let mut seen = Vec::new();
+            while seen.len() < 200 {
+                let m = tokio::time::timeout(Duration::from_secs(30), c.recv_acked())
+                    .await
+                    .expect("a message within 30 s")
+                    .expect("recv");
+                check(&m);
+                if m.seq == 0 {
+                    assert!(m.deliveries() >= 2, "message 0 came back after nak");
+                }
+                seen.push(m.seq);
+                m.ack().expect("ack");
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        });
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
