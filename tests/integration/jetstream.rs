@@ -724,7 +724,9 @@ fn async_producer_and_consumer() {
             let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
             let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
             for seq in 0..200 {
-                p.send_with_id(&job(seq), &format!("a{seq}")).await.expect("send");
+                p.send_with_id(&job(seq), &format!("a{seq}"))
+                    .await
+                    .expect("send");
             }
             // A resend under the same id is stored once.
             p.send_with_id(&job(0), "a0").await.expect("resend");

@@ -346,6 +346,7 @@ impl JsQueue {
         let payload = Bytes::copy_from_slice(msg);
         let js = self.js.clone();
         let subject = self.subject.clone();
+        let stream = self.stream.clone();
         let endpoint = self.endpoint.clone();
         async move {
             loop {
@@ -372,12 +373,18 @@ impl JsQueue {
                 match tokio::time::timeout(wait, publish).await {
                     Ok(Ok(_stored)) => return Ok(true),
                     Ok(Err(e)) if full(&e) => {}
+                    // No responder for the subject: the stream is gone, or
+                    // (in a cluster) its leader is being elected.
                     Ok(Err(e)) if e.contains("no stream found") => {
-                        return Err(io(
-                            &endpoint,
-                            "sending",
-                            "the queue's stream is gone (removed?); open the queue again to create it",
-                        ));
+                        if let Err(e) = js.get_stream(&stream).await
+                            && is_not_found(&e)
+                        {
+                            return Err(io(
+                                &endpoint,
+                                "sending",
+                                "the queue's stream is gone (removed?); open the queue again to create it",
+                            ));
+                        }
                     }
                     Ok(Err(e)) if transient(&e) => {
                         tracing::debug!(%endpoint, error = %e, "jetstream publish not confirmed; sending again");

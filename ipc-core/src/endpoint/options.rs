@@ -351,6 +351,7 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::Capacity if matches!(scheme, Scheme::Shm | Scheme::SysvShm) => {
             "capacity=1048576"
         }
+        OptionKey::Capacity if scheme == Scheme::Nats => "pattern=queue&capacity=1000",
         OptionKey::MaxMessageSize => "max_message_size=65536",
         OptionKey::Mode => "mode=0660",
         OptionKey::AllowUid => "allow_uid=1000",
@@ -551,7 +552,11 @@ fn validate_nats_options(input: &str, scheme: Scheme, o: &Options) -> Result<(),
                     key.name()
                 ),
                 "add pattern=queue to open the name as a standalone queue",
-                format!("{example}?{}", example_option(scheme, key)),
+                {
+                    let opt = example_option(scheme, key);
+                    let opt = opt.strip_prefix("pattern=queue&").unwrap_or(opt);
+                    format!("{example}?pattern=queue&{opt}")
+                },
             ));
         }
     }

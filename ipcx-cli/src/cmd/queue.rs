@@ -181,7 +181,12 @@ fn stat(endpoint: &Endpoint) -> Result<(), String> {
     );
     if let Some(js) = &s.jetstream {
         // A JetStream stream: the server's view, no kernel object.
-        println!("stream           {} ({} replica{})", js.stream, js.replicas, plural(js.replicas));
+        println!(
+            "stream           {} ({} replica{})",
+            js.stream,
+            js.replicas,
+            plural(js.replicas)
+        );
         println!("leader           {}", js.leader.as_deref().unwrap_or("-"));
         println!("unacknowledged   {}", opt(js.ack_pending));
         println!("redelivered      {}", opt(js.redelivered));
