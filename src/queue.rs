@@ -326,10 +326,13 @@ impl<T: IpcMessage> Consumer<T> {
     ///
     /// ```no_run
     /// # use ipcx::queue::Consumer;
-    /// # fn handle(_: &String) -> Result<(), String> { Ok(()) }
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(ipcx::IpcMessage, Serialize, Deserialize)]
+    /// struct Job { id: u64 }
+    /// # fn handle(_: &Job) -> Result<(), String> { Ok(()) }
     /// # fn main() -> ipcx::Result<()> {
     /// let endpoint = "nats://127.0.0.1:4222/jobs?pattern=queue".parse()?;
-    /// let mut consumer = Consumer::<String>::open(&endpoint)?;
+    /// let mut consumer = Consumer::<Job>::open(&endpoint)?;
     /// loop {
     ///     let job = consumer.recv_acked()?;
     ///     match handle(&job) {
