@@ -4,10 +4,15 @@
 //! ```text
 //! cargo run --example job_queue                       # mq:/ipcx-example-jobs
 //! cargo run --example job_queue -- sysv-mq:/tmp/jobs?pattern=queue
+//! cargo run --features nats --example job_queue -- examples/config/jobs-nats.toml
 //! ```
 //!
-//! The queue is removed at the end; without that it would stay until
-//! reboot, holding whatever was left in it.
+//! The workers acknowledge each job once it is done (`recv_acked`): on
+//! JetStream a worker that dies before that has its job redelivered to the
+//! other (at least once); on kernel queues acknowledging does nothing (at
+//! most once). The queue is removed at the end; without that it would stay
+//! until reboot (kernel queues) or until removed (JetStream), holding
+//! whatever was left in it.
 
 use std::process::Command;
 use std::time::Duration;
@@ -30,10 +35,22 @@ fn main() -> ipcx::Result<()> {
         let endpoint: Endpoint = args.next().expect("endpoint").parse()?;
         return worker(&endpoint);
     }
-    let endpoint: Endpoint = first
-        .as_deref()
-        .unwrap_or("mq:/ipcx-example-jobs?pattern=queue")
-        .parse()?;
+    let endpoint: Endpoint = match first.as_deref() {
+        // A config file: `endpoint = "…"`.
+        Some(path) if path.ends_with(".toml") => {
+            #[derive(Deserialize)]
+            struct Config {
+                endpoint: Endpoint,
+            }
+            let text = std::fs::read_to_string(path)?;
+            toml::from_str::<Config>(&text)
+                .map_err(|e| std::io::Error::other(format!("{path}: {e}")))?
+                .endpoint
+        }
+        other => other
+            .unwrap_or("mq:/ipcx-example-jobs?pattern=queue")
+            .parse()?,
+    };
 
     // The producer: queues what fits (POSIX queues hold 10 messages by
     // default) and is done; nobody is listening yet.
@@ -73,7 +90,7 @@ fn main() -> ipcx::Result<()> {
 fn worker(endpoint: &Endpoint) -> ipcx::Result<()> {
     let mut jobs = Consumer::<Job>::open(endpoint)?;
     loop {
-        match jobs.recv_timeout(Duration::from_millis(200)) {
+        match jobs.recv_acked_timeout(Duration::from_millis(500)) {
             Ok(job) => {
                 println!(
                     "worker {}: job {} ({})",
@@ -82,6 +99,7 @@ fn worker(endpoint: &Endpoint) -> ipcx::Result<()> {
                     job.image
                 );
                 std::thread::sleep(Duration::from_millis(20));
+                job.ack()?; // done: it leaves the queue for good
             }
             Err(Error::Timeout) => return Ok(()),
             Err(e) => return Err(e),

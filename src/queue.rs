@@ -4,14 +4,22 @@
 //! to exactly one of the competing consumers. Compare [`rpc`](crate::rpc),
 //! where the caller waits for its provider.
 //!
-//! A queue is a kernel message queue named by an endpoint with
-//! `?pattern=queue` (the same endpoint without it is accepted too):
+//! A queue is a kernel message queue, or a JetStream stream on a NATS
+//! server (feature `nats`), named by an endpoint with `?pattern=queue`
+//! (the same endpoint without it is accepted too):
 //!
 //! ```text
 //! mq:/jobs?pattern=queue                     POSIX queue /jobs (in /dev/mqueue)
 //! sysv-mq:/var/run/jobs?pattern=queue        System V queue, key ftok(path, 'q')
 //! mq:/jobs?pattern=queue&capacity=10&max_message_size=4096&mode=0660
+//! nats://broker:4222/jobs?pattern=queue      JetStream: at least once, across machines
 //! ```
+//!
+//! On JetStream, [`Consumer::recv_acked`] keeps a message queued until its
+//! [`Received`] is acknowledged, and a consumer that dies first has it
+//! redelivered to another (at least once); on kernel queues the same code
+//! runs and the acknowledgement does nothing (at most once).
+//! `docs/nats.md` ("Queues on JetStream") maps queues onto streams.
 //!
 //! - **Created on first open**, exclusively with `mode=` (default 0600),
 //!   and kept until [`remove`] — every process may exit in between.
@@ -36,9 +44,10 @@
 //!   that receives a message of another type gets `SchemaMismatch` naming
 //!   both types for it; that message is consumed, never decoded, and the
 //!   next `recv` goes on with the next message.
-//! - **At most once after receive.** The kernel hands a message to one
-//!   consumer; if that consumer dies before handling it, it is gone.
-//!   Nothing is lost while it sits in the queue, whoever exits.
+//! - **At most once after receive** on kernel queues: the kernel hands a
+//!   message to one consumer; if that consumer dies before handling it,
+//!   it is gone. Nothing is lost while it sits in the queue, whoever
+//!   exits. JetStream queues are at least once (above).
 //!
 //! `docs/queues.md` has the whole story: when to use a queue and when rpc,
 //! the limits, the operations (`ipcx queue …`).
@@ -81,7 +90,8 @@ use ipc_core::Error;
 use ipc_core::{Deadline, Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::standalone::{
-    ByteConsumer, ByteProducer, Delivery, HEADER_LEN, Open, PRIORITY_LEVELS, QueueInfo, Status,
+    Ack, ByteConsumer, ByteProducer, Delivery, HEADER_LEN, JetStreamStatus, MAX_ID_LEN, Open,
+    PRIORITY_LEVELS, QueueInfo, Status,
 };
 
 /// Sends messages of type `T` to a standalone queue.
@@ -177,6 +187,25 @@ impl<T: IpcMessage> Producer<T> {
         self.send_until(msg, 0, Deadline::after(timeout))
     }
 
+    /// Sends `msg` with message id `id`: on a `nats://` queue, a message
+    /// whose id the stream stored within its duplicate window (two
+    /// minutes) is stored once, so sending again after an error that left
+    /// the outcome unknown is safe.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on kernel queues, which cannot deduplicate,
+    /// and for an id that is empty, longer than [`MAX_ID_LEN`] or not
+    /// printable ASCII; otherwise as [`Producer::send_until`].
+    pub fn send_with_id(&mut self, msg: &T, id: &str) -> Result<()> {
+        if let Some(bytes) = msg.wire_bytes() {
+            return self.inner.send_with_id_until(bytes, id, Deadline::Never);
+        }
+        self.buf.clear();
+        msg.encode(&mut self.buf)?;
+        self.inner
+            .send_with_id_until(&self.buf, id, Deadline::Never)
+    }
+
     /// Sends `msg` with `priority` (0, the default, is the lowest): it is
     /// received before every message of a lower priority.
     ///
@@ -268,6 +297,151 @@ impl<T: IpcMessage> Consumer<T> {
     /// As [`Consumer::recv_until_with_priority`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
         self.recv_until(Deadline::after(timeout))
+    }
+
+    /// Receives one message with its acknowledgement, waiting until
+    /// `deadline`. On a `nats://` queue the message stays in the queue
+    /// until [`Received::ack`] (or the drop of the [`Received`]): a
+    /// consumer that dies first has it redelivered to another after
+    /// `ack_wait` — at least once. On kernel queues the message left the
+    /// queue on receive (at most once) and acknowledging does nothing.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_until_with_priority`].
+    pub fn recv_acked_until(&mut self, deadline: Deadline) -> Result<Received<T>> {
+        let (d, ack) = self.inner.recv_acked_until(deadline)?;
+        let priority = d.priority;
+        let message = T::decode(d.payload)?;
+        Ok(Received {
+            message,
+            priority,
+            ack,
+        })
+    }
+
+    /// Receives one message with its acknowledgement, blocking while the
+    /// queue is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use ipcx::queue::Consumer;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(ipcx::IpcMessage, Serialize, Deserialize)]
+    /// struct Job { id: u64 }
+    /// # fn handle(_: &Job) -> Result<(), String> { Ok(()) }
+    /// # fn main() -> ipcx::Result<()> {
+    /// let endpoint = "nats://127.0.0.1:4222/jobs?pattern=queue".parse()?;
+    /// let mut consumer = Consumer::<Job>::open(&endpoint)?;
+    /// loop {
+    ///     let job = consumer.recv_acked()?;
+    ///     match handle(&job) {
+    ///         Ok(()) => job.ack()?,  // removed from the queue
+    ///         Err(_) => job.nak()?,  // delivered again, perhaps elsewhere
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_acked_until`].
+    pub fn recv_acked(&mut self) -> Result<Received<T>> {
+        self.recv_acked_until(Deadline::Never)
+    }
+
+    /// As [`Consumer::recv_acked`] if a message is queued now, else
+    /// [`Error::WouldBlock`].
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_acked_until`].
+    pub fn try_recv_acked(&mut self) -> Result<Received<T>> {
+        self.recv_acked_until(Deadline::Now)
+    }
+
+    /// As [`Consumer::recv_acked`], waiting at most `timeout`, else
+    /// [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_acked_until`].
+    pub fn recv_acked_timeout(&mut self, timeout: Duration) -> Result<Received<T>> {
+        self.recv_acked_until(Deadline::after(timeout))
+    }
+}
+
+/// A received message and its acknowledgement ([`Consumer::recv_acked`]):
+/// it derefs to the message. [`ack`](Received::ack) once it is handled;
+/// dropped without `ack` or `nak` it acknowledges without waiting for the
+/// server (or, while the thread panics, gives the message back). See
+/// [`Ack`] for what each does on JetStream and on kernel queues.
+#[derive(Debug)]
+pub struct Received<T> {
+    message: T,
+    priority: u32,
+    ack: Ack,
+}
+
+impl<T> Received<T> {
+    pub(crate) fn new(message: T, priority: u32, ack: Ack) -> Received<T> {
+        Received {
+            message,
+            priority,
+            ack,
+        }
+    }
+
+    /// Acknowledges the message and waits for the server's confirmation
+    /// (JetStream): it leaves the queue for good.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`]: unconfirmed, the message may be delivered again.
+    pub fn ack(self) -> Result<()> {
+        self.ack.ack()
+    }
+
+    /// Gives the message back for redelivery at once (JetStream).
+    ///
+    /// # Errors
+    /// As [`Ack::nak`].
+    pub fn nak(self) -> Result<()> {
+        self.ack.nak()
+    }
+
+    /// Restarts the message's `ack_wait` while a long handler runs.
+    ///
+    /// # Errors
+    /// As [`Ack::in_progress`].
+    pub fn in_progress(&mut self) -> Result<()> {
+        self.ack.in_progress()
+    }
+
+    /// The priority it was sent with (0 on JetStream).
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
+    /// How many times it was delivered, this time included (more than 1:
+    /// an earlier consumer did not acknowledge it).
+    pub fn deliveries(&self) -> u64 {
+        self.ack.deliveries()
+    }
+
+    /// The message and its acknowledgement, apart.
+    pub fn into_parts(self) -> (T, Ack) {
+        (self.message, self.ack)
+    }
+}
+
+impl<T> std::ops::Deref for Received<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.message
+    }
+}
+
+impl<T> std::ops::DerefMut for Received<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.message
     }
 }
 

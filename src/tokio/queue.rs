@@ -30,7 +30,7 @@ use ipc_core::{Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::aio::queue::{AsyncByteConsumer, AsyncByteProducer};
 
-use crate::queue::{ByteConsumer, ByteProducer, Open};
+use crate::queue::{ByteConsumer, ByteProducer, Open, Received};
 
 /// Sends values of type `T` to a standalone queue.
 #[derive(Debug)]
@@ -84,6 +84,21 @@ impl<T: IpcMessage> Producer<T> {
         self.inner.send_with_priority(&self.buf, priority).await
     }
 
+    /// Sends `msg` with message id `id`: a `nats://` queue stores a
+    /// message once per id within its duplicate window, so resending after
+    /// a dropped or failed send is safe.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Producer::send_with_id`].
+    pub async fn send_with_id(&mut self, msg: &T, id: &str) -> Result<()> {
+        if let Some(bytes) = msg.wire_bytes() {
+            return self.inner.send_with_id(bytes, id).await;
+        }
+        self.buf.clear();
+        msg.encode(&mut self.buf)?;
+        self.inner.send_with_id(&self.buf, id).await
+    }
+
     /// The queue's endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         self.inner.endpoint()
@@ -134,6 +149,19 @@ impl<T: IpcMessage> Consumer<T> {
     /// As [`crate::queue::Consumer::recv`].
     pub async fn recv(&mut self) -> Result<T> {
         Ok(self.recv_with_priority().await?.0)
+    }
+
+    /// Receives the next message with its acknowledgement: on a `nats://`
+    /// queue it stays queued until acknowledged (at least once); see
+    /// [`crate::queue::Consumer::recv_acked`]. A dropped future may leave a
+    /// pulled message unacknowledged, which the server redelivers after
+    /// `ack_wait`.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::recv_acked_until`].
+    pub async fn recv_acked(&mut self) -> Result<Received<T>> {
+        let (bytes, priority, ack) = self.inner.recv_acked().await?;
+        Ok(Received::new(T::decode(&bytes)?, priority, ack))
     }
 
     /// The queue's endpoint.

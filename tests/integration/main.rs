@@ -15,6 +15,8 @@ mod batch_layers;
 mod conformance;
 mod in_place;
 #[cfg(feature = "nats")]
+mod jetstream;
+#[cfg(feature = "nats")]
 mod nats;
 mod rpc;
 mod scale;

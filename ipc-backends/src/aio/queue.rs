@@ -14,6 +14,13 @@
 //! nothing, and nothing is awaited between a successful try and the
 //! return: dropping a `recv` future loses no message, dropping a `send`
 //! future means the message was sent or not at all.
+//!
+//! A `nats://` queue (JetStream) needs no polling: its pulls and publishes
+//! are futures of the NATS client, awaited on the runtime ipcx owns. A
+//! dropped `recv` future may leave a pulled message unacknowledged: the
+//! server redelivers it after `ack_wait` (late, never lost). A dropped
+//! `send` future may have stored the message or not; resending it with
+//! the same id ([`AsyncByteProducer::send_with_id`]) stores it once.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -23,7 +30,19 @@ use tokio::io::unix::AsyncFd;
 
 use super::Interest;
 use super::driven::{register, runtime};
-use crate::standalone::{ByteConsumer, ByteProducer};
+use crate::standalone::{Ack, ByteConsumer, ByteProducer};
+
+/// Awaits `fut` on the runtime ipcx owns for `nats://` (where the NATS
+/// client's connection lives), from whatever runtime the caller is on.
+#[cfg(feature = "nats")]
+async fn on_broker<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    crate::nats::runtime::handle()?
+        .spawn(fut)
+        .await
+        .map_err(|e| Error::io("nats: a runtime task", std::io::Error::other(e)))?
+}
 
 /// The longest sleep between two tries on a System V queue.
 pub const MAX_NAP: Duration = Duration::from_millis(5);
@@ -96,6 +115,10 @@ impl AsyncByteProducer {
     /// # Errors
     /// As [`ByteProducer::send_until`].
     pub async fn send_with_priority(&mut self, msg: &[u8], priority: u32) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(send) = self.inner.broker_send(msg, priority, None) {
+            return on_broker(send?).await.map(drop);
+        }
         let inner = &mut self.inner;
         self.wait
             .run(|| inner.send_until(msg, priority, Deadline::Now))
@@ -108,6 +131,20 @@ impl AsyncByteProducer {
     /// As [`ByteProducer::send_until`].
     pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_with_priority(msg, 0).await
+    }
+
+    /// Sends one message with message id `id` (deduplicated on a
+    /// `nats://` queue).
+    ///
+    /// # Errors
+    /// As [`ByteProducer::send_with_id_until`].
+    pub async fn send_with_id(&mut self, msg: &[u8], id: &str) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(send) = self.inner.broker_send(msg, 0, Some(id)) {
+            return on_broker(send?).await.map(drop);
+        }
+        // A kernel queue refuses an id.
+        self.inner.send_with_id_until(msg, id, Deadline::Now)
     }
 
     /// Sends one message if there is room now.
@@ -153,6 +190,12 @@ impl AsyncByteConsumer {
     /// # Errors
     /// As [`ByteConsumer::recv_until`].
     pub async fn recv_with_priority(&mut self) -> Result<(Vec<u8>, u32)> {
+        #[cfg(feature = "nats")]
+        if let Some(pull) = self.inner.broker_pull() {
+            let m = self.pulled(pull?).await?;
+            let (d, _) = self.inner.broker_take(m, false)?;
+            return Ok((d.payload.to_vec(), d.priority));
+        }
         let inner = &mut self.inner;
         self.wait
             .run(|| {
@@ -169,6 +212,49 @@ impl AsyncByteConsumer {
     /// As [`ByteConsumer::recv_until`].
     pub async fn recv(&mut self) -> Result<Vec<u8>> {
         Ok(self.recv_with_priority().await?.0)
+    }
+
+    /// Receives the next message, its priority and its acknowledgement
+    /// ([`ByteConsumer::recv_acked_until`]).
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    pub async fn recv_acked(&mut self) -> Result<(Vec<u8>, u32, Ack)> {
+        #[cfg(feature = "nats")]
+        if let Some(pull) = self.inner.broker_pull() {
+            let m = self.pulled(pull?).await?;
+            let (d, ack) = self.inner.broker_take(m, true)?;
+            return Ok((d.payload.to_vec(), d.priority, ack));
+        }
+        let inner = &mut self.inner;
+        self.wait
+            .run(|| {
+                inner
+                    .recv_acked_until(Deadline::Now)
+                    .map(|(d, ack)| (d.payload.to_vec(), d.priority, ack))
+            })
+            .await
+    }
+
+    /// Awaits a pull until it brings a message.
+    #[cfg(feature = "nats")]
+    async fn pulled(
+        &mut self,
+        first: impl std::future::Future<Output = Result<Option<async_nats::jetstream::Message>>>
+        + Send
+        + 'static,
+    ) -> Result<async_nats::jetstream::Message> {
+        if let Some(m) = on_broker(first).await? {
+            return Ok(m);
+        }
+        loop {
+            let Some(pull) = self.inner.broker_pull() else {
+                return Err(Error::protocol("a nats:// queue became another kind"));
+            };
+            if let Some(m) = on_broker(pull?).await? {
+                return Ok(m);
+            }
+        }
     }
 
     /// Receives a message if one is waiting.

@@ -25,13 +25,15 @@
 //! starts, lazily, for the process ([`runtime`]).
 
 mod conn;
+pub mod jetstream;
+mod options;
 pub mod runtime;
 pub(crate) mod wire;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, Subject};
+use async_nats::{Client, Subject};
 use bytes::Bytes;
 use ipc_core::endpoint::DEFAULT_MAX_MESSAGE_SIZE;
 use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
@@ -50,13 +52,7 @@ pub struct Nats;
 /// A `nats://` listener.
 pub type NatsListener = Acceptor<NatsChannel>;
 
-/// The server (`HOST:PORT`) and the name of a `nats://` endpoint.
-fn parts(endpoint: &Endpoint) -> (&str, &str) {
-    endpoint
-        .address()
-        .split_once('/')
-        .unwrap_or((endpoint.address(), ""))
-}
+use options::parts;
 
 fn connect_subject(name: &str) -> String {
     format!("ipcx.{name}.connect")
@@ -70,25 +66,7 @@ fn conn_subject(name: &str, id: &str, dir: &str) -> Subject {
 /// largest message: `max_message_size`, which must fit the server's
 /// `max_payload` with the frame header.
 fn client(endpoint: &Endpoint) -> Result<(Client, usize)> {
-    let (server, _) = parts(endpoint);
-    let url = format!("nats://{server}");
-    let timeout = endpoint.options().connect_timeout;
-    let opts = ConnectOptions::new()
-        .connection_timeout(timeout)
-        .name(format!("ipcx {}", std::process::id()));
-    let client = runtime::run(async move {
-        tokio::time::timeout(timeout, opts.connect(url))
-            .await
-            .map_err(|_| ())
-            .map(|r| r.map_err(|e| e.to_string()))
-    })?
-    .map_err(|()| fail::connect_timeout(endpoint, "connecting to the NATS server"))?
-    .map_err(|e| {
-        fail::no_listener(
-            endpoint,
-            format!("no NATS server reachable at {server}: {e}"),
-        )
-    })?;
+    let client = options::connect(endpoint)?;
     let max_payload = client.server_info().max_payload;
     let limit = max_payload.saturating_sub(wire::DATA_HEADER);
     let wanted = endpoint.options().max_message_size;

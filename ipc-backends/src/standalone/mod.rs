@@ -34,6 +34,7 @@
 //! `msgtyp`, which the kernel serves by walking the queue for the lowest
 //! type: a receive costs a walk over the queued messages.
 
+mod ack;
 pub mod header;
 mod meta;
 mod posix;
@@ -44,6 +45,7 @@ use std::borrow::Cow;
 use ipc_core::endpoint::Pattern;
 use ipc_core::{Deadline, Direction, Encoding, Endpoint, Error, Result, Scheme, TypeTag};
 
+pub use ack::Ack;
 pub use header::HEADER_LEN;
 use header::Header;
 use posix::PosixQueue;
@@ -97,6 +99,26 @@ pub struct Status {
     pub last_sender: Option<u32>,
     /// The last process that received (System V only).
     pub last_receiver: Option<u32>,
+    /// What JetStream says (`nats://` queues only).
+    pub jetstream: Option<JetStreamStatus>,
+}
+
+/// What the server says about a `nats://` queue's stream and consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JetStreamStatus {
+    /// The stream's name.
+    pub stream: String,
+    /// Copies the cluster keeps.
+    pub replicas: usize,
+    /// The server leading the stream, in a cluster.
+    pub leader: Option<String>,
+    /// Messages delivered and not yet acknowledged (once a consumer opened).
+    pub ack_pending: Option<usize>,
+    /// Of those, messages delivered more than once.
+    pub redelivered: Option<usize>,
+    /// How long a delivered message waits for its acknowledgement.
+    pub ack_wait: Option<std::time::Duration>,
 }
 
 /// The status of a queue and its recorded type.
@@ -129,11 +151,15 @@ struct KernelLimit {
 enum Kernel {
     Posix(PosixQueue),
     Sysv(SysvQueue),
+    /// Not a kernel's, but a JetStream stream: the same API.
+    #[cfg(feature = "nats")]
+    Nats(Box<crate::nats::jetstream::JsQueue>),
 }
 
 fn kind(scheme: Scheme) -> &'static str {
     match scheme {
         Scheme::Mq => "mq",
+        Scheme::Nats => "nats",
         _ => "sysv-mq",
     }
 }
@@ -180,10 +206,14 @@ fn check_scheme(endpoint: &Endpoint) -> Result<()> {
     if matches!(endpoint.scheme(), Scheme::Mq | Scheme::SysvMq) {
         return Ok(());
     }
+    #[cfg(feature = "nats")]
+    if endpoint.scheme() == Scheme::Nats {
+        return Ok(());
+    }
     Err(Error::Unsupported {
         scheme: endpoint.scheme(),
         reason: format!(
-            "{endpoint}: standalone queues are kernel message queues: use mq:/NAME?pattern=queue or sysv-mq:PATH?pattern=queue"
+            "{endpoint}: standalone queues are kernel message queues or JetStream streams: use mq:/NAME?pattern=queue, sysv-mq:PATH?pattern=queue or nats://HOST:PORT/NAME?pattern=queue (feature nats)"
         ),
     })
 }
@@ -208,6 +238,10 @@ struct Queue {
 impl Queue {
     fn open(endpoint: &Endpoint, open: Open, role: Role, tag: TypeTag) -> Result<Queue> {
         check_scheme(endpoint)?;
+        #[cfg(feature = "nats")]
+        if endpoint.scheme() == Scheme::Nats {
+            return Queue::open_nats(endpoint, open, role, tag);
+        }
         let kind = kind(endpoint.scheme());
         let (kernel, created, id) = match endpoint.scheme() {
             Scheme::Mq => {
@@ -222,6 +256,8 @@ impl Queue {
         let object = match &kernel {
             Kernel::Posix(q) => q.object()?,
             Kernel::Sysv(q) => q.object(),
+            #[cfg(feature = "nats")]
+            Kernel::Nats(_) => String::new(),
         };
         let presence = match role {
             Role::Producer => meta::Presence::enter(kind, &id, b'p', endpoint.options().mode),
@@ -253,6 +289,8 @@ impl Queue {
             let mode = match &q.kernel {
                 Kernel::Posix(k) => k.mode()?,
                 Kernel::Sysv(k) => k.mode()?,
+                #[cfg(feature = "nats")]
+                Kernel::Nats(_) => endpoint.options().mode,
             };
             if mode != endpoint.options().mode {
                 return Err(Error::PermissionDenied(format!(
@@ -265,10 +303,16 @@ impl Queue {
             q.recorded = Some(r.tag);
             q.recorded_endpoint = r.endpoint;
         }
-        if let Some(recorded) = &q.recorded
+        q.check_recorded(role)?;
+        Ok(q)
+    }
+
+    /// Refuses a handle whose type is not the one the queue records.
+    fn check_recorded(&self, role: Role) -> Result<()> {
+        if let Some(recorded) = &self.recorded
             && recorded.fingerprint != 0
-            && q.tag.fingerprint != 0
-            && recorded.fingerprint != q.tag.fingerprint
+            && self.tag.fingerprint != 0
+            && recorded.fingerprint != self.tag.fingerprint
         {
             return Err(Error::SchemaMismatch {
                 direction: if role == Role::Producer {
@@ -276,9 +320,37 @@ impl Queue {
                 } else {
                     Direction::PeerToLocal
                 },
-                local: q.tag.clone(),
+                local: self.tag.clone(),
                 remote: recorded.clone(),
             });
+        }
+        Ok(())
+    }
+
+    /// Opens a JetStream queue: the stream records the type.
+    #[cfg(feature = "nats")]
+    fn open_nats(endpoint: &Endpoint, open: Open, role: Role, tag: TypeTag) -> Result<Queue> {
+        use crate::nats::jetstream::{How, JsQueue};
+        let how = match open {
+            Open::OpenOrCreate => How::OpenOrCreate,
+            Open::Create => How::Create,
+            Open::Existing => How::Existing,
+        };
+        let (js, created, recorded) = JsQueue::open(endpoint, how, role == Role::Consumer, &tag)?;
+        if created {
+            tracing::debug!(endpoint = %endpoint, r#type = %tag, "created JetStream queue");
+        }
+        let q = Queue {
+            endpoint: endpoint.clone(),
+            kernel: Kernel::Nats(Box::new(js)),
+            tag,
+            recorded,
+            recorded_endpoint: None,
+            _presence: None,
+            buf: Vec::new(),
+        };
+        if role != Role::Admin {
+            q.check_recorded(role)?;
         }
         Ok(q)
     }
@@ -290,6 +362,8 @@ impl Queue {
         match &self.kernel {
             Kernel::Posix(q) => Some(q.as_fd()),
             Kernel::Sysv(_) => None,
+            #[cfg(feature = "nats")]
+            Kernel::Nats(_) => None,
         }
     }
 
@@ -297,6 +371,8 @@ impl Queue {
         match &self.kernel {
             Kernel::Posix(q) => q.message_size(),
             Kernel::Sysv(q) => q.message_size(),
+            #[cfg(feature = "nats")]
+            Kernel::Nats(q) => q.message_size(),
         }
     }
 
@@ -305,6 +381,8 @@ impl Queue {
         let limit = match &self.kernel {
             Kernel::Posix(q) => q.limit(),
             Kernel::Sysv(q) => q.limit(),
+            #[cfg(feature = "nats")]
+            Kernel::Nats(_) => return Error::MessageTooLarge { size, max },
         };
         if limit.at_kernel_limit {
             Error::Limit {
@@ -328,10 +406,46 @@ impl Queue {
         encoding: Option<Encoding>,
         payload: &[u8],
         priority: u32,
+        id: Option<&str>,
         deadline: Deadline,
+    ) -> Result<()> {
+        self.frame(encoding, payload, priority, id)?;
+        let sent = match &mut self.kernel {
+            Kernel::Posix(q) => q.send(&self.buf, priority, deadline)?,
+            Kernel::Sysv(q) => q.send(&self.buf, priority, deadline)?,
+            #[cfg(feature = "nats")]
+            Kernel::Nats(q) => q.send(&self.buf, id, deadline)?,
+        };
+        match (sent, deadline) {
+            (true, _) => Ok(()),
+            (false, Deadline::Now) => Err(Error::WouldBlock),
+            (false, _) => Err(Error::Timeout),
+        }
+    }
+
+    /// Checks a message and puts it, with its header, in `self.buf`.
+    fn frame(
+        &mut self,
+        encoding: Option<Encoding>,
+        payload: &[u8],
+        priority: u32,
+        id: Option<&str>,
     ) -> Result<()> {
         if payload.len() > self.message_size() - HEADER_LEN {
             return Err(self.too_large(payload.len()));
+        }
+        #[cfg(feature = "nats")]
+        if matches!(self.kernel, Kernel::Nats(_)) && priority != 0 {
+            return Err(Error::Unsupported {
+                scheme: Scheme::Nats,
+                reason: format!(
+                    "{}: JetStream delivers a queue's messages in the order they were stored and has no priorities; send with priority 0, or give each priority a queue of its own and have consumers drain the higher one first",
+                    self.endpoint
+                ),
+            });
+        }
+        if let Some(id) = id {
+            check_id(&self.endpoint, id)?;
         }
         if priority >= PRIORITY_LEVELS {
             return Err(Error::Limit {
@@ -350,23 +464,17 @@ impl Queue {
         self.buf.clear();
         self.buf.extend_from_slice(&header.encode());
         self.buf.extend_from_slice(payload);
-        let sent = match &mut self.kernel {
-            Kernel::Posix(q) => q.send(&self.buf, priority, deadline)?,
-            Kernel::Sysv(q) => q.send(&self.buf, priority, deadline)?,
-        };
-        match (sent, deadline) {
-            (true, _) => Ok(()),
-            (false, Deadline::Now) => Err(Error::WouldBlock),
-            (false, _) => Err(Error::Timeout),
-        }
+        Ok(())
     }
 
     /// Receives one message into `self.buf`: its header, its length and
     /// priority.
-    fn recv(&mut self, deadline: Deadline) -> Result<Delivery<'_>> {
+    fn recv(&mut self, deadline: Deadline, hold: bool) -> Result<(Delivery<'_>, Ack)> {
         let got = match &mut self.kernel {
             Kernel::Posix(q) => q.recv(&mut self.buf, deadline)?,
             Kernel::Sysv(q) => q.recv(&mut self.buf, deadline)?,
+            #[cfg(feature = "nats")]
+            Kernel::Nats(q) => q.recv(&mut self.buf, deadline)?.map(|len| (len, 0)),
         };
         let Some((len, priority)) = got else {
             return Err(if deadline == Deadline::Now {
@@ -375,8 +483,39 @@ impl Queue {
                 Error::Timeout
             });
         };
+        self.decode(len, priority, hold)
+    }
+
+    /// Checks the message of `len` bytes in `self.buf` and settles what
+    /// JetStream is to do with it.
+    fn decode(&mut self, len: usize, priority: u32, hold: bool) -> Result<(Delivery<'_>, Ack)> {
+        // A message that is not this consumer's to decode is taken out of
+        // the queue for good (JetStream: terminated, not redelivered).
+        let header = Header::decode(&self.buf[..len]);
+        let foreign = match &header {
+            Err(_) => true,
+            Ok(h) => self.tag.fingerprint != 0 && h.fingerprint != self.tag.fingerprint,
+        };
+        #[cfg(feature = "nats")]
+        let ack = match &mut self.kernel {
+            Kernel::Nats(q) if foreign => {
+                q.terminate_pending();
+                Ack::none()
+            }
+            Kernel::Nats(q) if !hold => {
+                q.ack_now();
+                Ack::none()
+            }
+            Kernel::Nats(q) => Ack::pending(q.take_pending()),
+            _ => Ack::none(),
+        };
+        #[cfg(not(feature = "nats"))]
+        let ack = {
+            let _ = (hold, foreign);
+            Ack::none()
+        };
         let msg = &self.buf[..len];
-        let header = Header::decode(msg).map_err(|bad| {
+        let header = header.map_err(|bad| {
             tracing::warn!(endpoint = %self.endpoint, reason = %bad, "foreign message on a standalone queue");
             Error::Protocol(format!(
                 "{}: received {bad}; it was consumed",
@@ -396,13 +535,40 @@ impl Queue {
                 remote,
             });
         }
-        Ok(Delivery {
-            payload: &msg[HEADER_LEN..],
-            priority,
-            fingerprint: header.fingerprint,
-        })
+        Ok((
+            Delivery {
+                payload: &msg[HEADER_LEN..],
+                priority,
+                fingerprint: header.fingerprint,
+            },
+            ack,
+        ))
     }
 }
+
+/// Checks a message id (`Nats-Msg-Id`): JetStream only, printable, short.
+fn check_id(endpoint: &Endpoint, id: &str) -> Result<()> {
+    if endpoint.scheme() != Scheme::Nats {
+        return Err(Error::Unsupported {
+            scheme: endpoint.scheme(),
+            reason: format!(
+                "{endpoint}: a kernel queue cannot deduplicate by message id; send without one, or use a nats:// queue (JetStream keeps one copy per id within its duplicate window)"
+            ),
+        });
+    }
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Unsupported {
+            scheme: endpoint.scheme(),
+            reason: format!(
+                "{endpoint}: message id {id:?} must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The longest message id.
+pub const MAX_ID_LEN: usize = 128;
 
 /// A received message, borrowed from its consumer until the next receive.
 #[derive(Debug)]
@@ -500,7 +666,41 @@ impl ByteProducer {
     /// for a priority of [`PRIORITY_LEVELS`] or more; [`Error::WouldBlock`]
     /// (`Deadline::Now`) or [`Error::Timeout`] when the queue stayed full.
     pub fn send_until(&mut self, msg: &[u8], priority: u32, deadline: Deadline) -> Result<()> {
-        self.q.send(self.encoding, msg, priority, deadline)
+        self.q.send(self.encoding, msg, priority, None, deadline)
+    }
+
+    /// Sends `msg` with message id `id`, waiting for room until
+    /// `deadline`. On JetStream a message whose id was already stored
+    /// within the stream's duplicate window (two minutes) is stored once:
+    /// sending again after an error that left its fate unknown is safe.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on kernel queues (they cannot deduplicate)
+    /// and for an id that is empty, longer than [`MAX_ID_LEN`] or not
+    /// printable ASCII; otherwise as [`ByteProducer::send_until`].
+    pub fn send_with_id_until(&mut self, msg: &[u8], id: &str, deadline: Deadline) -> Result<()> {
+        self.q.send(self.encoding, msg, 0, Some(id), deadline)
+    }
+
+    /// On a `nats://` queue, the send of `msg` as a future to await on the
+    /// runtime ipcx owns (`None` on kernel queues).
+    #[cfg(feature = "nats")]
+    pub(crate) fn broker_send(
+        &mut self,
+        msg: &[u8],
+        priority: u32,
+        id: Option<&str>,
+    ) -> Option<Result<impl std::future::Future<Output = Result<bool>> + Send + 'static>> {
+        if !matches!(self.q.kernel, Kernel::Nats(_)) {
+            return None;
+        }
+        if let Err(e) = self.q.frame(self.encoding, msg, priority, id) {
+            return Some(Err(e));
+        }
+        match &self.q.kernel {
+            Kernel::Nats(q) => Some(Ok(q.send_future(&self.q.buf, id, Deadline::Never))),
+            _ => None,
+        }
     }
 
     /// Sends `msg`, blocking while the queue is full.
@@ -590,7 +790,59 @@ impl ByteConsumer {
     /// another type than this consumer's and [`Error::Protocol`] for one
     /// without an ipcx header — both consumed, not decoded.
     pub fn recv_until(&mut self, deadline: Deadline) -> Result<Delivery<'_>> {
-        self.q.recv(deadline)
+        Ok(self.q.recv(deadline, false)?.0)
+    }
+
+    /// Receives one message and its acknowledgement, waiting until
+    /// `deadline`. On JetStream the message stays in the queue until the
+    /// [`Ack`] acknowledges it (at least once: redelivered to another
+    /// consumer if this one dies or `ack_wait` passes first); on kernel
+    /// queues it is taken at once (at most once) and the `Ack` does
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    pub fn recv_acked_until(&mut self, deadline: Deadline) -> Result<(Delivery<'_>, Ack)> {
+        self.q.recv(deadline, true)
+    }
+
+    /// On a `nats://` queue, the pull of the next message as a future to
+    /// await on the runtime ipcx owns (`None` on kernel queues); its
+    /// result goes to [`ByteConsumer::broker_take`].
+    #[cfg(feature = "nats")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn broker_pull(
+        &mut self,
+    ) -> Option<
+        Result<
+            impl std::future::Future<Output = Result<Option<async_nats::jetstream::Message>>>
+            + Send
+            + 'static,
+        >,
+    > {
+        match &mut self.q.kernel {
+            Kernel::Nats(q) => Some(q.pull_future(Deadline::Never)),
+            _ => None,
+        }
+    }
+
+    /// Takes a message [`ByteConsumer::broker_pull`] pulled, as
+    /// [`ByteConsumer::recv_acked_until`] would (`hold`) or
+    /// [`ByteConsumer::recv_until`].
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_until`].
+    #[cfg(feature = "nats")]
+    pub(crate) fn broker_take(
+        &mut self,
+        m: async_nats::jetstream::Message,
+        hold: bool,
+    ) -> Result<(Delivery<'_>, Ack)> {
+        let len = match &mut self.q.kernel {
+            Kernel::Nats(q) => q.take(m, &mut self.q.buf),
+            _ => return Err(Error::protocol("a JetStream message for a kernel queue")),
+        };
+        self.q.decode(len, 0, hold)
     }
 
     /// Receives one message, blocking while the queue is empty.
@@ -628,6 +880,8 @@ pub fn remove(endpoint: &Endpoint) -> Result<bool> {
     check_scheme(endpoint)?;
     let kind = kind(endpoint.scheme());
     match endpoint.scheme() {
+        #[cfg(feature = "nats")]
+        Scheme::Nats => crate::nats::jetstream::remove(endpoint),
         Scheme::Mq => {
             meta::remove(kind, &posix::record_id(endpoint));
             PosixQueue::remove(endpoint)
@@ -650,6 +904,19 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
     let status = match &q.kernel {
         Kernel::Posix(k) => k.status()?,
         Kernel::Sysv(k) => k.status()?,
+        #[cfg(feature = "nats")]
+        Kernel::Nats(k) => {
+            let (status, recorded) = k.status()?;
+            // The stream names itself; the server counts neither
+            // producers nor consumers of a work queue.
+            return Ok(QueueInfo {
+                status,
+                recorded,
+                recorded_endpoint: None,
+                producers: None,
+                consumers: None,
+            });
+        }
     };
     let id = match endpoint.scheme() {
         Scheme::Mq => Some(posix::record_id(endpoint)),
@@ -696,9 +963,13 @@ fn recorded_endpoint(endpoint: &Endpoint) -> String {
 /// As [`stat`].
 pub fn purge(endpoint: &Endpoint) -> Result<usize> {
     let mut q = Queue::open(endpoint, Open::Existing, Role::Admin, TypeTag::BYTES)?;
+    #[cfg(feature = "nats")]
+    if let Kernel::Nats(k) = &q.kernel {
+        return k.purge();
+    }
     let mut n = 0;
     loop {
-        match q.recv(Deadline::Now) {
+        match q.recv(Deadline::Now, false) {
             Ok(_) | Err(Error::Protocol(_) | Error::SchemaMismatch { .. }) => n += 1,
             Err(Error::WouldBlock) => return Ok(n),
             Err(e) => return Err(e),

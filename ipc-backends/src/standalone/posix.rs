@@ -232,6 +232,7 @@ impl PosixQueue {
             owner_uid: f.uid,
             last_sender: None,
             last_receiver: None,
+            jetstream: None,
         })
     }
 

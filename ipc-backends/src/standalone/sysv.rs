@@ -315,6 +315,7 @@ impl SysvQueue {
             owner_uid: s.owner_uid,
             last_sender: (s.last_sender != 0).then_some(s.last_sender),
             last_receiver: (s.last_receiver != 0).then_some(s.last_receiver),
+            jetstream: None,
         })
     }
 

@@ -221,12 +221,14 @@ pub(super) fn validate_address(
     Ok(())
 }
 
-/// `HOST:PORT/NAME`: NAME becomes subject tokens (`ipcx.NAME.…`), so it
-/// holds no wildcard, no space and no empty token.
+/// `HOST:PORT/NAME`, or `HOST:PORT,HOST:PORT,…/NAME` for several servers
+/// of one cluster (a client connects to one and fails over to the
+/// others). NAME becomes subject tokens (`ipcx.NAME.…`), so it holds no
+/// wildcard, no space and no empty token.
 fn validate_nats(input: &str, address: &str) -> Result<(), EndpointError> {
     let example = Scheme::Nats.example();
-    let allowed = "nats://HOST:PORT/NAME: HOST a name, an IPv4 address or [IPv6]; NAME letters, digits, '-', '_', and '.' between them";
-    let Some((server, name)) = address.split_once('/') else {
+    let allowed = "nats://HOST:PORT/NAME or nats://HOST:PORT,HOST:PORT/NAME (several servers of one cluster): HOST a name, an IPv4 address or [IPv6]; NAME letters, digits, '-', '_', and '.' between them";
+    let Some((servers, name)) = address.split_once('/') else {
         return Err(err(
             input,
             format!("expected HOST:PORT/NAME after nats://, found {address:?} (no /NAME)"),
@@ -234,25 +236,32 @@ fn validate_nats(input: &str, address: &str) -> Result<(), EndpointError> {
             example,
         ));
     };
-    let Some((host, port)) = split_host_port(server) else {
-        return Err(err(
-            input,
-            format!("expected HOST:PORT before /{name}, found {server:?}"),
-            allowed,
-            example,
-        ));
-    };
-    if host.is_empty() {
-        return Err(err(input, "nats host is empty", allowed, example));
+    for server in servers.split(',') {
+        let Some((host, port)) = split_host_port(server) else {
+            return Err(err(
+                input,
+                if server.is_empty() {
+                    format!("an empty server in {servers:?} (a ',' at an end or twice)")
+                } else {
+                    format!("expected HOST:PORT before /{name}, found {server:?}")
+                },
+                allowed,
+                "nats://10.0.0.1:4222,10.0.0.2:4222/orders",
+            ));
+        };
+        if host.is_empty() {
+            return Err(err(input, "nats host is empty", allowed, example));
+        }
+        if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+            return Err(err(
+                input,
+                format!("nats port {port:?} is not a number from 1 to 65535"),
+                "the NATS server's client port, 4222 by default",
+                example,
+            ));
+        }
     }
-    if !port.parse::<u16>().is_ok_and(|p| p != 0) {
-        return Err(err(
-            input,
-            format!("nats port {port:?} is not a number from 1 to 65535"),
-            "the NATS server's client port, 4222 by default",
-            example,
-        ));
-    }
+    let server = servers;
     if name.is_empty() || name.len() > MAX_POSIX_NAME {
         return Err(err(
             input,

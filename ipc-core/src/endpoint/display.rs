@@ -50,6 +50,30 @@ impl fmt::Display for Endpoint {
         if o.pattern != d.pattern {
             opt(f, "pattern", o.pattern.as_str().to_string())?;
         }
+        if let Some(r) = o.replicas {
+            opt(f, "replicas", r.to_string())?;
+        }
+        if let Some(w) = o.ack_wait {
+            opt(f, "ack_wait", format_duration(w))?;
+        }
+        if let Some(b) = o.max_bytes {
+            opt(f, "max_bytes", b.to_string())?;
+        }
+        if let Some(c) = &o.creds {
+            opt(f, "creds", c.clone())?;
+        }
+        if let Some(u) = &o.user {
+            opt(f, "user", u.clone())?;
+        }
+        if let Some(p) = &o.password_file {
+            opt(f, "password_file", p.clone())?;
+        }
+        if o.tls {
+            opt(f, "tls", "required".into())?;
+        }
+        if let Some(c) = &o.tls_ca {
+            opt(f, "tls_ca", c.clone())?;
+        }
         Ok(())
     }
 }

@@ -64,9 +64,29 @@ pub struct Options {
     /// operations return `Disconnected` within 3 × `heartbeat` of its
     /// death (`docs/nats.md`).
     pub heartbeat: Option<Duration>,
-    /// Connection (default) or standalone queue (`pattern=queue`, on `mq:`
-    /// and `sysv-mq:`).
+    /// Connection (default) or standalone queue (`pattern=queue`, on `mq:`,
+    /// `sysv-mq:` and `nats://`).
     pub pattern: Pattern,
+    /// `nats://` queues: copies of the JetStream stream kept by a cluster,
+    /// 1 to 5 (default 1). Fixed when the stream is created.
+    pub replicas: Option<u32>,
+    /// `nats://` queues: how long a received message may stay
+    /// unacknowledged before the server redelivers it to another
+    /// consumer, 100 ms to 12 h (default 30 s).
+    pub ack_wait: Option<Duration>,
+    /// `nats://` queues: most bytes the stream holds before a send blocks
+    /// (default: no limit but the server's).
+    pub max_bytes: Option<u64>,
+    /// `nats://`: a NATS credentials file (`.creds`, JWT and nkey).
+    pub creds: Option<String>,
+    /// `nats://`: the user to authenticate as, with `password_file=`.
+    pub user: Option<String>,
+    /// `nats://`: a file holding the password of `user=` (its first line).
+    pub password_file: Option<String>,
+    /// `nats://`: `tls=required` refuses a server that does not speak TLS.
+    pub tls: bool,
+    /// `nats://`: a PEM file of CA certificates to check the server's with.
+    pub tls_ca: Option<String>,
 }
 
 impl Default for Options {
@@ -82,6 +102,14 @@ impl Default for Options {
             spin_us: None,
             heartbeat: None,
             pattern: Pattern::Connection,
+            replicas: None,
+            ack_wait: None,
+            max_bytes: None,
+            creds: None,
+            user: None,
+            password_file: None,
+            tls: false,
+            tls_ca: None,
         }
     }
 }
@@ -98,10 +126,18 @@ pub(super) enum OptionKey {
     SpinUs,
     Pattern,
     Heartbeat,
+    Replicas,
+    AckWait,
+    MaxBytes,
+    Creds,
+    User,
+    PasswordFile,
+    Tls,
+    TlsCa,
 }
 
 impl OptionKey {
-    const ALL: [OptionKey; 10] = [
+    const ALL: [OptionKey; 18] = [
         OptionKey::MaxMessageSize,
         OptionKey::Mode,
         OptionKey::AllowUid,
@@ -112,6 +148,14 @@ impl OptionKey {
         OptionKey::SpinUs,
         OptionKey::Pattern,
         OptionKey::Heartbeat,
+        OptionKey::Replicas,
+        OptionKey::AckWait,
+        OptionKey::MaxBytes,
+        OptionKey::Creds,
+        OptionKey::User,
+        OptionKey::PasswordFile,
+        OptionKey::Tls,
+        OptionKey::TlsCa,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -126,6 +170,14 @@ impl OptionKey {
             OptionKey::SpinUs => "spin_us",
             OptionKey::Pattern => "pattern",
             OptionKey::Heartbeat => "heartbeat",
+            OptionKey::Replicas => "replicas",
+            OptionKey::AckWait => "ack_wait",
+            OptionKey::MaxBytes => "max_bytes",
+            OptionKey::Creds => "creds",
+            OptionKey::User => "user",
+            OptionKey::PasswordFile => "password_file",
+            OptionKey::Tls => "tls",
+            OptionKey::TlsCa => "tls_ca",
         }
     }
 
@@ -155,6 +207,18 @@ impl OptionKey {
             OptionKey::Pattern => {
                 "connection (the default) or queue (a standalone queue, ipcx::queue)"
             }
+            OptionKey::Replicas => {
+                "copies of the queue's stream, 1 to 5 (at most the cluster's size)"
+            }
+            OptionKey::AckWait => {
+                "a duration with its unit such as 500ms or 30s, from 100ms to 12h"
+            }
+            OptionKey::MaxBytes => "a byte count of at least 1",
+            OptionKey::Creds | OptionKey::PasswordFile | OptionKey::TlsCa => {
+                "a file path without '&', '?' or '#'"
+            }
+            OptionKey::User => "a user name of letters, digits, '-', '_' and '.'",
+            OptionKey::Tls => "required (refuse a server without TLS) or none (the default)",
         }
     }
 }
@@ -234,6 +298,50 @@ pub(super) fn set_option(
         }
         OptionKey::SpinUs => o.spin_us = Some(value.parse().map_err(|_| bad())?),
         OptionKey::Pattern => o.pattern = Pattern::from_name(value).ok_or_else(bad)?,
+        OptionKey::Replicas => o.replicas = Some(value.parse().map_err(|_| bad())?),
+        OptionKey::AckWait => match parse_duration(value) {
+            Ok(d) => o.ack_wait = Some(d),
+            Err(DurationError::NoUnit(n)) => {
+                return Err(err(
+                    input,
+                    format!(
+                        "ack_wait={value} has no unit: write {n}s for seconds or {n}ms for milliseconds"
+                    ),
+                    format!("ack_wait: {}", key.expected()),
+                    format!("{}?pattern=queue&ack_wait={n}s", scheme.example()),
+                ));
+            }
+            Err(DurationError::Invalid) => return Err(bad()),
+        },
+        OptionKey::MaxBytes => o.max_bytes = Some(value.parse().map_err(|_| bad())?),
+        OptionKey::Creds | OptionKey::PasswordFile | OptionKey::TlsCa => {
+            if value.is_empty() || value.contains('#') {
+                return Err(bad());
+            }
+            let v = Some(value.to_string());
+            match key {
+                OptionKey::Creds => o.creds = v,
+                OptionKey::PasswordFile => o.password_file = v,
+                _ => o.tls_ca = v,
+            }
+        }
+        OptionKey::User => {
+            if value.is_empty()
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(bad());
+            }
+            o.user = Some(value.to_string());
+        }
+        OptionKey::Tls => {
+            o.tls = match value {
+                "required" => true,
+                "none" => false,
+                _ => return Err(bad()),
+            }
+        }
     }
     Ok(())
 }
@@ -243,6 +351,7 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::Capacity if matches!(scheme, Scheme::Shm | Scheme::SysvShm) => {
             "capacity=1048576"
         }
+        OptionKey::Capacity if scheme == Scheme::Nats => "pattern=queue&capacity=1000",
         OptionKey::MaxMessageSize => "max_message_size=65536",
         OptionKey::Mode => "mode=0660",
         OptionKey::AllowUid => "allow_uid=1000",
@@ -253,6 +362,14 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::SpinUs => "spin_us=20",
         OptionKey::Pattern => "pattern=queue",
         OptionKey::Heartbeat => "heartbeat=1s",
+        OptionKey::Replicas => "pattern=queue&replicas=3",
+        OptionKey::AckWait => "pattern=queue&ack_wait=30s",
+        OptionKey::MaxBytes => "pattern=queue&max_bytes=1073741824",
+        OptionKey::Creds => "creds=/etc/nats/app.creds",
+        OptionKey::User => "user=app&password_file=/etc/nats/app.password",
+        OptionKey::PasswordFile => "user=app&password_file=/etc/nats/app.password",
+        OptionKey::Tls => "tls=required",
+        OptionKey::TlsCa => "tls=required&tls_ca=/etc/nats/ca.pem",
     }
 }
 
@@ -294,6 +411,15 @@ pub(super) fn validate_options(
     check(OptionKey::SpinUs, o.spin_us.is_some())?;
     check(OptionKey::Pattern, o.pattern != d.pattern)?;
     check(OptionKey::Heartbeat, o.heartbeat.is_some())?;
+    check(OptionKey::Replicas, o.replicas.is_some())?;
+    check(OptionKey::AckWait, o.ack_wait.is_some())?;
+    check(OptionKey::MaxBytes, o.max_bytes.is_some())?;
+    check(OptionKey::Creds, o.creds.is_some())?;
+    check(OptionKey::User, o.user.is_some())?;
+    check(OptionKey::PasswordFile, o.password_file.is_some())?;
+    check(OptionKey::Tls, o.tls)?;
+    check(OptionKey::TlsCa, o.tls_ca.is_some())?;
+    validate_nats_options(input, scheme, o)?;
     if o.pattern == Pattern::Queue {
         // A standalone queue has no peer to connect to or vet: only what
         // shapes the kernel object applies.
@@ -301,9 +427,11 @@ pub(super) fn validate_options(
             (OptionKey::AllowUid, !o.allow_uid.is_empty()),
             (
                 OptionKey::ConnectTimeout,
-                o.connect_timeout != d.connect_timeout,
+                // A nats:// queue still connects to its server.
+                scheme != Scheme::Nats && o.connect_timeout != d.connect_timeout,
             ),
             (OptionKey::WaitForListener, !o.wait_for_listener.is_zero()),
+            (OptionKey::Heartbeat, o.heartbeat.is_some()),
         ];
         if let Some((key, _)) = connection_only.into_iter().find(|(_, set)| *set) {
             return Err(err(
@@ -312,8 +440,16 @@ pub(super) fn validate_options(
                     "option {} does not apply to a standalone queue ({scheme}:...?pattern=queue): it has no peer to connect to",
                     key.name()
                 ),
-                "options of a standalone queue: pattern, max_message_size, mode, capacity",
-                format!("{}?pattern=queue&mode=0660", scheme.example()),
+                if scheme == Scheme::Nats {
+                    "options of a nats:// queue: pattern, max_message_size, capacity, max_bytes, replicas, ack_wait, connect_timeout, creds, user, password_file, tls, tls_ca"
+                } else {
+                    "options of a standalone queue: pattern, max_message_size, mode, capacity"
+                },
+                if scheme == Scheme::Nats {
+                    format!("{}?pattern=queue&ack_wait=30s", scheme.example())
+                } else {
+                    format!("{}?pattern=queue&mode=0660", scheme.example())
+                },
             ));
         }
     }
@@ -382,6 +518,92 @@ pub(super) fn validate_options(
             ),
             "options of unix:@NAME: max_message_size, allow_uid, connect_timeout, wait_for_listener",
             format!("unix:{address}?allow_uid=1000"),
+        ));
+    }
+    Ok(())
+}
+
+/// Longest `ack_wait=`.
+const MAX_ACK_WAIT: Duration = Duration::from_secs(12 * 3600);
+/// Shortest `ack_wait=`.
+const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
+/// Most `replicas=` (JetStream's own limit).
+const MAX_REPLICAS: u32 = 5;
+
+/// The `nats://` options as a whole: the JetStream ones name a queue's
+/// stream and apply to `pattern=queue` only; credentials come one way.
+fn validate_nats_options(input: &str, scheme: Scheme, o: &Options) -> Result<(), EndpointError> {
+    if scheme != Scheme::Nats {
+        return Ok(());
+    }
+    let example = scheme.example();
+    if o.pattern != Pattern::Queue {
+        let queue_only = [
+            (OptionKey::Capacity, o.capacity.is_some()),
+            (OptionKey::Replicas, o.replicas.is_some()),
+            (OptionKey::AckWait, o.ack_wait.is_some()),
+            (OptionKey::MaxBytes, o.max_bytes.is_some()),
+        ];
+        if let Some((key, _)) = queue_only.into_iter().find(|(_, set)| *set) {
+            return Err(err(
+                input,
+                format!(
+                    "option {} applies to nats:// queues only (a JetStream stream), not to a connection",
+                    key.name()
+                ),
+                "add pattern=queue to open the name as a standalone queue",
+                {
+                    let opt = example_option(scheme, key);
+                    let opt = opt.strip_prefix("pattern=queue&").unwrap_or(opt);
+                    format!("{example}?pattern=queue&{opt}")
+                },
+            ));
+        }
+    }
+    let range = |key: OptionKey, value: String| {
+        Err(err(
+            input,
+            format!("{}={value} is out of range", key.name()),
+            format!("{}: {}", key.name(), key.expected()),
+            format!("{example}?{}", example_option(scheme, key)),
+        ))
+    };
+    if let Some(r) = o.replicas
+        && !(1..=MAX_REPLICAS).contains(&r)
+    {
+        return range(OptionKey::Replicas, r.to_string());
+    }
+    if let Some(w) = o.ack_wait
+        && !(MIN_ACK_WAIT..=MAX_ACK_WAIT).contains(&w)
+    {
+        return range(OptionKey::AckWait, format_duration(w));
+    }
+    if o.max_bytes == Some(0) {
+        return range(OptionKey::MaxBytes, "0".into());
+    }
+    let creds_example = format!("{example}?{}", example_option(scheme, OptionKey::User));
+    if o.creds.is_some() && (o.user.is_some() || o.password_file.is_some()) {
+        return Err(err(
+            input,
+            "creds= and user=/password_file= both name credentials: give one of them",
+            "creds=FILE, or user=NAME with password_file=FILE",
+            creds_example,
+        ));
+    }
+    if o.user.is_some() != o.password_file.is_some() {
+        return Err(err(
+            input,
+            "user= and password_file= go together",
+            "user=NAME with password_file=FILE (the password is read from the file, never written in the endpoint)",
+            creds_example,
+        ));
+    }
+    if o.tls_ca.is_some() && !o.tls {
+        return Err(err(
+            input,
+            "tls_ca= checks a TLS server's certificate: it needs tls=required",
+            "tls=required, optionally with tls_ca=FILE",
+            format!("{example}?{}", example_option(scheme, OptionKey::TlsCa)),
         ));
     }
     Ok(())

@@ -102,15 +102,16 @@ impl Scheme {
         }
         match key {
             MaxMessageSize | ConnectTimeout => true,
-            Heartbeat => self == Scheme::Nats,
+            Heartbeat | Replicas | AckWait | MaxBytes | Creds | User | PasswordFile | Tls
+            | TlsCa => self == Scheme::Nats,
             Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp | Scheme::Nats),
             WaitForListener => self != Scheme::Pipe,
             Capacity => matches!(
                 self,
-                Scheme::Mq | Scheme::SysvMq | Scheme::Shm | Scheme::SysvShm
+                Scheme::Mq | Scheme::SysvMq | Scheme::Shm | Scheme::SysvShm | Scheme::Nats
             ),
             Wait | SpinUs => matches!(self, Scheme::Shm | Scheme::SysvShm),
-            Pattern => matches!(self, Scheme::Mq | Scheme::SysvMq),
+            Pattern => matches!(self, Scheme::Mq | Scheme::SysvMq | Scheme::Nats),
         }
     }
 }

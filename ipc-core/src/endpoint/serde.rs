@@ -72,6 +72,14 @@ struct TableForm {
     wait: Option<String>,
     spin_us: Option<Scalar>,
     pattern: Option<String>,
+    replicas: Option<Scalar>,
+    ack_wait: Option<Scalar>,
+    max_bytes: Option<Scalar>,
+    creds: Option<String>,
+    user: Option<String>,
+    password_file: Option<String>,
+    tls: Option<String>,
+    tls_ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +132,14 @@ impl TableForm {
         push("wait", self.wait);
         push("spin_us", self.spin_us.map(|v| v.text()));
         push("pattern", self.pattern);
+        push("replicas", self.replicas.map(|v| v.text()));
+        push("ack_wait", self.ack_wait.map(|v| v.text()));
+        push("max_bytes", self.max_bytes.map(|v| v.text()));
+        push("creds", self.creds);
+        push("user", self.user);
+        push("password_file", self.password_file);
+        push("tls", self.tls);
+        push("tls_ca", self.tls_ca);
         if !q.is_empty() {
             s.push('?');
             s.push_str(&q.join("&"));

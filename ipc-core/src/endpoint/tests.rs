@@ -314,7 +314,31 @@ fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
         ("nats://h:4222/.a", "empty subject token"),
         ("nats://h:4222/a?mode=0660", "mode does not apply"),
         ("nats://h:4222/a?allow_uid=1", "allow_uid does not apply"),
-        ("nats://h:4222/a?capacity=8", "capacity does not apply"),
+        (
+            "nats://h:4222/a?capacity=8",
+            "applies to nats:// queues only",
+        ),
+        (
+            "nats://h:4222/a?replicas=3",
+            "applies to nats:// queues only",
+        ),
+        ("nats://h:4222/a?pattern=queue&replicas=0", "out of range"),
+        ("nats://h:4222/a?pattern=queue&ack_wait=10", "has no unit"),
+        ("nats://h:4222/a?pattern=queue&ack_wait=13h", "out of range"),
+        (
+            "nats://h:4222/a?pattern=queue&heartbeat=1s",
+            "standalone queue",
+        ),
+        ("nats://h:4222/a?password_file=/p", "go together"),
+        (
+            "nats://h:4222/a?creds=/c&user=u&password_file=/p",
+            "give one of them",
+        ),
+        ("nats://h:4222/a?tls_ca=/ca.pem", "needs tls=required"),
+        ("nats://h:4222/a?tls=yes", "not valid"),
+        ("nats://h:4222,/a", "empty server"),
+        ("nats://h:4222,h2/a", "HOST:PORT"),
+        ("mq:/a?replicas=3", "replicas does not apply"),
         ("nats://h:4222/a?heartbeat=1", "has no unit"),
         ("nats://h:4222/a?heartbeat=1ms", "out of range"),
         ("nats://h:4222/a?heartbeat=2h", "out of range"),
@@ -328,11 +352,16 @@ fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
             e.example
         );
     }
-    assert!(
-        bad("nats://h:4222/a?pattern=queue")
-            .to_string()
-            .contains("pattern")
-    );
+    for s in [
+        "nats://h:4222/a?pattern=queue",
+        "nats://h1:4222,h2:4223,[::1]:4224/a.b?capacity=10&connect_timeout=2s&pattern=queue&replicas=3&ack_wait=500ms&max_bytes=1048576",
+        "nats://h:4222/a?user=app&password_file=/etc/app.pw",
+        "nats://h:4222/a?creds=/etc/app.creds&tls=required&tls_ca=/etc/ca.pem",
+    ] {
+        let e = ok(s);
+        assert_eq!(e.to_string(), s);
+        assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e);
+    }
 }
 
 #[test]

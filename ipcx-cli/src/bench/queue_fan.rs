@@ -66,7 +66,7 @@ enum Kernel {
 
 /// What one round runs on.
 enum Side {
-    Ipcx(Endpoint),
+    Ipcx(Box<Endpoint>),
     RawMq(String),
     RawSysv(i32),
 }
@@ -98,7 +98,7 @@ fn make(kernel: Kernel, ipcx: bool, size: usize) -> Result<Side, String> {
             .parse()
             .map_err(|e: ipcx::EndpointError| e.to_string())?;
             drop(ByteProducer::create(&ep).map_err(|e| e.to_string())?);
-            Ok(Side::Ipcx(ep))
+            Ok(Side::Ipcx(Box::new(ep)))
         }
         (Kernel::Sysv, true) => {
             let path = std::env::temp_dir().join(name);
@@ -109,7 +109,7 @@ fn make(kernel: Kernel, ipcx: bool, size: usize) -> Result<Side, String> {
             .parse()
             .map_err(|e: ipcx::EndpointError| e.to_string())?;
             drop(ByteProducer::create(&ep).map_err(|e| e.to_string())?);
-            Ok(Side::Ipcx(ep))
+            Ok(Side::Ipcx(Box::new(ep)))
         }
         (Kernel::Posix, false) => {
             let c = CString::new(format!("/{name}")).map_err(|e| e.to_string())?;

@@ -179,6 +179,23 @@ fn stat(endpoint: &Endpoint) -> Result<(), String> {
                 format!("{} ({:#018x})", t.name, t.fingerprint)
             })
     );
+    if let Some(js) = &s.jetstream {
+        // A JetStream stream: the server's view, no kernel object.
+        println!(
+            "stream           {} ({} replica{})",
+            js.stream,
+            js.replicas,
+            plural(js.replicas)
+        );
+        println!("leader           {}", js.leader.as_deref().unwrap_or("-"));
+        println!("unacknowledged   {}", opt(js.ack_pending));
+        println!("redelivered      {}", opt(js.redelivered));
+        println!(
+            "ack_wait         {}",
+            js.ack_wait.map_or("-".into(), |d| format!("{d:?}"))
+        );
+        return Ok(());
+    }
     println!("mode             {:04o}", s.mode & 0o7777);
     println!("owner uid        {}", s.owner_uid);
     let pid = |p: Option<u32>| p.filter(|&p| p != 0).map_or("-".into(), |p| p.to_string());

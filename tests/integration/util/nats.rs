@@ -22,6 +22,8 @@ pub struct NatsServer {
     child: Child,
     port: u16,
     store: Option<PathBuf>,
+    /// The arguments beyond address, port and store, for [`NatsServer::restart`].
+    extra: Vec<String>,
 }
 
 /// The server binary: `$NATS_SERVER`, else `nats-server` on the `PATH`,
@@ -90,6 +92,96 @@ impl NatsServer {
             .collect()
     }
 
+    /// `n` JetStream servers clustered on loopback, each with a store of
+    /// its own. The cluster takes a moment to elect its JetStream leader
+    /// after this returns: clients retry what fails meanwhile.
+    pub fn start_jetstream_cluster(n: usize) -> Vec<NatsServer> {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let name = super::unique("jscluster");
+        (0..n)
+            .map(|i| {
+                let routes: Vec<String> = cluster_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                    .collect();
+                let args = [
+                    "--cluster".to_string(),
+                    format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                    "--routes".to_string(),
+                    routes.join(","),
+                    "--cluster_name".to_string(),
+                    name.clone(),
+                    "--server_name".to_string(),
+                    format!("{name}n{i}"),
+                ];
+                NatsServer::start_with(true, &args)
+            })
+            .collect()
+    }
+
+    /// A JetStream server that admits only `user` with `password`.
+    pub fn start_with_user(user: &str, password: &str) -> NatsServer {
+        NatsServer::start_with(
+            true,
+            &[
+                "--user".to_string(),
+                user.to_string(),
+                "--pass".to_string(),
+                password.to_string(),
+            ],
+        )
+    }
+
+    /// Stops the server — gracefully (SIGTERM: it writes its state out)
+    /// or not (SIGKILL) — and starts it again on the same port with the
+    /// same store directory and arguments.
+    pub fn restart(&mut self, graceful: bool) {
+        if graceful {
+            // SAFETY: kill takes plain values; the pid is our live child's.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        } else {
+            self.kill();
+        }
+        let mut last = String::new();
+        for _ in 0..50 {
+            let mut cmd = NatsServer::command(self.port, self.store.as_deref(), &self.extra);
+            self.child = cmd.spawn().expect("restart nats-server");
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(why) => last = why,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server did not restart: {last}");
+    }
+
+    fn command(port: u16, store: Option<&std::path::Path>, extra: &[String]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(d) = store {
+            cmd.arg("-js").arg("-sd").arg(d);
+        }
+        cmd.args(extra);
+        // SAFETY: prctl is async-signal-safe and touches only this
+        // child: it is killed if the thread that started it dies, so
+        // a test process that is killed leaves no server behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
     fn start_with(jetstream: bool, extra: &[String]) -> NatsServer {
         let bin = binary();
         let mut last = String::new();
@@ -125,7 +217,12 @@ impl NatsServer {
             let child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-            let mut server = NatsServer { child, port, store };
+            let mut server = NatsServer {
+                child,
+                port,
+                store,
+                extra: extra.to_vec(),
+            };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(why) => last = why,

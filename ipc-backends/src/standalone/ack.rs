@@ -1,0 +1,132 @@
+//! The acknowledgement of a received queue message ([`Ack`]).
+
+use ipc_core::Result;
+
+#[cfg(feature = "nats")]
+use crate::nats::jetstream::{Pending, Settle};
+
+/// The acknowledgement of a received queue message.
+///
+/// On JetStream (`nats://…?pattern=queue`) a received message stays in the
+/// queue until acknowledged: [`ack`](Ack::ack) removes it, [`nak`](Ack::nak)
+/// gives it back for redelivery, and a consumer that dies first has it
+/// redelivered to another after `ack_wait` (at least once). Dropped
+/// unused, an `Ack` acknowledges without waiting for the server's
+/// confirmation — or, while its thread panics, gives the message back.
+///
+/// On kernel queues (`mq:`, `sysv-mq:`) the message left the queue when it
+/// was received (at most once): there is nothing to acknowledge, and every
+/// method succeeds doing nothing.
+#[must_use = "an Ack acknowledges when dropped; call ack() to know the server has it"]
+pub struct Ack {
+    #[cfg(feature = "nats")]
+    pending: Option<Pending>,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("at_least_once", &self.is_at_least_once())
+            .field("deliveries", &self.deliveries())
+            .finish()
+    }
+}
+
+impl Ack {
+    /// Nothing to acknowledge (a kernel queue's message).
+    pub(crate) fn none() -> Ack {
+        Ack {
+            #[cfg(feature = "nats")]
+            pending: None,
+        }
+    }
+
+    #[cfg(feature = "nats")]
+    pub(crate) fn pending(pending: Option<Pending>) -> Ack {
+        Ack { pending }
+    }
+
+    /// Whether acknowledging does anything: `true` on JetStream (at least
+    /// once), `false` on kernel queues (at most once).
+    pub fn is_at_least_once(&self) -> bool {
+        #[cfg(feature = "nats")]
+        {
+            self.pending.is_some()
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            false
+        }
+    }
+
+    /// How many times the message was delivered, this time included: more
+    /// than 1 when a consumer before this one received it and did not
+    /// acknowledge it. Always 1 on kernel queues.
+    pub fn deliveries(&self) -> u64 {
+        #[cfg(feature = "nats")]
+        if let Some(p) = &self.pending {
+            return p.deliveries();
+        }
+        1
+    }
+
+    /// Acknowledges the message and waits until the server confirms: it
+    /// is removed from the queue and not delivered again.
+    ///
+    /// # Errors
+    /// [`ipc_core::Error::Io`] when the server did not confirm (the
+    /// connection was lost, or `ack_wait` had passed and the message went
+    /// to another consumer): the message may be delivered again.
+    pub fn ack(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle(Settle::Ack, true);
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// Gives the message back: it is redelivered (to this or another
+    /// consumer) at once. A no-op on kernel queues.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`]; unconfirmed, the message is redelivered after
+    /// `ack_wait` anyway.
+    pub fn nak(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle(Settle::Nak, true);
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// Tells the server the message is still being handled: its
+    /// `ack_wait` starts again (for handlers that may take longer than
+    /// `ack_wait`). A no-op on kernel queues.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`].
+    pub fn in_progress(&mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = &self.pending {
+            return p.settle(Settle::Progress, true);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            // Dropped while the handler panics: the message was not handled.
+            let how = if std::thread::panicking() {
+                Settle::Nak
+            } else {
+                Settle::Ack
+            };
+            let _ = p.settle(how, false);
+        }
+    }
+}

@@ -1,0 +1,755 @@
+//! `nats://…?pattern=queue`: standalone queues on JetStream, against real
+//! `nats-server` processes with JetStream (`-js -sd DIR`, started per test
+//! by `util/nats.rs`). Producers and consumers are this test binary
+//! re-executed with a role; each test runs under a watchdog and its
+//! servers (and their store directories) go with it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ipcx::queue::{self, ByteProducer, Consumer, Producer};
+use ipcx::{Endpoint, Error, IpcMessage};
+use serde::{Deserialize, Serialize};
+
+use crate::util::nats::NatsServer;
+use crate::util::{self, Peer, parse, report, watchdog};
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+#[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[ipc(name = "test.Job")]
+pub struct Job {
+    seq: u64,
+    body: Vec<u8>,
+}
+
+#[derive(IpcMessage, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[ipc(name = "test.Invoice")]
+pub struct Invoice {
+    number: u64,
+}
+
+/// The marker of the message that tells a consumer to stop.
+const STOP: u64 = u64::MAX;
+
+fn job(seq: u64) -> Job {
+    Job {
+        seq,
+        body: (0..(seq % 97) as u8).map(|i| i ^ seq as u8).collect(),
+    }
+}
+
+fn check(j: &Job) {
+    assert_eq!(*j, job(j.seq), "message {} corrupted", j.seq);
+}
+
+/// Opens a handle, retrying while a fresh cluster elects its JetStream
+/// leader (the server answers "temporarily unavailable" meanwhile).
+fn retry<T>(what: &str, mut f: impl FnMut() -> ipcx::Result<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        match f() {
+            Ok(t) => return t,
+            Err(e) if start.elapsed() < Duration::from_secs(60) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// What a re-executed peer does, chosen by its role.
+fn role() {
+    let (role, ep, arg) = util::peer_params();
+    let ep = parse(&ep);
+    match role.as_str() {
+        // Sends jobs FROM..TO (arg "FROM..TO"), reporting every 500 and
+        // at the end, then exits.
+        "produce" => {
+            let (from, to) = arg.split_once("..").expect("FROM..TO");
+            let (from, to): (u64, u64) = (from.parse().unwrap(), to.parse().unwrap());
+            let mut p = retry("open the producer", || Producer::<Job>::open(&ep));
+            for seq in from..to {
+                // The id makes a resend after an unknown outcome harmless.
+                p.send_with_id(&job(seq), &format!("job-{seq}"))
+                    .unwrap_or_else(|e| panic!("send {seq}: {e}"));
+                if (seq + 1 - from) % 500 == 0 {
+                    report(format!("sent={}", seq + 1 - from));
+                }
+            }
+            report(format!("done={}", to - from));
+        }
+        // Sends `arg` STOP messages.
+        "stop" => {
+            let mut p = retry("open the producer", || Producer::<Job>::open(&ep));
+            for _ in 0..arg.parse::<u32>().unwrap() {
+                p.send(&Job {
+                    seq: STOP,
+                    body: vec![],
+                })
+                .expect("send stop");
+            }
+        }
+        // Receives and acknowledges until a STOP arrives (or, with arg
+        // "N", until N messages); reports every seq it acknowledged, and
+        // the redeliveries it saw.
+        "consume" => {
+            let want: Option<usize> = arg.parse().ok();
+            let mut c = retry("open the consumer", || Consumer::<Job>::open(&ep));
+            report("ready");
+            let mut seqs = Vec::new();
+            let mut redelivered = 0u64;
+            loop {
+                let m = c
+                    .recv_acked_timeout(Duration::from_secs(60))
+                    .expect("recv_acked");
+                if m.deliveries() > 1 {
+                    redelivered += 1;
+                }
+                if m.seq == STOP {
+                    m.ack().expect("ack stop");
+                    break;
+                }
+                check(&m);
+                let seq = m.seq;
+                // Unconfirmed, the message may come again: it is
+                // handled either way.
+                if let Err(e) = m.ack() {
+                    eprintln!("ack {seq}: {e}");
+                }
+                seqs.push(seq);
+                if seqs.len() % 500 == 0 {
+                    report(format!("got={}", seqs.len()));
+                }
+                if want == Some(seqs.len()) {
+                    break;
+                }
+            }
+            let list: Vec<String> = seqs.iter().map(u64::to_string).collect();
+            report(format!("redelivered={redelivered}"));
+            report(format!("seqs={}", list.join(",")));
+        }
+        // Receives one message, reports it, and never acknowledges it:
+        // it waits to be killed.
+        "hold" => {
+            let mut c = Consumer::<Job>::open(&ep).expect("open consumer");
+            let m = c
+                .recv_acked_timeout(Duration::from_secs(30))
+                .expect("recv_acked");
+            report(format!("holding={}", m.seq));
+            // Killed here, the message unacknowledged.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Removes the case's queue when dropped, even when the case failed
+/// (the server goes too, but a queue left behind would be a bug).
+struct Cleanup(Endpoint);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = queue::remove(&self.0);
+    }
+}
+
+/// A producer process sends 10,000 messages and exits before any
+/// consumer exists; a consumer process started afterwards receives every
+/// one, in order, and the queue is empty after.
+#[test]
+fn producer_exits_then_a_later_consumer_receives_all() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::producer_exits_then_a_later_consumer_receives_all";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue", nats.endpoint("js10k"));
+        let _cleanup = Cleanup(parse(&ep));
+        let producer = Peer::spawn(TEST, "produce", &ep, "0..10000");
+        assert_eq!(producer.expect_value_skipping("done"), "10000");
+        producer.expect_success();
+        let info = queue::stat(&parse(&ep)).expect("stat");
+        assert_eq!(info.status.messages, 10_000);
+        assert_eq!(info.recorded.as_ref().map(|t| &*t.name), Some("test.Job"));
+        let consumer = Peer::spawn(TEST, "consume", &ep, "10000");
+        assert_eq!(consumer.expect_line(), "ready");
+        let (redelivered, seqs) = seqs_of_skipping(&consumer);
+        consumer.expect_success();
+        assert_eq!(redelivered, 0);
+        assert_eq!(seqs, (0..10_000).collect::<Vec<_>>(), "all, in order");
+        let info = queue::stat(&parse(&ep)).expect("stat");
+        assert_eq!(info.status.messages, 0, "every message acknowledged");
+        assert!(queue::remove(&parse(&ep)).expect("remove"));
+        assert!(!queue::remove(&parse(&ep)).expect("remove again"));
+    });
+}
+
+/// A consumer receives a message and is killed (SIGKILL) before
+/// acknowledging it: after `ack_wait` the server delivers it to another
+/// consumer, marked as a redelivery; nothing else is lost.
+#[test]
+fn a_message_unacknowledged_by_a_killed_consumer_is_redelivered() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::a_message_unacknowledged_by_a_killed_consumer_is_redelivered";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue&ack_wait=1s", nats.endpoint("jskill"));
+        let endpoint = parse(&ep);
+        let _cleanup = Cleanup(endpoint.clone());
+        let mut p = Producer::<Job>::open(&endpoint).expect("open producer");
+        for seq in 0..3 {
+            p.send(&job(seq)).expect("send");
+        }
+        let mut holder = Peer::spawn(TEST, "hold", &ep, "");
+        assert_eq!(holder.expect_value("holding"), "0");
+        holder.kill();
+        let mut c = Consumer::<Job>::open(&endpoint).expect("open consumer");
+        let mut got = BTreeMap::new();
+        for _ in 0..3 {
+            let m = c
+                .recv_acked_timeout(Duration::from_secs(30))
+                .expect("recv_acked");
+            check(&m);
+            got.insert(m.seq, m.deliveries());
+            m.ack().expect("ack");
+        }
+        assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(got[&0] >= 2, "message 0 was redelivered: {got:?}");
+        assert_eq!((got[&1], got[&2]), (1, 1), "{got:?}");
+        assert!(matches!(c.try_recv_acked(), Err(Error::WouldBlock)));
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
+
+/// The server is stopped and started again on the same store directory,
+/// first gracefully (SIGTERM), then killed (SIGKILL): the queue, its type
+/// and every unacknowledged message are still there. After SIGKILL,
+/// acknowledgements of the last moments may be lost with the server's
+/// unwritten state, so acknowledged messages may come again (at least
+/// once); after SIGTERM, none does.
+#[test]
+fn the_queue_survives_a_broker_restart() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::the_queue_survives_a_broker_restart";
+    watchdog(LIMIT, TEST, || {
+        let mut nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue", nats.endpoint("jsrestart"));
+        let endpoint = parse(&ep);
+        let _cleanup = Cleanup(endpoint.clone());
+        let producer = Peer::spawn(TEST, "produce", &ep, "0..300");
+        assert_eq!(producer.expect_value_skipping("done"), "300");
+        producer.expect_success();
+        let take = |range: std::ops::Range<u64>| {
+            let mut c = retry("open the consumer", || Consumer::<Job>::open(&endpoint));
+            for seq in range {
+                let m = c.recv_acked_timeout(Duration::from_secs(30)).expect("recv");
+                check(&m);
+                assert_eq!(m.seq, seq);
+                m.ack().expect("ack");
+            }
+        };
+        take(0..100);
+        nats.restart(true);
+        let info = retry("stat after the restart", || queue::stat(&endpoint));
+        assert_eq!(info.status.messages, 200, "after a graceful restart");
+        assert_eq!(info.recorded.as_ref().map(|t| &*t.name), Some("test.Job"));
+        assert!(matches!(
+            Consumer::<Invoice>::open(&endpoint),
+            Err(Error::SchemaMismatch { .. })
+        ));
+        take(100..150);
+        nats.restart(false);
+        let info = retry("stat after the kill", || queue::stat(&endpoint));
+        let left = info.status.messages;
+        assert!(
+            (150..=200).contains(&left),
+            "{left} messages after the kill"
+        );
+        let mut c = retry("open after the kill", || Consumer::<Job>::open(&endpoint));
+        let mut seen = Vec::new();
+        loop {
+            match c.recv_acked_timeout(Duration::from_secs(3)) {
+                Ok(m) => {
+                    check(&m);
+                    seen.push(m.seq);
+                    m.ack().expect("ack");
+                }
+                Err(Error::Timeout) => break,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        let unacked: Vec<u64> = (150..300).collect();
+        assert!(
+            unacked.iter().all(|s| seen.binary_search(s).is_ok()),
+            "every unacknowledged message is there after the kill"
+        );
+        assert!(seen.iter().all(|s| (100..300).contains(s)), "{seen:?}");
+    });
+}
+
+/// Four consumer processes compete for 8,000 messages from two producer
+/// processes: every message is acknowledged by exactly one consumer.
+#[test]
+fn competing_consumers_receive_each_message_once() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::competing_consumers_receive_each_message_once";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue", nats.endpoint("jscompete"));
+        let _cleanup = Cleanup(parse(&ep));
+        // The queue exists before anyone races to create it.
+        drop(Producer::<Job>::open(&parse(&ep)).expect("create"));
+        let consumers: Vec<Peer> = (0..4)
+            .map(|_| Peer::spawn(TEST, "consume", &ep, ""))
+            .collect();
+        for c in &consumers {
+            assert_eq!(c.expect_line(), "ready");
+        }
+        let producers = [
+            Peer::spawn(TEST, "produce", &ep, "0..4000"),
+            Peer::spawn(TEST, "produce", &ep, "4000..8000"),
+        ];
+        for p in producers {
+            assert_eq!(p.expect_value_skipping("done"), "4000");
+            p.expect_success();
+        }
+        Peer::spawn(TEST, "stop", &ep, "4").expect_success();
+        let mut seen = BTreeMap::new();
+        let mut busy = 0;
+        for c in consumers {
+            let (redelivered, seqs) = seqs_of_skipping(&c);
+            c.expect_success();
+            assert_eq!(redelivered, 0, "nothing needed redelivering");
+            busy += usize::from(!seqs.is_empty());
+            for s in seqs {
+                *seen.entry(s).or_insert(0u32) += 1;
+            }
+        }
+        assert_eq!(seen.len(), 8000, "every message received");
+        assert!(seen.values().all(|&n| n == 1), "none twice");
+        assert!(busy >= 2, "the consumers shared the work");
+    });
+}
+
+/// Types, options and limits: a handle of another type is refused at open
+/// naming both types; priorities, message ids on kernel queues and
+/// options that contradict the existing queue are refused with what to
+/// do; a message id is stored once; a full queue gives `WouldBlock`.
+#[test]
+fn types_options_and_limits_are_checked() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "types_options_and_limits_are_checked", || {
+        let nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue&capacity=3", nats.endpoint("jstypes"));
+        let endpoint = parse(&ep);
+        let _cleanup = Cleanup(endpoint.clone());
+        let mut p = Producer::<Job>::create(&endpoint).expect("create");
+        assert!(matches!(
+            Producer::<Job>::create(&endpoint),
+            Err(Error::AddrInUse { .. })
+        ));
+        match Consumer::<Invoice>::open(&endpoint) {
+            Err(e @ Error::SchemaMismatch { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("test.Job") && text.contains("test.Invoice"),
+                    "{text}"
+                );
+            }
+            other => panic!("expected SchemaMismatch, got {other:?}"),
+        }
+        assert!(matches!(
+            Producer::<Invoice>::open(&endpoint),
+            Err(Error::SchemaMismatch { .. })
+        ));
+        // Deduplication: the same id twice is stored once.
+        p.send_with_id(&job(1), "order-1").expect("send");
+        p.send_with_id(&job(1), "order-1").expect("send again");
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 1);
+        // Priorities: JetStream has none.
+        match p.send_with_priority(&job(2), 5) {
+            Err(Error::Unsupported { reason, .. }) => {
+                assert!(reason.contains("no priorities"), "{reason}")
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        // Capacity: the fourth message does not fit.
+        p.try_send(&job(2)).expect("second");
+        p.try_send(&job(3)).expect("third");
+        assert!(matches!(p.try_send(&job(4)), Err(Error::WouldBlock)));
+        assert!(matches!(
+            p.send_timeout(&job(4), Duration::from_millis(300)),
+            Err(Error::Timeout)
+        ));
+        // Options that contradict the queue as it exists.
+        let other = parse(&format!("{ep}&replicas=1").replace("capacity=3", "capacity=9"));
+        match Producer::<Job>::open(&other) {
+            Err(Error::Unsupported { reason, .. }) => {
+                assert!(reason.contains("capacity=3"), "{reason}")
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        // replicas=3 on a single server.
+        let lone = parse(&format!(
+            "{}?pattern=queue&replicas=3",
+            nats.endpoint("jsreplicas")
+        ));
+        let e = Producer::<Job>::open(&lone).expect_err("replicas=3 on one server");
+        assert!(e.to_string().contains("replicas"), "{e}");
+        // Kernel queues take no message id.
+        let mq = parse(&format!("mq:/{}?pattern=queue", util::unique("jsmq")));
+        if util::mqueue_mounted() {
+            let mut kp = ByteProducer::open(&mq).expect("mq producer");
+            assert!(matches!(
+                kp.send_with_id_until(b"x", "id", ipcx::Deadline::Now),
+                Err(Error::Unsupported { .. })
+            ));
+            queue::remove(&mq).expect("remove mq");
+        }
+        // Purge.
+        assert_eq!(queue::purge(&endpoint).expect("purge"), 3);
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+        // Raw bytes to a typed consumer: reported as another type, taken
+        // out of the queue, never decoded nor redelivered.
+        let mut raw = ByteProducer::open(&endpoint).expect("raw producer");
+        raw.send(b"not a job").expect("send raw");
+        let mut typed = Consumer::<Job>::open(&endpoint).expect("consumer");
+        match typed.recv_acked_timeout(Duration::from_secs(10)) {
+            Err(Error::SchemaMismatch { .. }) => {}
+            other => panic!("expected SchemaMismatch, got {other:?}"),
+        }
+        assert!(matches!(
+            typed.recv_acked_timeout(Duration::from_secs(2)),
+            Err(Error::Timeout)
+        ));
+        drop(typed);
+        // Remove.
+        assert!(queue::remove(&endpoint).expect("remove"));
+        assert!(matches!(queue::stat(&endpoint), Err(Error::Io { .. })));
+    });
+}
+
+/// Options that only make sense on a queue, or that contradict, are
+/// refused when the endpoint is parsed.
+#[test]
+fn queue_options_are_checked_when_parsed() {
+    for (bad, says) in [
+        ("nats://127.0.0.1:4222/q?replicas=3", "pattern=queue"),
+        (
+            "nats://127.0.0.1:4222/q?pattern=queue&replicas=9",
+            "replicas",
+        ),
+        (
+            "nats://127.0.0.1:4222/q?pattern=queue&ack_wait=5",
+            "no unit",
+        ),
+        (
+            "nats://127.0.0.1:4222/q?pattern=queue&ack_wait=1ms",
+            "ack_wait",
+        ),
+        (
+            "nats://127.0.0.1:4222/q?pattern=queue&max_bytes=0",
+            "max_bytes",
+        ),
+        ("nats://127.0.0.1:4222/q?user=a", "password_file"),
+        ("nats://127.0.0.1:4222/q?tls_ca=/x.pem", "tls=required"),
+        ("nats://127.0.0.1:4222,/q", "empty server"),
+        ("nats://127.0.0.1:4222,h:0/q", "port"),
+        (
+            "nats://127.0.0.1:4222/q?pattern=queue&heartbeat=1s",
+            "standalone queue",
+        ),
+    ] {
+        let e = bad.parse::<Endpoint>().expect_err(bad);
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+    let ok: Endpoint = "nats://10.0.0.1:4222,10.0.0.2:4222/jobs?pattern=queue&replicas=3&ack_wait=5s&max_bytes=1024"
+        .parse()
+        .expect("parse");
+    assert_eq!(ok.to_string().parse::<Endpoint>().unwrap(), ok);
+}
+
+/// A server that admits one user: `user=` with `password_file=` gets in;
+/// a wrong password is `PermissionDenied`; `creds=` and `tls=` are refused
+/// as not built, saying what to use instead.
+#[test]
+fn credentials_are_used_and_refusals_are_clear() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "credentials_are_used_and_refusals_are_clear", || {
+        let nats = NatsServer::start_with_user("ipcx", "s3cret");
+        let dir = std::env::temp_dir().join(util::unique("jscreds"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        let bad = dir.join("bad");
+        std::fs::write(&good, "s3cret\n").unwrap();
+        std::fs::write(&bad, "wrong\n").unwrap();
+        let base = format!("{}?pattern=queue", nats.endpoint("jsauth"));
+        let with = |file: &std::path::Path| {
+            parse(&format!(
+                "{base}&user=ipcx&password_file={}",
+                file.display()
+            ))
+        };
+        let result = std::panic::catch_unwind(|| {
+            let endpoint = with(&good);
+            let mut p = Producer::<Job>::open(&endpoint).expect("open with the password");
+            p.send(&job(7)).expect("send");
+            let mut c = Consumer::<Job>::open(&endpoint).expect("consumer");
+            assert_eq!(
+                c.recv_timeout(Duration::from_secs(10)).expect("recv"),
+                job(7)
+            );
+            assert!(queue::remove(&endpoint).expect("remove"));
+            match Producer::<Job>::open(&with(&bad)) {
+                Err(Error::PermissionDenied(why)) => assert!(why.contains("user="), "{why}"),
+                other => panic!("expected PermissionDenied, got {other:?}"),
+            }
+            match Producer::<Job>::open(&parse(&base)) {
+                Err(Error::PermissionDenied(_)) => {}
+                other => panic!("expected PermissionDenied without credentials, got {other:?}"),
+            }
+            let missing = dir.join("missing");
+            match Producer::<Job>::open(&with(&missing)) {
+                Err(e @ Error::Io { .. }) => {
+                    assert!(e.to_string().contains("password_file"), "{e}")
+                }
+                other => panic!("expected Io, got {other:?}"),
+            }
+            for (opt, says) in [
+                ("creds=/etc/app.creds", "user=NAME"),
+                ("tls=required", "tls="),
+            ] {
+                match Producer::<Job>::open(&parse(&format!("{base}&{opt}"))) {
+                    Err(Error::Unsupported { reason, .. }) => {
+                        assert!(
+                            reason.contains("not built") && reason.contains(says),
+                            "{reason}"
+                        )
+                    }
+                    other => panic!("{opt}: expected Unsupported, got {other:?}"),
+                }
+            }
+            // A channel connects with the same credentials.
+            let ch_ep = parse(&format!(
+                "{}?user=ipcx&password_file={}",
+                nats.endpoint("jsauthch"),
+                good.display()
+            ));
+            let mut l = ipcx::listen(&ch_ep).expect("listen with credentials");
+            let t = std::thread::spawn(move || {
+                let mut ch = ipcx::Listener::accept(&mut l).expect("accept");
+                let m = ipcx::Receiver::recv(&mut ch).expect("recv");
+                ipcx::Sender::send(&mut ch, &m).expect("echo");
+            });
+            let mut ch = ipcx::connect(&ch_ep).expect("connect with credentials");
+            ipcx::Sender::send(&mut ch, b"hi").expect("send");
+            assert_eq!(ipcx::Receiver::recv(&mut ch).expect("echo"), b"hi");
+            t.join().expect("server thread");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
+
+/// Runs producers on `producer_ep` and a consumer on `consumer_ep` of a
+/// three-node cluster with a stream of three replicas, kills node
+/// `victim` once traffic flows, and checks that every message the
+/// producers had confirmed reaches the consumer.
+fn cluster_case(test: &str, victim: usize, servers_of: impl Fn(&[NatsServer]) -> (String, String)) {
+    let mut nodes = NatsServer::start_jetstream_cluster(3);
+    let name = util::unique("jscl");
+    let (producer_servers, consumer_servers) = servers_of(&nodes);
+    let opts = "?pattern=queue&replicas=3&ack_wait=5s&connect_timeout=20s";
+    let producer_ep = format!("nats://{producer_servers}/{name}{opts}");
+    let consumer_ep = format!("nats://{consumer_servers}/{name}{opts}");
+    // Created once the cluster has its leader.
+    let all: Vec<String> = nodes.iter().map(NatsServer::address).collect();
+    let admin = parse(&format!("nats://{}/{name}{opts}", all.join(",")));
+    retry("create the replicated queue", || {
+        Producer::<Job>::open(&admin)
+    });
+    let consumer = Peer::spawn(test, "consume", &consumer_ep, "");
+    assert_eq!(consumer.expect_line(), "ready");
+    let producer = Peer::spawn(test, "produce", &producer_ep, "0..6000");
+    // Once traffic flows, the node goes.
+    assert_eq!(producer.expect_value("sent"), "500");
+    nodes[victim].kill();
+    assert_eq!(producer.expect_value_skipping("done"), "6000");
+    producer.expect_success();
+    retry("send the stop", || {
+        let mut p = Producer::<Job>::open(&admin_without(&admin, &nodes, victim))?;
+        p.send(&Job {
+            seq: STOP,
+            body: vec![],
+        })
+    });
+    let (redelivered, seqs) = seqs_of_skipping(&consumer);
+    consumer.expect_success();
+    let mut seen = BTreeMap::new();
+    for s in &seqs {
+        *seen.entry(*s).or_insert(0u32) += 1;
+    }
+    let lost: Vec<u64> = (0..6000).filter(|s| !seen.contains_key(s)).collect();
+    assert!(lost.is_empty(), "confirmed messages lost: {lost:?}");
+    // At least once: a message whose acknowledgement was lost with the
+    // node may come twice, and then only as a redelivery.
+    let twice = seen.values().filter(|&&n| n > 1).count() as u64;
+    assert!(
+        twice <= redelivered,
+        "{twice} duplicates, {redelivered} redeliveries"
+    );
+    let _ = queue::remove(&admin_without(&admin, &nodes, victim));
+}
+
+/// The admin endpoint without the killed node.
+fn admin_without(_admin: &Endpoint, nodes: &[NatsServer], victim: usize) -> Endpoint {
+    let live: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, n)| n.address())
+        .collect();
+    let name = _admin.address().split_once('/').unwrap().1;
+    parse(&format!(
+        "nats://{}/{name}?pattern=queue&replicas=3&ack_wait=5s&connect_timeout=20s",
+        live.join(",")
+    ))
+}
+
+/// Three nodes, a stream of three replicas; the producer on node 1, the
+/// consumer on node 3; node 2, which neither is connected to, is killed
+/// mid-run: nothing confirmed is lost.
+#[test]
+fn cluster_keeps_every_message_when_another_node_dies() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::cluster_keeps_every_message_when_another_node_dies";
+    watchdog(LIMIT, TEST, || {
+        cluster_case(TEST, 1, |n| (n[0].address(), n[2].address()));
+    });
+}
+
+/// The producer is given several servers and is on the first (node 1);
+/// node 1 is killed mid-run: the producer fails over to node 2 and goes
+/// on, and nothing confirmed is lost.
+#[test]
+fn cluster_client_fails_over_when_its_node_dies() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::cluster_client_fails_over_when_its_node_dies";
+    watchdog(LIMIT, TEST, || {
+        cluster_case(TEST, 0, |n| {
+            (
+                format!("{},{}", n[0].address(), n[1].address()),
+                n[2].address(),
+            )
+        });
+    });
+}
+
+/// `seqs_of`, skipping the progress lines before.
+fn seqs_of_skipping(peer: &Peer) -> (u64, Vec<u64>) {
+    loop {
+        let line = peer.expect_line();
+        if let Some(v) = line.strip_prefix("redelivered=") {
+            let redelivered = v.parse().unwrap();
+            let list = peer.expect_value("seqs");
+            let seqs = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
+            return (redelivered, seqs);
+        }
+    }
+}
+
+trait Skipping {
+    fn expect_value_skipping(&self, key: &str) -> String;
+}
+
+impl Skipping for Peer {
+    /// Waits for `key=value`, skipping other report lines.
+    fn expect_value_skipping(&self, key: &str) -> String {
+        loop {
+            let line = self.expect_line();
+            if let Some(v) = line.strip_prefix(&format!("{key}=")) {
+                return v.to_string();
+            }
+        }
+    }
+}
+
+/// The async API on a `nats://` queue: an async producer and an async
+/// consumer on a tokio runtime of their own, with acknowledgements.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_producer_and_consumer() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "async_producer_and_consumer", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=1s",
+            nats.endpoint("jsasync")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for seq in 0..200 {
+                p.send_with_id(&job(seq), &format!("a{seq}"))
+                    .await
+                    .expect("send");
+            }
+            // A resend under the same id is stored once.
+            p.send_with_id(&job(0), "a0").await.expect("resend");
+            // Given back once: delivered again.
+            let first = c.recv_acked().await.expect("recv");
+            assert_eq!(first.seq, 0);
+            first.nak().expect("nak");
+            let mut seen = Vec::new();
+            while seen.len() < 200 {
+                let m = tokio::time::timeout(Duration::from_secs(30), c.recv_acked())
+                    .await
+                    .expect("a message within 30 s")
+                    .expect("recv");
+                check(&m);
+                if m.seq == 0 {
+                    assert!(m.deliveries() >= 2, "message 0 came back after nak");
+                }
+                seen.push(m.seq);
+                m.ack().expect("ack");
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        });
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
