@@ -4,12 +4,31 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
 
 use util::*;
+
+/// Runs `ipcx bench ARGS --json FILE` under the watchdog; asserts it
+/// succeeded and returns the JSON it wrote, and its output.
+fn bench_json(reg: &Registry, args: &[&str]) -> (serde_json::Value, Output) {
+    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
+    let out = run(
+        ipcx(reg).args(args).arg("--json").arg(&file).to_owned_cmd(),
+        b"",
+    );
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_str(&text.expect("the JSON file")).expect("valid JSON");
+    (v, out)
+}
 
 #[test]
 fn send_and_recv_on_every_transport() {
@@ -285,33 +304,20 @@ fn doctor_prints_each_limit() {
 #[test]
 fn bench_writes_json() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--sizes",
-                "64",
-                "--pin",
-                "none",
-                "--transports",
-                "unix",
-                "--budget-ms",
-                "20",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, _) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--sizes",
+            "64",
+            "--pin",
+            "none",
+            "--transports",
+            "unix",
+            "--budget-ms",
+            "20",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let results = v["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["transport"] == "unix"));
     assert!(v["machine"]["kernel"].is_string());
@@ -320,33 +326,20 @@ fn bench_writes_json() {
 #[test]
 fn bench_has_shm_rows_per_wait_strategy() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--sizes",
-                "64",
-                "--pin",
-                "same,cross",
-                "--transports",
-                "shm",
-                "--budget-ms",
-                "20",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, _) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--sizes",
+            "64",
+            "--pin",
+            "same,cross",
+            "--transports",
+            "shm",
+            "--budget-ms",
+            "20",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let results = v["results"].as_array().unwrap();
     let has = |t: &str, pin: &str| {
         results
@@ -364,36 +357,23 @@ fn bench_has_shm_rows_per_wait_strategy() {
 #[test]
 fn bench_async_has_rows_beside_blocking_and_raw_tokio() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--async",
-                "--sizes",
-                "64",
-                "--pin",
-                "none",
-                "--transports",
-                "unix,shm",
-                "--budget-ms",
-                "20",
-                "--rounds",
-                "1",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, out) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--async",
+            "--sizes",
+            "64",
+            "--pin",
+            "none",
+            "--transports",
+            "unix,shm",
+            "--budget-ms",
+            "20",
+            "--rounds",
+            "1",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let rows = v["async"].as_array().expect("an async array");
     let row = |t: &str, kind: &str| {
         rows.iter()
@@ -454,34 +434,21 @@ impl ToOwnedCmd for Command {
 #[test]
 fn bench_peers_adds_library_rows() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--peers",
-                "--sizes",
-                "64",
-                "--budget-ms",
-                "20",
-                "--pin",
-                "cross",
-                "--transports",
-                "unix",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, _) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--peers",
+            "--sizes",
+            "64",
+            "--budget-ms",
+            "20",
+            "--pin",
+            "cross",
+            "--transports",
+            "unix",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let results = v["results"].as_array().unwrap();
     for t in ["unix", "iceoryx2", "ipc-channel", "interprocess"] {
         assert!(
@@ -667,31 +634,22 @@ fn queue_ls_finds_a_queue_and_clean_never_removes_one() {
 #[test]
 fn bench_has_queue_rows_and_skips_sizes_beyond_one_kernel_message() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--sizes",
-                "64,65536",
-                "--pin",
-                "none",
-                "--transports",
-                "queue(mq),queue(sysv-mq)",
-                "--budget-ms",
-                "20",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, out) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--sizes",
+            "64,65536",
+            "--pin",
+            "none",
+            "--transports",
+            "queue(mq),queue(sysv-mq)",
+            "--budget-ms",
+            "20",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("skipping queue(mq) at 64 KiB"), "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let results = v["results"].as_array().unwrap();
     for t in ["queue(mq)", "queue(sysv-mq)"] {
         assert!(
@@ -715,27 +673,10 @@ fn bench_has_queue_rows_and_skips_sizes_beyond_one_kernel_message() {
 #[test]
 fn bench_queues_runs_four_producers_and_four_consumers() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("fan")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--queues",
-                "--sizes",
-                "64",
-                "--budget-ms",
-                "5",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, out) = bench_json(
+        &reg,
+        &["bench", "--queues", "--sizes", "64", "--budget-ms", "5"],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let rows = v["queue_fan"].as_array().expect("queue_fan rows");
     for t in ["queue(mq)", "queue(sysv-mq)"] {
         let row = rows
@@ -804,33 +745,20 @@ fn doctor_checks_a_nats_server() {
 #[test]
 fn bench_nats_has_rows_beside_raw_async_nats() {
     let reg = Registry::new();
-    let file = std::env::temp_dir().join(format!("{}.json", unique("bench")));
-    let out = run(
-        ipcx(&reg)
-            .args([
-                "bench",
-                "--sizes",
-                "64",
-                "--pin",
-                "none",
-                "--transports",
-                "nats",
-                "--budget-ms",
-                "20",
-                "--json",
-            ])
-            .arg(&file)
-            .to_owned_cmd(),
-        b"",
+    let (v, _) = bench_json(
+        &reg,
+        &[
+            "bench",
+            "--sizes",
+            "64",
+            "--pin",
+            "none",
+            "--transports",
+            "nats",
+            "--budget-ms",
+            "20",
+        ],
     );
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).expect("valid JSON");
     let results = v["results"].as_array().unwrap();
     assert_eq!(
         results.iter().filter(|r| r["transport"] == "nats").count(),
