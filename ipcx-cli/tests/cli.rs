@@ -702,7 +702,8 @@ fn bench_queues_runs_four_producers_and_four_consumers() {
 }
 
 /// `ipcx doctor --nats` reads a server's INFO: reachable, max_payload,
-/// JetStream on or off; an address where nothing listens fails.
+/// JetStream on or off, and asks for the account's JetStream information;
+/// an address where nothing listens fails.
 #[test]
 fn doctor_checks_a_nats_server() {
     let reg = Registry::new();
@@ -725,6 +726,17 @@ fn doctor_checks_a_nats_server() {
             .find(|l| l.trim_start().starts_with("jetstream"))
             .unwrap_or_else(|| panic!("no jetstream line: {text}"));
         assert!(js_line.contains(js), "expected JetStream {js}: {js_line}");
+        // The account's own information, asked of the server.
+        let account = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("jetstream_account"))
+            .unwrap_or_else(|| panic!("no jetstream_account line: {text}"));
+        let expected = if js == "enabled" {
+            "enabled (0 streams, 0 consumers"
+        } else {
+            "not enabled"
+        };
+        assert!(account.contains(expected), "expected {expected}: {account}");
     }
     let gone = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

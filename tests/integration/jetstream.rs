@@ -485,8 +485,9 @@ fn queue_options_are_checked_when_parsed() {
 }
 
 /// A server that admits one user: `user=` with `password_file=` gets in;
-/// a wrong password is `PermissionDenied`; `creds=` and `tls=` are refused
-/// as not built, saying what to use instead.
+/// a wrong password is `PermissionDenied`; `creds=` is refused as not
+/// built, saying what to use instead; `tls=required` against this server
+/// (no TLS) fails saying so.
 #[test]
 fn credentials_are_used_and_refusals_are_clear() {
     if util::is_peer() {
@@ -532,19 +533,21 @@ fn credentials_are_used_and_refusals_are_clear() {
                 }
                 other => panic!("expected Io, got {other:?}"),
             }
-            for (opt, says) in [
-                ("creds=/etc/app.creds", "user=NAME"),
-                ("tls=required", "tls="),
-            ] {
-                match Producer::<Job>::open(&parse(&format!("{base}&{opt}"))) {
-                    Err(Error::Unsupported { reason, .. }) => {
-                        assert!(
-                            reason.contains("not built") && reason.contains(says),
-                            "{reason}"
-                        )
-                    }
-                    other => panic!("{opt}: expected Unsupported, got {other:?}"),
+            match Producer::<Job>::open(&parse(&format!("{base}&creds=/etc/app.creds"))) {
+                Err(Error::Unsupported { reason, .. }) => {
+                    assert!(
+                        reason.contains("not built") && reason.contains("user=NAME"),
+                        "{reason}"
+                    )
                 }
+                other => panic!("creds=: expected Unsupported, got {other:?}"),
+            }
+            // This server has no TLS: a client that requires it says so.
+            match Producer::<Job>::open(&parse(&format!("{base}&tls=required"))) {
+                Err(e @ Error::Io { .. }) => {
+                    assert!(e.to_string().contains("tls=required"), "{e}")
+                }
+                other => panic!("tls=required without TLS: expected Io, got {other:?}"),
             }
             // A channel connects with the same credentials.
             let ch_ep = parse(&format!(

@@ -315,7 +315,7 @@ fn async_client_blocking_server() {
 /// skip. The peer is written here on NATS's text protocol.
 #[test]
 fn a_gap_in_sequence_numbers_is_a_protocol_error() {
-    use crate::util::nats::{RawClient, raw_id};
+    use crate::util::nats::{RawClient, connect_payload, raw_id};
     use ipcx::core::handshake::{Hello, VERDICT_ACCEPT};
     watchdog(LIMIT, "gap", || {
         let nats = NatsServer::start();
@@ -329,7 +329,7 @@ fn a_gap_in_sequence_numbers_is_a_protocol_error() {
         raw.publish(
             &format!("ipcx.{name}.connect"),
             Some("_INBOX.gap"),
-            id.as_bytes(),
+            &connect_payload(&id),
         );
         assert_eq!(raw.next_message(), b"ok");
         let up = format!("ipcx.{name}.c.{id}.up");
@@ -362,6 +362,103 @@ fn a_gap_in_sequence_numbers_is_a_protocol_error() {
         // The connection is over.
         assert!(ch.recv_timeout(Duration::from_millis(10)).is_err());
         drop(raw);
+    });
+}
+
+/// A client of another protocol version (a raw client on NATS's text
+/// protocol, its connect request carrying another version byte, or none
+/// as before versions) is refused at once with a reply that names both
+/// versions and what to upgrade, not left to its connect timeout; the
+/// listener goes on accepting.
+#[test]
+fn a_client_of_another_protocol_version_is_refused_with_a_reason() {
+    use crate::util::nats::{PROTOCOL_VERSION, RawClient, raw_id};
+    watchdog(LIMIT, "version", || {
+        let nats = NatsServer::start();
+        let ep = nats.endpoint("v");
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen");
+        let name = ep.rsplit('/').next().expect("name").to_string();
+        let mut raw = RawClient::connect(&nats.address());
+        raw.sub("_INBOX.version", 1);
+        let newer = PROTOCOL_VERSION + 1;
+        let cases: [(Vec<u8>, &str); 3] = [
+            (
+                [&[newer][..], raw_id(1).as_bytes()].concat(),
+                "upgrade the listener",
+            ),
+            (
+                [&[0u8][..], raw_id(2).as_bytes()].concat(),
+                "upgrade the client",
+            ),
+            (raw_id(3).into_bytes(), "version 0"),
+        ];
+        for (payload, says) in cases {
+            let asked = Instant::now();
+            raw.publish(
+                &format!("ipcx.{name}.connect"),
+                Some("_INBOX.version"),
+                &payload,
+            );
+            let reply = String::from_utf8(raw.next_message()).expect("a text reply");
+            assert!(
+                asked.elapsed() < Duration::from_secs(2),
+                "refused at once, not after a timeout"
+            );
+            assert!(
+                reply.contains(&format!("this listener speaks {PROTOCOL_VERSION}")),
+                "{reply}"
+            );
+            assert!(reply.contains(says), "{reply}");
+        }
+        // The listener took no harm: a current client connects.
+        let mut ch = ipcx::connect(&parse(&ep)).expect("connect after the refusals");
+        let mut s = l.accept_timeout(OP).expect("accept");
+        ch.send(b"after").expect("send");
+        assert_eq!(s.recv_timeout(OP).expect("recv"), b"after");
+        assert!(l.refused() >= 3, "refusals counted: {}", l.refused());
+    });
+}
+
+/// `tls=required&tls_ca=FILE`: against a server that speaks only TLS
+/// (its certificate signed by a CA made for the test), a listener and a
+/// client that trust that CA exchange messages both ways; a client that
+/// does not trust it (the system's CAs only) fails at once with an error
+/// that says to name the CA; one without `tls=required` does too, since
+/// the server demands TLS.
+#[test]
+fn tls_with_the_servers_ca() {
+    use crate::util::nats::TestCerts;
+    watchdog(LIMIT, "tls", || {
+        let certs = TestCerts::generate();
+        let nats = NatsServer::start_tls(&certs);
+        let base = nats.endpoint("tls");
+        let ep = format!("{base}?tls=required&tls_ca={}", certs.ca());
+        let mut l = ipcx::listen(&parse(&ep)).expect("listen over TLS");
+        let mut ch = ipcx::connect(&parse(&ep)).expect("connect over TLS");
+        let mut s = l.accept_timeout(OP).expect("accept over TLS");
+        for i in 0..100u32 {
+            ch.send(&i.to_le_bytes()).expect("send");
+            assert_eq!(s.recv_timeout(OP).expect("recv"), i.to_le_bytes());
+            s.send(&(i + 1).to_le_bytes()).expect("reply");
+            assert_eq!(ch.recv_timeout(OP).expect("reply"), (i + 1).to_le_bytes());
+        }
+        for untrusted in [format!("{base}?tls=required"), base.clone()] {
+            let started = Instant::now();
+            match ipcx::connect(&parse(&untrusted)) {
+                Err(e @ Error::Io { .. }) => {
+                    let why = e.to_string();
+                    assert!(why.contains("TLS") && why.contains("tls_ca="), "{why}");
+                }
+                other => panic!("{untrusted} without the CA: {other:?}"),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "refused at once, not after the connect timeout"
+            );
+        }
+        // The listener took no harm.
+        ch.send(b"still").expect("send");
+        assert_eq!(s.recv_timeout(OP).expect("recv"), b"still");
     });
 }
 

@@ -1,11 +1,26 @@
 //! `nats_frame`: the frames of a `nats://` connection (`nats/wire.rs`),
-//! one NATS message's payload as the peer published it.
+//! one NATS message's payload as the peer published it; and the same
+//! bytes as a connect request.
 
 use crate::nats::wire::{self, Frame};
 
 /// Decodes `data` as one frame: never a panic; a frame that decodes
 /// encodes back to exactly `data`; a malformed one is `Protocol`.
+///
+/// As a connect request: never a panic; one that decodes encodes back to
+/// exactly `data`; a refusal is text naming what is wrong.
 pub fn nats_frame(data: &[u8]) {
+    match wire::decode_connect(data) {
+        Ok(id) => assert_eq!(
+            wire::connect_request(id),
+            data,
+            "a connect request encodes back"
+        ),
+        Err(why) => assert!(
+            why.starts_with("ipcx nats"),
+            "a refusal says what it is: {why}"
+        ),
+    }
     let frame = match wire::decode(data) {
         Ok(frame) => frame,
         Err(ipc_core::Error::Protocol(_)) => return,

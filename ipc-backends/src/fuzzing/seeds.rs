@@ -192,6 +192,16 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         add("nats_frame", "heartbeat", vec![wire::HEARTBEAT]);
         add("nats_frame", "close", wire::close(7));
         add("nats_frame", "credit-short", vec![wire::CREDIT, 1, 2]);
+        add(
+            "nats_frame",
+            "connect",
+            wire::connect_request("4YmVYkTLbFZMXdn6qSGAyy"),
+        );
+        add(
+            "nats_frame",
+            "connect-v0",
+            b"4YmVYkTLbFZMXdn6qSGAyy".to_vec(),
+        );
     }
 
     out

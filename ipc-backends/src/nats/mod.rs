@@ -194,23 +194,34 @@ fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<NatsChannel> {
     let request = connect_subject(name);
     let timeout = deadline.remaining().unwrap_or(Duration::MAX);
     let c = client.clone();
-    let req_id = Bytes::from(id.clone());
+    let req_id = Bytes::from(wire::connect_request(&id));
     // A subscriber is dropped on the runtime (its drop needs one).
     let reply = runtime::run(async move {
-        let sub = c.subscribe(down).await.map_err(|e| Err(e.to_string()))?;
+        let sub = c
+            .subscribe(down)
+            .await
+            .map_err(|e| Err(RequestFailed::Subscribe(e.to_string())))?;
         match tokio::time::timeout(timeout, c.request(request, req_id)).await {
-            Ok(Ok(_)) => Ok(sub),
+            Ok(Ok(m)) if m.payload == wire::ACCEPTED => Ok(sub),
+            Ok(Ok(m)) => Err(Err(RequestFailed::Refused(
+                String::from_utf8_lossy(&m.payload).into_owned(),
+            ))),
             Ok(Err(e)) => Err(Ok(Some(e))),
             Err(_) => Err(Ok(None)),
         }
     })?;
     let sub = match reply {
         Ok(sub) => sub,
-        Err(Err(e)) => {
+        Err(Err(RequestFailed::Subscribe(e))) => {
             return Err(Error::io(
                 format!("{endpoint}: subscribing"),
                 std::io::Error::other(e),
             ));
+        }
+        Err(Err(RequestFailed::Refused(why))) => {
+            return Err(Error::protocol(format!(
+                "{endpoint}: the listener refused the connection: {why}"
+            )));
         }
         Err(Ok(None)) => return Err(fail::connect_timeout(endpoint, "the connect request")),
         Err(Ok(Some(e))) => {
@@ -231,6 +242,13 @@ fn connect_once(endpoint: &Endpoint, schema: &Schema) -> Result<NatsChannel> {
     };
     let shared = conn::start(client, up, sub, endpoint.heartbeat(), max)?;
     establish(&shared, endpoint, schema, max, deadline)
+}
+
+/// Why a connect request failed before any NATS error.
+enum RequestFailed {
+    Subscribe(String),
+    /// The listener's reply: why it refused.
+    Refused(String),
 }
 
 enum Req {
@@ -256,13 +274,6 @@ impl Drop for Requests {
     }
 }
 
-/// A connection id is a NUID: 22 letters and digits.
-fn valid_id(id: &[u8]) -> Option<&str> {
-    (!id.is_empty() && id.len() <= 64 && id.iter().all(u8::is_ascii_alphanumeric))
-        .then(|| std::str::from_utf8(id).ok())
-        .flatten()
-}
-
 impl Incoming for Requests {
     type Channel = NatsChannel;
 
@@ -271,12 +282,24 @@ impl Incoming for Requests {
             Ok(Req::Conn(m)) => m,
             Ok(Req::Closed) | Err(_) => return Ok(Next::Closed),
         };
-        let (Some(reply), Some(id)) = (msg.reply.clone(), valid_id(&msg.payload)) else {
+        let Some(reply) = msg.reply.clone() else {
             return Ok(Next::Refused(Error::protocol(
-                "nats: a connect request without a reply subject or a valid connection id",
+                "nats: a connect request without a reply subject",
             )));
         };
-        let id = id.to_string();
+        let id = match wire::decode_connect(&msg.payload) {
+            Ok(id) => id.to_string(),
+            Err(why) => {
+                // The client learns why at once, rather than waiting out
+                // its connect timeout; a failed reply changes nothing here.
+                let c = self.client.clone();
+                let text = Bytes::from(why.clone());
+                let _ = runtime::run(async move { c.publish(reply, text).await });
+                return Ok(Next::Refused(Error::protocol(format!(
+                    "nats: refused a connect request: {why}"
+                ))));
+            }
+        };
         let (client, endpoint, schema, max) = (
             self.client.clone(),
             self.endpoint.clone(),
@@ -293,7 +316,7 @@ impl Incoming for Requests {
             let c = client.clone();
             let sub = runtime::run(async move {
                 let sub = c.subscribe(up).await.map_err(|e| e.to_string())?;
-                c.publish(reply, Bytes::from_static(b"ok"))
+                c.publish(reply, Bytes::from_static(wire::ACCEPTED))
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok::<_, String>(sub)

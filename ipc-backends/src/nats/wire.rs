@@ -12,6 +12,10 @@
 //! | `BLOCKED` (5) | nothing | the sender waits for credit |
 //! | `HEARTBEAT` (6) | nothing | liveness |
 //! | `CLOSE` (7) | `u64` the last sequence number sent | end of connection |
+//!
+//! Before those, the connect request (payload: [`VERSION`], then the
+//! connection id) and its reply ([`ACCEPTED`], or the reason for refusing
+//! as text): [`connect_request`], [`decode_connect`].
 
 use ipc_core::{Error, Result};
 
@@ -22,6 +26,55 @@ pub(crate) const CREDIT: u8 = 4;
 pub(crate) const BLOCKED: u8 = 5;
 pub(crate) const HEARTBEAT: u8 = 6;
 pub(crate) const CLOSE: u8 = 7;
+
+/// The version of the `nats://` protocol (the connect request, the frames,
+/// the first credit window): a listener refuses a client of another one.
+/// Not an ASCII letter or digit, so a request from before versions (a
+/// bare connection id) is told apart.
+pub(crate) const VERSION: u8 = 1;
+
+/// The reply of a listener that accepted a connect request; any other
+/// reply is the reason it refused, as UTF-8 text for the client to show.
+pub(crate) const ACCEPTED: &[u8] = b"ok";
+
+/// The payload of a connect request for connection `id`.
+pub(crate) fn connect_request(id: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + id.len());
+    v.push(VERSION);
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+/// A connection id is a NUID: 22 letters and digits (at most 64 taken).
+fn valid_id(id: &[u8]) -> Option<&str> {
+    (!id.is_empty() && id.len() <= 64 && id.iter().all(u8::is_ascii_alphanumeric))
+        .then(|| std::str::from_utf8(id).ok())
+        .flatten()
+}
+
+/// Decodes a connect request's payload into its connection id.
+///
+/// # Errors
+/// The reason to refuse it, as the text to reply with: another protocol
+/// version (saying which to upgrade), or a malformed request.
+pub(crate) fn decode_connect(b: &[u8]) -> std::result::Result<&str, String> {
+    match b.split_first() {
+        Some((&VERSION, id)) => valid_id(id).ok_or_else(|| {
+            format!(
+                "ipcx nats: malformed connect request ({} bytes): a version byte, then a connection id of 1 to 64 ASCII letters and digits",
+                b.len()
+            )
+        }),
+        Some((v, _)) if v.is_ascii_alphanumeric() => Err(format!(
+            "ipcx nats protocol version 0 (a client from before versioned connect requests), this listener speaks {VERSION}; upgrade the client's ipcx to the listener's version"
+        )),
+        Some((&v, _)) => Err(format!(
+            "ipcx nats protocol version {v}, this listener speaks {VERSION}; upgrade {} so both sides run the same ipcx version",
+            if v < VERSION { "the client" } else { "the listener" }
+        )),
+        None => Err("ipcx nats: empty connect request: a version byte, then a connection id".into()),
+    }
+}
 
 /// Bytes a `DATA` frame adds to a message: kind and sequence number.
 pub const DATA_HEADER: usize = 9;
@@ -159,6 +212,27 @@ mod tests {
             &[99][..],
         ] {
             assert!(matches!(decode(b), Err(Error::Protocol(_))), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn connect_requests_carry_the_version() {
+        let req = connect_request("AbC123");
+        assert_eq!(req[0], VERSION);
+        assert_eq!(decode_connect(&req), Ok("AbC123"));
+        let old = decode_connect(b"AbC123").unwrap_err();
+        assert!(
+            old.contains("version 0") && old.contains("upgrade the client"),
+            "{old}"
+        );
+        let newer = decode_connect(&[VERSION + 1, b'a']).unwrap_err();
+        assert!(
+            newer.contains(&format!("version {}", VERSION + 1)),
+            "{newer}"
+        );
+        assert!(newer.contains("upgrade the listener"), "{newer}");
+        for bad in [&[][..], &[VERSION][..], &[VERSION, b'-'][..]] {
+            assert!(decode_connect(bad).is_err(), "{bad:?}");
         }
     }
 }

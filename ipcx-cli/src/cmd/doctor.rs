@@ -15,7 +15,8 @@ const NATS_FRAME_HEADER: u64 = 9;
 pub struct Args {
     /// Also check a NATS server (HOST:PORT, or a nats:// endpoint): that
     /// it is reachable, its version and max_payload, whether JetStream is
-    /// enabled. Fails when it cannot be reached.
+    /// enabled on the server and for the account (its account
+    /// information). Fails when it cannot be reached.
     #[arg(long, value_name = "HOST:PORT")]
     pub nats: Option<String>,
 }
@@ -221,6 +222,77 @@ pub fn main(args: Args) -> Result<(), String> {
     }
 }
 
+/// Asks the server for this (unauthenticated) account's JetStream
+/// information (`$JS.API.INFO`) on NATS's text protocol, after its INFO
+/// was read: `enabled (N streams, ...)`, or why not.
+fn jetstream_account(
+    stream: &std::net::TcpStream,
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Result<String, String> {
+    use std::io::{BufRead, Read, Write};
+    let mut w = stream;
+    w.write_all(
+        b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"name\":\"ipcx doctor\"}\r\n\
+          SUB _INBOX.ipcxdoctor 1\r\nPUB $JS.API.INFO _INBOX.ipcxdoctor 0\r\n\r\n",
+    )
+    .map_err(|e| format!("sending the request failed ({e})"))?;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("no answer ({e})")),
+        }
+        let line = line.trim_end();
+        if line == "PING" {
+            let _ = w.write_all(b"PONG\r\n");
+            continue;
+        }
+        if let Some(e) = line.strip_prefix("-ERR") {
+            return Err(format!("the server refused the request:{e}"));
+        }
+        let headers = line.starts_with("HMSG ");
+        if !(headers || line.starts_with("MSG ")) {
+            continue;
+        }
+        let len: usize = line
+            .rsplit(' ')
+            .next()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| format!("unreadable reply {line:?}"))?;
+        let mut body = vec![0; len + 2];
+        reader
+            .read_exact(&mut body)
+            .map_err(|e| format!("reading the reply failed ({e})"))?;
+        body.truncate(len);
+        if headers {
+            // A status without a body: 503 is "no responders".
+            let text = String::from_utf8_lossy(&body);
+            return Err(if text.contains(" 503") {
+                "no JetStream responder for this account".into()
+            } else {
+                format!("status {}", text.lines().next().unwrap_or("").trim())
+            });
+        }
+        let info: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("unreadable account information ({e})"))?;
+        if let Some(e) = info.get("error") {
+            return Err(e
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or("an error")
+                .to_string());
+        }
+        let n = |k: &str| info.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        return Ok(format!(
+            "enabled ({} streams, {} consumers, {} B stored)",
+            n("streams"),
+            n("consumers"),
+            n("storage")
+        ));
+    }
+}
+
 /// Reads a NATS server's INFO (the first line it sends a client) and
 /// reports what `nats://` depends on.
 fn nats(target: &str) -> Result<(), String> {
@@ -245,7 +317,11 @@ fn nats(target: &str) -> Result<(), String> {
     };
     let _ = stream.set_read_timeout(Some(timeout));
     let mut line = String::new();
-    if let Err(e) = std::io::BufReader::new(stream).read_line(&mut line) {
+    let mut reader = match stream.try_clone() {
+        Ok(s) => std::io::BufReader::new(s),
+        Err(e) => return fail(format!("cannot read from it ({e})")),
+    };
+    if let Err(e) = reader.read_line(&mut line) {
         return fail(format!("no INFO line ({e})"));
     }
     let Some(json) = line.strip_prefix("INFO ") else {
@@ -284,6 +360,21 @@ fn nats(target: &str) -> Result<(), String> {
             "durable queues need it: start the server with -js -sd DIR"
         },
     );
+    let auth = field("auth_required").as_bool().unwrap_or(false);
+    let (account, note) = if !jetstream {
+        ("not enabled".to_string(), String::new())
+    } else if auth {
+        (
+            "not checked".to_string(),
+            "the server requires authentication".to_string(),
+        )
+    } else {
+        match jetstream_account(&stream, &mut reader) {
+            Ok(a) => (a, String::new()),
+            Err(why) => ("not available".to_string(), why),
+        }
+    };
+    line("jetstream_account", account, &note);
     line(
         "auth_required",
         field("auth_required")

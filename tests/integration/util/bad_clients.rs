@@ -359,7 +359,7 @@ fn shm_socket_name(endpoint: &Endpoint) -> String {
 /// with no reply subject, and one that sends a garbage hello.
 #[cfg(feature = "nats")]
 fn nats_clients(c: &mut BadClients, addr: &str) {
-    use super::nats::{RawClient, raw_id};
+    use super::nats::{RawClient, connect_payload, raw_id};
     let (server, name) = addr.split_once('/').expect("HOST:PORT/NAME");
     let connect = format!("ipcx.{name}.connect");
 
@@ -367,14 +367,14 @@ fn nats_clients(c: &mut BadClients, addr: &str) {
     let id = raw_id(1);
     silent.sub(&format!("ipcx.{name}.c.{id}.down"), 1);
     silent.sub("_INBOX.bad.silent", 2);
-    silent.publish(&connect, Some("_INBOX.bad.silent"), id.as_bytes());
+    silent.publish(&connect, Some("_INBOX.bad.silent"), &connect_payload(&id));
     c.held.push(silent.into_fd());
     c.described
         .push("nats: connect request, then silence".into());
 
     let mut bad_id = RawClient::connect(server);
     bad_id.publish(&connect, Some("_INBOX.bad.id"), b"not an id!");
-    bad_id.publish(&connect, None, raw_id(2).as_bytes());
+    bad_id.publish(&connect, None, &connect_payload(&raw_id(2)));
     c.held.push(bad_id.into_fd());
     c.described
         .push("nats: requests with a bad id and without a reply subject".into());
@@ -382,7 +382,7 @@ fn nats_clients(c: &mut BadClients, addr: &str) {
     let mut garbage = RawClient::connect(server);
     let id = raw_id(3);
     garbage.sub("_INBOX.bad.garbage", 1);
-    garbage.publish(&connect, Some("_INBOX.bad.garbage"), id.as_bytes());
+    garbage.publish(&connect, Some("_INBOX.bad.garbage"), &connect_payload(&id));
     let reply = garbage.next_message();
     assert_eq!(reply, b"ok", "the listener's reply to a connect request");
     let mut hello = vec![1u8];

@@ -121,6 +121,22 @@ impl NatsServer {
             .collect()
     }
 
+    /// A core NATS server that speaks only TLS, with the certificate and
+    /// key of `certs` in its configuration file's `tls` block.
+    pub fn start_tls(certs: &TestCerts) -> NatsServer {
+        let conf = certs.dir.join("server.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n",
+                certs.dir.join("server.pem").display(),
+                certs.dir.join("server.key").display()
+            ),
+        )
+        .expect("write the server configuration");
+        NatsServer::start_with(false, &["-c".to_string(), conf.display().to_string()])
+    }
+
     /// A JetStream server that admits only `user` with `password`.
     pub fn start_with_user(user: &str, password: &str) -> NatsServer {
         NatsServer::start_with(
@@ -450,4 +466,116 @@ pub fn raw_id(n: u32) -> String {
         "BAD{:019}",
         u64::from(n) + u64::from(std::process::id()) * 1000
     )
+}
+
+/// The version of the `nats://` protocol ipcx speaks
+/// (`docs/wire-format.md`): the first byte of a connect request.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The payload of a connect request for connection `id`: the version
+/// byte, then the id.
+pub fn connect_payload(id: &str) -> Vec<u8> {
+    let mut v = vec![PROTOCOL_VERSION];
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+/// A CA and a server certificate it signed (for `127.0.0.1`), made with
+/// `openssl` in a fresh directory, removed on drop.
+pub struct TestCerts {
+    /// `ca.pem`, `server.pem`, `server.key` and the server's configuration.
+    pub dir: PathBuf,
+}
+
+impl TestCerts {
+    /// Generates the CA and the server certificate.
+    pub fn generate() -> TestCerts {
+        let dir = std::env::temp_dir().join(super::unique("natstls"));
+        std::fs::create_dir_all(&dir).expect("create the certificate directory");
+        let certs = TestCerts { dir };
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&certs.dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("the TLS tests need openssl (apt-get install openssl): {e}")
+                });
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        openssl(
+            &[
+                &["req", "-x509", "-nodes", "-days", "2"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-subj",
+                    "/CN=ipcx test CA",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req", "-nodes"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            certs.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write the extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
+        ]);
+        certs
+    }
+
+    /// The CA's certificate (PEM).
+    pub fn ca(&self) -> String {
+        self.dir.join("ca.pem").display().to_string()
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
