@@ -76,6 +76,8 @@ fn send_and_recv_on_every_transport() {
 fn serve_echoes() {
     let reg = Registry::new();
     let ep = endpoint_for("unix");
+    // The listener is killed on drop: its socket file is removed here.
+    let _file = RemoveOnDrop(ep.strip_prefix("unix:").unwrap().to_string());
     let mut serve = ipcx(&reg);
     serve.args(["serve", &ep, "--echo"]);
     let _s = listening(serve);
@@ -163,6 +165,8 @@ fn ls_shows_a_live_listener_and_clean_removes_only_a_killed_ones_leftovers() {
     let dead_path = dead_ep.strip_prefix("unix:").unwrap().to_string();
     let live_ep = endpoint_for("unix");
     let live_path = live_ep.strip_prefix("unix:").unwrap().to_string();
+    // The live listener is killed on drop: its socket file is removed here.
+    let _live_file = RemoveOnDrop(live_path.clone());
     let mut c = ipcx(&reg);
     c.args(["recv", &dead_ep]);
     let mut dead = listening(c);
