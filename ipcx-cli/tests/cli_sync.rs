@@ -81,17 +81,28 @@ struct Quote {
 struct Objects {
     name: String,
     key: PathBuf,
+    /// The `sysv-sem:` set's id: its record in this process's registry
+    /// is removed on drop even when another process removed the set.
+    semid: Option<String>,
 }
 
 impl Objects {
     fn new() -> Objects {
         let name = unique("obj");
         let key = std::env::temp_dir().join(format!("{name}.key"));
-        let o = Objects { name, key };
+        let mut o = Objects {
+            name,
+            key,
+            semid: None,
+        };
         ipcx::shared::Region::create(&o.shm(), Quote { price: 7, qty: 1 }).unwrap();
         ipcx::sync::Mutex::create(&o.mutex()).unwrap();
         ipcx::sync::Semaphore::create(&o.sem(), 1).unwrap();
         ipcx::sync::Semaphore::create(&o.sysv_sem(), 1).unwrap();
+        o.semid = ipcx::backends::registry::state::all()
+            .into_iter()
+            .find(|s| s.endpoint == o.sysv_sem().to_string())
+            .and_then(|s| s.object.strip_prefix("semid ").map(str::to_string));
         o
     }
     fn shm(&self) -> ipcx::Endpoint {
@@ -122,6 +133,12 @@ impl Drop for Objects {
         }
         if let Ok(s) = ipcx::sync::Semaphore::open(&self.sysv_sem()) {
             let _ = s.remove();
+        }
+        if let Some(id) = &self.semid {
+            ipcx::backends::registry::unregister(
+                ipcx::backends::registry::Kind::StateSemaphore,
+                id,
+            );
         }
         let _ = std::fs::remove_file(&self.key);
     }
