@@ -69,35 +69,19 @@ impl NatsServer {
     /// `n` servers clustered on loopback (each with routes to all the
     /// others), core NATS only.
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
-        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let name = super::unique("cluster");
-        (0..n)
-            .map(|i| {
-                let routes: Vec<String> = cluster_ports
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
-                    .collect();
-                let args = [
-                    "--cluster".to_string(),
-                    format!("nats://127.0.0.1:{}", cluster_ports[i]),
-                    "--routes".to_string(),
-                    routes.join(","),
-                    "--cluster_name".to_string(),
-                    name.clone(),
-                ];
-                NatsServer::start_with(false, &args)
-            })
-            .collect()
+        NatsServer::cluster(n, false)
     }
 
     /// `n` JetStream servers clustered on loopback, each with a store of
     /// its own. The cluster takes a moment to elect its JetStream leader
     /// after this returns: clients retry what fails meanwhile.
     pub fn start_jetstream_cluster(n: usize) -> Vec<NatsServer> {
+        NatsServer::cluster(n, true)
+    }
+
+    fn cluster(n: usize, jetstream: bool) -> Vec<NatsServer> {
         let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let name = super::unique("jscluster");
+        let name = super::unique(if jetstream { "jscluster" } else { "cluster" });
         (0..n)
             .map(|i| {
                 let routes: Vec<String> = cluster_ports
@@ -106,17 +90,19 @@ impl NatsServer {
                     .filter(|(j, _)| *j != i)
                     .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
                     .collect();
-                let args = [
+                let mut args = vec![
                     "--cluster".to_string(),
                     format!("nats://127.0.0.1:{}", cluster_ports[i]),
                     "--routes".to_string(),
                     routes.join(","),
                     "--cluster_name".to_string(),
                     name.clone(),
-                    "--server_name".to_string(),
-                    format!("{name}n{i}"),
                 ];
-                NatsServer::start_with(true, &args)
+                if jetstream {
+                    // JetStream's meta group tells its members by name.
+                    args.extend(["--server_name".to_string(), format!("{name}n{i}")]);
+                }
+                NatsServer::start_with(jetstream, &args)
             })
             .collect()
     }
