@@ -239,6 +239,9 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
     /// repair it); [`Error::Decode`] when the value is not a valid `T`.
     #[inline]
     pub fn read(&self) -> Result<T> {
+        if T::EVERY_BIT_PATTERN_VALID && size_of::<T>() >= seqlock::IN_PLACE_MIN {
+            return self.read_in_place();
+        }
         let h = self.seg.header();
         // The fast path: one attempt, inlined into the caller, copying
         // straight into the value returned. Retries, sleeps and the check
@@ -256,6 +259,33 @@ impl<T: IpcMessage + ZeroCopy> Region<T> {
             }
         }
         self.read_contended()
+    }
+
+    /// `read` of a large `T` whose every bit pattern is valid: the copy is
+    /// made straight into the `Ok` that is returned, zeroed first, where
+    /// copying into a local and moving that into the `Result` would be a
+    /// second pass through `memcpy` (see `seqlock::IN_PLACE_MIN`).
+    #[inline(always)]
+    fn read_in_place(&self) -> Result<T> {
+        // SAFETY: every bit pattern of `T` is valid (checked by the
+        // caller), so all-zero bytes are a `T`.
+        let mut r: Result<T> = Ok(unsafe { MaybeUninit::<T>::zeroed().assume_init() });
+        let h = self.seg.header();
+        let fresh = match (&mut r, seqlock::read_begin(&h.seq)) {
+            (Ok(v), Some(s)) => {
+                // SAFETY: the data is `size_of::<T>()` bytes in the
+                // mapping, 64-aligned; `v` is a separate value of the same
+                // size. A torn copy is still a valid `T` (every bit
+                // pattern is), and it is replaced below unless validated.
+                unsafe { seqlock::copy_racy(self.seg.data().cast::<T>(), v as *mut T) };
+                seqlock::read_validate(&h.seq, s)
+            }
+            _ => false,
+        };
+        if !fresh {
+            r = self.read_contended();
+        }
+        r
     }
 
     /// [`read`](Self::read) into `out`: the value is copied from the

@@ -108,51 +108,65 @@ pub(crate) unsafe fn copy_racy<T>(src: *const T, dst: *mut T) {
     }
 }
 
+/// From this size on, `Region::read` of a type whose every bit pattern is
+/// valid copies straight into the `Result` it returns, zeroed first,
+/// instead of moving a local copy into it. The move is a `memcpy` call,
+/// and glibc's `rep movsb` runs several times slower on some x86 machines
+/// when the destination lies a few bytes past the source modulo 4 KiB
+/// (4K aliasing) — as a local and the `Result` right after it on the
+/// stack do. Zeroing is stores only.
+pub(crate) const IN_PLACE_MIN: usize = 256;
+
 /// From this size on the block copy is used: below it the unrolled word
 /// loads are as few instructions.
 #[cfg(target_arch = "x86_64")]
 const BLOCK_MIN: usize = 256;
 
-/// Copies `blocks` 64-byte blocks from `src` (64-aligned) to `dst` with
-/// aligned 16-byte SSE2 loads and unaligned stores: 12 instructions per
-/// 64 bytes, where word-wise relaxed loads take about 20.
+/// Copies `blocks` 64-byte blocks from `src` (64-aligned) to `dst`: each
+/// block is four aligned 16-byte SSE2 loads in an `asm!` block, stored to
+/// `dst` by ordinary (unaligned) vector stores, 12 instructions per 64
+/// bytes where word-wise relaxed loads take about 20. Only the loads need
+/// the assembly (they race the writer); the stores are to the caller's
+/// own memory, and leaving them to the compiler keeps `dst`'s address out
+/// of the assembly, so the compiler may place a value read into a local
+/// straight where it ends up instead of copying it there.
 ///
 /// # Safety
-/// - `blocks >= 1`;
 /// - `src` is valid for reads and `dst` for writes of `blocks * 64` bytes;
 ///   `src` is 16-aligned; they do not overlap.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn copy_blocks(src: *const u8, dst: *mut u8, blocks: usize) {
-    // SAFETY: the loop reads `blocks * 64` bytes from `src` (16-aligned, as
-    // `movdqa` needs) and writes as many to `dst` (`movdqu`: any
-    // alignment), both in bounds per the caller; it touches no stack and
-    // clobbers only the named registers and the flags. SSE2 is part of
-    // x86-64. The loads race the writer's stores only at the machine
-    // level, where each byte is read atomically (see `copy_racy`).
-    unsafe {
-        std::arch::asm!(
-            "2:",
-            "movdqa {x0}, xmmword ptr [{src}]",
-            "movdqa {x1}, xmmword ptr [{src} + 16]",
-            "movdqa {x2}, xmmword ptr [{src} + 32]",
-            "movdqa {x3}, xmmword ptr [{src} + 48]",
-            "movdqu xmmword ptr [{dst}], {x0}",
-            "movdqu xmmword ptr [{dst} + 16], {x1}",
-            "movdqu xmmword ptr [{dst} + 32], {x2}",
-            "movdqu xmmword ptr [{dst} + 48], {x3}",
-            "add {src}, 64",
-            "add {dst}, 64",
-            "dec {n}",
-            "jnz 2b",
-            src = inout(reg) src => _,
-            dst = inout(reg) dst => _,
-            n = inout(reg) blocks => _,
-            x0 = out(xmm_reg) _,
-            x1 = out(xmm_reg) _,
-            x2 = out(xmm_reg) _,
-            x3 = out(xmm_reg) _,
-            options(nostack),
-        );
+    use std::arch::x86_64::__m128i;
+    for b in 0..blocks {
+        let (x0, x1, x2, x3): (__m128i, __m128i, __m128i, __m128i);
+        // SAFETY: reads the 64 bytes at `src + 64 b` (in bounds and
+        // 16-aligned, as `movdqa` needs, per the caller); touches no stack
+        // and writes only the four output registers. SSE2 is part of
+        // x86-64. The loads race the writer's stores only at the machine
+        // level, where each byte is read atomically (see `copy_racy`).
+        unsafe {
+            std::arch::asm!(
+                "movdqa {x0}, xmmword ptr [{src}]",
+                "movdqa {x1}, xmmword ptr [{src} + 16]",
+                "movdqa {x2}, xmmword ptr [{src} + 32]",
+                "movdqa {x3}, xmmword ptr [{src} + 48]",
+                src = in(reg) src.add(b * 64),
+                x0 = out(xmm_reg) x0,
+                x1 = out(xmm_reg) x1,
+                x2 = out(xmm_reg) x2,
+                x3 = out(xmm_reg) x3,
+                options(nostack, preserves_flags),
+            );
+        }
+        let d = dst.wrapping_add(b * 64).cast::<__m128i>();
+        // SAFETY: `dst + 64 b .. + 64` is in bounds of the caller's buffer,
+        // which no one else accesses; unaligned stores.
+        unsafe {
+            d.write_unaligned(x0);
+            d.add(1).write_unaligned(x1);
+            d.add(2).write_unaligned(x2);
+            d.add(3).write_unaligned(x3);
+        }
     }
 }

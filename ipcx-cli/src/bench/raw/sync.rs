@@ -264,6 +264,17 @@ impl RawSeqlock {
         unsafe { AtomicU64::from_ptr(self.shm.ptr().cast()) }
     }
 
+    /// One consistent copy of the data, returned by value: the hand-written
+    /// counterpart of `Region::read`, as [`read`](Self::read) is of
+    /// `Region::read_into`. `W` words must be the data's length.
+    #[inline]
+    pub fn read_value<const W: usize>(&self) -> [u64; W] {
+        debug_assert_eq!(W * 8, self.len);
+        let mut out = [0u64; W];
+        self.read(&mut out);
+        out
+    }
+
     /// One consistent copy of the data into `out` (`len` bytes).
     pub fn read(&self, out: &mut [u64]) {
         let data = self.shm.ptr().wrapping_add(64).cast::<u64>();
