@@ -11,14 +11,18 @@
 #           | sysv-shm(block) | sysv-shm(spin)
 #   TARGET  ipcx | raw
 #   PIN     same | cross
-#   TOOL    none | callgrind | strace | perf
+#   TOOL    none | callgrind | strace | perf | profile
 #   OUT     prefix of the files written
 #
 # callgrind counts only the client's send loop and the server's receive
 # loop (--toggle-collect), in OUT.*.cg; divide by the `samples=` the
 # client prints (OUT.out). strace -c -f writes OUT.*.strace, perf stat
 # (task-clock, context switches, and system calls by tracepoint:
-# all, futex, semtimedop, semctl) OUT.*.perf.
+# all, futex, semtimedop, semctl, and any events listed in PERFEV, e.g.
+# PERFEV=syscalls:sys_enter_recvmsg) OUT.*.perf. profile samples where
+# each peer's CPU time goes, kernel included (perf record of the
+# cpu-clock event), into OUT.*.data: read it with
+#   perf report -i OUT.server.data --sort sym --stdio
 # LOANWAIT=block runs the shm(loan) row with wait=block, whose counts
 # leave out the polling that wait=spin adds while a ring is full or
 # empty.
@@ -44,7 +48,8 @@ wrap() {
       if [ "$1" = server ]; then t='*measure::serve*'; else t='*measure::throughput*'; fi
       echo "valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$OUT.$1.%p.cg --toggle-collect=$t";;
     strace) echo "strace -c -f -o $OUT.$1.strace";;
-    perf) echo "perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl -x, -o $OUT.$1.perf";;
+    perf) echo "perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl${PERFEV:+,$PERFEV} -x, -o $OUT.$1.perf";;
+    profile) echo "perf record -q -e cpu-clock -F 20000 -o $OUT.$1.data";;
   esac
 }
 SCFG=$(cfg server $SC "$ADDR")
@@ -54,7 +59,8 @@ if [ "$LABEL" = pipe ]; then
   case $TOOL in
     callgrind) W="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$OUT.%p.cg --toggle-collect=*measure::serve* --toggle-collect=*measure::throughput*";;
     strace) W="strace -c -f -o $OUT.all.strace";;
-    perf) W="perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl -x, -o $OUT.all.perf";;
+    perf) W="perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl${PERFEV:+,$PERFEV} -x, -o $OUT.all.perf";;
+    profile) W="perf record -q -e cpu-clock -F 20000 -o $OUT.all.data";;
     *) W="";;
   esac
   IPCX_BENCH_CLIENT="$CCFG" IPCX_BENCH_PEER="$SCFG" $W "$BIN" bench </dev/null >"$OUT.out" 2>"$OUT.err"
