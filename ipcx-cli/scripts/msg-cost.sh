@@ -7,7 +7,8 @@
 #   msg-cost.sh BIN ROW TARGET SIZE PIN BUDGET_MS TOOL OUT
 #
 #   BIN     the `ipcx` binary (a release build)
-#   ROW     pipe | fifo | unix | tcp | shm(block) | shm(spin) | shm(loan)
+#   ROW     pipe | fifo | mq | sysv-mq | unix | tcp | shm(block) | shm(spin)
+#           | shm(loan)
 #           | sysv-shm(block) | sysv-shm(spin)
 #   TARGET  ipcx | raw
 #   PIN     same | cross
@@ -32,6 +33,8 @@ case $PIN in same) SC=0; CC=0;; cross) SC=1; CC=0;; *) SC=-; CC=-;; esac
 case $LABEL in
   pipe) ADDR="pipe:";;
   fifo) ADDR="fifo:/tmp/msg-cost-f-$$";;
+  mq) ADDR="mq:/msg-cost-q-$$";;
+  sysv-mq) ADDR="sysv-mq:/tmp/msg-cost-v-$$";;
   unix) ADDR="unix:/tmp/msg-cost-u-$$.sock";;
   tcp) ADDR="tcp://127.0.0.1:0";;
   "shm("*) W=${LABEL#shm(}; W=${W%)}; [ "$W" = loan ] && W=${LOANWAIT:-spin}
