@@ -652,3 +652,100 @@ impl crate::aio::Pollable for StreamReceiver {
         &self.link
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use ipc_core::{Deadline, Error, Receiver, Sender};
+
+    use super::*;
+
+    /// Sizes on both sides of where a frame stops being copied whole
+    /// ([`SEND_COPY`]) and a body stops going through the buffer
+    /// ([`DIRECT_BODY`]), and of the old limits.
+    const SIZES: [usize; 16] = [
+        0, 1, 64, 511, 512, 1023, 1024, 4092, 4096, 8187, 8188, 8189, 8192, 20_000, 4096, 64,
+    ];
+
+    fn body(i: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+    }
+
+    fn pair() -> (UnixStream, UnixStream) {
+        UnixStream::pair().expect("socketpair")
+    }
+
+    #[test]
+    fn frames_around_the_copy_limits_arrive_whole() {
+        assert_eq!(SEND_COPY, 8192);
+        assert_eq!(HEADER_LEN + DIRECT_BODY - 1, READ_AHEAD);
+        let (a, b) = pair();
+        let (mut tx, _rx_a) = halves(OwnedFd::from(a), 1 << 20);
+        let (_tx_b, mut rx) = halves(OwnedFd::from(b), 1 << 20);
+        let sender = std::thread::spawn(move || {
+            // Twice over, so the receiver's guess of the next frame's
+            // size (the last one's) is both right and wrong.
+            for round in 0..2 {
+                for (i, &len) in SIZES.iter().enumerate() {
+                    tx.send_until(&body(round * 100 + i, len), Deadline::Never)
+                        .expect("send");
+                }
+            }
+            tx
+        });
+        let mut out = Vec::new();
+        for round in 0..2 {
+            for (i, &len) in SIZES.iter().enumerate() {
+                rx.recv_until(&mut out, Deadline::after(Duration::from_secs(10)))
+                    .expect("recv");
+                assert_eq!(
+                    out,
+                    body(round * 100 + i, len),
+                    "message {i} of {len} bytes"
+                );
+            }
+        }
+        drop(sender.join().expect("sender thread"));
+    }
+
+    #[test]
+    fn bodies_dribbled_in_pieces_survive_timed_receives() {
+        let (mut raw, b) = pair();
+        let (_tx_b, mut rx) = halves(OwnedFd::from(b), 1 << 20);
+        let writer = std::thread::spawn(move || {
+            let mut wire = Vec::new();
+            for (i, &len) in SIZES.iter().enumerate() {
+                wire.extend_from_slice(&(len as u32).to_le_bytes());
+                wire.extend_from_slice(&body(i, len));
+            }
+            // Pieces that end mid-header and mid-body, with pauses longer
+            // than the receiver's deadline.
+            for piece in wire.chunks(701) {
+                raw.write_all(piece).expect("write");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            raw
+        });
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let mut out = Vec::new();
+        let mut timeouts = 0;
+        for (i, &len) in SIZES.iter().enumerate() {
+            loop {
+                match rx.recv_until(&mut out, Deadline::after(Duration::from_micros(300))) {
+                    Ok(()) => break,
+                    Err(Error::Timeout) => {
+                        timeouts += 1;
+                        assert!(Instant::now() < give_up, "message {i} never came");
+                    }
+                    Err(e) => panic!("message {i}: {e:?}"),
+                }
+            }
+            assert_eq!(out, body(i, len), "message {i} of {len} bytes");
+        }
+        assert!(timeouts > 0, "no receive ran out of time mid-frame");
+        drop(writer.join().expect("writer thread"));
+    }
+}
