@@ -260,8 +260,10 @@ impl ipc_core::Sender for StreamSender {
         let mut done = 0;
         if total <= SEND_COPY {
             // The usual case: one call that writes the whole frame.
+            // The buffer grows to the largest frame copied so far (not to
+            // SEND_COPY at once: an idle connection keeps a small one).
             self.scratch.clear();
-            self.scratch.reserve(SEND_COPY);
+            self.scratch.reserve(total);
             self.scratch.extend_from_slice(&header);
             self.scratch.extend_from_slice(msg);
             let nonblock = deadline != Deadline::Never || self.link.stop_fd().is_some();
@@ -292,10 +294,8 @@ impl ipc_core::Sender for StreamSender {
         }
         let mut frame = std::mem::take(&mut self.scratch);
         let (a, b): (&[u8], &[u8]) = if total <= SEND_COPY {
-            // Capacity for any coalesced frame is reserved once; a frame
-            // is then two copies and no growth check on later sends.
             frame.clear();
-            frame.reserve(SEND_COPY);
+            frame.reserve(total);
             frame.extend_from_slice(&header);
             frame.extend_from_slice(msg);
             (&frame, &[])
