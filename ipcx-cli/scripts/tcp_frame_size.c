@@ -9,19 +9,23 @@
 //   SIZE     bytes of a message
 //   SEND     send     one send(2) of SIZE bytes (the raw baseline)
 //            sendmsg  one sendmsg(2) of a 4-byte length and SIZE bytes
-//                     (ipcx's frame of a message over 512 bytes)
+//                     (ipcx's frame of a message over 512 bytes until
+//                     2026-11, over 8 KiB since)
 //            send4    one send(2) of 4 + SIZE bytes from one buffer, the
 //                     message copied in behind its length first (a frame
-//                     assembled in a reused buffer)
+//                     assembled in a reused buffer: ipcx's frame up to
+//                     8 KiB since 2026-11)
 //   RECV     exact    recv(2) of exactly what one message is (the raw
 //                     baseline: SIZE, or 4 + SIZE for a framed sender)
-//            ahead    ipcx's framed receive without its direct body read:
+//            ahead    ipcx's framed receive without a direct body read:
 //                     recv(2) of a frame and the next length (8 + SIZE
 //                     bytes) into a buffer, the body copied out of it
-//            split    ipcx's framed receive as it is (ahead, and a body
-//                     of 1 KiB or more not yet read goes straight into
-//                     the caller's buffer by recvmsg(2), with the next
-//                     length into the framing buffer)
+//                     (ipcx's receive of a body up to 8 KiB since 2026-11)
+//            split    ipcx's framed receive until 2026-11: as ahead, but
+//                     a body of 1 KiB or more not yet read goes straight
+//                     into the caller's buffer by recvmsg(2), with the
+//                     next length into the framing buffer
+//            (ahead and split read lengths: use them with a framed SEND)
 //
 // Prints messages per second and the CPU time (user and system, both
 // peers, from getrusage) per message; taskset -c 0 pins both peers:
