@@ -7,18 +7,23 @@
 #   msg-cost.sh BIN ROW TARGET SIZE PIN BUDGET_MS TOOL OUT
 #
 #   BIN     the `ipcx` binary (a release build)
-#   ROW     pipe | fifo | unix | tcp | shm(block) | shm(spin) | shm(loan)
+#   ROW     pipe | fifo | mq | sysv-mq | unix | tcp | shm(block) | shm(spin)
+#           | shm(loan)
 #           | sysv-shm(block) | sysv-shm(spin)
 #   TARGET  ipcx | raw
 #   PIN     same | cross
-#   TOOL    none | callgrind | strace | perf
+#   TOOL    none | callgrind | strace | perf | profile
 #   OUT     prefix of the files written
 #
 # callgrind counts only the client's send loop and the server's receive
 # loop (--toggle-collect), in OUT.*.cg; divide by the `samples=` the
 # client prints (OUT.out). strace -c -f writes OUT.*.strace, perf stat
 # (task-clock, context switches, and system calls by tracepoint:
-# all, futex, semtimedop, semctl) OUT.*.perf.
+# all, futex, semtimedop, semctl, and any events listed in PERFEV, e.g.
+# PERFEV=syscalls:sys_enter_recvmsg) OUT.*.perf. profile samples where
+# each peer's CPU time goes, kernel included (perf record of the
+# cpu-clock event), into OUT.*.data: read it with
+#   perf report -i OUT.server.data --sort sym --stdio
 # LOANWAIT=block runs the shm(loan) row with wait=block, whose counts
 # leave out the polling that wait=spin adds while a ring is full or
 # empty.
@@ -28,6 +33,8 @@ case $PIN in same) SC=0; CC=0;; cross) SC=1; CC=0;; *) SC=-; CC=-;; esac
 case $LABEL in
   pipe) ADDR="pipe:";;
   fifo) ADDR="fifo:/tmp/msg-cost-f-$$";;
+  mq) ADDR="mq:/msg-cost-q-$$";;
+  sysv-mq) ADDR="sysv-mq:/tmp/msg-cost-v-$$";;
   unix) ADDR="unix:/tmp/msg-cost-u-$$.sock";;
   tcp) ADDR="tcp://127.0.0.1:0";;
   "shm("*) W=${LABEL#shm(}; W=${W%)}; [ "$W" = loan ] && W=${LOANWAIT:-spin}
@@ -44,7 +51,8 @@ wrap() {
       if [ "$1" = server ]; then t='*measure::serve*'; else t='*measure::throughput*'; fi
       echo "valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$OUT.$1.%p.cg --toggle-collect=$t";;
     strace) echo "strace -c -f -o $OUT.$1.strace";;
-    perf) echo "perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl -x, -o $OUT.$1.perf";;
+    perf) echo "perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl${PERFEV:+,$PERFEV} -x, -o $OUT.$1.perf";;
+    profile) echo "perf record -q -e cpu-clock -F 20000 -o $OUT.$1.data";;
   esac
 }
 SCFG=$(cfg server $SC "$ADDR")
@@ -54,7 +62,8 @@ if [ "$LABEL" = pipe ]; then
   case $TOOL in
     callgrind) W="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$OUT.%p.cg --toggle-collect=*measure::serve* --toggle-collect=*measure::throughput*";;
     strace) W="strace -c -f -o $OUT.all.strace";;
-    perf) W="perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl -x, -o $OUT.all.perf";;
+    perf) W="perf stat -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_semtimedop,syscalls:sys_enter_semctl${PERFEV:+,$PERFEV} -x, -o $OUT.all.perf";;
+    profile) W="perf record -q -e cpu-clock -F 20000 -o $OUT.all.data";;
     *) W="";;
   esac
   IPCX_BENCH_CLIENT="$CCFG" IPCX_BENCH_PEER="$SCFG" $W "$BIN" bench </dev/null >"$OUT.out" 2>"$OUT.err"

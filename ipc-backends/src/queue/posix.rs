@@ -32,8 +32,9 @@ use crate::sys::fd::{self, Interest, Ready};
 use crate::sys::mqueue::{self, Access, Mq as Queue, Op};
 use crate::sys::process::{self, PidFd};
 
-/// How long a blocking receive waits in `mq_timedreceive` before it looks
-/// at the peer (whose death it then sees within this time).
+/// How long a blocking receive waits in `mq_timedreceive`, or a blocking
+/// send in `mq_timedsend`, before it looks at the peer (whose death it
+/// then sees within this time).
 const RECEIVE_SLICE: Duration = Duration::from_millis(20);
 
 /// The POSIX message queue transport.
@@ -104,8 +105,19 @@ impl UnitSink for MqOut {
         self.scratch.clear();
         self.scratch.extend_from_slice(head);
         self.scratch.extend_from_slice(data);
+        // A blocking send first waits in the kernel for one slice, as a
+        // blocking receive does: a full queue that drains meanwhile costs
+        // one call, not a send that fails, a poll and a send again (on one
+        // core the queue is full before one send in ten or so). After that
+        // `wait` polls the queue beside the peer's pidfd.
+        let mut first = deadline == Deadline::Never && !self.dead;
         loop {
-            match self.q.send(&self.scratch).context(|| "mq_send".into())? {
+            let sent = if std::mem::take(&mut first) {
+                self.q.send_within(&self.scratch, RECEIVE_SLICE)
+            } else {
+                self.q.send(&self.scratch)
+            };
+            match sent.context(|| "mq_send".into())? {
                 Op::Done(_) => return Ok(()),
                 Op::WouldBlock if self.dead => return Err(Error::Disconnected),
                 Op::WouldBlock => wait(

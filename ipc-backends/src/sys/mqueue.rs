@@ -154,19 +154,35 @@ impl Mq {
     /// OS errors other than a full queue (`EMSGSIZE` when `msg` is longer
     /// than the queue's message size).
     pub fn send(&self, msg: &[u8]) -> io::Result<Op> {
+        // A deadline long past makes the blocking descriptor's send return
+        // at once when the queue is full.
+        self.send_by(msg, &EXPIRED)
+    }
+
+    /// Sends one message, waiting in the kernel at most `within` for room
+    /// (one call when room comes).
+    ///
+    /// # Errors
+    /// As [`Mq::send`].
+    pub fn send_within(&self, msg: &[u8], within: Duration) -> io::Result<Op> {
+        // The clock of the mq_timed* calls is CLOCK_REALTIME.
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+        self.send_by(msg, &(now + TimeSpec::from_duration(within)))
+    }
+
+    fn send_by(&self, msg: &[u8], until: &TimeSpec) -> io::Result<Op> {
         loop {
-            // nix has no mq_timedsend; a deadline long past makes the blocking
-            // descriptor's send return at once when the queue is full.
+            // nix has no mq_timedsend.
             // SAFETY: `msg` is valid for reads of `msg.len()` bytes during
-            // the call; EXPIRED is a live timespec; the descriptor is an open
-            // queue owned by self.
+            // the call; `until` is a live timespec; the descriptor is an
+            // open queue owned by self.
             let r = unsafe {
                 libc::mq_timedsend(
                     self.0.as_raw_fd(),
                     msg.as_ptr().cast(),
                     msg.len(),
                     0,
-                    EXPIRED.as_ref(),
+                    until.as_ref(),
                 )
             };
             match Errno::result(r) {
