@@ -254,3 +254,28 @@ pub(crate) fn connect(endpoint: &Endpoint) -> Result<Client> {
         )),
     }
 }
+
+/// Connects to a server of `endpoint` with the endpoint's credentials
+/// (`creds=`, `nkey=`, `user=` with `password_file=`) and TLS options, as a
+/// channel or a queue would, then closes the connection: whether the server
+/// admits this client. `ipcx doctor --nats` checks an endpoint with it.
+///
+/// # Examples
+///
+/// ```no_run
+/// let ep: ipc_core::Endpoint = "nats://127.0.0.1:4222/x?creds=/etc/ipcx/svc.creds".parse()?;
+/// ipc_backends::nats::check_server(&ep)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As connecting a channel's client: [`Error::PermissionDenied`] when the
+/// server refuses the credentials or a key file is open to others,
+/// [`Error::Io`] for a credentials file that cannot be used or failed TLS,
+/// [`Error::NoListener`] when no server answers.
+pub fn check_server(endpoint: &Endpoint) -> Result<()> {
+    let client = connect(endpoint)?;
+    runtime::run(async move {
+        let _ = client.drain().await;
+    })
+}
