@@ -768,10 +768,8 @@ fn creds_through_send_recv_and_doctor() {
     let dir = KeyDir::new("clicreds");
     let operator = Operator::new();
     let account = operator.account("app");
-    let server = nats::NatsServer::start_with_config(
-        &dir.0,
-        &operator.server_config(&dir.0, &[&account]),
-    );
+    let server =
+        nats::NatsServer::start_with_config(&dir.0, &operator.server_config(&dir.0, &[&account]));
     let creds = dir.write("app.creds", &account.user_creds("cli"), 0o600);
     let ep = format!("{}?creds={creds}", server.endpoint("clicreds"));
     let mut recv = ipcx(&reg);
@@ -787,7 +785,12 @@ fn creds_through_send_recv_and_doctor() {
     assert!(out.status.success(), "recv with creds=");
     assert_eq!(out.stdout, b"hello\n");
 
-    let doctor = |ep: &str| run(ipcx(&reg).args(["doctor", "--nats", ep]).to_owned_cmd(), b"");
+    let doctor = |ep: &str| {
+        run(
+            ipcx(&reg).args(["doctor", "--nats", ep]).to_owned_cmd(),
+            b"",
+        )
+    };
     let out = doctor(&ep);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "doctor: {text}");
@@ -812,11 +815,18 @@ fn creds_through_send_recv_and_doctor() {
     let open = dir.write("open.creds", &account.user_creds("o"), 0o644);
     let out = run(
         ipcx(&reg)
-            .args(["send", &format!("{}?creds={open}", server.endpoint("clicreds")), "x"])
+            .args([
+                "send",
+                &format!("{}?creds={open}", server.endpoint("clicreds")),
+                "x",
+            ])
             .to_owned_cmd(),
         b"",
     );
-    assert!(!out.status.success(), "send used a creds file others can read");
+    assert!(
+        !out.status.success(),
+        "send used a creds file others can read"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("chmod 600 {open}")), "{err}");
 }
