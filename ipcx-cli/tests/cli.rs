@@ -768,8 +768,11 @@ fn creds_through_send_recv_and_doctor() {
     let dir = KeyDir::new("clicreds");
     let operator = Operator::new();
     let account = operator.account("app");
-    let server =
-        nats::NatsServer::start_with_config(&dir.0, &operator.server_config(&dir.0, &[&account]));
+    let server = nats::NatsServer::start_with_config(
+        &dir.0,
+        &operator.server_config(&dir.0, &[&account]),
+        false,
+    );
     let creds = dir.write("app.creds", &account.user_creds("cli"), 0o600);
     let ep = format!("{}?creds={creds}", server.endpoint("clicreds"));
     let mut recv = ipcx(&reg);

@@ -515,9 +515,9 @@ fn round_trips(ep: &str) {
     }
 }
 
-/// A server in operator mode (an operator, an account and its user, made
-/// by the test as `nsc` would): listener and client on `creds=` exchange
-/// messages. Refused, promptly and saying so: no credentials, a user of an
+/// A JetStream server in operator mode (an operator, its system account,
+/// an account and its user, made by the test as `nsc` would): listener
+/// and client on `creds=` exchange messages, and a queue carries one. Refused, promptly and saying so: no credentials, a user of an
 /// account the server does not know, a user's JWT with another key's seed.
 /// Refused before connecting, naming the file: a creds file others can
 /// read (`chmod 600`), a missing one, one that is not a creds file.
@@ -530,11 +530,24 @@ fn creds_in_operator_mode() {
         let account = operator.account("app");
         // Signed by the same operator, but not among the server's accounts.
         let stranger = operator.account("stranger");
-        let nats =
-            NatsServer::start_with_config(&dir.0, &operator.server_config(&dir.0, &[&account]));
+        let nats = NatsServer::start_with_config(
+            &dir.0,
+            &operator.server_config(&dir.0, &[&account]),
+            true,
+        );
         let base = nats.endpoint("creds");
         let creds = dir.write("app.creds", &account.user_creds("app"), 0o600);
         round_trips(&format!("{base}?creds={creds}"));
+        // A JetStream queue of the account, through the same credentials.
+        let queue = parse(&format!(
+            "{}?pattern=queue&creds={creds}",
+            nats.endpoint("credsq")
+        ));
+        let mut producer = ipcx::queue::Producer::<Ask>::open(&queue).expect("producer");
+        producer.send(&Ask { n: 42 }).expect("send to the queue");
+        let mut consumer = ipcx::queue::Consumer::<Ask>::open(&queue).expect("consumer");
+        assert_eq!(consumer.recv_timeout(OP).expect("recv"), Ask { n: 42 });
+        assert!(ipcx::queue::remove(&queue).expect("remove the queue"));
 
         let why = refused_authorization(&base);
         assert!(why.contains("give creds="), "{why}");
@@ -609,12 +622,8 @@ fn nkey_users() {
         let (seed, public) = user_nkey();
         let nats = NatsServer::start_with_config(
             &dir.0,
-            &format!(
-                "authorization {{
-  users = [ {{ nkey: {public} }} ]
-}}
-"
-            ),
+            &format!("authorization {{\n  users = [ {{ nkey: {public} }} ]\n}}\n"),
+            false,
         );
         let base = nats.endpoint("nkey");
         let file = dir.write(

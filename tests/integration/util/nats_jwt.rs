@@ -15,10 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nkeys::KeyPair;
 
-/// An operator: the root of trust of a server in operator mode.
+/// An operator: the root of trust of a server in operator mode, with its
+/// system account (which JetStream needs).
 pub struct Operator {
     key: KeyPair,
     jwt: String,
+    system: Account,
 }
 
 /// An account, signed by an operator (not necessarily the server's).
@@ -76,28 +78,46 @@ fn claims(issuer: &KeyPair, subject: &str, name: &str, nats: &str) -> String {
 }
 
 impl Operator {
-    /// A new operator, with its self-signed JWT.
+    /// A new operator, with its self-signed JWT and its system account.
     pub fn new() -> Operator {
         let key = KeyPair::new_operator();
+        let system = Operator::sign_account(&key, "SYS", false);
         let claims = claims(
             &key,
             &key.public_key(),
             "ipcx-test-operator",
-            r#"{"type":"operator","version":2}"#,
+            &format!(
+                r#"{{"system_account":"{}","type":"operator","version":2}}"#,
+                system.key.public_key()
+            ),
         );
         let jwt = sign(&key, &claims);
-        Operator { key, jwt }
+        Operator { key, jwt, system }
     }
 
-    /// A new account under this operator, without limits.
-    pub fn account(&self, name: &str) -> Account {
+    /// A new account signed by `operator`, without limits (and with
+    /// JetStream, without limits either, when `jetstream`).
+    fn sign_account(operator: &KeyPair, name: &str, jetstream: bool) -> Account {
         let key = KeyPair::new_account();
-        let nats = r#"{"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1},"default_permissions":{"pub":{},"sub":{}},"type":"account","version":2}"#;
-        let claims = claims(&self.key, &key.public_key(), name, nats);
+        let js = if jetstream {
+            r#","mem_storage":-1,"disk_storage":-1,"streams":-1,"consumer":-1"#
+        } else {
+            ""
+        };
+        let nats = format!(
+            r#"{{"limits":{{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1{js}}},"default_permissions":{{"pub":{{}},"sub":{{}}}},"type":"account","version":2}}"#
+        );
+        let claims = claims(operator, &key.public_key(), name, &nats);
         Account {
-            jwt: sign(&self.key, &claims),
+            jwt: sign(operator, &claims),
             key,
         }
+    }
+
+    /// A new account under this operator, without limits, JetStream
+    /// enabled (on a server that has it).
+    pub fn account(&self, name: &str) -> Account {
+        Operator::sign_account(&self.key, name, true)
     }
 
     /// The configuration of a server that trusts this operator and knows
@@ -108,11 +128,13 @@ impl Operator {
         std::fs::write(&op, &self.jwt).expect("write the operator JWT");
         let preload: String = accounts
             .iter()
+            .chain([&&self.system])
             .map(|a| format!("  {}: \"{}\"\n", a.key.public_key(), a.jwt))
             .collect();
         format!(
-            "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n{preload}}}\n",
-            op.display()
+            "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n{preload}}}\n",
+            op.display(),
+            self.system.key.public_key()
         )
     }
 }
