@@ -594,6 +594,11 @@ fn creds_in_operator_mode() {
             "Io",
             &[&format!("creds={missing}"), "No such file"],
         );
+        refused_before_connecting(
+            &format!("{base}?creds={}", dir.0.display()),
+            "Io",
+            &[&format!("creds={}", dir.0.display()), "not a regular file"],
+        );
         let garbage = dir.write(
             "garbage.creds",
             "not a creds file

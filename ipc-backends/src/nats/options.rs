@@ -64,9 +64,19 @@ fn servers(endpoint: &Endpoint) -> Result<Vec<ServerAddr>> {
 /// [`Error::PermissionDenied`] when group or others have any permission
 /// on it.
 fn read_secret(endpoint: &Endpoint, option: &str, path: &str, what: &str) -> Result<String> {
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let context = || format!("{endpoint}: reading {option}={path} ({what})");
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(context(), e))?;
+    // The bits are those of the file opened, not of a path that could be
+    // replaced between a look and the read.
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    let meta = file.metadata().map_err(|e| Error::io(context(), e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            context(),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::PermissionDenied(format!(
@@ -74,7 +84,10 @@ fn read_secret(endpoint: &Endpoint, option: &str, path: &str, what: &str) -> Res
              run `chmod 600 {path}` (ipcx, like ssh, uses no key file that others can read)"
         )));
     }
-    std::fs::read_to_string(path).map_err(|e| Error::io(context(), e))
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::io(context(), e))?;
+    Ok(text)
 }
 
 /// An [`Error::Io`] for a credentials file whose content is not what
@@ -156,7 +169,7 @@ fn connect_options(endpoint: &Endpoint) -> Result<ConnectOptions> {
                 "nkey",
                 file,
                 format!(
-                    "it is the seed of {:?} key, not of a user",
+                    "it is the seed of a key of type {:?}, not of a user",
                     key.key_pair_type()
                 ),
             ));
