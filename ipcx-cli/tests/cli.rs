@@ -755,6 +755,85 @@ fn doctor_checks_a_nats_server() {
     assert!(err.contains("not reachable"), "{err}");
 }
 
+/// `ipcx send`/`recv` and `doctor --nats` with `creds=`, against a server
+/// in operator mode: the message goes through, doctor says the server
+/// accepts the credentials; a user of an account the server does not know
+/// fails doctor and send, saying the server refused authorization; a creds
+/// file others can read fails send, saying `chmod 600`.
+#[cfg(feature = "nats")]
+#[test]
+fn creds_through_send_recv_and_doctor() {
+    use nats_jwt::{KeyDir, Operator};
+    let reg = Registry::new();
+    let dir = KeyDir::new("clicreds");
+    let operator = Operator::new();
+    let account = operator.account("app");
+    let server = nats::NatsServer::start_with_config(
+        &dir.0,
+        &operator.server_config(&dir.0, &[&account]),
+        false,
+    );
+    let creds = dir.write("app.creds", &account.user_creds("cli"), 0o600);
+    let ep = format!("{}?creds={creds}", server.endpoint("clicreds"));
+    let mut recv = ipcx(&reg);
+    recv.args(["recv", &ep, "--count", "1"]);
+    let r = listening(recv);
+    let s = run(ipcx(&reg).args(["send", &ep, "hello"]).to_owned_cmd(), b"");
+    assert!(
+        s.status.success(),
+        "send with creds=: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    let out = wait(r);
+    assert!(out.status.success(), "recv with creds=");
+    assert_eq!(out.stdout, b"hello\n");
+
+    let doctor = |ep: &str| {
+        run(
+            ipcx(&reg).args(["doctor", "--nats", ep]).to_owned_cmd(),
+            b"",
+        )
+    };
+    let out = doctor(&ep);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "doctor: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("credentials"))
+        .unwrap_or_else(|| panic!("no credentials line: {text}"));
+    assert!(line.contains("accepted") && line.contains(&creds), "{line}");
+
+    let stranger = operator.account("stranger");
+    let unknown = dir.write("stranger.creds", &stranger.user_creds("s"), 0o600);
+    let bad = format!("{}?creds={unknown}", server.endpoint("clicreds"));
+    let out = doctor(&bad);
+    assert!(!out.status.success(), "doctor admitted an unknown account");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused authorization"), "{err}");
+    let out = run(ipcx(&reg).args(["send", &bad, "x"]).to_owned_cmd(), b"");
+    assert!(!out.status.success(), "send admitted an unknown account");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused authorization"), "{err}");
+
+    let open = dir.write("open.creds", &account.user_creds("o"), 0o644);
+    let out = run(
+        ipcx(&reg)
+            .args([
+                "send",
+                &format!("{}?creds={open}", server.endpoint("clicreds")),
+                "x",
+            ])
+            .to_owned_cmd(),
+        b"",
+    );
+    assert!(
+        !out.status.success(),
+        "send used a creds file others can read"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("chmod 600 {open}")), "{err}");
+}
+
 /// `--transports nats` starts a nats-server of its own and measures
 /// ipcx's `nats://` beside raw async-nats through it.
 #[cfg(feature = "nats")]

@@ -485,8 +485,8 @@ fn queue_options_are_checked_when_parsed() {
 }
 
 /// A server that admits one user: `user=` with `password_file=` gets in;
-/// a wrong password is `PermissionDenied`; `creds=` is refused as not
-/// built, saying what to use instead; `tls=required` against this server
+/// a wrong password is `PermissionDenied`; `creds=` naming a missing file
+/// is an error naming it; `tls=required` against this server
 /// (no TLS) fails saying so.
 #[test]
 fn credentials_are_used_and_refusals_are_clear() {
@@ -533,14 +533,16 @@ fn credentials_are_used_and_refusals_are_clear() {
                 }
                 other => panic!("expected Io, got {other:?}"),
             }
-            match Producer::<Job>::open(&parse(&format!("{base}&creds=/etc/app.creds"))) {
-                Err(Error::Unsupported { reason, .. }) => {
+            let no_creds = dir.join("none.creds");
+            match Producer::<Job>::open(&parse(&format!("{base}&creds={}", no_creds.display()))) {
+                Err(e @ Error::Io { .. }) => {
+                    let why = e.to_string();
                     assert!(
-                        reason.contains("not built") && reason.contains("user=NAME"),
-                        "{reason}"
+                        why.contains(&format!("creds={}", no_creds.display())),
+                        "{why}"
                     )
                 }
-                other => panic!("creds=: expected Unsupported, got {other:?}"),
+                other => panic!("creds= of a missing file: expected Io, got {other:?}"),
             }
             // This server has no TLS: a client that requires it says so.
             match Producer::<Job>::open(&parse(&format!("{base}&tls=required"))) {

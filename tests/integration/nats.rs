@@ -462,6 +462,227 @@ fn tls_with_the_servers_ca() {
     });
 }
 
+/// Connects to `ep`, which the server must refuse: `PermissionDenied`
+/// saying it refused authorization, within 4 s (not the connect timeout).
+/// Returns the error's text.
+fn refused_authorization(ep: &str) -> String {
+    let started = Instant::now();
+    let why = match ipcx::connect(&parse(ep)) {
+        Err(Error::PermissionDenied(why)) => why,
+        Err(e) => panic!("{ep}: expected PermissionDenied, got {e}"),
+        Ok(_) => panic!("{ep}: the server admitted it"),
+    };
+    assert!(why.contains("refused authorization"), "{why}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{ep}: refused after {:?}",
+        started.elapsed()
+    );
+    why
+}
+
+/// Fails to connect to `ep` before reaching the server: an error of the
+/// kind `expected` whose text has every one of `words`.
+fn refused_before_connecting(ep: &str, expected: &str, words: &[&str]) {
+    let started = Instant::now();
+    let e = match ipcx::connect(&parse(ep)) {
+        Err(e) => e,
+        Ok(_) => panic!("{ep}: connected"),
+    };
+    let kind = match &e {
+        Error::PermissionDenied(_) => "PermissionDenied",
+        Error::Io { .. } => "Io",
+        _ => "other",
+    };
+    let why = e.to_string();
+    assert_eq!(kind, expected, "{ep}: {why}");
+    for w in words {
+        assert!(why.contains(w), "{ep}: {why:?} lacks {w:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "{ep}: {why}");
+}
+
+/// A listener and a client on `ep` exchange 100 messages both ways.
+fn round_trips(ep: &str) {
+    let mut l = ipcx::listen(&parse(ep)).expect("listen");
+    let mut ch = ipcx::connect(&parse(ep)).expect("connect");
+    let mut s = l.accept_timeout(OP).expect("accept");
+    for i in 0..100u32 {
+        ch.send(&i.to_le_bytes()).expect("send");
+        assert_eq!(s.recv_timeout(OP).expect("recv"), i.to_le_bytes());
+        s.send(&(i + 1).to_le_bytes()).expect("reply");
+        assert_eq!(ch.recv_timeout(OP).expect("reply"), (i + 1).to_le_bytes());
+    }
+}
+
+/// A JetStream server in operator mode (an operator, its system account,
+/// an account and its user, made by the test as `nsc` would): listener
+/// and client on `creds=` exchange messages, and a queue carries one. Refused, promptly and saying so: no credentials, a user of an
+/// account the server does not know, a user's JWT with another key's seed.
+/// Refused before connecting, naming the file: a creds file others can
+/// read (`chmod 600`), a missing one, one that is not a creds file.
+#[test]
+fn creds_in_operator_mode() {
+    use crate::util::nats_jwt::{KeyDir, Operator};
+    watchdog(LIMIT, "creds", || {
+        let dir = KeyDir::new("natscreds");
+        let operator = Operator::new();
+        let account = operator.account("app");
+        // Signed by the same operator, but not among the server's accounts.
+        let stranger = operator.account("stranger");
+        let nats = NatsServer::start_with_config(
+            &dir.0,
+            &operator.server_config(&dir.0, &[&account]),
+            true,
+        );
+        let base = nats.endpoint("creds");
+        let creds = dir.write("app.creds", &account.user_creds("app"), 0o600);
+        round_trips(&format!("{base}?creds={creds}"));
+        // A JetStream queue of the account, through the same credentials.
+        let queue = parse(&format!(
+            "{}?pattern=queue&creds={creds}",
+            nats.endpoint("credsq")
+        ));
+        let mut producer = ipcx::queue::Producer::<Ask>::open(&queue).expect("producer");
+        producer.send(&Ask { n: 42 }).expect("send to the queue");
+        let mut consumer = ipcx::queue::Consumer::<Ask>::open(&queue).expect("consumer");
+        assert_eq!(consumer.recv_timeout(OP).expect("recv"), Ask { n: 42 });
+        assert!(ipcx::queue::remove(&queue).expect("remove the queue"));
+
+        let why = refused_authorization(&base);
+        assert!(why.contains("give creds="), "{why}");
+        let unknown = dir.write("stranger.creds", &stranger.user_creds("s"), 0o600);
+        let why = refused_authorization(&format!("{base}?creds={unknown}"));
+        assert!(why.contains(&format!("check creds={unknown}")), "{why}");
+        // The JWT of one user with the seed of another: the signature of
+        // the server's nonce does not match the JWT's key.
+        let (jwt_part, _) = account
+            .user_creds("a")
+            .split_once("-----BEGIN USER NKEY SEED-----")
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .expect("a creds file");
+        let other = account.user_creds("b");
+        let (_, seed_part) = other
+            .split_once("-----BEGIN USER NKEY SEED-----")
+            .expect("a creds file");
+        let forged = dir.write(
+            "forged.creds",
+            &format!("{jwt_part}-----BEGIN USER NKEY SEED-----{seed_part}"),
+            0o600,
+        );
+        refused_authorization(&format!("{base}?creds={forged}"));
+
+        let open = dir.write("open.creds", &account.user_creds("o"), 0o644);
+        refused_before_connecting(
+            &format!("{base}?creds={open}"),
+            "PermissionDenied",
+            &[
+                &format!("creds={open}"),
+                "0644",
+                &format!("chmod 600 {open}"),
+            ],
+        );
+        let group = dir.write("group.creds", &account.user_creds("g"), 0o640);
+        refused_before_connecting(
+            &format!("{base}?creds={group}"),
+            "PermissionDenied",
+            &["0640", "chmod 600"],
+        );
+        let missing = format!("{}/missing.creds", dir.0.display());
+        refused_before_connecting(
+            &format!("{base}?creds={missing}"),
+            "Io",
+            &[&format!("creds={missing}"), "No such file"],
+        );
+        refused_before_connecting(
+            &format!("{base}?creds={}", dir.0.display()),
+            "Io",
+            &[&format!("creds={}", dir.0.display()), "not a regular file"],
+        );
+        let garbage = dir.write(
+            "garbage.creds",
+            "not a creds file
+",
+            0o600,
+        );
+        refused_before_connecting(
+            &format!("{base}?creds={garbage}"),
+            "Io",
+            &[&format!("creds={garbage}"), "not a NATS credentials file"],
+        );
+        // The good user still gets in after all that.
+        round_trips(&format!("{}?creds={creds}", nats.endpoint("creds2")));
+    });
+}
+
+/// A server that lists one user by nkey: listener and client on `nkey=`
+/// exchange messages; another user's seed is refused promptly, saying so;
+/// a seed file others can read, a missing one, a malformed seed and an
+/// account's seed are refused before connecting, naming the file.
+#[test]
+fn nkey_users() {
+    use crate::util::nats_jwt::{KeyDir, user_nkey};
+    watchdog(LIMIT, "nkey", || {
+        let dir = KeyDir::new("natsnkey");
+        let (seed, public) = user_nkey();
+        let nats = NatsServer::start_with_config(
+            &dir.0,
+            &format!("authorization {{\n  users = [ {{ nkey: {public} }} ]\n}}\n"),
+            false,
+        );
+        let base = nats.endpoint("nkey");
+        let file = dir.write(
+            "app.nk",
+            &format!(
+                "{seed}
+"
+            ),
+            0o600,
+        );
+        round_trips(&format!("{base}?nkey={file}"));
+
+        let (stranger, _) = user_nkey();
+        let other = dir.write("other.nk", &stranger, 0o600);
+        let why = refused_authorization(&format!("{base}?nkey={other}"));
+        assert!(why.contains(&format!("check nkey={other}")), "{why}");
+        refused_authorization(&base);
+
+        let open = dir.write("open.nk", &seed, 0o604);
+        refused_before_connecting(
+            &format!("{base}?nkey={open}"),
+            "PermissionDenied",
+            &[
+                &format!("nkey={open}"),
+                "0604",
+                &format!("chmod 600 {open}"),
+            ],
+        );
+        let missing = format!("{}/missing.nk", dir.0.display());
+        refused_before_connecting(
+            &format!("{base}?nkey={missing}"),
+            "Io",
+            &[&format!("nkey={missing}"), "No such file"],
+        );
+        let mut broken = seed.clone();
+        broken.replace_range(10..11, if &seed[10..11] == "A" { "B" } else { "A" });
+        let bad = dir.write("bad.nk", &broken, 0o600);
+        refused_before_connecting(
+            &format!("{base}?nkey={bad}"),
+            "Io",
+            &[&format!("nkey={bad}"), "not a user's nkey seed"],
+        );
+        let empty = dir.write("empty.nk", "\n", 0o600);
+        refused_before_connecting(&format!("{base}?nkey={empty}"), "Io", &["empty"]);
+        let account_seed = nkeys::KeyPair::new_account().seed().expect("seed");
+        let account = dir.write("account.nk", &account_seed, 0o600);
+        refused_before_connecting(
+            &format!("{base}?nkey={account}"),
+            "Io",
+            &[&format!("nkey={account}"), "not of a user"],
+        );
+    });
+}
+
 /// Three servers clustered on loopback: a listener on node 3, a client on
 /// node 1; node 2 is killed mid-stream, and traffic goes on, every message
 /// in order (the two nodes in use have a route of their own).

@@ -40,6 +40,7 @@ use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
 pub use conn::{NatsChannel, NatsReceiver, NatsSender, death_bound};
+pub use options::check_server;
 pub use wire::DATA_HEADER;
 
 use crate::conn::accept::{Acceptor, Closer, Incoming, Next};

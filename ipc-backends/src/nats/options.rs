@@ -17,13 +17,16 @@
 //!   not; it trusts the CA certificates in `FILE` (PEM), or without
 //!   `tls_ca=` the system's. A certificate it does not trust fails the
 //!   connect with an error saying so.
-//! - **`creds=`** is accepted by the grammar but refused at connect
-//!   ([`Error::Unsupported`]): `.creds` files need the nkeys signature code,
-//!   which ipcx does not build into async-nats (`docs/nats.md`,
-//!   "Credentials and TLS").
+//! - **`creds=FILE`**: decentralized (operator mode) authentication with
+//!   a `.creds` file, a user JWT and the nkey seed that signs the server's
+//!   nonce. **`nkey=FILE`**: a user's nkey seed alone, for servers that
+//!   list users by public key. Either file is read when the client
+//!   connects and, as ssh does with its keys, refused when its permission
+//!   bits let group or others in (`chmod 600 FILE`): it holds a private
+//!   key (`docs/nats.md`, "Credentials and TLS").
 
 use async_nats::{Client, ConnectOptions, ServerAddr};
-use ipc_core::{Endpoint, Error, Result, Scheme};
+use ipc_core::{Endpoint, Error, Result};
 
 use super::runtime;
 use crate::conn::fail;
@@ -53,25 +56,59 @@ fn servers(endpoint: &Endpoint) -> Result<Vec<ServerAddr>> {
         .collect()
 }
 
-fn not_built(endpoint: &Endpoint, what: &str, instead: &str) -> Error {
-    Error::Unsupported {
-        scheme: Scheme::Nats,
-        reason: format!(
-            "{endpoint}: {what} is not built into this ipcx; {instead} (docs/nats.md, \"Credentials and TLS\")"
-        ),
+/// The text of a file that holds a private key (`option=path`): it must
+/// be open to its owner only, as ssh demands of its keys.
+///
+/// # Errors
+/// [`Error::Io`] naming the option and the file when it cannot be read;
+/// [`Error::PermissionDenied`] when group or others have any permission
+/// on it.
+fn read_secret(endpoint: &Endpoint, option: &str, path: &str, what: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let context = || format!("{endpoint}: reading {option}={path} ({what})");
+    // The bits are those of the file opened, not of a path that could be
+    // replaced between a look and the read.
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    let meta = file.metadata().map_err(|e| Error::io(context(), e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            context(),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
     }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::PermissionDenied(format!(
+            "{endpoint}: {option}={path} holds a private key but its mode {mode:04o} lets group or others in: \
+             run `chmod 600 {path}` (ipcx, like ssh, uses no key file that others can read)"
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::io(context(), e))?;
+    Ok(text)
+}
+
+/// An [`Error::Io`] for a credentials file whose content is not what
+/// `option=` takes.
+fn malformed(endpoint: &Endpoint, option: &str, path: &str, why: String) -> Error {
+    Error::io(
+        format!(
+            "{endpoint}: {option}={path} is not {}",
+            match option {
+                "creds" =>
+                    "a NATS credentials file (a user JWT between -----BEGIN NATS USER JWT----- lines, then the user's nkey seed between -----BEGIN USER NKEY SEED----- lines; `nsc generate creds` writes one)",
+                _ => "a user's nkey seed (one line starting SU, as `nk -gen user` prints)",
+            }
+        ),
+        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+    )
 }
 
 /// The client options of `endpoint`: name, timeouts, credentials, TLS.
 fn connect_options(endpoint: &Endpoint) -> Result<ConnectOptions> {
     let o = endpoint.options();
-    if o.creds.is_some() {
-        return Err(not_built(
-            endpoint,
-            "creds= (a NATS .creds file: a JWT signed with an nkey)",
-            "authenticate with user=NAME&password_file=FILE instead",
-        ));
-    }
     // Servers are tried in the order written (a config spreads clients
     // over a cluster by listing its servers in different orders).
     let mut opts = ConnectOptions::new()
@@ -109,6 +146,36 @@ fn connect_options(endpoint: &Endpoint) -> Result<ConnectOptions> {
         }
         opts = opts.user_and_password(user.clone(), password);
     }
+    if let Some(file) = &o.creds {
+        let text = read_secret(
+            endpoint,
+            "creds",
+            file,
+            "a NATS credentials file: a user JWT and its nkey seed",
+        )?;
+        opts = opts
+            .credentials(&text)
+            .map_err(|e| malformed(endpoint, "creds", file, e.to_string()))?;
+    }
+    if let Some(file) = &o.nkey {
+        let text = read_secret(endpoint, "nkey", file, "a user's nkey seed")?;
+        let seed = text.lines().map(str::trim).find(|l| !l.is_empty());
+        let seed = seed.ok_or_else(|| malformed(endpoint, "nkey", file, "it is empty".into()))?;
+        let key = nkeys::KeyPair::from_seed(seed)
+            .map_err(|e| malformed(endpoint, "nkey", file, e.to_string()))?;
+        if key.key_pair_type() != nkeys::KeyPairType::User {
+            return Err(malformed(
+                endpoint,
+                "nkey",
+                file,
+                format!(
+                    "it is the seed of a key of type {:?}, not of a user",
+                    key.key_pair_type()
+                ),
+            ));
+        }
+        opts = opts.nkey(seed.to_string());
+    }
     Ok(opts)
 }
 
@@ -141,18 +208,31 @@ fn invalid_data(e: &(dyn std::error::Error + 'static)) -> bool {
 /// [`Error::NoListener`] when no server answers, [`Error::ConnectTimeout`]
 /// past the timeout, [`Error::PermissionDenied`] when the server refuses
 /// the credentials, [`Error::Io`] when TLS fails (an untrusted
-/// certificate, a server without TLS), [`Error::Unsupported`] for `creds=`.
+/// certificate, a server without TLS) or a credentials file that cannot be
+/// used (missing, malformed), [`Error::PermissionDenied`] as well for a
+/// `creds=`/`nkey=` file that group or others may read.
 pub(crate) fn connect(endpoint: &Endpoint) -> Result<Client> {
     let opts = connect_options(endpoint)?;
     let addrs = servers(endpoint)?;
     let (list, _) = parts(endpoint);
     let timeout = endpoint.options().connect_timeout;
+    let o = endpoint.options();
+    let check = match (&o.creds, &o.nkey) {
+        (Some(f), _) => format!(
+            "check creds={f}: its user must belong to an account the server knows, and its seed must be the one of its JWT"
+        ),
+        (_, Some(f)) => format!("check nkey={f}: is its public key among the server's users?"),
+        _ if o.user.is_some() => "check user= and password_file=".to_string(),
+        _ => "the server demands credentials: give creds=, nkey= or user= with password_file="
+            .to_string(),
+    };
     let outcome = runtime::run(async move {
         // The client tries each server of the list once.
         let attempt = async move {
             opts.connect(addrs).await.map_err(|e| {
                 let kind = match e.kind() {
-                    async_nats::ConnectErrorKind::AuthorizationViolation => Failed::Auth,
+                    async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Authentication => Failed::Auth,
                     async_nats::ConnectErrorKind::Tls => Failed::Tls,
                     // The TLS handshake's own failures (an untrusted
                     // certificate) come as I/O errors of kind InvalidData.
@@ -171,7 +251,7 @@ pub(crate) fn connect(endpoint: &Endpoint) -> Result<Client> {
         )),
         Ok(Ok(client)) => Ok(client),
         Ok(Err((why, Failed::Auth))) => Err(Error::PermissionDenied(format!(
-            "{endpoint}: the NATS server at {list} refused the credentials: {why}; check user= and password_file="
+            "{endpoint}: the NATS server at {list} refused authorization ({why}); {check}"
         ))),
         Ok(Err((why, Failed::Tls))) => Err(Error::io(
             format!(
@@ -186,4 +266,29 @@ pub(crate) fn connect(endpoint: &Endpoint) -> Result<Client> {
             format!("no NATS server reachable at {list}: {why}"),
         )),
     }
+}
+
+/// Connects to a server of `endpoint` with the endpoint's credentials
+/// (`creds=`, `nkey=`, `user=` with `password_file=`) and TLS options, as a
+/// channel or a queue would, then closes the connection: whether the server
+/// admits this client. `ipcx doctor --nats` checks an endpoint with it.
+///
+/// # Examples
+///
+/// ```no_run
+/// let ep: ipc_core::Endpoint = "nats://127.0.0.1:4222/x?creds=/etc/ipcx/svc.creds".parse()?;
+/// ipc_backends::nats::check_server(&ep)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As connecting a channel's client: [`Error::PermissionDenied`] when the
+/// server refuses the credentials or a key file is open to others,
+/// [`Error::Io`] for a credentials file that cannot be used or failed TLS,
+/// [`Error::NoListener`] when no server answers.
+pub fn check_server(endpoint: &Endpoint) -> Result<()> {
+    let client = connect(endpoint)?;
+    runtime::run(async move {
+        let _ = client.drain().await;
+    })
 }

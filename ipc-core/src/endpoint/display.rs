@@ -62,6 +62,9 @@ impl fmt::Display for Endpoint {
         if let Some(c) = &o.creds {
             opt(f, "creds", c.clone())?;
         }
+        if let Some(k) = &o.nkey {
+            opt(f, "nkey", k.clone())?;
+        }
         if let Some(u) = &o.user {
             opt(f, "user", u.clone())?;
         }

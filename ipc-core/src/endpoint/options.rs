@@ -77,8 +77,12 @@ pub struct Options {
     /// `nats://` queues: most bytes the stream holds before a send blocks
     /// (default: no limit but the server's).
     pub max_bytes: Option<u64>,
-    /// `nats://`: a NATS credentials file (`.creds`, JWT and nkey).
+    /// `nats://`: a NATS credentials file (`.creds`: a user JWT and its
+    /// nkey seed), for servers in operator (decentralized JWT) mode.
     pub creds: Option<String>,
+    /// `nats://`: a file holding a user's nkey seed (`SU…`), for servers
+    /// that list users by nkey public key.
+    pub nkey: Option<String>,
     /// `nats://`: the user to authenticate as, with `password_file=`.
     pub user: Option<String>,
     /// `nats://`: a file holding the password of `user=` (its first line).
@@ -106,6 +110,7 @@ impl Default for Options {
             ack_wait: None,
             max_bytes: None,
             creds: None,
+            nkey: None,
             user: None,
             password_file: None,
             tls: false,
@@ -130,6 +135,7 @@ pub(super) enum OptionKey {
     AckWait,
     MaxBytes,
     Creds,
+    Nkey,
     User,
     PasswordFile,
     Tls,
@@ -137,7 +143,7 @@ pub(super) enum OptionKey {
 }
 
 impl OptionKey {
-    const ALL: [OptionKey; 18] = [
+    const ALL: [OptionKey; 19] = [
         OptionKey::MaxMessageSize,
         OptionKey::Mode,
         OptionKey::AllowUid,
@@ -152,6 +158,7 @@ impl OptionKey {
         OptionKey::AckWait,
         OptionKey::MaxBytes,
         OptionKey::Creds,
+        OptionKey::Nkey,
         OptionKey::User,
         OptionKey::PasswordFile,
         OptionKey::Tls,
@@ -174,6 +181,7 @@ impl OptionKey {
             OptionKey::AckWait => "ack_wait",
             OptionKey::MaxBytes => "max_bytes",
             OptionKey::Creds => "creds",
+            OptionKey::Nkey => "nkey",
             OptionKey::User => "user",
             OptionKey::PasswordFile => "password_file",
             OptionKey::Tls => "tls",
@@ -214,7 +222,7 @@ impl OptionKey {
                 "a duration with its unit such as 500ms or 30s, from 100ms to 12h"
             }
             OptionKey::MaxBytes => "a byte count of at least 1",
-            OptionKey::Creds | OptionKey::PasswordFile | OptionKey::TlsCa => {
+            OptionKey::Creds | OptionKey::Nkey | OptionKey::PasswordFile | OptionKey::TlsCa => {
                 "a file path without '&', '?' or '#'"
             }
             OptionKey::User => "a user name of letters, digits, '-', '_' and '.'",
@@ -314,13 +322,14 @@ pub(super) fn set_option(
             Err(DurationError::Invalid) => return Err(bad()),
         },
         OptionKey::MaxBytes => o.max_bytes = Some(value.parse().map_err(|_| bad())?),
-        OptionKey::Creds | OptionKey::PasswordFile | OptionKey::TlsCa => {
+        OptionKey::Creds | OptionKey::Nkey | OptionKey::PasswordFile | OptionKey::TlsCa => {
             if value.is_empty() || value.contains('#') {
                 return Err(bad());
             }
             let v = Some(value.to_string());
             match key {
                 OptionKey::Creds => o.creds = v,
+                OptionKey::Nkey => o.nkey = v,
                 OptionKey::PasswordFile => o.password_file = v,
                 _ => o.tls_ca = v,
             }
@@ -366,6 +375,7 @@ pub(super) fn example_option(scheme: Scheme, key: OptionKey) -> &'static str {
         OptionKey::AckWait => "pattern=queue&ack_wait=30s",
         OptionKey::MaxBytes => "pattern=queue&max_bytes=1073741824",
         OptionKey::Creds => "creds=/etc/nats/app.creds",
+        OptionKey::Nkey => "nkey=/etc/nats/app.nk",
         OptionKey::User => "user=app&password_file=/etc/nats/app.password",
         OptionKey::PasswordFile => "user=app&password_file=/etc/nats/app.password",
         OptionKey::Tls => "tls=required",
@@ -415,6 +425,7 @@ pub(super) fn validate_options(
     check(OptionKey::AckWait, o.ack_wait.is_some())?;
     check(OptionKey::MaxBytes, o.max_bytes.is_some())?;
     check(OptionKey::Creds, o.creds.is_some())?;
+    check(OptionKey::Nkey, o.nkey.is_some())?;
     check(OptionKey::User, o.user.is_some())?;
     check(OptionKey::PasswordFile, o.password_file.is_some())?;
     check(OptionKey::Tls, o.tls)?;
@@ -441,7 +452,7 @@ pub(super) fn validate_options(
                     key.name()
                 ),
                 if scheme == Scheme::Nats {
-                    "options of a nats:// queue: pattern, max_message_size, capacity, max_bytes, replicas, ack_wait, connect_timeout, creds, user, password_file, tls, tls_ca"
+                    "options of a nats:// queue: pattern, max_message_size, capacity, max_bytes, replicas, ack_wait, connect_timeout, creds, nkey, user, password_file, tls, tls_ca"
                 } else {
                     "options of a standalone queue: pattern, max_message_size, mode, capacity"
                 },
@@ -582,11 +593,23 @@ fn validate_nats_options(input: &str, scheme: Scheme, o: &Options) -> Result<(),
         return range(OptionKey::MaxBytes, "0".into());
     }
     let creds_example = format!("{example}?{}", example_option(scheme, OptionKey::User));
-    if o.creds.is_some() && (o.user.is_some() || o.password_file.is_some()) {
+    let ways = [
+        ("creds=", o.creds.is_some()),
+        ("nkey=", o.nkey.is_some()),
+        (
+            "user=/password_file=",
+            o.user.is_some() || o.password_file.is_some(),
+        ),
+    ];
+    let given: Vec<&str> = ways.iter().filter(|(_, g)| *g).map(|(w, _)| *w).collect();
+    if given.len() > 1 {
         return Err(err(
             input,
-            "creds= and user=/password_file= both name credentials: give one of them",
-            "creds=FILE, or user=NAME with password_file=FILE",
+            format!(
+                "{} all name credentials: give one of them",
+                given.join(" and ")
+            ),
+            "creds=FILE, or nkey=SEEDFILE, or user=NAME with password_file=FILE",
             creds_example,
         ));
     }

@@ -102,8 +102,8 @@ impl Scheme {
         }
         match key {
             MaxMessageSize | ConnectTimeout => true,
-            Heartbeat | Replicas | AckWait | MaxBytes | Creds | User | PasswordFile | Tls
-            | TlsCa => self == Scheme::Nats,
+            Heartbeat | Replicas | AckWait | MaxBytes | Creds | Nkey | User | PasswordFile
+            | Tls | TlsCa => self == Scheme::Nats,
             Mode | AllowUid => !matches!(self, Scheme::Pipe | Scheme::Tcp | Scheme::Nats),
             WaitForListener => self != Scheme::Pipe,
             Capacity => matches!(

@@ -76,6 +76,7 @@ struct TableForm {
     ack_wait: Option<Scalar>,
     max_bytes: Option<Scalar>,
     creds: Option<String>,
+    nkey: Option<String>,
     user: Option<String>,
     password_file: Option<String>,
     tls: Option<String>,
@@ -136,6 +137,7 @@ impl TableForm {
         push("ack_wait", self.ack_wait.map(|v| v.text()));
         push("max_bytes", self.max_bytes.map(|v| v.text()));
         push("creds", self.creds);
+        push("nkey", self.nkey);
         push("user", self.user);
         push("password_file", self.password_file);
         push("tls", self.tls);

@@ -334,6 +334,9 @@ fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
             "nats://h:4222/a?creds=/c&user=u&password_file=/p",
             "give one of them",
         ),
+        ("nats://h:4222/a?creds=/c&nkey=/k", "give one of them"),
+        ("nats://h:4222/a?nkey=", "not valid"),
+        ("tcp://h:1?nkey=/k", "nkey does not apply"),
         ("nats://h:4222/a?tls_ca=/ca.pem", "needs tls=required"),
         ("nats://h:4222/a?tls=yes", "not valid"),
         ("nats://h:4222,/a", "empty server"),
@@ -357,6 +360,8 @@ fn nats_refusals_name_the_problem_and_give_an_example_that_parses() {
         "nats://h1:4222,h2:4223,[::1]:4224/a.b?capacity=10&connect_timeout=2s&pattern=queue&replicas=3&ack_wait=500ms&max_bytes=1048576",
         "nats://h:4222/a?user=app&password_file=/etc/app.pw",
         "nats://h:4222/a?creds=/etc/app.creds&tls=required&tls_ca=/etc/ca.pem",
+        "nats://h:4222/a?nkey=/etc/app.nk",
+        "nats://h:4222/a?pattern=queue&nkey=/etc/app.nk",
     ] {
         let e = ok(s);
         assert_eq!(e.to_string(), s);

@@ -16,7 +16,9 @@ pub struct Args {
     /// Also check a NATS server (HOST:PORT, or a nats:// endpoint): that
     /// it is reachable, its version and max_payload, whether JetStream is
     /// enabled on the server and for the account (its account
-    /// information). Fails when it cannot be reached.
+    /// information); with an endpoint that names credentials (creds=,
+    /// nkey=, user=), that the server accepts them. Fails when it cannot be
+    /// reached or refuses them.
     #[arg(long, value_name = "HOST:PORT")]
     pub nats: Option<String>,
 }
@@ -388,10 +390,49 @@ fn nats(target: &str) -> Result<(), String> {
         field("tls_required").as_bool().unwrap_or(false).to_string(),
         "",
     );
+    let checked = credentials(target);
+    match &checked {
+        Some(Ok(what)) => line("credentials", "accepted".into(), what),
+        Some(Err(_)) => line("credentials", "not accepted".into(), "why: below"),
+        None => {}
+    }
     o.push_str(&format!(
         "  nats{}: channels and rpc through this server.\n",
         supported("nats")
     ));
     print!("{o}");
-    Ok(())
+    match checked {
+        Some(Err(why)) => Err(why),
+        _ => Ok(()),
+    }
+}
+
+/// When `target` is a `nats://` endpoint that names credentials (`creds=`,
+/// `nkey=`, `user=`), connects with them as a client would: `Ok` with
+/// the option when the server admits them, `Err` with why not; `None`
+/// when it names none.
+fn credentials(target: &str) -> Option<Result<String, String>> {
+    if !target.starts_with("nats://") {
+        return None;
+    }
+    let ep: ipcx::Endpoint = match target.parse() {
+        Ok(e) => e,
+        Err(e) => return Some(Err(format!("{e}"))),
+    };
+    let o = ep.options();
+    let what = match (&o.creds, &o.nkey, &o.user) {
+        (Some(f), _, _) => format!("creds={f}"),
+        (_, Some(f), _) => format!("nkey={f}"),
+        (_, _, Some(u)) => format!("user={u}"),
+        _ => return None,
+    };
+    #[cfg(feature = "nats")]
+    let verdict = ipcx::backends::nats::check_server(&ep)
+        .map(|()| what)
+        .map_err(|e| e.to_string());
+    #[cfg(not(feature = "nats"))]
+    let verdict = Err(format!(
+        "{what} cannot be checked: this ipcx is built without the nats feature"
+    ));
+    Some(verdict)
 }

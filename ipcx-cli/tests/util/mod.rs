@@ -119,6 +119,12 @@ pub fn listening(mut cmd: Command) -> Guard {
 #[allow(dead_code)]
 pub mod nats;
 
+/// NATS operators, accounts and users made by a test (operator mode).
+#[cfg(feature = "nats")]
+#[path = "../../../tests/integration/util/nats_jwt.rs"]
+#[allow(dead_code)]
+pub mod nats_jwt;
+
 /// The CLI tests run no re-executed peers (`nats::endpoint` asks).
 #[allow(dead_code)]
 pub fn is_peer() -> bool {

@@ -104,6 +104,8 @@ macro_rules! matrix {
 pub mod bad_clients;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "nats")]
+pub mod nats_jwt;
 mod route;
 
 pub use route::{ByEndpoint, ByType, Route};

@@ -123,6 +123,15 @@ impl NatsServer {
         NatsServer::start_with(false, &["-c".to_string(), conf.display().to_string()])
     }
 
+    /// A server (with JetStream when `jetstream`) with the configuration
+    /// file `dir/server.conf`, written here with `conf` (authorization,
+    /// operator mode, …). `dir` is the caller's to remove.
+    pub fn start_with_config(dir: &std::path::Path, conf: &str, jetstream: bool) -> NatsServer {
+        let path = dir.join("server.conf");
+        std::fs::write(&path, conf).expect("write the server configuration");
+        NatsServer::start_with(jetstream, &["-c".to_string(), path.display().to_string()])
+    }
+
     /// A JetStream server that admits only `user` with `password`.
     pub fn start_with_user(user: &str, password: &str) -> NatsServer {
         NatsServer::start_with(
