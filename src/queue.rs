@@ -90,8 +90,8 @@ use ipc_core::Error;
 use ipc_core::{Deadline, Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::standalone::{
-    Ack, ByteConsumer, ByteProducer, Delivery, HEADER_LEN, JetStreamStatus, MAX_ID_LEN, Open,
-    PRIORITY_LEVELS, QueueInfo, Status,
+    Ack, BrokerListing, ByteConsumer, ByteProducer, Delivery, HEADER_LEN, JetStreamStatus,
+    MAX_ID_LEN, Open, PRIORITY_LEVELS, QueueInfo, Status,
 };
 
 /// Sends messages of type `T` to a standalone queue.
@@ -461,6 +461,32 @@ pub fn remove(endpoint: &Endpoint) -> Result<bool> {
 /// An [`Error::Io`] (`ENOENT`) when there is no such queue.
 pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
     standalone::stat(endpoint)
+}
+
+/// The queues on a NATS server: `server` is a `nats://` endpoint whose
+/// servers and options (credentials, TLS) are used, its name is not. Each
+/// ipcx queue comes with its endpoint and its [`QueueInfo`], as [`stat`]
+/// gives it (without the unacknowledged counts); the account's other
+/// JetStream streams are named apart.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> ipcx::Result<()> {
+/// let server = "nats://127.0.0.1:4222/any".parse()?;
+/// let listing = ipcx::queue::list_broker(&server)?;
+/// for (endpoint, info) in &listing.queues {
+///     println!("{endpoint}: {} waiting, {:?} consumers", info.status.messages, info.consumers);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Unsupported`] for another scheme; the server unreachable or
+/// without JetStream.
+#[cfg(feature = "nats")]
+pub fn list_broker(server: &Endpoint) -> Result<BrokerListing> {
+    standalone::list_broker(server)
 }
 
 /// Drops every message queued now; how many.

@@ -119,6 +119,23 @@ pub struct JetStreamStatus {
     pub redelivered: Option<usize>,
     /// How long a delivered message waits for its acknowledgement.
     pub ack_wait: Option<std::time::Duration>,
+    /// When the stream stored its last message (`None`: never).
+    pub last_stored: Option<std::time::SystemTime>,
+}
+
+/// The queues on a NATS server ([`list_broker`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerListing {
+    /// Each ipcx queue: its endpoint (`nats://SERVERS/NAME?pattern=queue`,
+    /// without the credentials of the listing's endpoint) and status.
+    /// `producers` and `consumers` count the ipcx handles that answered a
+    /// roll call; the unacknowledged counts (`ack_pending`) are left out
+    /// (one request per queue: [`stat`] has them).
+    pub queues: Vec<(Endpoint, QueueInfo)>,
+    /// The names of the account's other JetStream streams (not ipcx
+    /// queues).
+    pub other_streams: Vec<String>,
 }
 
 /// The status of a queue and its recorded type.
@@ -133,7 +150,9 @@ pub struct QueueInfo {
     pub recorded_endpoint: Option<String>,
     /// Producer handles open now in live processes (through ipcx, which
     /// records each: the kernel does not count them); `None` when the
-    /// records cannot be read.
+    /// records cannot be read. On JetStream, the ipcx handles that
+    /// answered a roll call within 300 ms: other NATS clients publishing
+    /// to the stream's subject cannot be known.
     pub producers: Option<usize>,
     /// Consumer handles open now in live processes, as `producers`.
     pub consumers: Option<usize>,
@@ -330,13 +349,18 @@ impl Queue {
     /// Opens a JetStream queue: the stream records the type.
     #[cfg(feature = "nats")]
     fn open_nats(endpoint: &Endpoint, open: Open, role: Role, tag: TypeTag) -> Result<Queue> {
-        use crate::nats::jetstream::{How, JsQueue};
+        use crate::nats::jetstream::{How, JsQueue, Opener};
         let how = match open {
             Open::OpenOrCreate => How::OpenOrCreate,
             Open::Create => How::Create,
             Open::Existing => How::Existing,
         };
-        let (js, created, recorded) = JsQueue::open(endpoint, how, role == Role::Consumer, &tag)?;
+        let opener = match role {
+            Role::Producer => Opener::Producer,
+            Role::Consumer => Opener::Consumer,
+            Role::Admin => Opener::Admin,
+        };
+        let (js, created, recorded) = JsQueue::open(endpoint, how, opener, &tag)?;
         if created {
             tracing::debug!(endpoint = %endpoint, r#type = %tag, "created JetStream queue");
         }
@@ -906,15 +930,16 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
         Kernel::Sysv(k) => k.status()?,
         #[cfg(feature = "nats")]
         Kernel::Nats(k) => {
-            let (status, recorded) = k.status()?;
-            // The stream names itself; the server counts neither
-            // producers nor consumers of a work queue.
+            // The server counts neither producers nor consumers of a work
+            // queue (they share one durable consumer): the open ipcx
+            // handles answer a roll call.
+            let (status, recorded, present) = k.status()?;
             return Ok(QueueInfo {
                 status,
                 recorded,
                 recorded_endpoint: None,
-                producers: None,
-                consumers: None,
+                producers: Some(present.producers),
+                consumers: Some(present.consumers),
             });
         }
     };
@@ -930,6 +955,39 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
         producers: openers.map(|o| o.producers),
         consumers: openers.map(|o| o.consumers),
     })
+}
+
+/// The queues on the NATS server of `server`, a `nats://` endpoint whose
+/// servers and options (credentials, TLS) are used and whose name is not:
+/// every ipcx queue's endpoint and status (messages, bytes, limits, the
+/// producer and consumer handles open now), and the names of the other
+/// JetStream streams, which are not ipcx queues.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> ipc_core::Result<()> {
+/// let server = "nats://127.0.0.1:4222/any".parse()?;
+/// for (endpoint, info) in ipc_backends::standalone::list_broker(&server)?.queues {
+///     println!("{endpoint}: {} waiting, {:?} consumers", info.status.messages, info.consumers);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Unsupported`] for an endpoint that is not `nats://`; the
+/// server unreachable, or JetStream not enabled on it.
+#[cfg(feature = "nats")]
+pub fn list_broker(server: &Endpoint) -> Result<BrokerListing> {
+    if server.scheme() != Scheme::Nats {
+        return Err(Error::Unsupported {
+            scheme: server.scheme(),
+            reason: format!(
+                "{server}: only a NATS server lists its queues; give nats://HOST:PORT/ANY (kernel queues: ipcx queue ls)"
+            ),
+        });
+    }
+    crate::nats::jetstream::list(server)
 }
 
 /// The endpoint to record for a queue created with `endpoint`: a System V
