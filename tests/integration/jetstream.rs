@@ -745,7 +745,7 @@ fn async_producer_and_consumer() {
             // Given back once: delivered again.
             let first = c.recv_acked().await.expect("recv");
             assert_eq!(first.seq, 0);
-            first.nak().expect("nak");
+            first.nak().await.expect("nak");
             let mut seen = Vec::new();
             while seen.len() < 200 {
                 let m = tokio::time::timeout(Duration::from_secs(30), c.recv_acked())
@@ -757,11 +757,106 @@ fn async_producer_and_consumer() {
                     assert!(m.deliveries() >= 2, "message 0 came back after nak");
                 }
                 seen.push(m.seq);
-                m.ack().expect("ack");
+                m.ack().await.expect("ack");
             }
             seen.sort_unstable();
             assert_eq!(seen, (0..200).collect::<Vec<_>>());
         });
         assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
+
+/// `Received::ack().await` (and `nak`) under tokio does not hold the
+/// runtime's thread while the server confirms: with the server stopped
+/// (SIGSTOP) for 600 ms, a ticker on the same current-thread runtime keeps
+/// ticking while the ack waits; the ack completes once the server runs
+/// again, and the message is gone from the queue. A message dropped
+/// unacknowledged is acknowledged, as documented.
+#[test]
+fn async_ack_does_not_block_the_runtime_thread() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "async_ack_does_not_block_the_runtime_thread", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=30s",
+            nats.endpoint("jsasyncack")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let pid = nats.pid() as i32;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for seq in 0..4 {
+                p.send(&job(seq)).await.expect("send");
+            }
+            for (seq, settle) in [(0, "ack"), (1, "nak")] {
+                let m = c.recv_acked().await.expect("recv");
+                assert_eq!(m.seq, seq);
+                let ticks = Arc::new(AtomicU32::new(0));
+                let ticker = tokio::spawn({
+                    let ticks = Arc::clone(&ticks);
+                    async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            ticks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+                // SAFETY: kill(2) on the test's own server process.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+                let resume = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(600));
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                });
+                let settled = if settle == "ack" {
+                    m.ack().await
+                } else {
+                    m.nak().await
+                };
+                let during = ticks.load(Ordering::Relaxed);
+                resume.join().expect("resume thread");
+                ticker.abort();
+                settled.unwrap_or_else(|e| panic!("{settle}: {e}"));
+                // A blocking ack would hold the only thread for the 600 ms
+                // (about 60 ticks of 10 ms); 5 is far from both.
+                assert!(
+                    during >= 5,
+                    "{settle}().await held the runtime thread: {during} ticks in 600 ms"
+                );
+            }
+            // The nak gave message 1 back: it comes again, before 2.
+            let again = c.recv_acked().await.expect("recv");
+            assert_eq!((again.seq, again.deliveries() >= 2), (1, true));
+            again.ack().await.expect("ack");
+            // Dropped unacknowledged: acknowledged without waiting.
+            drop(c.recv_acked().await.expect("recv 2"));
+            let last = c.recv_acked().await.expect("recv 3");
+            assert_eq!(last.seq, 3);
+            let (_, ack) = last.into_parts();
+            ack.ack_async().await.expect("ack_async");
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = queue::stat(&endpoint).expect("stat");
+            let pending = info.status.jetstream.as_ref().and_then(|j| j.ack_pending);
+            if info.status.messages == 0 && pending == Some(0) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages left after ack/nak/drop: {} stored, {pending:?} unacknowledged",
+                info.status.messages
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
 }

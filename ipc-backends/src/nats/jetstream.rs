@@ -930,15 +930,12 @@ impl Pending {
         self.deliveries
     }
 
-    /// Tells the server; with `confirm`, waits for it to confirm.
+    /// Tells the server; with `confirm`, waits for it to confirm (blocking
+    /// this thread).
     pub(crate) fn settle(&self, how: Settle, confirm: bool) -> Result<()> {
-        let kind = match how {
-            Settle::Ack => AckKind::Ack,
-            Settle::Nak => AckKind::Nak(None),
-            Settle::Progress => AckKind::Progress,
-        };
-        let acker = std::sync::Arc::clone(&self.acker);
         if !confirm {
+            let kind = kind(how);
+            let acker = std::sync::Arc::clone(&self.acker);
             if let Ok(h) = runtime::handle() {
                 h.spawn(async move {
                     let _ = acker.ack_with(kind).await;
@@ -946,7 +943,32 @@ impl Pending {
             }
             return Ok(());
         }
-        runtime::run(async move {
+        runtime::run(self.confirmed(how))?
+    }
+
+    /// Tells the server and awaits its confirmation without blocking the
+    /// thread: the exchange runs on the runtime ipcx owns, and goes on
+    /// there if this future is dropped.
+    pub(crate) async fn settle_async(&self, how: Settle) -> Result<()> {
+        runtime::handle()?
+            .spawn(self.confirmed(how))
+            .await
+            .map_err(|e| {
+                Error::io(
+                    "nats: acknowledging a queue message",
+                    std::io::Error::other(e),
+                )
+            })?
+    }
+
+    /// The confirmed settlement, as a future for the runtime ipcx owns.
+    fn confirmed(
+        &self,
+        how: Settle,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let kind = kind(how);
+        let acker = std::sync::Arc::clone(&self.acker);
+        async move {
             // A cluster electing a new leader answers nothing for a
             // moment: the same acknowledgement is sent again (the server
             // takes it once).
@@ -961,15 +983,20 @@ impl Pending {
                     break;
                 }
             }
-            Err(last)
-        })?
-        .map_err(|e| {
-            Error::io(
+            Err(Error::io(
                 "nats: acknowledging a queue message",
                 std::io::Error::other(format!(
-                    "{e}; the message may be delivered again (after ack_wait)"
+                    "{last}; the message may be delivered again (after ack_wait)"
                 )),
-            )
-        })
+            ))
+        }
+    }
+}
+
+fn kind(how: Settle) -> AckKind {
+    match how {
+        Settle::Ack => AckKind::Ack,
+        Settle::Nak => AckKind::Nak(None),
+        Settle::Progress => AckKind::Progress,
     }
 }

@@ -14,6 +14,12 @@ use crate::nats::jetstream::{Pending, Settle};
 /// unused, an `Ack` acknowledges without waiting for the server's
 /// confirmation — or, while its thread panics, gives the message back.
 ///
+/// [`ack`](Ack::ack), [`nak`](Ack::nak) and
+/// [`in_progress`](Ack::in_progress) block the calling thread for a round
+/// trip; async code awaits [`ack_async`](Ack::ack_async),
+/// [`nak_async`](Ack::nak_async) and
+/// [`in_progress_async`](Ack::in_progress_async) instead.
+///
 /// On kernel queues (`mq:`, `sysv-mq:`) the message left the queue when it
 /// was received (at most once): there is nothing to acknowledge, and every
 /// method succeeds doing nothing.
@@ -98,6 +104,48 @@ impl Ack {
             return p.settle(Settle::Nak, true);
         }
         let _ = &mut self;
+        Ok(())
+    }
+
+    /// As [`Ack::ack`], for async code: awaits the server's confirmation
+    /// without blocking the thread (the exchange runs on the runtime ipcx
+    /// owns for `nats://`, so any executor may await it). Dropped before it
+    /// finishes, the acknowledgement still reaches the server, unconfirmed.
+    /// Immediately `Ok` on kernel queues.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`].
+    pub async fn ack_async(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle_async(Settle::Ack).await;
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// As [`Ack::nak`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::nak`].
+    pub async fn nak_async(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle_async(Settle::Nak).await;
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// As [`Ack::in_progress`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::ack`].
+    pub async fn in_progress_async(&mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = &self.pending {
+            return p.settle_async(Settle::Progress).await;
+        }
         Ok(())
     }
 
