@@ -187,10 +187,46 @@ impl<T: IpcMessage> Consumer<T> {
         })
     }
 
+    /// Receives up to `max` messages (at least one), each with its
+    /// acknowledgement, waiting for the first: on a `nats://` queue one
+    /// pull request for what the stream has now. As
+    /// [`crate::queue::Consumer::recv_batch_until`] (each `ack_wait` runs
+    /// from the pull); [`ack_all`] acknowledges the lot in one round trip.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::recv_batch_until`].
+    pub async fn recv_batch(&mut self, max: usize) -> Result<Vec<Result<Received<T>>>> {
+        Ok(self
+            .inner
+            .recv_batch_acked(max)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let (bytes, priority, ack) = r?;
+                Ok(Received {
+                    message: T::decode(&bytes)?,
+                    priority,
+                    ack,
+                })
+            })
+            .collect())
+    }
+
     /// The queue's endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         self.inner.endpoint()
     }
+}
+
+/// Acknowledges every message of `received` and awaits the server's
+/// confirmation of them all (one round trip for the lot on JetStream), as
+/// [`crate::queue::ack_all`] without blocking the thread.
+///
+/// # Errors
+/// As [`Ack::ack`], for the first that was not confirmed.
+pub async fn ack_all<T>(received: impl IntoIterator<Item = Received<T>>) -> Result<()> {
+    let acks: Vec<Ack> = received.into_iter().map(|r| r.ack).collect();
+    Ack::ack_all_async(acks).await
 }
 
 /// A received message and its acknowledgement, for async code

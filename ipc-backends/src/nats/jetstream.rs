@@ -497,8 +497,9 @@ impl JsQueue {
     pub(crate) fn pull_future(
         &mut self,
         deadline: Deadline,
-    ) -> Result<impl std::future::Future<Output = Result<Option<js::Message>>> + Send + 'static>
-    {
+    ) -> Result<
+        impl std::future::Future<Output = Result<Option<js::Message>>> + Send + 'static + use<>,
+    > {
         let Some(consumer) = self.consumer.clone() else {
             return Err(Error::io(
                 format!("{}: receiving", self.endpoint),
@@ -549,6 +550,57 @@ impl JsQueue {
                     return Ok(None);
                 }
             }
+        })
+    }
+
+    /// Pulls up to `max` messages in one request: what the stream has for
+    /// this consumer now (a "no wait" fetch, which the server answers at
+    /// once and ends, so no message is sent to a request nobody reads);
+    /// when it has none, waits until `deadline` for one message as
+    /// [`JsQueue::pull_future`] does. Every message returned is delivered
+    /// to this process: its `ack_wait` runs from now.
+    ///
+    /// # Errors
+    /// A handle not opened as a consumer.
+    pub(crate) fn pull_batch_future(
+        &mut self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<js::Message>>> + Send + 'static> {
+        let wait_one = self.pull_future(deadline)?;
+        let Some(consumer) = self.consumer.clone() else {
+            return Err(Error::protocol("a JetStream consumer without its consumer"));
+        };
+        let endpoint = self.endpoint.clone();
+        Ok(async move {
+            let fetch = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(max)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut got = Vec::with_capacity(max);
+                while let Some(m) = next(&mut batch).await {
+                    match m {
+                        Ok(m) => got.push(m),
+                        // What came before the failure is this
+                        // process's to hand out.
+                        Err(e) if got.is_empty() => return Err(e.to_string()),
+                        Err(_) => break,
+                    }
+                }
+                Ok::<_, String>(got)
+            };
+            match tokio::time::timeout(STEP, fetch).await {
+                Ok(Ok(got)) if !got.is_empty() => return Ok(got),
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) if transient(&e) => {
+                    tracing::debug!(%endpoint, error = %e, "jetstream fetch failed; pulling one");
+                }
+                Ok(Err(e)) => return Err(io(&endpoint, "receiving", e)),
+            }
+            Ok(wait_one.await?.into_iter().collect())
         })
     }
 
@@ -965,7 +1017,7 @@ impl Pending {
     fn confirmed(
         &self,
         how: Settle,
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static + use<> {
         let kind = kind(how);
         let acker = std::sync::Arc::clone(&self.acker);
         async move {
@@ -990,6 +1042,32 @@ impl Pending {
                 )),
             ))
         }
+    }
+}
+
+/// Settles every one of `pending` as `how` and waits for every
+/// confirmation: the exchanges run side by side, so the lot takes about
+/// one round trip. The first failure, once all are done.
+pub(crate) fn confirm_all(
+    pending: Vec<Pending>,
+    how: Settle,
+) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    let each: Vec<_> = pending.iter().map(|p| p.confirmed(how)).collect();
+    async move {
+        let tasks: Vec<_> = each.into_iter().map(tokio::spawn).collect();
+        let mut outcome = Ok(());
+        for t in tasks {
+            let r = t.await.unwrap_or_else(|e| {
+                Err(Error::io(
+                    "nats: acknowledging a queue message",
+                    std::io::Error::other(e),
+                ))
+            });
+            if outcome.is_ok() {
+                outcome = r;
+            }
+        }
+        outcome
     }
 }
 

@@ -149,6 +149,64 @@ impl Ack {
         Ok(())
     }
 
+    /// Acknowledges every one of `acks` and waits until the server
+    /// confirmed them all: the acknowledgements go out together, so the
+    /// lot takes about one round trip where [`Ack::ack`] takes one each.
+    /// A no-op for kernel queues' `Ack`s.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`], the first that was not confirmed (the others were
+    /// sent all the same).
+    pub fn ack_all(acks: impl IntoIterator<Item = Ack>) -> Result<()> {
+        #[cfg(feature = "nats")]
+        {
+            let pending: Vec<Pending> = acks
+                .into_iter()
+                .filter_map(|mut a| a.pending.take())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            crate::nats::runtime::run(crate::nats::jetstream::confirm_all(pending, Settle::Ack))?
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            acks.into_iter().for_each(drop);
+            Ok(())
+        }
+    }
+
+    /// As [`Ack::ack_all`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::ack_all`].
+    pub async fn ack_all_async(acks: impl IntoIterator<Item = Ack>) -> Result<()> {
+        #[cfg(feature = "nats")]
+        {
+            let pending: Vec<Pending> = acks
+                .into_iter()
+                .filter_map(|mut a| a.pending.take())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            crate::nats::runtime::handle()?
+                .spawn(crate::nats::jetstream::confirm_all(pending, Settle::Ack))
+                .await
+                .map_err(|e| {
+                    ipc_core::Error::io(
+                        "nats: acknowledging queue messages",
+                        std::io::Error::other(e),
+                    )
+                })?
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            acks.into_iter().for_each(drop);
+            Ok(())
+        }
+    }
+
     /// Tells the server the message is still being handled: its
     /// `ack_wait` starts again (for handlers that may take longer than
     /// `ack_wait`). A no-op on kernel queues.

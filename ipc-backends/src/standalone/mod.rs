@@ -570,6 +570,21 @@ impl Queue {
     }
 }
 
+/// A received message made owned.
+#[allow(clippy::type_complexity)]
+pub(crate) fn owned(r: Result<(Delivery<'_>, Ack)>) -> Result<(Vec<u8>, u32, Ack)> {
+    r.map(|(d, ack)| (d.payload.to_vec(), d.priority, ack))
+}
+
+/// An error of one message (consumed, the next may be received), not of
+/// the queue.
+pub(crate) fn is_per_message(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Protocol(_) | Error::SchemaMismatch { .. } | Error::Decode { .. }
+    )
+}
+
 /// Checks a message id (`Nats-Msg-Id`): JetStream only, printable, short.
 fn check_id(endpoint: &Endpoint, id: &str) -> Result<()> {
     if endpoint.scheme() != Scheme::Nats {
@@ -828,6 +843,93 @@ impl ByteConsumer {
     /// As [`ByteConsumer::recv_until`].
     pub fn recv_acked_until(&mut self, deadline: Deadline) -> Result<(Delivery<'_>, Ack)> {
         self.q.recv(deadline, true)
+    }
+
+    /// Receives up to `max` messages (at least one), each with its
+    /// acknowledgement, waiting until `deadline` for the first. On a
+    /// `nats://` queue this is one pull request for what the stream has
+    /// now (when it has nothing: a wait for one message); every message
+    /// returned is delivered to this process and its `ack_wait` runs from
+    /// the pull, so take no more than can be handled within `ack_wait`
+    /// (or call [`Ack::in_progress`]). A consumer that dies first has them
+    /// redelivered to others after `ack_wait`. On kernel queues: the
+    /// messages queued now, one receive each, at most once.
+    ///
+    /// A message that cannot be handed out (another type, not from ipcx)
+    /// is an `Err` in its place, consumed as [`ByteConsumer::recv_until`]
+    /// consumes it; the others are delivered.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or [`Error::Timeout`] when
+    /// the queue stayed empty; a failure of the server or the kernel.
+    #[allow(clippy::type_complexity)]
+    pub fn recv_batch_acked_until(
+        &mut self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<Result<(Vec<u8>, u32, Ack)>>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        #[cfg(feature = "nats")]
+        if let Kernel::Nats(q) = &mut self.q.kernel {
+            let pull = q.pull_batch_future(max, deadline)?;
+            let got = crate::nats::runtime::run(pull)??;
+            if got.is_empty() {
+                return Err(if deadline == Deadline::Now {
+                    Error::WouldBlock
+                } else {
+                    Error::Timeout
+                });
+            }
+            for m in got {
+                out.push(owned(self.broker_take(m, true)));
+            }
+            return Ok(out);
+        }
+        match self.q.recv(deadline, true) {
+            Err(e) if !is_per_message(&e) => return Err(e),
+            first => out.push(owned(first)),
+        }
+        while out.len() < max {
+            match self.q.recv(Deadline::Now, true) {
+                Err(Error::WouldBlock) => break,
+                Err(e) if !is_per_message(&e) => {
+                    out.push(Err(e));
+                    break;
+                }
+                next => out.push(owned(next)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the queue is a `nats://` one (JetStream).
+    #[cfg(feature = "nats")]
+    pub(crate) fn is_broker(&self) -> bool {
+        matches!(self.q.kernel, Kernel::Nats(_))
+    }
+
+    /// On a `nats://` queue, a batch pull of up to `max` messages as a
+    /// future to await on the runtime ipcx owns (`None` on kernel
+    /// queues); each message goes to [`ByteConsumer::broker_take`].
+    #[cfg(feature = "nats")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn broker_pull_batch(
+        &mut self,
+        max: usize,
+    ) -> Option<
+        Result<
+            impl std::future::Future<Output = Result<Vec<async_nats::jetstream::Message>>>
+            + Send
+            + 'static,
+        >,
+    > {
+        match &mut self.q.kernel {
+            Kernel::Nats(q) => Some(q.pull_batch_future(max, Deadline::Never)),
+            _ => None,
+        }
     }
 
     /// On a `nats://` queue, the pull of the next message as a future to
