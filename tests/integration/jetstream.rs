@@ -1087,6 +1087,36 @@ fn async_batch_pull_and_ack_all() {
             }
             assert_eq!(seqs, (0..50).collect::<Vec<_>>());
             assert_eq!(sizes, vec![20, 20, 10], "what was queued, 20 at most");
+            // A kernel queue under tokio: the first awaited, then what is
+            // queued.
+            if util::mqueue_mounted() {
+                let mq = parse(&format!(
+                    "mq:/{}?pattern=queue&capacity=8&max_message_size=256",
+                    util::unique("jsabmq")
+                ));
+                let _mq_cleanup = Cleanup(mq.clone());
+                let mut kp = ipcx::tokio::queue::Producer::<Job>::open(&mq).expect("mq producer");
+                let mut kc = ipcx::tokio::queue::Consumer::<Job>::open(&mq).expect("mq consumer");
+                let waiting = tokio::spawn(async move {
+                    let batch = kc.recv_batch(10).await.expect("mq batch");
+                    batch
+                        .into_iter()
+                        .map(|m| m.expect("mq job").seq)
+                        .collect::<Vec<_>>()
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for seq in 0..3 {
+                    kp.send(&job(seq)).await.expect("mq send");
+                }
+                let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+                    .await
+                    .expect("the batch within 10 s")
+                    .expect("task");
+                assert!(
+                    !got.is_empty() && got == (0..got.len() as u64).collect::<Vec<_>>(),
+                    "mq batch: {got:?}"
+                );
+            }
         });
         let info = queue::stat(&endpoint).expect("stat");
         assert_eq!(info.status.messages, 0);

@@ -580,7 +580,7 @@ impl JsQueue {
                     .messages()
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut got = Vec::with_capacity(max);
+                let mut got = Vec::with_capacity(max.min(1024));
                 while let Some(m) = next(&mut batch).await {
                     match m {
                         Ok(m) => got.push(m),
