@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Arguments: the server's endpoint (`?pattern=queue` is added), messages
-//! per round (default 2,000, 64 bytes each), rounds (default 5). Each
+//! per round (default 2,000, 64 bytes each), rounds (default 5), and
+//! optionally the modes to run (comma-separated, default all; `fill`
+//! alone only fills and purges, the baseline for `strace -f -c`). Each
 //! round fills the queue (not timed), then one consumer drains it in
 //! each mode, in turn:
 //!
@@ -34,14 +36,40 @@ fn main() -> ipcx::Result<()> {
         .unwrap_or_else(|| "nats://127.0.0.1:4222/ipcx-consume-bench".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let only: Option<String> = args.next();
+    let modes: Vec<&str> = MODES
+        .iter()
+        .copied()
+        .filter(|m| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|x| x == *m))
+        })
+        .collect();
+    if only.as_deref() == Some("fill") {
+        let endpoint: Endpoint = format!("{base}?pattern=queue").parse()?;
+        let mut producer = ByteProducer::open(&endpoint)?;
+        for _ in 0..n * rounds {
+            producer.send(&[7u8; 64])?;
+        }
+        println!("purged {}", ipcx::queue::purge(&endpoint)?);
+        ipcx::queue::remove(&endpoint)?;
+        return Ok(());
+    }
+    if modes.is_empty() {
+        eprintln!(
+            "no such mode in {only:?}; the modes are {}",
+            MODES.join(", ")
+        );
+        std::process::exit(2);
+    }
     let endpoint: Endpoint = format!("{base}?pattern=queue").parse()?;
     let _ = ipcx::queue::remove(&endpoint);
     let mut producer = ByteProducer::open(&endpoint)?;
     let mut consumer = ByteConsumer::open(&endpoint)?;
     let payload = [7u8; 64];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 0..rounds {
-        for (i, mode) in MODES.iter().enumerate() {
+        for (i, mode) in modes.iter().enumerate() {
             for _ in 0..n {
                 producer.send(&payload)?;
             }
@@ -79,8 +107,11 @@ fn main() -> ipcx::Result<()> {
             rates[i].push(rate);
         }
     }
-    println!("\nmode             median msg/s   ratio to one: median (min–max over rounds)");
-    for (i, mode) in MODES.iter().enumerate() {
+    println!(
+        "\nmode             median msg/s   ratio to {}: median (min–max over rounds)",
+        modes[0]
+    );
+    for (i, mode) in modes.iter().enumerate() {
         let mut ratios: Vec<f64> = rates[i]
             .iter()
             .zip(&rates[0])
