@@ -894,4 +894,30 @@ fn queue_ls_stat_rm_on_a_nats_server() {
     let listing = ipcx::queue::list_broker(&server_ep).expect("list_broker");
     assert!(listing.queues.is_empty(), "{listing:?}");
     assert_eq!(listing.other_streams, ["orders_other"]);
+    // A server without JetStream, and none at all: clear errors.
+    let core = nats::NatsServer::start();
+    let out = run(
+        ipcx(&reg)
+            .args(["queue", "ls", "--nats", &core.address()])
+            .to_owned_cmd(),
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("JetStream enabled"),
+        "ls on a server without JetStream: {err}"
+    );
+    let gone = core.address();
+    drop(core);
+    let out = run(
+        ipcx(&reg)
+            .args(["queue", "ls", "--nats", &gone])
+            .to_owned_cmd(),
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("start one"),
+        "ls with no server: {err}"
+    );
 }

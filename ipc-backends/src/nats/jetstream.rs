@@ -127,6 +127,8 @@ fn io(endpoint: &Endpoint, what: &str, e: impl std::fmt::Display) -> Error {
     let hint = if e.contains("jetstream not enabled")
         || e.contains("JetStream not enabled")
         || e.contains("no responders")
+        // async-nats's words for "no responders" on the JetStream API.
+        || e.contains("requested JetStream resource does not exist")
     {
         "; is JetStream enabled on the server (nats-server -js, or a jetstream {} block)?"
     } else if e.contains("replicas > 1 not supported") || e.contains("insufficient resources") {

@@ -504,8 +504,13 @@ fn server_endpoint(server: &str) -> Result<Endpoint, String> {
 #[cfg(feature = "nats")]
 fn list_nats(server: &str) -> Result<(), String> {
     let endpoint = server_endpoint(server)?;
-    let listing = queue::list_broker(&endpoint).map_err(|e| e.to_string())?;
     let servers = endpoint.address().split('/').next().unwrap_or("");
+    let listing = queue::list_broker(&endpoint).map_err(|e| match e {
+        ipcx::Error::NoListener { reason, .. } => format!(
+            "NATS server {servers}: {reason}; start one (nats-server -js -a 127.0.0.1 -p 4222) or check the address"
+        ),
+        e => e.to_string(),
+    })?;
     if listing.queues.is_empty() {
         eprintln!("ipcx queue ls: no ipcx queues on the NATS server {servers}");
     } else {
