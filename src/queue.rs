@@ -90,8 +90,8 @@ use ipc_core::Error;
 use ipc_core::{Deadline, Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::standalone::{
-    Ack, ByteConsumer, ByteProducer, Delivery, HEADER_LEN, JetStreamStatus, MAX_ID_LEN, Open,
-    PRIORITY_LEVELS, QueueInfo, Status,
+    Ack, BrokerListing, ByteConsumer, ByteProducer, Delivery, HEADER_LEN, JetStreamStatus,
+    MAX_ID_LEN, Open, PRIORITY_LEVELS, QueueInfo, Status,
 };
 
 /// Sends messages of type `T` to a standalone queue.
@@ -366,6 +366,83 @@ impl<T: IpcMessage> Consumer<T> {
     pub fn recv_acked_timeout(&mut self, timeout: Duration) -> Result<Received<T>> {
         self.recv_acked_until(Deadline::after(timeout))
     }
+
+    /// Receives up to `max` messages (at least one), each with its
+    /// acknowledgement, waiting until `deadline` for the first. On a
+    /// `nats://` queue it is one pull request for the messages the stream
+    /// has now (with none: a wait for one), where [`Consumer::recv_acked`]
+    /// makes one request per message. Each message is at least once as
+    /// with `recv_acked`, and each `ack_wait` runs from the pull: take no
+    /// more than can be handled within `ack_wait` (or call
+    /// [`Received::in_progress`]), else the server redelivers the rest to
+    /// other consumers meanwhile. [`ack_all`] acknowledges a batch in one
+    /// round trip. On kernel queues: the messages queued now, at most
+    /// once.
+    ///
+    /// A message that cannot be handed out (another type, not from ipcx,
+    /// not decodable) is an `Err` in its place, consumed as
+    /// [`Consumer::recv`] consumes it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use ipcx::queue::Consumer;
+    /// # #[derive(ipcx::IpcMessage, serde::Serialize, serde::Deserialize)]
+    /// # struct Job { id: u64 }
+    /// # fn main() -> ipcx::Result<()> {
+    /// let endpoint = "nats://127.0.0.1:4222/jobs?pattern=queue".parse()?;
+    /// let mut consumer = Consumer::<Job>::open(&endpoint)?;
+    /// let mut done = Vec::new();
+    /// for job in consumer.recv_batch(64)? {
+    ///     match job {
+    ///         Ok(job) => done.push(job), // handled
+    ///         Err(e) => eprintln!("skipped: {e}"),
+    ///     }
+    /// }
+    /// ipcx::queue::ack_all(done)?; // one round trip for the batch
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or [`Error::Timeout`] when
+    /// the queue stayed empty; a failure of the server or the kernel.
+    pub fn recv_batch_until(
+        &mut self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<Result<Received<T>>>> {
+        Ok(self
+            .inner
+            .recv_batch_acked_until(max, deadline)?
+            .into_iter()
+            .map(|r| {
+                let (bytes, priority, ack) = r?;
+                Ok(Received::new(T::decode(&bytes)?, priority, ack))
+            })
+            .collect())
+    }
+
+    /// As [`Consumer::recv_batch_until`], blocking while the queue is
+    /// empty.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_batch_until`].
+    pub fn recv_batch(&mut self, max: usize) -> Result<Vec<Result<Received<T>>>> {
+        self.recv_batch_until(max, Deadline::Never)
+    }
+
+    /// As [`Consumer::recv_batch_until`], waiting at most `timeout`, else
+    /// [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_batch_until`].
+    pub fn recv_batch_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<Received<T>>>> {
+        self.recv_batch_until(max, Deadline::after(timeout))
+    }
 }
 
 /// A received message and its acknowledgement ([`Consumer::recv_acked`]):
@@ -445,6 +522,18 @@ impl<T> std::ops::DerefMut for Received<T> {
     }
 }
 
+/// Acknowledges every message of `received` and waits until the server
+/// confirmed them all: one round trip for the lot on JetStream (the acks
+/// go out together), where [`Received::ack`] takes one each. A no-op on
+/// kernel queues.
+///
+/// # Errors
+/// As [`Ack::ack`], for the first that was not confirmed; the others
+/// were sent all the same.
+pub fn ack_all<T>(received: impl IntoIterator<Item = Received<T>>) -> Result<()> {
+    Ack::ack_all(received.into_iter().map(|r| r.into_parts().1))
+}
+
 /// Removes the queue of `endpoint` (and its type record); `false` if there
 /// was none.
 ///
@@ -461,6 +550,32 @@ pub fn remove(endpoint: &Endpoint) -> Result<bool> {
 /// An [`Error::Io`] (`ENOENT`) when there is no such queue.
 pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
     standalone::stat(endpoint)
+}
+
+/// The queues on a NATS server: `server` is a `nats://` endpoint whose
+/// servers and options (credentials, TLS) are used, its name is not. Each
+/// ipcx queue comes with its endpoint and its [`QueueInfo`], as [`stat`]
+/// gives it (without the unacknowledged counts); the account's other
+/// JetStream streams are named apart.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> ipcx::Result<()> {
+/// let server = "nats://127.0.0.1:4222/any".parse()?;
+/// let listing = ipcx::queue::list_broker(&server)?;
+/// for (endpoint, info) in &listing.queues {
+///     println!("{endpoint}: {} waiting, {:?} consumers", info.status.messages, info.consumers);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Unsupported`] for another scheme; the server unreachable or
+/// without JetStream.
+#[cfg(feature = "nats")]
+pub fn list_broker(server: &Endpoint) -> Result<BrokerListing> {
+    standalone::list_broker(server)
 }
 
 /// Drops every message queued now; how many.

@@ -877,3 +877,126 @@ fn bench_nats_needs_the_feature() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features nats"), "{err}");
 }
+
+/// `ipcx queue ls --nats`, `stat` and `rm` on JetStream queues: the
+/// server's ipcx queues with messages, bytes and the handles open now
+/// (counted by their answers to a roll call), a stream that is not an
+/// ipcx queue named apart, and `rm` of a missing queue an error.
+#[cfg(feature = "nats")]
+#[test]
+fn queue_ls_stat_rm_on_a_nats_server() {
+    use ipcx::queue::{ByteConsumer, ByteProducer};
+    let server = nats::NatsServer::start_jetstream();
+    let reg = Registry::new();
+    let name = unique("jq").replace('/', "-");
+    let ep = format!("nats://{}/{name}?pattern=queue", server.address());
+    queue_ok(&reg, &["create", &ep]);
+    queue_ok(&reg, &["send", &ep, "one"]);
+    queue_ok(&reg, &["send", &ep, "two"]);
+    // A stream of another application on the same server.
+    let mut raw = nats::RawClient::connect(&server.address());
+    raw.sub("_INBOX.foreign", 1);
+    raw.publish(
+        "$JS.API.STREAM.CREATE.orders_other",
+        Some("_INBOX.foreign"),
+        br#"{"name":"orders_other","subjects":["orders.other"],"storage":"memory"}"#,
+    );
+    let created = String::from_utf8_lossy(&raw.next_message()).into_owned();
+    assert!(created.contains("\"config\""), "foreign stream: {created}");
+
+    let endpoint: ipcx::Endpoint = ep.parse().unwrap();
+    let producer = ByteProducer::open(&endpoint).expect("producer");
+    let consumers: Vec<ByteConsumer> = (0..2)
+        .map(|_| ByteConsumer::open(&endpoint).expect("consumer"))
+        .collect();
+
+    let ls = queue_ok(&reg, &["ls", "--nats", &server.address()]);
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("nats ") && l.contains(&name))
+        .unwrap_or_else(|| panic!("no row for {name}: {ls}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // KIND QUEUE TYPE MESSAGES BYTES PRODUCERS CONSUMERS STORED ENDPOINT
+    assert_eq!(cols[1], name, "{ls}");
+    assert_eq!(cols[2], "bytes", "{ls}");
+    assert_eq!(cols[3], "2", "messages: {ls}");
+    assert!(cols[4].parse::<u64>().unwrap() > 6, "bytes: {ls}");
+    assert_eq!((cols[5], cols[6]), ("1", "2"), "producers, consumers: {ls}");
+    assert!(row.ends_with(&format!("/{name}?pattern=queue")), "{ls}");
+    assert!(
+        !ls.lines()
+            .any(|l| l.starts_with("nats ") && l.contains("orders_other")),
+        "{ls}"
+    );
+    assert!(
+        ls.contains("not ipcx queues, not shown): orders_other"),
+        "foreign stream not named: {ls}"
+    );
+    // The same through a nats:// endpoint, as the option says.
+    let ls2 = queue_ok(
+        &reg,
+        &["ls", "--nats", &format!("nats://{}", server.address())],
+    );
+    assert!(ls2.contains(&name), "{ls2}");
+
+    let stat = queue_ok(&reg, &["stat", &ep]);
+    assert!(stat.contains("messages         2"), "stat: {stat}");
+    assert!(stat.contains("type             bytes"), "stat: {stat}");
+    assert!(stat.contains("producers        1 "), "stat: {stat}");
+    assert!(
+        stat.contains("other NATS publishers cannot be known"),
+        "stat: {stat}"
+    );
+    assert!(stat.contains("consumers        2 "), "stat: {stat}");
+    assert!(stat.contains("last stored      "), "stat: {stat}");
+    drop(producer);
+    drop(consumers);
+    let stat = queue_ok(&reg, &["stat", &ep]);
+    assert!(stat.contains("producers        0 "), "after close: {stat}");
+    assert!(stat.contains("consumers        0 "), "after close: {stat}");
+
+    let rm = queue_ok(&reg, &["rm", &ep]);
+    assert!(rm.contains("removed"), "{rm}");
+    let out = run(ipcx(&reg).args(["queue", "rm", &ep]).to_owned_cmd(), b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rm of a missing queue succeeded");
+    assert!(
+        err.contains("no such queue") && err.contains("ipcxq_"),
+        "rm of a missing queue: {err}"
+    );
+    let out = run(ipcx(&reg).args(["queue", "stat", &ep]).to_owned_cmd(), b"");
+    assert!(!out.status.success(), "stat after rm");
+    let ls = queue_ok(&reg, &["ls", "--nats", &server.address()]);
+    assert!(!ls.contains(&name), "ls after rm: {ls}");
+    // The library call behind ls.
+    let server_ep: ipcx::Endpoint = format!("nats://{}/any", server.address()).parse().unwrap();
+    let listing = ipcx::queue::list_broker(&server_ep).expect("list_broker");
+    assert!(listing.queues.is_empty(), "{listing:?}");
+    assert_eq!(listing.other_streams, ["orders_other"]);
+    // A server without JetStream, and none at all: clear errors.
+    let core = nats::NatsServer::start();
+    let out = run(
+        ipcx(&reg)
+            .args(["queue", "ls", "--nats", &core.address()])
+            .to_owned_cmd(),
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("JetStream enabled"),
+        "ls on a server without JetStream: {err}"
+    );
+    let gone = core.address();
+    drop(core);
+    let out = run(
+        ipcx(&reg)
+            .args(["queue", "ls", "--nats", &gone])
+            .to_owned_cmd(),
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("start one"),
+        "ls with no server: {err}"
+    );
+}

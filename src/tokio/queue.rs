@@ -30,7 +30,7 @@ use ipc_core::{Endpoint, IpcMessage, Result};
 
 pub use ipc_backends::aio::queue::{AsyncByteConsumer, AsyncByteProducer};
 
-use crate::queue::{ByteConsumer, ByteProducer, Open, Received};
+use crate::queue::{Ack, ByteConsumer, ByteProducer, Open};
 
 /// Sends values of type `T` to a standalone queue.
 #[derive(Debug)]
@@ -153,19 +153,159 @@ impl<T: IpcMessage> Consumer<T> {
 
     /// Receives the next message with its acknowledgement: on a `nats://`
     /// queue it stays queued until acknowledged (at least once); see
-    /// [`crate::queue::Consumer::recv_acked`]. A dropped future may leave a
-    /// pulled message unacknowledged, which the server redelivers after
-    /// `ack_wait`.
+    /// [`crate::queue::Consumer::recv_acked`]. [`Received::ack`] is
+    /// awaited. A dropped future may leave a pulled message
+    /// unacknowledged, which the server redelivers after `ack_wait`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[derive(ipcx::IpcMessage, serde::Serialize, serde::Deserialize)]
+    /// # struct Job { id: u64 }
+    /// # async fn handle(_: &Job) -> Result<(), String> { Ok(()) }
+    /// # async fn f() -> ipcx::Result<()> {
+    /// let endpoint = "nats://127.0.0.1:4222/jobs?pattern=queue".parse()?;
+    /// let mut jobs = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint)?;
+    /// loop {
+    ///     let job = jobs.recv_acked().await?;
+    ///     match handle(&job).await {
+    ///         Ok(()) => job.ack().await?, // the runtime's thread runs on meanwhile
+    ///         Err(_) => job.nak().await?,
+    ///     }
+    /// }
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`crate::queue::Consumer::recv_acked_until`].
     pub async fn recv_acked(&mut self) -> Result<Received<T>> {
         let (bytes, priority, ack) = self.inner.recv_acked().await?;
-        Ok(Received::new(T::decode(&bytes)?, priority, ack))
+        Ok(Received {
+            message: T::decode(&bytes)?,
+            priority,
+            ack,
+        })
+    }
+
+    /// Receives up to `max` messages (at least one), each with its
+    /// acknowledgement, waiting for the first: on a `nats://` queue one
+    /// pull request for what the stream has now. As
+    /// [`crate::queue::Consumer::recv_batch_until`] (each `ack_wait` runs
+    /// from the pull); [`ack_all`] acknowledges the lot in one round trip.
+    ///
+    /// # Errors
+    /// As [`crate::queue::Consumer::recv_batch_until`].
+    pub async fn recv_batch(&mut self, max: usize) -> Result<Vec<Result<Received<T>>>> {
+        Ok(self
+            .inner
+            .recv_batch_acked(max)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let (bytes, priority, ack) = r?;
+                Ok(Received {
+                    message: T::decode(&bytes)?,
+                    priority,
+                    ack,
+                })
+            })
+            .collect())
     }
 
     /// The queue's endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         self.inner.endpoint()
+    }
+}
+
+/// Acknowledges every message of `received` and awaits the server's
+/// confirmation of them all (one round trip for the lot on JetStream), as
+/// [`crate::queue::ack_all`] without blocking the thread.
+///
+/// # Errors
+/// As [`Ack::ack`], for the first that was not confirmed.
+pub async fn ack_all<T>(received: impl IntoIterator<Item = Received<T>>) -> Result<()> {
+    let acks: Vec<Ack> = received.into_iter().map(|r| r.ack).collect();
+    Ack::ack_all_async(acks).await
+}
+
+/// A received message and its acknowledgement, for async code
+/// ([`Consumer::recv_acked`]): as [`crate::queue::Received`], but
+/// [`ack`](Received::ack), [`nak`](Received::nak) and
+/// [`in_progress`](Received::in_progress) are awaited, and the thread runs
+/// other tasks while the server confirms. Dropped without `ack` or `nak`
+/// it acknowledges without waiting for the server (or, while the thread
+/// panics, gives the message back), as the blocking one does.
+#[derive(Debug)]
+pub struct Received<T> {
+    message: T,
+    priority: u32,
+    ack: Ack,
+}
+
+impl<T> Received<T> {
+    /// Acknowledges the message and awaits the server's confirmation
+    /// (JetStream): it leaves the queue for good. Dropped before it
+    /// finishes, the acknowledgement still reaches the server.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`]: unconfirmed, the message may be delivered again.
+    pub async fn ack(self) -> Result<()> {
+        let Received { message, ack, .. } = self;
+        drop(message);
+        ack.ack_async().await
+    }
+
+    /// Gives the message back for redelivery at once (JetStream).
+    ///
+    /// # Errors
+    /// As [`Ack::nak`].
+    pub async fn nak(self) -> Result<()> {
+        let Received { message, ack, .. } = self;
+        drop(message);
+        ack.nak_async().await
+    }
+
+    /// Restarts the message's `ack_wait` while a long handler runs.
+    ///
+    /// # Errors
+    /// As [`Ack::in_progress`].
+    pub async fn in_progress(&mut self) -> Result<()> {
+        self.ack.in_progress_async().await
+    }
+
+    /// The priority it was sent with (0 on JetStream).
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
+    /// How many times it was delivered, this time included.
+    pub fn deliveries(&self) -> u64 {
+        self.ack.deliveries()
+    }
+
+    /// The message and its acknowledgement, apart.
+    pub fn into_parts(self) -> (T, Ack) {
+        (self.message, self.ack)
+    }
+
+    /// The same message with the blocking acknowledgement, for code that
+    /// hands it to a blocking thread.
+    pub fn into_blocking(self) -> crate::queue::Received<T> {
+        crate::queue::Received::new(self.message, self.priority, self.ack)
+    }
+}
+
+impl<T> std::ops::Deref for Received<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.message
+    }
+}
+
+impl<T> std::ops::DerefMut for Received<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.message
     }
 }

@@ -143,6 +143,18 @@ fn role() {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
+        // Pulls one batch of up to N (arg) messages, reports how many, and
+        // never acknowledges them: it waits to be killed.
+        "hold-batch" => {
+            let mut c = Consumer::<Job>::open(&ep).expect("open consumer");
+            let batch = c
+                .recv_batch_timeout(arg.parse().unwrap(), Duration::from_secs(30))
+                .expect("recv_batch");
+            report(format!("holding={}", batch.len()));
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -747,7 +759,7 @@ fn async_producer_and_consumer() {
             // Given back once: delivered again.
             let first = c.recv_acked().await.expect("recv");
             assert_eq!(first.seq, 0);
-            first.nak().expect("nak");
+            first.nak().await.expect("nak");
             let mut seen = Vec::new();
             while seen.len() < 200 {
                 let m = tokio::time::timeout(Duration::from_secs(30), c.recv_acked())
@@ -759,11 +771,357 @@ fn async_producer_and_consumer() {
                     assert!(m.deliveries() >= 2, "message 0 came back after nak");
                 }
                 seen.push(m.seq);
-                m.ack().expect("ack");
+                m.ack().await.expect("ack");
             }
             seen.sort_unstable();
             assert_eq!(seen, (0..200).collect::<Vec<_>>());
         });
         assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
+
+/// `Received::ack().await` (and `nak`) under tokio does not hold the
+/// runtime's thread while the server confirms: with the server stopped
+/// (SIGSTOP) for 600 ms, a ticker on the same current-thread runtime keeps
+/// ticking while the ack waits; the ack completes once the server runs
+/// again, and the message is gone from the queue. A message dropped
+/// unacknowledged is acknowledged, as documented.
+#[test]
+fn async_ack_does_not_block_the_runtime_thread() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "async_ack_does_not_block_the_runtime_thread", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=30s",
+            nats.endpoint("jsasyncack")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let pid = nats.pid() as i32;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for seq in 0..4 {
+                p.send(&job(seq)).await.expect("send");
+            }
+            for (seq, settle) in [(0, "ack"), (1, "nak")] {
+                let m = c.recv_acked().await.expect("recv");
+                assert_eq!(m.seq, seq);
+                let ticks = Arc::new(AtomicU32::new(0));
+                let ticker = tokio::spawn({
+                    let ticks = Arc::clone(&ticks);
+                    async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            ticks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+                // SAFETY: kill(2) on the test's own server process.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+                let resume = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(600));
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                });
+                let settled = if settle == "ack" {
+                    m.ack().await
+                } else {
+                    m.nak().await
+                };
+                let during = ticks.load(Ordering::Relaxed);
+                resume.join().expect("resume thread");
+                ticker.abort();
+                settled.unwrap_or_else(|e| panic!("{settle}: {e}"));
+                // A blocking ack would hold the only thread for the 600 ms
+                // (about 60 ticks of 10 ms); 5 is far from both.
+                assert!(
+                    during >= 5,
+                    "{settle}().await held the runtime thread: {during} ticks in 600 ms"
+                );
+            }
+            // The nak gave message 1 back: it comes again, before 2.
+            let again = c.recv_acked().await.expect("recv");
+            assert_eq!((again.seq, again.deliveries() >= 2), (1, true));
+            again.ack().await.expect("ack");
+            // Dropped unacknowledged: acknowledged without waiting.
+            drop(c.recv_acked().await.expect("recv 2"));
+            let last = c.recv_acked().await.expect("recv 3");
+            assert_eq!(last.seq, 3);
+            let (_, ack) = last.into_parts();
+            ack.ack_async().await.expect("ack_async");
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = queue::stat(&endpoint).expect("stat");
+            let pending = info.status.jetstream.as_ref().and_then(|j| j.ack_pending);
+            if info.status.messages == 0 && pending == Some(0) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages left after ack/nak/drop: {} stored, {pending:?} unacknowledged",
+                info.status.messages
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// `recv_batch` pulls what the stream has in one request: 32 of 100
+/// queued messages at once, in order; a message of another type in the
+/// middle is an `Err` in its place and the others are delivered; `ack_all`
+/// confirms a batch. An empty queue gives `WouldBlock`/`Timeout`, and a
+/// batch pull that timed out leaves no request behind at the server:
+/// messages sent afterwards go at once to another consumer (not after
+/// `ack_wait`, which they would wait out had they been sent to a
+/// forgotten request). On a kernel queue the same call takes what is
+/// queued.
+#[test]
+fn batch_pull_hands_out_what_is_queued() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "batch_pull_hands_out_what_is_queued", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=30s",
+            nats.endpoint("jsbatch")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let mut p = Producer::<Job>::open(&endpoint).expect("producer");
+        let mut raw = ByteProducer::open(&endpoint).expect("raw producer");
+        for seq in 0..100 {
+            if seq == 50 {
+                raw.send(b"not a job").expect("send raw");
+            }
+            p.send(&job(seq)).expect("send");
+        }
+        let mut c = Consumer::<Job>::open(&endpoint).expect("consumer");
+        assert!(c.recv_batch(0).expect("recv_batch(0)").is_empty());
+        let first = c
+            .recv_batch_timeout(32, Duration::from_secs(10))
+            .expect("first batch");
+        assert_eq!(first.len(), 32, "one pull for 32 of the 101 queued");
+        let mut seqs = Vec::new();
+        let mut foreign = 0;
+        let mut batch = first;
+        loop {
+            let mut handled = Vec::new();
+            for m in batch {
+                match m {
+                    Ok(m) => {
+                        check(&m);
+                        assert_eq!(m.deliveries(), 1);
+                        seqs.push(m.seq);
+                        handled.push(m);
+                    }
+                    Err(Error::SchemaMismatch { .. }) => foreign += 1,
+                    Err(e) => panic!("unexpected error in a batch: {e}"),
+                }
+            }
+            queue::ack_all(handled).expect("ack_all");
+            if seqs.len() == 100 {
+                break;
+            }
+            batch = c
+                .recv_batch_timeout(32, Duration::from_secs(10))
+                .expect("next batch");
+        }
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "all, in order");
+        assert_eq!(foreign, 1, "the raw message, reported once");
+        let info = queue::stat(&endpoint).expect("stat");
+        assert_eq!(info.status.messages, 0, "every message acknowledged");
+        assert_eq!(info.status.jetstream.and_then(|j| j.ack_pending), Some(0));
+        assert!(matches!(
+            c.recv_batch_until(8, ipcx::Deadline::Now),
+            Err(Error::WouldBlock)
+        ));
+        assert!(matches!(
+            c.recv_batch_timeout(8, Duration::from_millis(300)),
+            Err(Error::Timeout)
+        ));
+        // Nothing pulled by the timed-out call: another consumer gets the
+        // next messages at once, first deliveries.
+        for seq in 200..205 {
+            p.send(&job(seq)).expect("send");
+        }
+        let mut other = Consumer::<Job>::open(&endpoint).expect("second consumer");
+        let start = std::time::Instant::now();
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            for m in other
+                .recv_batch_timeout(10, Duration::from_secs(20))
+                .expect("batch after a timed-out pull")
+            {
+                let m = m.expect("a job");
+                assert_eq!(m.deliveries(), 1, "message {} redelivered", m.seq);
+                got.push(m.seq);
+                m.ack().expect("ack");
+            }
+        }
+        assert_eq!(got, (200..205).collect::<Vec<_>>());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "waited {:?}: the messages went to a forgotten request",
+            start.elapsed()
+        );
+        // A kernel queue: what is queued, at most once.
+        if util::mqueue_mounted() {
+            let mq = parse(&format!(
+                "mq:/{}?pattern=queue&capacity=8&max_message_size=256",
+                util::unique("jsbmq")
+            ));
+            let _mq_cleanup = Cleanup(mq.clone());
+            let mut kp = Producer::<Job>::open(&mq).expect("mq producer");
+            for seq in 0..5 {
+                kp.send(&job(seq)).expect("mq send");
+            }
+            let mut kc = Consumer::<Job>::open(&mq).expect("mq consumer");
+            let got: Vec<u64> = kc
+                .recv_batch_timeout(10, Duration::from_secs(5))
+                .expect("mq batch")
+                .into_iter()
+                .map(|m| m.expect("mq job").seq)
+                .collect();
+            assert_eq!(got, vec![0, 1, 2, 3, 4]);
+            assert!(matches!(
+                kc.recv_batch_until(10, ipcx::Deadline::Now),
+                Err(Error::WouldBlock)
+            ));
+        }
+    });
+}
+
+/// A consumer pulls a batch of 10 and is killed (SIGKILL) before
+/// acknowledging any: after `ack_wait` every one of the 10 is delivered
+/// to another consumer, marked as redelivered; the 10 it never pulled
+/// are first deliveries. At least once holds for a batch.
+#[test]
+fn a_batch_held_by_a_killed_consumer_is_redelivered() {
+    if util::is_peer() {
+        return role();
+    }
+    const TEST: &str = "jetstream::a_batch_held_by_a_killed_consumer_is_redelivered";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let ep = format!("{}?pattern=queue&ack_wait=1s", nats.endpoint("jsbkill"));
+        let endpoint = parse(&ep);
+        let _cleanup = Cleanup(endpoint.clone());
+        let mut p = Producer::<Job>::open(&endpoint).expect("open producer");
+        for seq in 0..20 {
+            p.send(&job(seq)).expect("send");
+        }
+        let mut holder = Peer::spawn(TEST, "hold-batch", &ep, "10");
+        assert_eq!(holder.expect_value("holding"), "10");
+        holder.kill();
+        let mut c = Consumer::<Job>::open(&endpoint).expect("open consumer");
+        let mut got = BTreeMap::new();
+        while got.len() < 20 {
+            let batch = c
+                .recv_batch_timeout(20, Duration::from_secs(30))
+                .expect("recv_batch");
+            let mut handled = Vec::new();
+            for m in batch {
+                let m = m.expect("a job");
+                check(&m);
+                assert!(
+                    got.insert(m.seq, m.deliveries()).is_none(),
+                    "message {} twice",
+                    m.seq
+                );
+                handled.push(m);
+            }
+            queue::ack_all(handled).expect("ack_all");
+        }
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            (0..20).collect::<Vec<_>>()
+        );
+        for seq in 0..10 {
+            assert!(got[&seq] >= 2, "message {seq} was redelivered: {got:?}");
+        }
+        for seq in 10..20 {
+            assert_eq!(got[&seq], 1, "message {seq}: {got:?}");
+        }
+        assert_eq!(queue::stat(&endpoint).expect("stat").status.messages, 0);
+    });
+}
+
+/// Under tokio: `recv_batch(..).await` and `ack_all(..).await`.
+#[test]
+fn async_batch_pull_and_ack_all() {
+    if util::is_peer() {
+        return role();
+    }
+    watchdog(LIMIT, "async_batch_pull_and_ack_all", || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!("{}?pattern=queue", nats.endpoint("jsabatch")));
+        let _cleanup = Cleanup(endpoint.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for seq in 0..50 {
+                p.send(&job(seq)).await.expect("send");
+            }
+            let mut seqs = Vec::new();
+            let mut sizes = Vec::new();
+            while seqs.len() < 50 {
+                let batch = tokio::time::timeout(Duration::from_secs(30), c.recv_batch(20))
+                    .await
+                    .expect("a batch within 30 s")
+                    .expect("recv_batch");
+                sizes.push(batch.len());
+                let batch: Vec<_> = batch.into_iter().map(|m| m.expect("a job")).collect();
+                seqs.extend(batch.iter().map(|m| m.seq));
+                ipcx::tokio::queue::ack_all(batch).await.expect("ack_all");
+            }
+            assert_eq!(seqs, (0..50).collect::<Vec<_>>());
+            assert_eq!(sizes, vec![20, 20, 10], "what was queued, 20 at most");
+            // A kernel queue under tokio: the first awaited, then what is
+            // queued.
+            if util::mqueue_mounted() {
+                let mq = parse(&format!(
+                    "mq:/{}?pattern=queue&capacity=8&max_message_size=256",
+                    util::unique("jsabmq")
+                ));
+                let _mq_cleanup = Cleanup(mq.clone());
+                let mut kp = ipcx::tokio::queue::Producer::<Job>::open(&mq).expect("mq producer");
+                let mut kc = ipcx::tokio::queue::Consumer::<Job>::open(&mq).expect("mq consumer");
+                let waiting = tokio::spawn(async move {
+                    let batch = kc.recv_batch(10).await.expect("mq batch");
+                    batch
+                        .into_iter()
+                        .map(|m| m.expect("mq job").seq)
+                        .collect::<Vec<_>>()
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for seq in 0..3 {
+                    kp.send(&job(seq)).await.expect("mq send");
+                }
+                let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+                    .await
+                    .expect("the batch within 10 s")
+                    .expect("task");
+                assert!(
+                    !got.is_empty() && got == (0..got.len() as u64).collect::<Vec<_>>(),
+                    "mq batch: {got:?}"
+                );
+            }
+        });
+        let info = queue::stat(&endpoint).expect("stat");
+        assert_eq!(info.status.messages, 0);
+        assert_eq!(info.status.jetstream.and_then(|j| j.ack_pending), Some(0));
     });
 }

@@ -236,6 +236,54 @@ impl AsyncByteConsumer {
             .await
     }
 
+    /// Receives up to `max` messages (at least one), each with its
+    /// priority and acknowledgement, waiting for the first
+    /// ([`ByteConsumer::recv_batch_acked_until`]: on a `nats://` queue one
+    /// pull request for what the stream has now).
+    ///
+    /// # Errors
+    /// As [`ByteConsumer::recv_batch_acked_until`].
+    #[allow(clippy::type_complexity)]
+    pub async fn recv_batch_acked(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<Result<(Vec<u8>, u32, Ack)>>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        #[cfg(feature = "nats")]
+        if self.inner.is_broker() {
+            loop {
+                let Some(pull) = self.inner.broker_pull_batch(max) else {
+                    return Err(Error::protocol("a nats:// queue became another kind"));
+                };
+                let got = on_broker(pull?).await?;
+                if got.is_empty() {
+                    continue;
+                }
+                return Ok(got
+                    .into_iter()
+                    .map(|m| crate::standalone::owned(self.inner.broker_take(m, true)))
+                    .collect());
+            }
+        }
+        let inner = &mut self.inner;
+        let first = self
+            .wait
+            .run(|| match inner.recv_acked_until(Deadline::Now) {
+                Err(e) if crate::standalone::is_per_message(&e) => Ok(Err(e)),
+                r => r.map(|(d, ack)| Ok((d.payload.to_vec(), d.priority, ack))),
+            })
+            .await?;
+        let mut out = vec![first];
+        match self.inner.recv_batch_acked_until(max - 1, Deadline::Now) {
+            Ok(mut more) => out.append(&mut more),
+            Err(Error::WouldBlock) => {}
+            Err(e) => out.push(Err(e)),
+        }
+        Ok(out)
+    }
+
     /// Awaits a pull until it brings a message.
     #[cfg(feature = "nats")]
     async fn pulled(

@@ -18,6 +18,14 @@
 //!   (`ipcx-queue fingerprint=HEX type=NAME`: server 2.9 has no stream
 //!   metadata) and every message carries the queue header of the kernel
 //!   queues ([`crate::standalone::header`]).
+//! - **Open handles answer a roll call.** Each producer and consumer
+//!   handle subscribes to `ipcx.q.who.STREAM` and answers a request there
+//!   with its role, so [`crate::standalone::stat`] and
+//!   [`crate::standalone::list_broker`] count the handles open now (the
+//!   server counts neither: every consumer shares one durable consumer,
+//!   and a publisher is any client). A handle that does not answer within
+//!   [`ROLL_CALL_WAIT`] (a stopped process, a lost connection) is not
+//!   counted; clients that are not ipcx never are.
 //! - **Every message has a `Nats-Msg-Id`**: the caller's id, or a fresh
 //!   NUID. A send the server did not confirm (a lost connection, a cluster
 //!   electing a new leader) is sent again with the same id, and the
@@ -50,10 +58,14 @@ const STEP: Duration = Duration::from_secs(5);
 const ACK_TRIES: u32 = 3;
 /// Pause before sending again to a full stream.
 const FULL_NAP: Duration = Duration::from_millis(20);
+/// How long a roll call of a queue's open handles waits for answers.
+pub const ROLL_CALL_WAIT: Duration = Duration::from_millis(300);
+/// The prefix of every ipcx queue's stream name.
+const STREAM_PREFIX: &str = "ipcxq_";
 
 /// The stream (and durable consumer) name of queue `name`.
 pub fn stream_name(name: &str) -> String {
-    let mut s = String::from("ipcxq_");
+    let mut s = String::from(STREAM_PREFIX);
     for c in name.chars() {
         match c {
             '_' => s.push_str("__"),
@@ -62,6 +74,30 @@ pub fn stream_name(name: &str) -> String {
         }
     }
     s
+}
+
+/// The queue name whose stream is `stream` (the inverse of
+/// [`stream_name`]); `None` for a name [`stream_name`] does not make.
+pub fn queue_name(stream: &str) -> Option<String> {
+    let mut rest = stream.strip_prefix(STREAM_PREFIX)?.chars();
+    let mut name = String::new();
+    while let Some(c) = rest.next() {
+        match c {
+            '_' => match rest.next()? {
+                '_' => name.push('_'),
+                '-' => name.push('.'),
+                _ => return None,
+            },
+            c => name.push(c),
+        }
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+/// The subject the open handles of the queue whose stream is `stream`
+/// answer a roll call on.
+fn roll_call_subject(stream: &str) -> String {
+    format!("ipcx.q.who.{stream}")
 }
 
 /// The subject the queue's messages are published on.
@@ -91,6 +127,8 @@ fn io(endpoint: &Endpoint, what: &str, e: impl std::fmt::Display) -> Error {
     let hint = if e.contains("jetstream not enabled")
         || e.contains("JetStream not enabled")
         || e.contains("no responders")
+        // async-nats's words for "no responders" on the JetStream API.
+        || e.contains("requested JetStream resource does not exist")
     {
         "; is JetStream enabled on the server (nats-server -js, or a jetstream {} block)?"
     } else if e.contains("replicas > 1 not supported") || e.contains("insufficient resources") {
@@ -135,8 +173,8 @@ fn step(deadline: Deadline) -> Option<Duration> {
 /// An opened JetStream queue.
 pub(crate) struct JsQueue {
     endpoint: Endpoint,
-    /// Keeps the connection for `js`.
-    _client: Client,
+    /// The connection of `js`, for roll calls.
+    client: Client,
     js: Context,
     stream: String,
     subject: String,
@@ -146,6 +184,16 @@ pub(crate) struct JsQueue {
     message_size: usize,
     /// The acknowledgement of the message received last, until taken.
     pending: Option<(Acker, u64)>,
+    /// The task answering roll calls (producers and consumers).
+    roll_call: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for JsQueue {
+    fn drop(&mut self) {
+        if let Some(task) = self.roll_call.take() {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for JsQueue {
@@ -155,6 +203,15 @@ impl std::fmt::Debug for JsQueue {
             .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
+}
+
+/// Who opens a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opener {
+    Producer,
+    Consumer,
+    /// `stat`, `purge`: neither, and not counted.
+    Admin,
 }
 
 /// How to open: as `standalone::Open`, without the dependency.
@@ -172,9 +229,10 @@ impl JsQueue {
     pub(crate) fn open(
         endpoint: &Endpoint,
         how: How,
-        consumer: bool,
+        opener: Opener,
         tag: &TypeTag,
     ) -> Result<(JsQueue, bool, Option<TypeTag>)> {
+        let consumer = opener == Opener::Consumer;
         let client = options::connect(endpoint)?;
         let max_payload = client.server_info().max_payload;
         let header = crate::standalone::HEADER_LEN;
@@ -288,6 +346,15 @@ impl JsQueue {
             &info.config,
             consumer.as_ref().map(|c| c.cached_info()),
         )?;
+        let roll_call = match opener {
+            Opener::Admin => None,
+            _ => Some(answer_roll_calls(
+                endpoint,
+                &client,
+                &info.config.name,
+                opener,
+            )?),
+        };
         let recorded = if created {
             Some(tag.clone())
         } else {
@@ -301,13 +368,14 @@ impl JsQueue {
         Ok((
             JsQueue {
                 endpoint: endpoint.clone(),
-                _client: client,
+                client,
                 js: context,
                 stream: info.config.name.clone(),
                 subject: config_subject(name),
                 consumer,
                 message_size,
                 pending: None,
+                roll_call,
             },
             created,
             recorded,
@@ -431,8 +499,9 @@ impl JsQueue {
     pub(crate) fn pull_future(
         &mut self,
         deadline: Deadline,
-    ) -> Result<impl std::future::Future<Output = Result<Option<js::Message>>> + Send + 'static>
-    {
+    ) -> Result<
+        impl std::future::Future<Output = Result<Option<js::Message>>> + Send + 'static + use<>,
+    > {
         let Some(consumer) = self.consumer.clone() else {
             return Err(Error::io(
                 format!("{}: receiving", self.endpoint),
@@ -486,6 +555,57 @@ impl JsQueue {
         })
     }
 
+    /// Pulls up to `max` messages in one request: what the stream has for
+    /// this consumer now (a "no wait" fetch, which the server answers at
+    /// once and ends, so no message is sent to a request nobody reads);
+    /// when it has none, waits until `deadline` for one message as
+    /// [`JsQueue::pull_future`] does. Every message returned is delivered
+    /// to this process: its `ack_wait` runs from now.
+    ///
+    /// # Errors
+    /// A handle not opened as a consumer.
+    pub(crate) fn pull_batch_future(
+        &mut self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<js::Message>>> + Send + 'static> {
+        let wait_one = self.pull_future(deadline)?;
+        let Some(consumer) = self.consumer.clone() else {
+            return Err(Error::protocol("a JetStream consumer without its consumer"));
+        };
+        let endpoint = self.endpoint.clone();
+        Ok(async move {
+            let fetch = async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(max)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut got = Vec::with_capacity(max.min(1024));
+                while let Some(m) = next(&mut batch).await {
+                    match m {
+                        Ok(m) => got.push(m),
+                        // What came before the failure is this
+                        // process's to hand out.
+                        Err(e) if got.is_empty() => return Err(e.to_string()),
+                        Err(_) => break,
+                    }
+                }
+                Ok::<_, String>(got)
+            };
+            match tokio::time::timeout(STEP, fetch).await {
+                Ok(Ok(got)) if !got.is_empty() => return Ok(got),
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) if transient(&e) => {
+                    tracing::debug!(%endpoint, error = %e, "jetstream fetch failed; pulling one");
+                }
+                Ok(Err(e)) => return Err(io(&endpoint, "receiving", e)),
+            }
+            Ok(wait_one.await?.into_iter().collect())
+        })
+    }
+
     /// The acknowledgement of the message received last.
     pub(crate) fn take_pending(&mut self) -> Option<Pending> {
         self.pending.take().map(|(acker, deliveries)| Pending {
@@ -510,12 +630,14 @@ impl JsQueue {
         }
     }
 
-    /// What the server says about the queue.
-    pub(crate) fn status(&self) -> Result<(crate::standalone::Status, Option<TypeTag>)> {
+    /// What the server says about the queue, its recorded type, and the
+    /// producer and consumer handles that answered a roll call.
+    pub(crate) fn status(&self) -> Result<(crate::standalone::Status, Option<TypeTag>, Present)> {
         let js = self.js.clone();
+        let client = self.client.clone();
         let name = self.stream.clone();
         let ep = self.endpoint.clone();
-        let (info, consumer) = runtime::run(async move {
+        let (info, consumer, present) = runtime::run(async move {
             let mut s = js.get_stream(&name).await.map_err(|e| {
                 if is_not_found(&e) {
                     missing(&ep)
@@ -525,33 +647,15 @@ impl JsQueue {
             })?;
             let info = s.info().await.map_err(|e| io(&ep, "stat", e))?.clone();
             let consumer = s.consumer_info(&name).await.ok();
-            Ok::<_, Error>((info, consumer))
+            let present = roll_call(&client, &[&name])
+                .await
+                .map_err(|e| io(&ep, "stat: the roll call of open handles", e))?;
+            Ok::<_, Error>((info, consumer, present))
         })??;
         let c = &info.config;
-        let status = crate::standalone::Status {
-            messages: info.state.messages as usize,
-            bytes: Some(info.state.bytes as usize),
-            capacity_messages: (c.max_messages > 0).then_some(c.max_messages as usize),
-            capacity_bytes: (c.max_bytes > 0).then_some(c.max_bytes as usize),
-            message_size: if c.max_message_size > 0 {
-                c.max_message_size as usize
-            } else {
-                self.message_size
-            },
-            mode: 0,
-            owner_uid: 0,
-            last_sender: None,
-            last_receiver: None,
-            jetstream: Some(crate::standalone::JetStreamStatus {
-                stream: c.name.clone(),
-                replicas: c.num_replicas,
-                leader: info.cluster.as_ref().and_then(|cl| cl.leader.clone()),
-                ack_pending: consumer.as_ref().map(|ci| ci.num_ack_pending),
-                redelivered: consumer.as_ref().map(|ci| ci.num_redelivered),
-                ack_wait: consumer.as_ref().map(|ci| ci.config.ack_wait),
-            }),
-        };
-        Ok((status, recorded(c.description.as_deref())))
+        let status = status_of(&info, consumer.as_ref(), self.message_size);
+        let present = present.get(&c.name).copied().unwrap_or_default();
+        Ok((status, recorded(c.description.as_deref()), present))
     }
 
     /// Drops every message of the stream; how many.
@@ -583,6 +687,189 @@ pub(crate) fn remove(endpoint: &Endpoint) -> Result<bool> {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(io(&ep, "removing the queue's stream", e)),
         }
+    })?
+}
+
+/// The open handles of a queue that answered a roll call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Present {
+    pub(crate) producers: usize,
+    pub(crate) consumers: usize,
+}
+
+/// The next item of a stream (a subscription, a pull's batch).
+async fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
+}
+
+/// Subscribes `client` to the roll call of `stream` and answers every
+/// request with the opener's role until the returned task is aborted.
+fn answer_roll_calls(
+    endpoint: &Endpoint,
+    client: &Client,
+    stream: &str,
+    opener: Opener,
+) -> Result<tokio::task::AbortHandle> {
+    let client = client.clone();
+    let subject = roll_call_subject(stream);
+    let role = if opener == Opener::Consumer {
+        "consumer"
+    } else {
+        "producer"
+    };
+    let answer = Bytes::from(format!("{role} {stream}"));
+    let ep = endpoint.clone();
+    runtime::run(async move {
+        let what = "subscribing to the queue's roll call";
+        let mut sub = client
+            .subscribe(subject)
+            .await
+            .map_err(|e| io(&ep, what, e))?;
+        // The server has the subscription before the open returns: a
+        // roll call made after it counts this handle.
+        client.flush().await.map_err(|e| io(&ep, what, e))?;
+        let task = tokio::spawn(async move {
+            while let Some(m) = next(&mut sub).await {
+                if let Some(reply) = m.reply {
+                    let _ = client.publish(reply, answer.clone()).await;
+                }
+            }
+        });
+        Ok(task.abort_handle())
+    })?
+}
+
+/// Asks the open handles of the queues whose streams are `streams` to
+/// answer (all at once, to one inbox), and counts the answers that come
+/// within [`ROLL_CALL_WAIT`], by stream.
+async fn roll_call(
+    client: &Client,
+    streams: &[&str],
+) -> std::result::Result<std::collections::HashMap<String, Present>, String> {
+    let inbox = client.new_inbox();
+    let mut sub = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    for stream in streams {
+        client
+            .publish_with_reply(roll_call_subject(stream), inbox.clone(), Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    client.flush().await.map_err(|e| e.to_string())?;
+    let end = tokio::time::Instant::now() + ROLL_CALL_WAIT;
+    let mut counts = std::collections::HashMap::<String, Present>::new();
+    while let Ok(Some(m)) = tokio::time::timeout_at(end, next(&mut sub)).await {
+        // Anything else (the server's "no responders") is no answer.
+        let text = String::from_utf8_lossy(&m.payload);
+        let Some((role, stream)) = text.split_once(' ') else {
+            continue;
+        };
+        let p = counts.entry(stream.to_string()).or_default();
+        match role {
+            "producer" => p.producers += 1,
+            "consumer" => p.consumers += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// The status of a queue from its stream's (and consumer's) information.
+fn status_of(
+    info: &stream::Info,
+    consumer: Option<&async_nats::jetstream::consumer::Info>,
+    message_size: usize,
+) -> crate::standalone::Status {
+    let c = &info.config;
+    crate::standalone::Status {
+        messages: info.state.messages as usize,
+        bytes: Some(info.state.bytes as usize),
+        capacity_messages: (c.max_messages > 0).then_some(c.max_messages as usize),
+        capacity_bytes: (c.max_bytes > 0).then_some(c.max_bytes as usize),
+        message_size: if c.max_message_size > 0 {
+            c.max_message_size as usize
+        } else {
+            message_size
+        },
+        mode: 0,
+        owner_uid: 0,
+        last_sender: None,
+        last_receiver: None,
+        jetstream: Some(crate::standalone::JetStreamStatus {
+            stream: c.name.clone(),
+            replicas: c.num_replicas,
+            leader: info.cluster.as_ref().and_then(|cl| cl.leader.clone()),
+            ack_pending: consumer.map(|ci| ci.num_ack_pending),
+            redelivered: consumer.map(|ci| ci.num_redelivered),
+            ack_wait: consumer.map(|ci| ci.config.ack_wait),
+            last_stored: (info.state.messages > 0 || info.state.last_sequence > 0).then(|| {
+                let t = info.state.last_timestamp;
+                std::time::UNIX_EPOCH
+                    + Duration::new(t.unix_timestamp().max(0) as u64, t.nanosecond())
+            }),
+        }),
+    }
+}
+
+/// Every stream on the server of `endpoint` (its name is not used): the
+/// ipcx queues with their status, recorded type and the handles that
+/// answered a roll call, and the names of the other streams.
+pub(crate) fn list(endpoint: &Endpoint) -> Result<crate::standalone::BrokerListing> {
+    let client = options::connect(endpoint)?;
+    let ep = endpoint.clone();
+    let (servers, _) = parts(endpoint);
+    let servers = servers.to_string();
+    runtime::run(async move {
+        let jsx = js::new(client.clone());
+        let mut streams = jsx.streams();
+        let mut infos = Vec::new();
+        while let Some(info) = next(&mut streams).await {
+            infos.push(info.map_err(|e| io(&ep, "listing the server's JetStream streams", e))?);
+        }
+        let names: Vec<&str> = infos
+            .iter()
+            .map(|i| i.config.name.as_str())
+            .filter(|n| n.starts_with(STREAM_PREFIX))
+            .collect();
+        let present = roll_call(&client, &names)
+            .await
+            .map_err(|e| io(&ep, "the roll call of open queue handles", e))?;
+        let mut listing = crate::standalone::BrokerListing::default();
+        for info in infos {
+            let c = &info.config;
+            let ipcx = c
+                .description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(DESCRIPTION));
+            let name = queue_name(&c.name).filter(|n| ipcx && c.subjects == [subject(n)]);
+            let Some(name) = name else {
+                listing.other_streams.push(c.name.clone());
+                continue;
+            };
+            let Ok(queue) = format!("nats://{servers}/{name}?pattern=queue").parse::<Endpoint>()
+            else {
+                listing.other_streams.push(c.name.clone());
+                continue;
+            };
+            let p = present.get(&c.name).copied().unwrap_or_default();
+            listing.queues.push((
+                queue,
+                crate::standalone::QueueInfo {
+                    status: status_of(&info, None, 0),
+                    recorded: recorded(c.description.as_deref()),
+                    recorded_endpoint: None,
+                    producers: Some(p.producers),
+                    consumers: Some(p.consumers),
+                },
+            ));
+        }
+        listing
+            .queues
+            .sort_by(|a, b| a.0.address().cmp(b.0.address()));
+        listing.other_streams.sort();
+        Ok(listing)
     })?
 }
 
@@ -697,15 +984,12 @@ impl Pending {
         self.deliveries
     }
 
-    /// Tells the server; with `confirm`, waits for it to confirm.
+    /// Tells the server; with `confirm`, waits for it to confirm (blocking
+    /// this thread).
     pub(crate) fn settle(&self, how: Settle, confirm: bool) -> Result<()> {
-        let kind = match how {
-            Settle::Ack => AckKind::Ack,
-            Settle::Nak => AckKind::Nak(None),
-            Settle::Progress => AckKind::Progress,
-        };
-        let acker = std::sync::Arc::clone(&self.acker);
         if !confirm {
+            let kind = kind(how);
+            let acker = std::sync::Arc::clone(&self.acker);
             if let Ok(h) = runtime::handle() {
                 h.spawn(async move {
                     let _ = acker.ack_with(kind).await;
@@ -713,7 +997,32 @@ impl Pending {
             }
             return Ok(());
         }
-        runtime::run(async move {
+        runtime::run(self.confirmed(how))?
+    }
+
+    /// Tells the server and awaits its confirmation without blocking the
+    /// thread: the exchange runs on the runtime ipcx owns, and goes on
+    /// there if this future is dropped.
+    pub(crate) async fn settle_async(&self, how: Settle) -> Result<()> {
+        runtime::handle()?
+            .spawn(self.confirmed(how))
+            .await
+            .map_err(|e| {
+                Error::io(
+                    "nats: acknowledging a queue message",
+                    std::io::Error::other(e),
+                )
+            })?
+    }
+
+    /// The confirmed settlement, as a future for the runtime ipcx owns.
+    fn confirmed(
+        &self,
+        how: Settle,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static + use<> {
+        let kind = kind(how);
+        let acker = std::sync::Arc::clone(&self.acker);
+        async move {
             // A cluster electing a new leader answers nothing for a
             // moment: the same acknowledgement is sent again (the server
             // takes it once).
@@ -728,15 +1037,46 @@ impl Pending {
                     break;
                 }
             }
-            Err(last)
-        })?
-        .map_err(|e| {
-            Error::io(
+            Err(Error::io(
                 "nats: acknowledging a queue message",
                 std::io::Error::other(format!(
-                    "{e}; the message may be delivered again (after ack_wait)"
+                    "{last}; the message may be delivered again (after ack_wait)"
                 )),
-            )
-        })
+            ))
+        }
+    }
+}
+
+/// Settles every one of `pending` as `how` and waits for every
+/// confirmation: the exchanges run side by side, so the lot takes about
+/// one round trip. The first failure, once all are done.
+pub(crate) fn confirm_all(
+    pending: Vec<Pending>,
+    how: Settle,
+) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    let each: Vec<_> = pending.iter().map(|p| p.confirmed(how)).collect();
+    async move {
+        let tasks: Vec<_> = each.into_iter().map(tokio::spawn).collect();
+        let mut outcome = Ok(());
+        for t in tasks {
+            let r = t.await.unwrap_or_else(|e| {
+                Err(Error::io(
+                    "nats: acknowledging a queue message",
+                    std::io::Error::other(e),
+                ))
+            });
+            if outcome.is_ok() {
+                outcome = r;
+            }
+        }
+        outcome
+    }
+}
+
+fn kind(how: Settle) -> AckKind {
+    match how {
+        Settle::Ack => AckKind::Ack,
+        Settle::Nak => AckKind::Nak(None),
+        Settle::Progress => AckKind::Progress,
     }
 }

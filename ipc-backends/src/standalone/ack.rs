@@ -14,6 +14,12 @@ use crate::nats::jetstream::{Pending, Settle};
 /// unused, an `Ack` acknowledges without waiting for the server's
 /// confirmation — or, while its thread panics, gives the message back.
 ///
+/// [`ack`](Ack::ack), [`nak`](Ack::nak) and
+/// [`in_progress`](Ack::in_progress) block the calling thread for a round
+/// trip; async code awaits [`ack_async`](Ack::ack_async),
+/// [`nak_async`](Ack::nak_async) and
+/// [`in_progress_async`](Ack::in_progress_async) instead.
+///
 /// On kernel queues (`mq:`, `sysv-mq:`) the message left the queue when it
 /// was received (at most once): there is nothing to acknowledge, and every
 /// method succeeds doing nothing.
@@ -99,6 +105,106 @@ impl Ack {
         }
         let _ = &mut self;
         Ok(())
+    }
+
+    /// As [`Ack::ack`], for async code: awaits the server's confirmation
+    /// without blocking the thread (the exchange runs on the runtime ipcx
+    /// owns for `nats://`, so any executor may await it). Dropped before it
+    /// finishes, the acknowledgement still reaches the server, unconfirmed.
+    /// Immediately `Ok` on kernel queues.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`].
+    pub async fn ack_async(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle_async(Settle::Ack).await;
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// As [`Ack::nak`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::nak`].
+    pub async fn nak_async(mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle_async(Settle::Nak).await;
+        }
+        let _ = &mut self;
+        Ok(())
+    }
+
+    /// As [`Ack::in_progress`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::ack`].
+    pub async fn in_progress_async(&mut self) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = &self.pending {
+            return p.settle_async(Settle::Progress).await;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges every one of `acks` and waits until the server
+    /// confirmed them all: the acknowledgements go out together, so the
+    /// lot takes about one round trip where [`Ack::ack`] takes one each.
+    /// A no-op for kernel queues' `Ack`s.
+    ///
+    /// # Errors
+    /// As [`Ack::ack`], the first that was not confirmed (the others were
+    /// sent all the same).
+    pub fn ack_all(acks: impl IntoIterator<Item = Ack>) -> Result<()> {
+        #[cfg(feature = "nats")]
+        {
+            let pending: Vec<Pending> = acks
+                .into_iter()
+                .filter_map(|mut a| a.pending.take())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            crate::nats::runtime::run(crate::nats::jetstream::confirm_all(pending, Settle::Ack))?
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            acks.into_iter().for_each(drop);
+            Ok(())
+        }
+    }
+
+    /// As [`Ack::ack_all`], for async code (as [`Ack::ack_async`]).
+    ///
+    /// # Errors
+    /// As [`Ack::ack_all`].
+    pub async fn ack_all_async(acks: impl IntoIterator<Item = Ack>) -> Result<()> {
+        #[cfg(feature = "nats")]
+        {
+            let pending: Vec<Pending> = acks
+                .into_iter()
+                .filter_map(|mut a| a.pending.take())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            crate::nats::runtime::handle()?
+                .spawn(crate::nats::jetstream::confirm_all(pending, Settle::Ack))
+                .await
+                .map_err(|e| {
+                    ipc_core::Error::io(
+                        "nats: acknowledging queue messages",
+                        std::io::Error::other(e),
+                    )
+                })?
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            acks.into_iter().for_each(drop);
+            Ok(())
+        }
     }
 
     /// Tells the server the message is still being handled: its

@@ -119,6 +119,23 @@ pub struct JetStreamStatus {
     pub redelivered: Option<usize>,
     /// How long a delivered message waits for its acknowledgement.
     pub ack_wait: Option<std::time::Duration>,
+    /// When the stream stored its last message (`None`: never).
+    pub last_stored: Option<std::time::SystemTime>,
+}
+
+/// The queues on a NATS server ([`list_broker`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerListing {
+    /// Each ipcx queue: its endpoint (`nats://SERVERS/NAME?pattern=queue`,
+    /// without the credentials of the listing's endpoint) and status.
+    /// `producers` and `consumers` count the ipcx handles that answered a
+    /// roll call; the unacknowledged counts (`ack_pending`) are left out
+    /// (one request per queue: [`stat`] has them).
+    pub queues: Vec<(Endpoint, QueueInfo)>,
+    /// The names of the account's other JetStream streams (not ipcx
+    /// queues).
+    pub other_streams: Vec<String>,
 }
 
 /// The status of a queue and its recorded type.
@@ -133,7 +150,9 @@ pub struct QueueInfo {
     pub recorded_endpoint: Option<String>,
     /// Producer handles open now in live processes (through ipcx, which
     /// records each: the kernel does not count them); `None` when the
-    /// records cannot be read.
+    /// records cannot be read. On JetStream, the ipcx handles that
+    /// answered a roll call within 300 ms: other NATS clients publishing
+    /// to the stream's subject cannot be known.
     pub producers: Option<usize>,
     /// Consumer handles open now in live processes, as `producers`.
     pub consumers: Option<usize>,
@@ -330,13 +349,18 @@ impl Queue {
     /// Opens a JetStream queue: the stream records the type.
     #[cfg(feature = "nats")]
     fn open_nats(endpoint: &Endpoint, open: Open, role: Role, tag: TypeTag) -> Result<Queue> {
-        use crate::nats::jetstream::{How, JsQueue};
+        use crate::nats::jetstream::{How, JsQueue, Opener};
         let how = match open {
             Open::OpenOrCreate => How::OpenOrCreate,
             Open::Create => How::Create,
             Open::Existing => How::Existing,
         };
-        let (js, created, recorded) = JsQueue::open(endpoint, how, role == Role::Consumer, &tag)?;
+        let opener = match role {
+            Role::Producer => Opener::Producer,
+            Role::Consumer => Opener::Consumer,
+            Role::Admin => Opener::Admin,
+        };
+        let (js, created, recorded) = JsQueue::open(endpoint, how, opener, &tag)?;
         if created {
             tracing::debug!(endpoint = %endpoint, r#type = %tag, "created JetStream queue");
         }
@@ -544,6 +568,21 @@ impl Queue {
             ack,
         ))
     }
+}
+
+/// A received message made owned.
+#[allow(clippy::type_complexity)]
+pub(crate) fn owned(r: Result<(Delivery<'_>, Ack)>) -> Result<(Vec<u8>, u32, Ack)> {
+    r.map(|(d, ack)| (d.payload.to_vec(), d.priority, ack))
+}
+
+/// An error of one message (consumed, the next may be received), not of
+/// the queue.
+pub(crate) fn is_per_message(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Protocol(_) | Error::SchemaMismatch { .. } | Error::Decode { .. }
+    )
 }
 
 /// Checks a message id (`Nats-Msg-Id`): JetStream only, printable, short.
@@ -806,6 +845,93 @@ impl ByteConsumer {
         self.q.recv(deadline, true)
     }
 
+    /// Receives up to `max` messages (at least one), each with its
+    /// acknowledgement, waiting until `deadline` for the first. On a
+    /// `nats://` queue this is one pull request for what the stream has
+    /// now (when it has nothing: a wait for one message); every message
+    /// returned is delivered to this process and its `ack_wait` runs from
+    /// the pull, so take no more than can be handled within `ack_wait`
+    /// (or call [`Ack::in_progress`]). A consumer that dies first has them
+    /// redelivered to others after `ack_wait`. On kernel queues: the
+    /// messages queued now, one receive each, at most once.
+    ///
+    /// A message that cannot be handed out (another type, not from ipcx)
+    /// is an `Err` in its place, consumed as [`ByteConsumer::recv_until`]
+    /// consumes it; the others are delivered.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Deadline::Now`) or [`Error::Timeout`] when
+    /// the queue stayed empty; a failure of the server or the kernel.
+    #[allow(clippy::type_complexity)]
+    pub fn recv_batch_acked_until(
+        &mut self,
+        max: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<Result<(Vec<u8>, u32, Ack)>>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        #[cfg(feature = "nats")]
+        if let Kernel::Nats(q) = &mut self.q.kernel {
+            let pull = q.pull_batch_future(max, deadline)?;
+            let got = crate::nats::runtime::run(pull)??;
+            if got.is_empty() {
+                return Err(if deadline == Deadline::Now {
+                    Error::WouldBlock
+                } else {
+                    Error::Timeout
+                });
+            }
+            for m in got {
+                out.push(owned(self.broker_take(m, true)));
+            }
+            return Ok(out);
+        }
+        match self.q.recv(deadline, true) {
+            Err(e) if !is_per_message(&e) => return Err(e),
+            first => out.push(owned(first)),
+        }
+        while out.len() < max {
+            match self.q.recv(Deadline::Now, true) {
+                Err(Error::WouldBlock) => break,
+                Err(e) if !is_per_message(&e) => {
+                    out.push(Err(e));
+                    break;
+                }
+                next => out.push(owned(next)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the queue is a `nats://` one (JetStream).
+    #[cfg(feature = "nats")]
+    pub(crate) fn is_broker(&self) -> bool {
+        matches!(self.q.kernel, Kernel::Nats(_))
+    }
+
+    /// On a `nats://` queue, a batch pull of up to `max` messages as a
+    /// future to await on the runtime ipcx owns (`None` on kernel
+    /// queues); each message goes to [`ByteConsumer::broker_take`].
+    #[cfg(feature = "nats")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn broker_pull_batch(
+        &mut self,
+        max: usize,
+    ) -> Option<
+        Result<
+            impl std::future::Future<Output = Result<Vec<async_nats::jetstream::Message>>>
+            + Send
+            + 'static,
+        >,
+    > {
+        match &mut self.q.kernel {
+            Kernel::Nats(q) => Some(q.pull_batch_future(max, Deadline::Never)),
+            _ => None,
+        }
+    }
+
     /// On a `nats://` queue, the pull of the next message as a future to
     /// await on the runtime ipcx owns (`None` on kernel queues); its
     /// result goes to [`ByteConsumer::broker_take`].
@@ -906,15 +1032,16 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
         Kernel::Sysv(k) => k.status()?,
         #[cfg(feature = "nats")]
         Kernel::Nats(k) => {
-            let (status, recorded) = k.status()?;
-            // The stream names itself; the server counts neither
-            // producers nor consumers of a work queue.
+            // The server counts neither producers nor consumers of a work
+            // queue (they share one durable consumer): the open ipcx
+            // handles answer a roll call.
+            let (status, recorded, present) = k.status()?;
             return Ok(QueueInfo {
                 status,
                 recorded,
                 recorded_endpoint: None,
-                producers: None,
-                consumers: None,
+                producers: Some(present.producers),
+                consumers: Some(present.consumers),
             });
         }
     };
@@ -930,6 +1057,39 @@ pub fn stat(endpoint: &Endpoint) -> Result<QueueInfo> {
         producers: openers.map(|o| o.producers),
         consumers: openers.map(|o| o.consumers),
     })
+}
+
+/// The queues on the NATS server of `server`, a `nats://` endpoint whose
+/// servers and options (credentials, TLS) are used and whose name is not:
+/// every ipcx queue's endpoint and status (messages, bytes, limits, the
+/// producer and consumer handles open now), and the names of the other
+/// JetStream streams, which are not ipcx queues.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> ipc_core::Result<()> {
+/// let server = "nats://127.0.0.1:4222/any".parse()?;
+/// for (endpoint, info) in ipc_backends::standalone::list_broker(&server)?.queues {
+///     println!("{endpoint}: {} waiting, {:?} consumers", info.status.messages, info.consumers);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Unsupported`] for an endpoint that is not `nats://`; the
+/// server unreachable, or JetStream not enabled on it.
+#[cfg(feature = "nats")]
+pub fn list_broker(server: &Endpoint) -> Result<BrokerListing> {
+    if server.scheme() != Scheme::Nats {
+        return Err(Error::Unsupported {
+            scheme: server.scheme(),
+            reason: format!(
+                "{server}: only a NATS server lists its queues; give nats://HOST:PORT/ANY (kernel queues: ipcx queue ls)"
+            ),
+        });
+    }
+    crate::nats::jetstream::list(server)
 }
 
 /// The endpoint to record for a queue created with `endpoint`: a System V

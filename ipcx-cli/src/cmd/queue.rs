@@ -1,5 +1,6 @@
 //! `ipcx queue`: create, list, inspect, purge and remove standalone queues
-//! (`mq:/NAME?pattern=queue`, `sysv-mq:PATH?pattern=queue`), which outlive
+//! (`mq:/NAME?pattern=queue`, `sysv-mq:PATH?pattern=queue`, and with the
+//! `nats` feature `nats://HOST:PORT/NAME?pattern=queue`), which outlive
 //! the processes that use them and which `ipcx clean` never touches.
 
 use std::path::Path;
@@ -18,7 +19,7 @@ const RECORD_PREFIX: &str = "ipcx-queue.";
 /// Options of `ipcx queue`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  ipcx queue create 'mq:/jobs?pattern=queue&capacity=10&max_message_size=4096'\n  ipcx queue send mq:/jobs?pattern=queue hello\n  ipcx queue stat mq:/jobs?pattern=queue\n  ipcx queue ls\n  ipcx queue purge sysv-mq:/var/run/jobs?pattern=queue\n  ipcx queue rm mq:/jobs?pattern=queue"
+    after_help = "Examples:\n  ipcx queue create 'mq:/jobs?pattern=queue&capacity=10&max_message_size=4096'\n  ipcx queue send mq:/jobs?pattern=queue hello\n  ipcx queue stat mq:/jobs?pattern=queue\n  ipcx queue ls\n  ipcx queue ls --nats 127.0.0.1:4222\n  ipcx queue stat 'nats://127.0.0.1:4222/jobs?pattern=queue'\n  ipcx queue purge sysv-mq:/var/run/jobs?pattern=queue\n  ipcx queue rm mq:/jobs?pattern=queue"
 )]
 pub struct Args {
     /// What to do.
@@ -36,8 +37,15 @@ pub enum Sub {
         #[arg(value_parser = super::endpoint)]
         endpoint: Endpoint,
     },
-    /// List the standalone queues found on this machine.
-    Ls,
+    /// List the standalone queues found on this machine, or with --nats
+    /// the queues (JetStream streams) on a NATS server.
+    Ls {
+        /// List the ipcx queues on this NATS server instead: HOST:PORT, or
+        /// a nats:// endpoint whose options (user=, password_file=, tls=,
+        /// tls_ca=) are used and whose name is not.
+        #[arg(long, value_name = "SERVER")]
+        nats: Option<String>,
+    },
     /// Print a queue's depth, bytes, message size, capacity, recorded
     /// type and last activity.
     Stat {
@@ -84,7 +92,8 @@ pub fn main(args: Args) -> Result<(), String> {
             );
             Ok(())
         }
-        Sub::Ls => {
+        Sub::Ls { nats: Some(server) } => list_nats(&server),
+        Sub::Ls { nats: None } => {
             let found = list();
             if found.is_empty() {
                 eprintln!("ipcx queue ls: no standalone queues with a type record on this machine");
@@ -108,6 +117,11 @@ pub fn main(args: Args) -> Result<(), String> {
             if queue::remove(&endpoint).map_err(|e| e.to_string())? {
                 println!("removed {endpoint}");
                 Ok(())
+            } else if endpoint.scheme() == ipcx::Scheme::Nats {
+                Err(format!(
+                    "{endpoint}: no such queue on the server (no JetStream stream {}); ipcx queue ls --nats SERVER lists its queues",
+                    stream_name(&endpoint)
+                ))
             } else {
                 Err(format!("{endpoint}: no such queue"))
             }
@@ -194,6 +208,15 @@ fn stat(endpoint: &Endpoint) -> Result<(), String> {
             "ack_wait         {}",
             js.ack_wait.map_or("-".into(), |d| format!("{d:?}"))
         );
+        println!(
+            "producers        {} (ipcx handles that answered now; other NATS publishers cannot be known)",
+            opt(info.producers)
+        );
+        println!(
+            "consumers        {} (ipcx handles that answered now)",
+            opt(info.consumers)
+        );
+        println!("last stored      {}", ago(js.last_stored));
         return Ok(());
     }
     println!("mode             {:04o}", s.mode & 0o7777);
@@ -441,6 +464,112 @@ pub fn table(found: &[Found]) -> String {
             opt(f.messages),
             human_age(f.idle),
             f.endpoint.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+/// The stream name of a `nats://` queue (as the library names it).
+fn stream_name(endpoint: &Endpoint) -> String {
+    let name = endpoint.address().split_once('/').map_or("", |(_, n)| n);
+    let mut s = String::from("ipcxq_");
+    for c in name.chars() {
+        match c {
+            '_' => s.push_str("__"),
+            '.' => s.push_str("_-"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// A `nats://` endpoint on `server` (HOST:PORT[,HOST:PORT], or a
+/// `nats://` endpoint whose options are kept and whose name is not used).
+fn server_endpoint(server: &str) -> Result<Endpoint, String> {
+    let rest = server.strip_prefix("nats://").unwrap_or(server);
+    let (servers, query) = match rest.split_once('?') {
+        Some((s, q)) => (s, Some(q)),
+        None => (rest, None),
+    };
+    let servers = servers.split('/').next().unwrap_or(servers);
+    let text = match query {
+        Some(q) => format!("nats://{servers}/ipcx-ls?{q}"),
+        None => format!("nats://{servers}/ipcx-ls"),
+    };
+    text.parse().map_err(|e| {
+        format!("--nats {server}: {e} (give HOST:PORT, or nats://HOST:PORT with options)")
+    })
+}
+
+#[cfg(feature = "nats")]
+fn list_nats(server: &str) -> Result<(), String> {
+    let endpoint = server_endpoint(server)?;
+    let servers = endpoint.address().split('/').next().unwrap_or("");
+    let listing = queue::list_broker(&endpoint).map_err(|e| match e {
+        ipcx::Error::NoListener { reason, .. } => format!(
+            "NATS server {servers}: {reason}; start one (nats-server -js -a 127.0.0.1 -p 4222) or check the address"
+        ),
+        e => e.to_string(),
+    })?;
+    if listing.queues.is_empty() {
+        eprintln!("ipcx queue ls: no ipcx queues on the NATS server {servers}");
+    } else {
+        print!("{}", nats_table(&listing.queues));
+    }
+    if !listing.other_streams.is_empty() {
+        println!(
+            "other JetStream streams (not ipcx queues, not shown): {}",
+            listing.other_streams.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "nats"))]
+fn list_nats(server: &str) -> Result<(), String> {
+    server_endpoint(server)?;
+    Err(
+        "ipcx queue ls --nats: this ipcx was built without NATS; build it with --features nats"
+            .into(),
+    )
+}
+
+/// The queues of a NATS server as a table.
+#[cfg(feature = "nats")]
+fn nats_table(queues: &[(Endpoint, queue::QueueInfo)]) -> String {
+    let mut out = format!(
+        "{:<8} {:<32} {:<24} {:>8} {:>10} {:>9} {:>9} {:>6}  {}\n",
+        "KIND",
+        "QUEUE",
+        "TYPE",
+        "MESSAGES",
+        "BYTES",
+        "PRODUCERS",
+        "CONSUMERS",
+        "STORED",
+        "ENDPOINT"
+    );
+    for (endpoint, info) in queues {
+        let name = endpoint.address().split_once('/').map_or("", |(_, n)| n);
+        let idle = info
+            .status
+            .jetstream
+            .as_ref()
+            .and_then(|js| js.last_stored)
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        out.push_str(&format!(
+            "{:<8} {:<32} {:<24} {:>8} {:>10} {:>9} {:>9} {:>6}  {}\n",
+            "nats",
+            name,
+            info.recorded
+                .as_ref()
+                .map_or("?".into(), |t| t.name.to_string()),
+            info.status.messages,
+            opt(info.status.bytes),
+            opt(info.producers),
+            opt(info.consumers),
+            human_age(idle),
+            endpoint,
         ));
     }
     out
