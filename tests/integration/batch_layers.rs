@@ -169,6 +169,7 @@ fn decode_error_in_a_batch(test: &'static str, ep: String) {
 /// The async layer: `send_batch` and `recv_batch` against a blocking peer
 /// that echoes in batches, then a `Sink` fed many items and flushed once;
 /// everything comes back in order.
+#[cfg(feature = "tokio")]
 fn async_batches(test: &'static str, ep: String) {
     use futures_util::SinkExt;
     util::watchdog(CASE, test, move || {
