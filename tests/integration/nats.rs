@@ -288,16 +288,18 @@ fn async_client_blocking_server() {
                 ch.send(&m).await.expect("send");
                 assert_eq!(ch.recv().await.expect("recv"), m);
             }
-            // A burst beyond the credit window: sends wait, nothing is lost.
+            // A burst beyond the credit window (the 8,192 messages a
+            // receiver grants past those it read): sends wait, nothing is
+            // lost.
             let (mut tx, mut rx) = ch.split();
             let send = async move {
-                for i in 0..2000u32 {
+                for i in 0..10_000u32 {
                     tx.send(&i.to_le_bytes()).await.expect("send");
                 }
                 tx
             };
             let recv = async move {
-                for i in 0..2000u32 {
+                for i in 0..10_000u32 {
                     assert_eq!(rx.recv().await.expect("recv"), i.to_le_bytes());
                 }
             };

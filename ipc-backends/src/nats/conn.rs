@@ -24,7 +24,7 @@ use bytes::Bytes;
 use ipc_core::{Deadline, Error, PeerInfo, Receiver, Result, Sender};
 use tokio::sync::{mpsc, watch};
 
-use super::wire::{self, Frame, WINDOW_BYTES, WINDOW_MSGS};
+use super::wire::{self, Frame, GRANT_MSGS, WINDOW_BYTES, WINDOW_MSGS};
 use crate::aio::{Interest, Pollable, Source};
 use crate::conn::handshake::Wire;
 use crate::conn::link::Link;
@@ -59,6 +59,9 @@ struct State {
     consumed_bytes: u64,
     conveyed_msgs: u64,
     conveyed_bytes: u64,
+    /// Messages the peer may have sent in all (the first window, then the
+    /// last grant): one past it is a protocol error.
+    allowed_msgs: u64,
     /// The peer waits for credit.
     peer_blocked: bool,
     /// When the last frame arrived.
@@ -292,6 +295,7 @@ pub(crate) fn start(
             consumed_bytes: 0,
             conveyed_msgs: 0,
             conveyed_bytes: 0,
+            allowed_msgs: WINDOW_MSGS,
             peer_blocked: false,
             heard: Instant::now(),
             hello: None,
@@ -498,10 +502,10 @@ fn take_one(shared: &Shared, g: &mut State, payload: Bytes) -> Result<(bool, boo
                     g.max
                 )));
             }
-            if seq > g.conveyed_msgs + WINDOW_MSGS {
+            if seq > g.allowed_msgs {
                 return Err(Error::protocol(format!(
                     "nats: the peer sent message {seq} beyond the {} it was allowed",
-                    g.conveyed_msgs + WINDOW_MSGS
+                    g.allowed_msgs
                 )));
             }
             g.expected += 1;
@@ -543,8 +547,9 @@ fn take_one(shared: &Shared, g: &mut State, payload: Bytes) -> Result<(bool, boo
 fn grant(shared: &Shared, g: &mut State, msgs: u64, bytes: u64) -> Result<()> {
     g.conveyed_msgs = msgs;
     g.conveyed_bytes = bytes;
+    g.allowed_msgs = msgs + GRANT_MSGS;
     g.peer_blocked = false;
-    shared.publish(wire::credit(msgs + WINDOW_MSGS, bytes + WINDOW_BYTES))
+    shared.publish(wire::credit(msgs + GRANT_MSGS, bytes + WINDOW_BYTES))
 }
 
 async fn beat(
@@ -728,7 +733,7 @@ impl Receiver for NatsReceiver {
                 g.consumed_msgs += 1;
                 g.consumed_bytes += msg.len() as u64;
                 let (m, b) = (g.consumed_msgs, g.consumed_bytes);
-                if m - g.conveyed_msgs >= WINDOW_MSGS / 2
+                if g.allowed_msgs.saturating_sub(m) <= GRANT_MSGS / 2
                     || b - g.conveyed_bytes >= WINDOW_BYTES / 2
                     || g.peer_blocked
                 {
