@@ -338,7 +338,16 @@ fn block_on_until<F: std::future::Future>(fut: F, deadline: Deadline) -> Option<
             self.0.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    thread_local! {
+        // One per thread, not one per call (an allocation per message): a
+        // wake-up left over from an earlier call only makes a later park
+        // return early, and the loop polls again.
+        static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    }
+    // A fresh one while the thread's locals are being destroyed.
+    let waker = WAKER
+        .try_with(Waker::clone)
+        .unwrap_or_else(|_| Waker::from(Arc::new(Unpark(std::thread::current()))));
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     loop {
