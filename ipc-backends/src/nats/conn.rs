@@ -463,6 +463,9 @@ fn end(shared: &Shared, why: End) {
 /// halves that wait for what they brought.
 fn take(shared: &Shared, frames: impl Iterator<Item = Bytes>) -> Result<()> {
     let mut g = shared.lock();
+    // Once per batch (a clock read per frame was 2 % of a small message's
+    // cost): the frames arrived together.
+    g.heard = Instant::now();
     let (mut rx, mut tx) = (false, false);
     for payload in frames {
         let (r, t) = take_one(shared, &mut g, payload)?;
@@ -492,7 +495,6 @@ fn take_one(shared: &Shared, g: &mut State, payload: Bytes) -> Result<(bool, boo
     if g.end.is_some() {
         return Ok((false, false));
     }
-    g.heard = Instant::now();
     match wire::decode(&payload)? {
         Frame::Heartbeat => return Ok((false, false)),
         Frame::Hello(_) => g.hello = Some(payload.slice(1..)),
