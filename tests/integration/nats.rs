@@ -1,7 +1,7 @@
 //! `nats://` beyond the conformance suite: rpc servers sharing a name (a
 //! NATS queue group) with one killed mid-run, the server's `max_payload`,
 //! the NATS server itself dying, and async clients beside blocking
-//! servers. Each test starts its own `nats-server` (`util/nats.rs`), except
+//! servers, credit windows on the wire. Each test starts its own `nats-server` (`util/nats.rs`), except
 //! where it notes that it uses the shared one.
 
 use std::collections::BTreeMap;
@@ -288,16 +288,18 @@ fn async_client_blocking_server() {
                 ch.send(&m).await.expect("send");
                 assert_eq!(ch.recv().await.expect("recv"), m);
             }
-            // A burst beyond the credit window: sends wait, nothing is lost.
+            // A burst beyond the credit window (the 8,192 messages a
+            // receiver grants past those it read): sends wait, nothing is
+            // lost.
             let (mut tx, mut rx) = ch.split();
             let send = async move {
-                for i in 0..2000u32 {
+                for i in 0..10_000u32 {
                     tx.send(&i.to_le_bytes()).await.expect("send");
                 }
                 tx
             };
             let recv = async move {
-                for i in 0..2000u32 {
+                for i in 0..10_000u32 {
                     assert_eq!(rx.recv().await.expect("recv"), i.to_le_bytes());
                 }
             };
@@ -362,6 +364,134 @@ fn a_gap_in_sequence_numbers_is_a_protocol_error() {
         // The connection is over.
         assert!(ch.recv_timeout(Duration::from_millis(10)).is_err());
         drop(raw);
+    });
+}
+
+/// A raw peer on NATS's text protocol, connected to `name` on the
+/// listener's server as connection `id` and through the handshake: it
+/// publishes frames on `up` and reads the listener's on its `down`.
+struct RawPeer {
+    raw: crate::util::nats::RawClient,
+    up: String,
+}
+
+impl RawPeer {
+    fn connect(nats: &NatsServer, name: &str, id: &str) -> RawPeer {
+        use crate::util::nats::{RawClient, connect_payload};
+        use ipcx::core::handshake::{Hello, VERDICT_ACCEPT};
+        let mut raw = RawClient::connect(&nats.address());
+        raw.sub(&format!("ipcx.{name}.c.{id}.down"), 1);
+        let inbox = format!("_INBOX.{id}");
+        raw.sub(&inbox, 2);
+        raw.publish(
+            &format!("ipcx.{name}.connect"),
+            Some(&inbox),
+            &connect_payload(id),
+        );
+        assert_eq!(raw.next_message(), b"ok");
+        let mut peer = RawPeer {
+            raw,
+            up: format!("ipcx.{name}.c.{id}.up"),
+        };
+        let hello = Hello::new(&ipcx::Schema::bytes(), 1, 0, 1000).encode();
+        peer.frame(1, &hello);
+        peer.frame(2, &[VERDICT_ACCEPT]);
+        peer
+    }
+
+    fn frame(&mut self, kind: u8, body: &[u8]) {
+        let mut f = vec![kind];
+        f.extend_from_slice(body);
+        self.raw.publish(&self.up, None, &f);
+    }
+
+    /// DATA frames `seqs`, each carrying its sequence number as the message.
+    fn data(&mut self, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend_from_slice(&seq.to_le_bytes());
+            self.frame(3, &b);
+        }
+    }
+
+    /// The next CREDIT frame from the listener's side (its hello, verdict
+    /// and heartbeats passed over): the totals it allows.
+    fn next_credit(&mut self) -> (u64, u64) {
+        loop {
+            let f = self.raw.next_message();
+            if f.first() == Some(&4) {
+                assert_eq!(f.len(), 17, "a CREDIT frame: {f:?}");
+                let at = |i: usize| u64::from_le_bytes(f[i..i + 8].try_into().expect("8 bytes"));
+                return (at(1), at(9));
+            }
+        }
+    }
+}
+
+/// Credit on the wire, against a raw peer. The first window is 1,024
+/// messages, implied by the protocol version: a peer that sends message
+/// 1,025 without a grant breaks the protocol, reported after the 1,024
+/// before it. Once a message was read, the receiver grants 8,192 messages
+/// past what it read (and 8 MiB past the bytes), and takes that many: a
+/// peer that uses the whole grant loses nothing.
+#[test]
+fn credit_windows_are_granted_and_enforced() {
+    watchdog(LIMIT, "credit", || {
+        let nats = NatsServer::start();
+        let ep = nats.endpoint("cr");
+        let name = ep.rsplit('/').next().expect("name").to_string();
+        // The raw peers send no heartbeats: the listener's side must not
+        // take them for gone while the test runs.
+        let mut l = ipcx::listen(&parse(&format!("{ep}?heartbeat=20s"))).expect("listen");
+        let msg = |seq: u64| seq.to_le_bytes().to_vec();
+
+        // Beyond the first window, nothing read.
+        let mut over = RawPeer::connect(&nats, &name, &crate::util::nats::raw_id(21));
+        over.data(1..=1025);
+        let mut ch = l.accept_timeout(OP).expect("accept the first raw peer");
+        // The sending half learns of the broken protocol too; sending reads
+        // nothing, so no grant can race the 1,025th frame.
+        let deadline = Instant::now() + OP;
+        loop {
+            match ch.try_send(b"probe") {
+                Ok(()) | Err(Error::WouldBlock) => {}
+                Err(Error::Protocol(_)) => break,
+                Err(e) => panic!("a send after the overrun: {e}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message 1,025 beyond the first window was never reported"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for seq in 1..=1024 {
+            assert_eq!(
+                ch.recv_timeout(OP).expect("a message in the window"),
+                msg(seq)
+            );
+        }
+        match ch.recv_timeout(OP) {
+            Err(Error::Protocol(why)) => {
+                assert!(why.contains("message 1025 beyond the 1024"), "{why}");
+            }
+            other => panic!("after the overrun: {other:?}"),
+        }
+        drop(ch);
+        drop(over);
+
+        // The grant, and a peer that uses all of it.
+        let mut full = RawPeer::connect(&nats, &name, &crate::util::nats::raw_id(22));
+        full.data(1..=1024);
+        let mut ch = l.accept_timeout(OP).expect("accept the second raw peer");
+        assert_eq!(ch.recv_timeout(OP).expect("the first message"), msg(1));
+        assert_eq!(full.next_credit(), (1 + 8192, 8 + (8 << 20)));
+        full.data(1025..=8193);
+        for seq in 2..=8193 {
+            assert_eq!(
+                ch.recv_timeout(OP).expect("a message in the grant"),
+                msg(seq)
+            );
+        }
     });
 }
 

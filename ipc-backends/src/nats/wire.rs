@@ -81,6 +81,11 @@ pub const DATA_HEADER: usize = 9;
 
 /// Messages a receiver allows in flight before it has granted more.
 pub(crate) const WINDOW_MSGS: u64 = 1024;
+/// Messages a receiver grants beyond those it has read, once the first
+/// window ([`WINDOW_MSGS`], implied by the protocol version) is open. A
+/// sender takes whatever it is granted, so this is the receiver's own
+/// choice, not part of the protocol.
+pub(crate) const GRANT_MSGS: u64 = 8192;
 /// Bytes a receiver allows in flight before it has granted more (a message
 /// larger than that is sent alone, once everything before it was read).
 pub(crate) const WINDOW_BYTES: u64 = 8 << 20;

@@ -20,6 +20,11 @@ const MIN_ROUND_TRIPS: usize = 200;
 /// them per repetition would make those rows alone minutes long.
 const MAX_STRETCH: u32 = 4;
 
+/// Environment variable of a throughput client: send exactly this many
+/// messages rather than for the time budget (for profiles that compare
+/// work per message, `docs/benchmarks.md`).
+pub const MESSAGES_VAR: &str = "IPCX_BENCH_MESSAGES";
+
 /// First byte of an ordinary message.
 pub(super) const DATA: u8 = 0;
 /// First byte of the message that ends a measurement.
@@ -477,12 +482,25 @@ pub(super) fn round_trips(mut samples: Vec<u64>) -> Outcome {
 fn throughput(link: &mut dyn Link, spec: &Spec) -> Result<Outcome, String> {
     let mut msg = vec![DATA; spec.size];
     let mut buf = Vec::with_capacity(spec.size);
+    // A fixed count instead of the time budget, for per-message profiles
+    // (`docs/benchmarks.md`): the same work for ipcx and raw.
+    let count = std::env::var(MESSAGES_VAR)
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{MESSAGES_VAR}={v:?}: expected a number of messages"))
+        })
+        .transpose()?;
     let start = Instant::now();
     let mut n: u64 = 0;
     loop {
         link.send(&msg)?;
         n += 1;
-        if n % 16 == 0 && start.elapsed() >= spec.budget {
+        let done = match count {
+            Some(c) => n >= c,
+            None => n % 16 == 0 && start.elapsed() >= spec.budget,
+        };
+        if done {
             break;
         }
     }

@@ -147,8 +147,26 @@ struct RawLink {
 impl Drop for RawLink {
     fn drop(&mut self) {
         // What was published last (the stop message) reaches the server
-        // before the process exits.
-        let _ = self.rt.block_on(self.client.flush());
+        // before the process exits: `flush` only hands it to the kernel,
+        // and a process that exits with unread input resets its TCP
+        // connection, which can lose it (the other peer then waited for
+        // it forever). A message to an inbox of its own coming back means
+        // the server has processed everything before it (as ipcx's close
+        // does, `docs/nats.md`).
+        let client = self.client.clone();
+        let _ = self.rt.block_on(async move {
+            let round_trip = async {
+                let inbox = client.new_inbox();
+                let mut sub = client.subscribe(inbox.clone()).await.ok()?;
+                client.publish(inbox, bytes::Bytes::new()).await.ok()?;
+                client.flush().await.ok()?;
+                std::future::poll_fn(|cx| {
+                    futures_core::Stream::poll_next(std::pin::Pin::new(&mut sub), cx)
+                })
+                .await
+            };
+            tokio::time::timeout(Duration::from_secs(5), round_trip).await
+        });
         let _in = self.rt.enter();
         drop(self.from.take());
     }
