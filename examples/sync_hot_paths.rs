@@ -92,6 +92,26 @@ fn raw_mutex(n: u64) {
     }
 }
 
+/// One consistent copy of the `out.len()` words at `data`, guarded by
+/// `seq`: the hand-written seqlock read of both raw baselines.
+#[inline(always)]
+fn seq_read(seq: &AtomicU64, data: *mut u64, out: &mut [u64]) {
+    loop {
+        let s = seq.load(Ordering::Acquire);
+        if s % 2 == 1 {
+            continue;
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: word `i` is in the mapping, 8-aligned.
+            *o = unsafe { AtomicU64::from_ptr(data.add(i)) }.load(Ordering::Relaxed);
+        }
+        fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) == s {
+            return;
+        }
+    }
+}
+
 fn raw_seqlock(n: u64, words: usize) {
     let base = anon(64 + words * 8);
     // SAFETY: the mapping is page-aligned: its first word is the sequence.
@@ -99,20 +119,7 @@ fn raw_seqlock(n: u64, words: usize) {
     let data = base.wrapping_add(64).cast::<u64>();
     let mut out = vec![0u64; words];
     for _ in 0..n {
-        loop {
-            let s = seq.load(Ordering::Acquire);
-            if s % 2 == 1 {
-                continue;
-            }
-            for (i, o) in out.iter_mut().enumerate() {
-                // SAFETY: word `i` is in the mapping, 8-aligned.
-                *o = unsafe { AtomicU64::from_ptr(data.add(i)) }.load(Ordering::Relaxed);
-            }
-            fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s {
-                break;
-            }
-        }
+        seq_read(seq, data, &mut out);
         std::hint::black_box(&out);
     }
 }
@@ -127,20 +134,8 @@ fn raw_seqlock_value(n: u64) {
     let data = base.wrapping_add(64).cast::<u64>();
     let read = || -> [u64; 512] {
         let mut out = [0u64; 512];
-        loop {
-            let s = seq.load(Ordering::Acquire);
-            if s % 2 == 1 {
-                continue;
-            }
-            for (i, o) in out.iter_mut().enumerate() {
-                // SAFETY: word `i` is in the mapping, 8-aligned.
-                *o = unsafe { AtomicU64::from_ptr(data.add(i)) }.load(Ordering::Relaxed);
-            }
-            fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s {
-                return out;
-            }
-        }
+        seq_read(seq, data, &mut out);
+        out
     };
     for _ in 0..n {
         let v = read();
