@@ -1125,3 +1125,121 @@ fn async_batch_pull_and_ack_all() {
         assert_eq!(info.status.jetstream.and_then(|j| j.ack_pending), Some(0));
     });
 }
+
+/// A roll call whose reply subject is not an inbox gets no answer: a client
+/// allowed to publish on the roll-call subject cannot make the open handles
+/// publish (with their credentials) where it chooses — here into the
+/// queue's own stream. A roll call through an inbox still counts each open
+/// handle once, however many roll calls are made at once.
+#[test]
+fn a_roll_call_is_answered_only_to_an_inbox() {
+    const TEST: &str = "jetstream::a_roll_call_is_answered_only_to_an_inbox";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let name = util::unique("jswho");
+        let endpoint = parse(&format!("{}?pattern=queue", nats.endpoint(&name)));
+        let _cleanup = Cleanup(endpoint.clone());
+        let _p = Producer::<Job>::open(&endpoint).expect("producer");
+        let _c = Consumer::<Job>::open(&endpoint).expect("consumer");
+        let stream = queue::stat(&endpoint)
+            .expect("stat")
+            .status
+            .jetstream
+            .expect("a JetStream status")
+            .stream;
+        let mut raw = crate::util::nats::RawClient::connect(&nats.address());
+        // Reply into the queue's subject: were it answered, each handle
+        // would store a foreign message in the stream.
+        let queue_subject = format!("ipcx.{name}.q");
+        for _ in 0..5 {
+            raw.publish(&format!("ipcx.q.who.{stream}"), Some(&queue_subject), b"");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let info = queue::stat(&endpoint).expect("stat");
+        assert_eq!(
+            info.status.messages, 0,
+            "no answer was stored in the stream"
+        );
+        assert_eq!(
+            (info.producers, info.consumers),
+            (Some(1), Some(1)),
+            "each open handle counted once"
+        );
+    });
+}
+
+/// A `creds=` or `nkey=` path naming a FIFO (no writer) is refused as not a
+/// regular file at once, not waited on forever.
+#[test]
+fn a_key_file_that_is_a_fifo_is_refused_at_once() {
+    const TEST: &str = "jetstream::a_key_file_that_is_a_fifo_is_refused_at_once";
+    watchdog(LIMIT, TEST, || {
+        let dir = std::env::temp_dir().join(util::unique("jsfifo"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("key");
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+        // SAFETY: mkfifo(3) on a NUL-terminated path of this test's own dir.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for option in ["creds", "nkey"] {
+            let ep = parse(&format!(
+                "nats://127.0.0.1:1/jsfifo?pattern=queue&{option}={}",
+                fifo.display()
+            ));
+            let start = std::time::Instant::now();
+            let err = Producer::<Job>::open(&ep).expect_err("a FIFO is no key file");
+            let text = err.to_string();
+            assert!(
+                text.contains("not a regular file") && text.contains(&format!("{option}=")),
+                "{option}: {text}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{option}: at once"
+            );
+        }
+        std::fs::remove_dir_all(&dir).expect("remove dir");
+    });
+}
+
+/// Async `recv_batch` futures dropped while they wait (a timeout around
+/// them) leave no pull behind: a message sent afterwards reaches the next
+/// receive at once, as a first delivery, instead of being taken by an
+/// orphaned pull and redelivered only after `ack_wait`.
+#[test]
+fn a_cancelled_async_batch_pull_takes_nothing_later() {
+    const TEST: &str = "jetstream::a_cancelled_async_batch_pull_takes_nothing_later";
+    watchdog(LIMIT, TEST, || {
+        let nats = NatsServer::start_jetstream();
+        let endpoint = parse(&format!(
+            "{}?pattern=queue&ack_wait=20s",
+            nats.endpoint("jscancel")
+        ));
+        let _cleanup = Cleanup(endpoint.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
+            let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
+            for _ in 0..5 {
+                let waited =
+                    tokio::time::timeout(Duration::from_millis(100), c.recv_batch(8)).await;
+                assert!(waited.is_err(), "nothing is queued yet");
+            }
+            p.send(&job(7)).await.expect("send");
+            let batch = tokio::time::timeout(Duration::from_secs(10), c.recv_batch(8))
+                .await
+                .expect("the message within 10 s, not after ack_wait (20 s)")
+                .expect("recv_batch");
+            let got: Vec<_> = batch.into_iter().map(|m| m.expect("a job")).collect();
+            assert_eq!(got.len(), 1);
+            assert_eq!(
+                (got[0].seq, got[0].deliveries()),
+                (7, 1),
+                "a first delivery"
+            );
+            ipcx::tokio::queue::ack_all(got).await.expect("ack_all");
+        });
+    });
+}

@@ -17,8 +17,9 @@
 //!
 //! A `nats://` queue (JetStream) needs no polling: its pulls and publishes
 //! are futures of the NATS client, awaited on the runtime ipcx owns. A
-//! dropped `recv` future may leave a pulled message unacknowledged: the
-//! server redelivers it after `ack_wait` (late, never lost). A dropped
+//! dropped `recv` or `recv_batch` future stops its pull (the task on that
+//! runtime is aborted) and may leave what it had pulled unacknowledged:
+//! the server redelivers it after `ack_wait` (late, never lost). A dropped
 //! `send` future may have stored the message or not; resending it with
 //! the same id ([`AsyncByteProducer::send_with_id`]) stores it once.
 
@@ -41,6 +42,27 @@ async fn on_broker<T: Send + 'static>(
     crate::nats::runtime::handle()?
         .spawn(fut)
         .await
+        .map_err(|e| Error::io("nats: a runtime task", std::io::Error::other(e)))?
+}
+
+/// As [`on_broker`], for a pull: the task is aborted when the caller's
+/// future is dropped, so a cancelled receive (a `select!`, a timeout)
+/// leaves no task behind that goes on taking messages for nobody; what it
+/// had pulled comes back after `ack_wait`.
+#[cfg(feature = "nats")]
+async fn on_broker_pull<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            // A no-op once the task has finished.
+            self.0.abort();
+        }
+    }
+    let task = crate::nats::runtime::handle()?.spawn(fut);
+    let _abort = AbortOnDrop(task.abort_handle());
+    task.await
         .map_err(|e| Error::io("nats: a runtime task", std::io::Error::other(e)))?
 }
 
@@ -257,7 +279,7 @@ impl AsyncByteConsumer {
                 let Some(pull) = self.inner.broker_pull_batch(max) else {
                     return Err(Error::protocol("a nats:// queue became another kind"));
                 };
-                let got = on_broker(pull?).await?;
+                let got = on_broker_pull(pull?).await?;
                 if got.is_empty() {
                     continue;
                 }
@@ -292,14 +314,14 @@ impl AsyncByteConsumer {
         + Send
         + 'static,
     ) -> Result<async_nats::jetstream::Message> {
-        if let Some(m) = on_broker(first).await? {
+        if let Some(m) = on_broker_pull(first).await? {
             return Ok(m);
         }
         loop {
             let Some(pull) = self.inner.broker_pull() else {
                 return Err(Error::protocol("a nats:// queue became another kind"));
             };
-            if let Some(m) = on_broker(pull?).await? {
+            if let Some(m) = on_broker_pull(pull?).await? {
                 return Ok(m);
             }
         }

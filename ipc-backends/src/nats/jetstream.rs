@@ -100,6 +100,22 @@ fn roll_call_subject(stream: &str) -> String {
     format!("ipcx.q.who.{stream}")
 }
 
+/// Where a roll call's answers may go: an inbox (`_INBOX.`, async-nats's
+/// default prefix, which the asker uses). A handle answers nowhere else,
+/// so a client that may publish on the roll-call subject cannot make every
+/// open handle publish, with its own credentials, on a subject of its
+/// choosing (into the queue's own stream, say).
+const ROLL_CALL_REPLY_PREFIX: &str = "_INBOX.";
+
+/// The most roll calls a handle answers in one second: an operator's
+/// `stat` or `ls` asks once; a flood of requests costs each handle at most
+/// this many publishes.
+const ROLL_CALL_ANSWERS_PER_SECOND: u32 = 20;
+
+/// The most answers one roll call counts per stream: answers beyond it (a
+/// client flooding the inbox) are dropped, not stored.
+const ROLL_CALL_MAX_ANSWERS: usize = 65_536;
+
 /// The subject the queue's messages are published on.
 pub fn subject(name: &str) -> String {
     format!("ipcx.{name}.q")
@@ -575,6 +591,9 @@ impl JsQueue {
         };
         let endpoint = self.endpoint.clone();
         Ok(async move {
+            // Outside the timed fetch: what arrived before its time ran out
+            // is handed out, not dropped unacknowledged.
+            let mut got = Vec::with_capacity(max.min(1024));
             let fetch = async {
                 let mut batch = consumer
                     .fetch()
@@ -582,7 +601,6 @@ impl JsQueue {
                     .messages()
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut got = Vec::with_capacity(max.min(1024));
                 while let Some(m) = next(&mut batch).await {
                     match m {
                         Ok(m) => got.push(m),
@@ -592,15 +610,22 @@ impl JsQueue {
                         Err(_) => break,
                     }
                 }
-                Ok::<_, String>(got)
+                Ok::<_, String>(())
             };
-            match tokio::time::timeout(STEP, fetch).await {
-                Ok(Ok(got)) if !got.is_empty() => return Ok(got),
-                Ok(Ok(_)) | Err(_) => {}
+            // Within the caller's deadline (a fetch asks for what is there
+            // now, so a short one is enough when it has passed).
+            let limit = step(deadline).map_or(Duration::from_millis(500), |w| {
+                w.max(Duration::from_millis(10))
+            });
+            match tokio::time::timeout(limit, fetch).await {
+                Ok(Ok(())) | Err(_) => {}
                 Ok(Err(e)) if transient(&e) => {
                     tracing::debug!(%endpoint, error = %e, "jetstream fetch failed; pulling one");
                 }
                 Ok(Err(e)) => return Err(io(&endpoint, "receiving", e)),
+            }
+            if !got.is_empty() {
+                return Ok(got);
             }
             Ok(wait_one.await?.into_iter().collect())
         })
@@ -717,7 +742,9 @@ fn answer_roll_calls(
     } else {
         "producer"
     };
-    let answer = Bytes::from(format!("{role} {stream}"));
+    // The handle's own id: the asker counts each handle once, however
+    // often its answer arrives.
+    let answer = Bytes::from(format!("{role} {stream} {}", nuid::next()));
     let ep = endpoint.clone();
     runtime::run(async move {
         let what = "subscribing to the queue's roll call";
@@ -729,10 +756,20 @@ fn answer_roll_calls(
         // roll call made after it counts this handle.
         client.flush().await.map_err(|e| io(&ep, what, e))?;
         let task = tokio::spawn(async move {
+            let (mut window, mut answered) = (tokio::time::Instant::now(), 0u32);
             while let Some(m) = next(&mut sub).await {
-                if let Some(reply) = m.reply {
-                    let _ = client.publish(reply, answer.clone()).await;
+                let Some(reply) = m.reply else { continue };
+                if !reply.starts_with(ROLL_CALL_REPLY_PREFIX) {
+                    continue;
                 }
+                if window.elapsed() >= Duration::from_secs(1) {
+                    (window, answered) = (tokio::time::Instant::now(), 0);
+                }
+                if answered >= ROLL_CALL_ANSWERS_PER_SECOND {
+                    continue;
+                }
+                answered += 1;
+                let _ = client.publish(reply, answer.clone()).await;
             }
         });
         Ok(task.abort_handle())
@@ -759,21 +796,41 @@ async fn roll_call(
     }
     client.flush().await.map_err(|e| e.to_string())?;
     let end = tokio::time::Instant::now() + ROLL_CALL_WAIT;
-    let mut counts = std::collections::HashMap::<String, Present>::new();
+    // Only the streams asked about, each handle (its id) once.
+    let mut seen: std::collections::HashMap<&str, std::collections::HashSet<(bool, String)>> =
+        streams.iter().map(|s| (*s, Default::default())).collect();
     while let Ok(Some(m)) = tokio::time::timeout_at(end, next(&mut sub)).await {
-        // Anything else (the server's "no responders") is no answer.
+        // Anything else (the server's "no responders", an answer of an
+        // earlier version without an id) is no answer.
         let text = String::from_utf8_lossy(&m.payload);
-        let Some((role, stream)) = text.split_once(' ') else {
+        let mut words = text.split(' ');
+        let (Some(role), Some(stream), Some(id), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
             continue;
         };
-        let p = counts.entry(stream.to_string()).or_default();
-        match role {
-            "producer" => p.producers += 1,
-            "consumer" => p.consumers += 1,
-            _ => {}
+        let producer = match role {
+            "producer" => true,
+            "consumer" => false,
+            _ => continue,
+        };
+        if let Some(ids) = seen.get_mut(stream)
+            && ids.len() < ROLL_CALL_MAX_ANSWERS
+        {
+            ids.insert((producer, id.to_string()));
         }
     }
-    Ok(counts)
+    Ok(seen
+        .into_iter()
+        .map(|(stream, ids)| {
+            let producers = ids.iter().filter(|(p, _)| *p).count();
+            let present = Present {
+                producers,
+                consumers: ids.len() - producers,
+            };
+            (stream.to_string(), present)
+        })
+        .collect())
 }
 
 /// The status of a queue from its stream's (and consumer's) information.

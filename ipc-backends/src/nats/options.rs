@@ -65,16 +65,33 @@ fn servers(endpoint: &Endpoint) -> Result<Vec<ServerAddr>> {
 /// on it.
 fn read_secret(endpoint: &Endpoint, option: &str, path: &str, what: &str) -> Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    /// Far more than a credentials file or a seed holds.
+    const MAX_LEN: u64 = 64 * 1024;
     let context = || format!("{endpoint}: reading {option}={path} ({what})");
     // The bits are those of the file opened, not of a path that could be
-    // replaced between a look and the read.
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    // replaced between a look and the read. Opened without blocking: a
+    // FIFO with no writer would otherwise hang the open (it is refused
+    // below as not a regular file); reads of a regular file ignore it.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::io(context(), e))?;
     let meta = file.metadata().map_err(|e| Error::io(context(), e))?;
     if !meta.is_file() {
         return Err(Error::io(
             context(),
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    if meta.len() > MAX_LEN {
+        return Err(Error::io(
+            context(),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} bytes, more than a key file holds", meta.len()),
+            ),
         ));
     }
     let mode = meta.permissions().mode() & 0o777;
