@@ -1000,3 +1000,36 @@ fn queue_ls_stat_rm_on_a_nats_server() {
         "ls with no server: {err}"
     );
 }
+
+/// `ipcx recv` and `ipcx serve` stopped by SIGTERM (as systemd, Docker and
+/// `kill` stop them) remove what they listened on — a socket file, a
+/// rendezvous FIFO — and end as the signal ends a process.
+#[test]
+fn sigterm_removes_a_listeners_names() {
+    use std::os::unix::process::ExitStatusExt;
+    let reg = Registry::new();
+    for (scheme, cmd) in [("unix", "recv"), ("fifo", "serve")] {
+        let ep = endpoint_for(scheme);
+        let path = ep.split_once(':').unwrap().1.to_string();
+        let _file = RemoveOnDrop(path.clone());
+        let mut c = ipcx(&reg);
+        c.arg(cmd).arg(&ep);
+        if cmd == "serve" {
+            c.arg("--echo");
+        }
+        let mut l = listening(c);
+        assert!(std::path::Path::new(&path).exists(), "{ep}: listening");
+        // SAFETY: kill(2) on the child this test started.
+        assert_eq!(
+            unsafe { libc::kill(l.0.id() as i32, libc::SIGTERM) },
+            0,
+            "{ep}"
+        );
+        let status = l.0.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{ep}: {status:?}");
+        assert!(
+            !std::path::Path::new(&path).exists(),
+            "{ep}: {path} left behind"
+        );
+    }
+}

@@ -25,6 +25,9 @@ pub struct Args {
 /// Bad endpoint, listen and accept failures.
 pub fn main(args: Args) -> Result<(), String> {
     let ep = super::endpoint(&args.endpoint)?;
+    // SIGTERM, SIGINT, SIGHUP: the listener's names (a socket file, a FIFO,
+    // a rendezvous queue, System V objects) are removed before the end.
+    let _clean_stop = ipcx::shutdown::on_signals().map_err(|e| e.to_string())?;
     let mut listener = ipcx::listen(&ep).map_err(|e| format!("listen {ep}: {e}"))?;
     eprintln!("ipcx recv: listening on {}", listener.endpoint());
     let mut out = std::io::stdout().lock();

@@ -30,6 +30,9 @@ pub fn main(args: Args) -> Result<(), String> {
         return Err("serve needs --echo or --print (what to do with messages)".into());
     }
     let ep = super::endpoint(&args.endpoint)?;
+    // SIGTERM, SIGINT, SIGHUP: the listener's names (a socket file, a FIFO,
+    // a rendezvous queue, System V objects) are removed before the end.
+    let _clean_stop = ipcx::shutdown::on_signals().map_err(|e| e.to_string())?;
     let mut listener = ipcx::listen(&ep).map_err(|e| format!("listen {ep}: {e}"))?;
     eprintln!("ipcx serve: listening on {}", listener.endpoint());
     loop {
