@@ -1194,9 +1194,10 @@ fn a_key_file_that_is_a_fifo_is_refused_at_once() {
 }
 
 /// Async `recv_batch` futures dropped while they wait (a timeout around
-/// them) leave no pull behind: a message sent afterwards reaches the next
-/// receive at once, as a first delivery, instead of being taken by an
-/// orphaned pull and redelivered only after `ack_wait`.
+/// them) leave no task behind that pulls again: once their last request
+/// at the server has expired, a message reaches the next receive as a
+/// first delivery, instead of being taken by an orphaned pull and
+/// redelivered only after `ack_wait`.
 #[test]
 fn a_cancelled_async_batch_pull_takes_nothing_later() {
     const TEST: &str = "jetstream::a_cancelled_async_batch_pull_takes_nothing_later";
@@ -1219,6 +1220,10 @@ fn a_cancelled_async_batch_pull_takes_nothing_later() {
                     tokio::time::timeout(Duration::from_millis(100), c.recv_batch(8)).await;
                 assert!(waited.is_err(), "nothing is queued yet");
             }
+            // The last cancelled call's request stays at the server until
+            // it expires (5 s); a message sent before then may go to it.
+            // What must not be left is a task that pulls again.
+            tokio::time::sleep(Duration::from_secs(7)).await;
             p.send(&job(7)).await.expect("send");
             // A watchdog only: taken by an orphaned pull, the message would
             // come back after `ack_wait` as a redelivery (checked below).

@@ -18,8 +18,9 @@
 //! A `nats://` queue (JetStream) needs no polling: its pulls and publishes
 //! are futures of the NATS client, awaited on the runtime ipcx owns. A
 //! dropped `recv` or `recv_batch` future stops its pull (the task on that
-//! runtime is aborted) and may leave what it had pulled unacknowledged:
-//! the server redelivers it after `ack_wait` (late, never lost). A dropped
+//! runtime is aborted); what it had pulled, and a message the server
+//! sends to its last request before that expires (at most 5 s), is
+//! redelivered after `ack_wait` (late, never lost). A dropped
 //! `send` future may have stored the message or not; resending it with
 //! the same id ([`AsyncByteProducer::send_with_id`]) stores it once.
 
