@@ -1020,11 +1020,8 @@ fn sigterm_removes_a_listeners_names() {
         let mut l = listening(c);
         assert!(std::path::Path::new(&path).exists(), "{ep}: listening");
         // SAFETY: kill(2) on the child this test started.
-        assert_eq!(
-            unsafe { libc::kill(l.0.id() as i32, libc::SIGTERM) },
-            0,
-            "{ep}"
-        );
+        let sent = unsafe { libc::kill(l.0.id() as i32, libc::SIGTERM) };
+        assert_eq!(sent, 0, "{ep}");
         let status = l.0.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{ep}: {status:?}");
         assert!(
