@@ -39,8 +39,7 @@ const READ_AHEAD: usize = 8 * 1024;
 /// A frame body of at least this many bytes not yet in the buffer is read
 /// straight into the caller's buffer (with the next frame's header into
 /// ours, in the same call: `recvmsg`/`readv` of two slices) instead of
-/// being read with the next header into ours (`recv`/`read`) and copied
-/// out. Below it the copy costs less than the kernel's import of a
+/// being read into ours (`recv`/`read`) and copied out. Below it the copy costs less than the kernel's import of a
 /// two-slice vector: over loopback TCP a 4 KiB message took 8 % less CPU
 /// time through the buffer (docs/benchmarks.md, "Where the cycles go").
 /// One read of such a body and the next header fits [`READ_AHEAD`].
@@ -93,7 +92,8 @@ pub struct StreamReceiver {
     /// The part of that frame read so far, kept across timeouts.
     partial: Vec<u8>,
     /// Body length of the last frame: a read for a new frame asks for one
-    /// of that size and the header after it.
+    /// of that size, and no more (docs/benchmarks.md, "Where the cycles
+    /// go", `unix:` at 64 B).
     last_len: usize,
     link: Link,
 }
@@ -366,9 +366,12 @@ impl StreamReceiver {
     /// Reads more into the buffer, at most `want` bytes in this call.
     /// `Ok(false)` when the deadline passed.
     ///
-    /// A reader asks for what the frame at hand needs and the next
-    /// header, not for everything there: one read per message, as a
-    /// reader of fixed-size messages makes. A reader that drained all
+    /// A reader asks for what the frame at hand needs, not for
+    /// everything there: one read per message, as a reader of fixed-size
+    /// messages makes, and on a socket one read per `send` of the peer
+    /// (a read that also took the next frame's header would end in the
+    /// next socket buffer, and the kernel's walk to it cost `unix:` 9 %
+    /// of its CPU time at 64 B). A reader that drained all
     /// there was at each wake-up would go back to sleep after every few
     /// messages, and on a shared core every sleep hands the core to the
     /// writer and back (ten times the context switches per message).
@@ -428,8 +431,8 @@ impl StreamReceiver {
                 continue;
             }
             if want < DIRECT_BODY {
-                // The body and the next header.
-                if !self.fill_from(ALIGN_PAD + HEADER_LEN, want + HEADER_LEN, deadline)? {
+                // The rest of the body.
+                if !self.fill_from(ALIGN_PAD + HEADER_LEN, want, deadline)? {
                     return Ok(false);
                 }
                 continue;
@@ -499,8 +502,8 @@ impl StreamReceiver {
             Some(len) => len,
             None => {
                 while self.buffered() < HEADER_LEN {
-                    // A frame like the last one and the header after it.
-                    let want = 2 * HEADER_LEN + self.last_len - self.buffered();
+                    // A frame like the last one, and no more.
+                    let want = HEADER_LEN + self.last_len - self.buffered();
                     if !self.fill(want, deadline)? {
                         return Err(deadline.elapsed_error());
                     }
