@@ -714,6 +714,56 @@ mod tests {
         drop(sender.join().expect("sender thread"));
     }
 
+    /// A frame copied whole ([`SEND_COPY`]) that the socket takes only in
+    /// part: the message is committed, its tail kept and written first by
+    /// the next call, and the reader sees every message whole and in order.
+    #[test]
+    fn copied_frames_cut_short_by_a_full_socket_arrive_whole() {
+        const LENS: [usize; 6] = [513, 1000, 4092, 4096, 5000, 8188];
+        let (a, b) = pair();
+        // The smallest send buffer the kernel allows (a few KiB): frames
+        // of 513 bytes to 8 KiB are cut short.
+        nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &1).expect("SO_SNDBUF");
+        let (mut tx, _rx_a) = halves(OwnedFd::from(a), 1 << 20);
+        let (_tx_b, mut rx) = halves(OwnedFd::from(b), 1 << 20);
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let (mut committed, mut received, mut short) = (0usize, 0usize, 0usize);
+        let mut out = Vec::new();
+        while received < 300 {
+            if committed < 300 {
+                let len = LENS[committed % LENS.len()];
+                match tx.send_until(&body(committed, len), Deadline::Now) {
+                    Ok(()) => {
+                        committed += 1;
+                        short += usize::from(!tx.pending.is_empty());
+                        continue;
+                    }
+                    Err(Error::WouldBlock | Error::Timeout) => {}
+                    Err(e) => panic!("send {committed}: {e:?}"),
+                }
+            } else if !tx.pending.is_empty() {
+                match tx.flush(Deadline::Now) {
+                    Ok(()) | Err(Error::WouldBlock | Error::Timeout) => {}
+                    Err(e) => panic!("flush: {e:?}"),
+                }
+            }
+            // The socket is full (or all is sent): read what is there.
+            match rx.recv_until(&mut out, Deadline::after(Duration::from_millis(1))) {
+                Ok(()) => {
+                    let len = LENS[received % LENS.len()];
+                    assert_eq!(out, body(received, len), "message {received}");
+                    received += 1;
+                }
+                Err(Error::Timeout) => {
+                    assert!(Instant::now() < give_up, "message {received} never came")
+                }
+                Err(e) => panic!("recv {received}: {e:?}"),
+            }
+        }
+        assert!(tx.pending.is_empty());
+        assert!(short > 0, "no frame was cut short");
+    }
+
     #[test]
     fn bodies_dribbled_in_pieces_survive_timed_receives() {
         let (mut raw, b) = pair();
