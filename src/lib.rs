@@ -9,7 +9,7 @@
 //! | `mq:/orders` | POSIX message queues |
 //! | `sysv-mq:/var/run/orders` | System V message queues |
 //! | `shm:/orders` | POSIX shared memory: rings, futex wake-ups, zero-copy loans |
-//! | `sysv-shm:/var/run/orders` | System V shared memory and semaphores |
+//! | `sysv-shm:/var/run/orders` | System V shared memory: the same rings and wake-ups |
 //! | `unix:/run/orders.sock`, `unix:@orders` | Unix stream sockets |
 //! | `tcp://10.0.0.7:7000` | TCP |
 //!

@@ -5,7 +5,7 @@
 //! (POSIX segments and per-connection queues are unlinked as soon as both
 //! sides hold them; sockets and descriptors close). What it cannot remove
 //! — a listener's socket file, rendezvous FIFO and `mq:` rendezvous queue,
-//! System V queues and semaphore sets — every transport records in the
+//! System V queues and segments — every transport records in the
 //! [registry](crate::backends::registry), and a listener removes on drop. A
 //! signal ends the process without running those drops; [`on_signals`]
 //! makes it remove them first.
@@ -34,7 +34,7 @@ pub struct OnSignals {
 
 /// On the first SIGTERM, SIGINT or SIGHUP, closes every listener of this
 /// process (each removes its names) and removes every other kernel object
-/// this process recorded (System V queues and semaphore sets of its
+/// this process recorded (System V queues and segments of its
 /// connections), then ends the process as the signal would have (its exit status
 /// says which signal). Opt-in: a library never installs it by itself.
 ///

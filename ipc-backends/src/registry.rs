@@ -1,6 +1,7 @@
 //! A record of the kernel objects ipcx created that the kernel cannot
-//! remove by itself when their owner dies (System V queues, segments and
-//! semaphore sets; socket files; FIFOs of a crashed listener).
+//! remove by itself when their owner dies (System V queues and segments,
+//! and the per-connection semaphore sets of older `sysv-shm:` connections;
+//! socket files; FIFOs of a crashed listener).
 //!
 //! Each object is one small file in the registry directory
 //! (`$IPCX_REGISTRY_DIR`, default `/dev/shm/ipcx-registry-UID`, mode 0700;

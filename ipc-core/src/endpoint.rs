@@ -5,8 +5,8 @@
 //! fifo:/tmp/orders                   named FIFOs under that path prefix
 //! mq:/orders                         POSIX message queues
 //! sysv-mq:/var/run/orders            System V message queues (key from ftok(path))
-//! shm:/orders                        POSIX shm + process-shared POSIX semaphores
-//! sysv-shm:/var/run/orders           System V shm + System V semaphore set
+//! shm:/orders                        POSIX shm + futex wake-ups
+//! sysv-shm:/var/run/orders           System V shm + futex wake-ups
 //! unix:/run/orders.sock              Unix stream socket (unix:@name = abstract)
 //! tcp://127.0.0.1:7000               TCP, for peers on other machines
 //! nats://127.0.0.1:4222/orders       through a NATS server (feature `nats`)

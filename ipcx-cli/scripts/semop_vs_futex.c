@@ -3,8 +3,10 @@
  * by a futex (FUTEX_WAIT/FUTEX_WAKE on the word) or by a System V
  * semaphore per direction (semop -1 to wait, +1 to wake): the wake-up
  * mechanism of the raw `sysv-shm(block)` bench baseline (futex) against
- * the one `sysv-shm:` uses (a System V semaphore set, as DESIGN.md
- * specifies). CPU time per hand-off (user + system of both processes).
+ * the one `sysv-shm:` used until it moved to futex words in its segment
+ * (a System V semaphore set, as DESIGN.md specified; kept for the
+ * figures in docs/benchmarks.md). CPU time per hand-off (user + system
+ * of both processes).
  * Then, in one process, the pair of calls that does not sleep: a post and
  * a wait that returns at once (semop +1 then -1; FUTEX_WAKE with no
  * waiter then FUTEX_WAIT on a changed word), what the `sysv-shm(block)`

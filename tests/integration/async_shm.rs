@@ -1,7 +1,7 @@
 //! Shared-memory rings driven from the reactor (no bridge thread): an
 //! async side announces its wait in the segment and its peer rings a
 //! doorbell (an eventfd passed at rendezvous). Across processes, on real
-//! segments, for `shm:` (futex) and `sysv-shm:` (System V semaphores):
+//! segments, for `shm:` and `sysv-shm:` (both futex words in the segment):
 //! async and blocking peers both ways, messages streamed through a ring
 //! smaller than they are, a peer killed while the async side waits, and
 //! 100,000 messages received in a `tokio::select!` against a timer.

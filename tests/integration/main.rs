@@ -21,4 +21,5 @@ mod nats;
 mod rpc;
 mod scale;
 mod stream;
+mod sysv_shm;
 mod typed;

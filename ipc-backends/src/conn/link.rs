@@ -10,7 +10,7 @@
 //! returns [`Error::Closed`], and a waiting one is woken — through the
 //! link's stop eventfd where the wait polls descriptors (streams, POSIX
 //! queues), and by a waker the transport registered where it sleeps
-//! otherwise (a futex or semaphore on shared memory, a System V queue's
+//! otherwise (a futex on shared memory, a System V queue's
 //! removal).
 
 use std::os::fd::{AsFd, BorrowedFd};

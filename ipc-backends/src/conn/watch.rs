@@ -7,7 +7,7 @@
 //! *process* (shared by all connections to it, reference-counted, closed
 //! with the last). When a peer exits, the watcher sets the [`Watch`] flag
 //! of each of its connections and then calls their [`Wake::on_peer_exit`],
-//! which wakes whatever waits on them (a futex, a semaphore, a queue).
+//! which wakes whatever waits on them (a futex, a queue).
 //!
 //! The order gives waiters a simple rule: the flag is set before the
 //! wake-up, so a waiter that reads its wake-up word, then the flag

@@ -228,7 +228,7 @@ pub fn shm_header(data: &[u8]) {
     assert!(layout.segment_size() <= object_size);
     assert_eq!(layout.ring_offset(1) + cap, layout.segment_size());
     assert!(layout.ring_offset(0) >= segment::HEADER_SIZE as u64);
-    // Bytes 56.. are the live `refs` word and zero fill, not validated.
+    // Bytes 56.. are the unused `refs` word and zero fill, not validated.
     let encoded = layout.encode();
     assert_eq!(
         encoded[..segment::REFS_OFFSET],

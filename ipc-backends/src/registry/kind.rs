@@ -27,7 +27,9 @@ pub enum Kind {
     /// is the kernel's shmid.
     SysvSegment,
     /// A `sysv-shm:` connection's semaphore set (`sysv-sem`); the id is the
-    /// kernel's semid.
+    /// kernel's semid. No longer made (`sysv-shm:` wakes through futex
+    /// words in its segment): kept so that the sets an older ipcx left
+    /// behind are still listed and removed.
     SysvSemaphores,
     /// A `fifo:` listener's rendezvous FIFO (`fifo`); the id is its path.
     FifoRendezvous,

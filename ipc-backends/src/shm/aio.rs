@@ -6,7 +6,7 @@
 //! [`SLEEPING_ASYNC`](super::ring::SLEEPING_ASYNC) in the ring's
 //! `*_sleeping` word (`arm`), looks at the ring once more, and waits on its
 //! doorbell; the peer, whose publish already reads that word, rings the
-//! doorbell instead of the futex or semaphore, once per wake-up. The
+//! doorbell instead of the futex, once per wake-up. The
 //! peer's death shows on the rendezvous socket, which becomes readable
 //! only when the peer hangs up. The blocking fast path is unchanged: a
 //! publish that finds the word 0 makes no system call.

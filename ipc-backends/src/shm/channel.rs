@@ -12,7 +12,7 @@ use super::receiver::{InPlace, ShmReceiver};
 use super::ring::{Consumer, Producer};
 use super::segment::Layout;
 use super::sender::{Loan, ShmSender};
-use super::shared::{self, Doorbells, Shared, Signal, WaitCfg};
+use super::shared::{self, Doorbells, Shared, WaitCfg};
 use crate::conn::link::Link;
 use crate::conn::watch::{self, Wake};
 use crate::sys::shm::Mapping;
@@ -38,7 +38,6 @@ impl ShmChannel {
 pub(super) struct Mapped {
     pub(super) map: Mapping,
     pub(super) layout: Layout,
-    pub(super) signal: Signal,
     pub(super) doorbells: Doorbells,
 }
 
@@ -74,7 +73,6 @@ pub(super) fn build(
     let Mapped {
         map,
         layout,
-        signal,
         doorbells,
     } = seg;
     let shared = Arc::new_cyclic(|me: &Weak<Shared>| {
@@ -92,7 +90,6 @@ pub(super) fn build(
         };
         Shared {
             map,
-            signal,
             doorbells,
             socket,
             endpoint: endpoint.to_string(),

@@ -1,6 +1,6 @@
 //! Steps 3 and 4 of the rendezvous (`docs/wire-format.md`): the listener
 //! creates the connection's segment, writes its header and hands it over
-//! (a descriptor for `shm:`, the ids for `sysv-shm:`); the client maps it,
+//! (a descriptor for `shm:`, the id for `sysv-shm:`); the client maps it,
 //! validates the header once and acknowledges.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -11,7 +11,7 @@ use ipc_core::{Deadline, Endpoint, Error, PeerInfo, Result, Scheme, Wait};
 use super::channel::{Mapped, Side};
 use super::rendezvous::{read_exact, write_all};
 use super::segment::{self, Layout};
-use super::shared::{Doorbells, Signal};
+use super::shared::Doorbells;
 use super::{posix, ring, sysv};
 use crate::conn::fail;
 use crate::sys::Context;
@@ -24,8 +24,20 @@ use crate::sys::shm::Mapping;
 /// Smallest and largest default ring.
 const DEFAULT_RING_MIN: u64 = 1 << 20;
 const DEFAULT_RING_MAX: u64 = 4 << 20;
-/// Step 3's first byte: the segment follows.
+/// Step 3's first byte on `shm:`: the segment's descriptor is attached.
+/// On `sysv-shm:`, the first byte of the hand-over of ipcx before it woke
+/// through futexes ([`SYSV_SEGMENT_FOLLOWS`]): a segment id and a
+/// semaphore set id, which this side refuses.
 const SEGMENT_FOLLOWS: u8 = 1;
+/// Step 3's first byte on `sysv-shm:`: the segment id follows, and both
+/// sides wake each other through the futex words in it. An older client,
+/// which expects [`SEGMENT_FOLLOWS`] and a semaphore set, refuses it.
+const SYSV_SEGMENT_FOLLOWS: u8 = 3;
+/// Bytes of step 3 on `sysv-shm:`: the first byte, the `i32` segment id
+/// and four zero bytes, as long as the older hand-over (whose last four
+/// bytes were a semaphore set id), so an older client reads all of it and
+/// refuses the first byte at once rather than waiting out its timeout.
+const SYSV_HANDOVER_LEN: usize = 9;
 /// Step 4: the client mapped and validated the segment.
 const ACK_MAPPED: u8 = 1;
 /// Step 5: the sender's two doorbells (eventfds) are attached.
@@ -75,8 +87,15 @@ pub(super) fn offer(
     }
     .map_err(|e| fail::in_step(ep, step, e))?;
     let mut ack = [0u8; 1];
-    read_exact(sock, &mut ack, deadline, &ep.to_string())
-        .map_err(|e| fail::in_step(ep, "waiting for the client to map the segment", e))?;
+    read_exact(sock, &mut ack, deadline, &ep.to_string()).map_err(|e| match e {
+        // An older client reads the hand-over, refuses its first byte and
+        // hangs up without a word.
+        Error::Disconnected if scheme == Scheme::SysvShm => Error::protocol(format!(
+            "{ep}: the client (pid {}) hung up instead of acknowledging the segment: it died, or runs an ipcx older than this one's sysv-shm: hand-over (futex wake-ups, no semaphore set); run the same ipcx version on both sides",
+            peer.pid
+        )),
+        e => fail::in_step(ep, "waiting for the client to map the segment", e),
+    })?;
     if ack[0] != ACK_MAPPED {
         return Err(Error::protocol(format!(
             "{ep}: the client (pid {}) could not map the segment",
@@ -84,16 +103,14 @@ pub(super) fn offer(
         )));
     }
     let doorbells = exchange_doorbells(ep, sock, deadline)?;
-    let signal = match pending {
+    if let Some(created) = pending {
         // Both attached: the segment now lives exactly as long as the
-        // mappings. The semaphore set passes to the connection.
-        Some(created) => Signal::Semaphores(created.attached()),
-        None => Signal::Futex,
-    };
+        // mappings.
+        created.attached();
+    }
     Ok(Mapped {
         map,
         layout,
-        signal,
         doorbells,
     })
 }
@@ -170,9 +187,8 @@ fn exchange_doorbells(
     inner().map_err(|e| fail::in_step(ep, step, e))
 }
 
-/// A System V segment and semaphore set, sent as their ids.
-/// Until the client acknowledged it, the System V objects stay
-/// [`sysv::Created`] (removed if anything fails).
+/// A System V segment, sent as its id. Until the client acknowledged it,
+/// the segment stays [`sysv::Created`] (removed if anything fails).
 fn offer_sysv(
     ep: &Endpoint,
     sock: BorrowedFd<'_>,
@@ -182,11 +198,12 @@ fn offer_sysv(
     let (created, map) = sysv::create(ep, layout.segment_size() as usize)?;
     write_header(&map, layout);
     announce_wait(&map, Side::Listener, ep.wait());
-    let (shmid, semid) = created.ids();
-    let mut msg = vec![SEGMENT_FOLLOWS];
-    msg.extend_from_slice(&shmid.to_le_bytes());
-    msg.extend_from_slice(&semid.to_le_bytes());
-    write_all(sock, &msg, deadline, &ep.to_string())?;
+    write_all(
+        sock,
+        &sysv_handover(created.id()),
+        deadline,
+        &ep.to_string(),
+    )?;
     Ok((map, Some(created)))
 }
 
@@ -234,43 +251,58 @@ pub(super) fn take(
         _ => take_posix(ep, sock, peer.uid, deadline),
     }
     .map_err(|e| fail::in_step(ep, step, e))?;
-    let checked = attached.and_then(|(map, signal)| {
+    let checked = attached.and_then(|map| {
         let layout = check_header(ep, &map, peer)?;
         announce_wait(&map, Side::Client, ep.wait());
-        Ok((map, layout, signal))
+        Ok((map, layout))
     });
     let ack = if checked.is_ok() { ACK_MAPPED } else { 0 };
     write_all(sock, &[ack], deadline, &ep.to_string())
         .map_err(|e| fail::in_step(ep, "acknowledging the segment", e))?;
-    let (map, layout, signal) = checked?;
+    let (map, layout) = checked?;
     let doorbells = exchange_doorbells(ep, sock, deadline)?;
     Ok(Mapped {
         map,
         layout,
-        signal,
         doorbells,
     })
 }
 
-/// The ids of a System V segment and semaphore set; the outer error ends
-/// the exchange, the inner one is acknowledged as a failure to map.
+/// Step 3 on `sysv-shm:` for the segment `shmid`.
+fn sysv_handover(shmid: i32) -> [u8; SYSV_HANDOVER_LEN] {
+    let mut msg = [0u8; SYSV_HANDOVER_LEN];
+    msg[0] = SYSV_SEGMENT_FOLLOWS;
+    msg[1..5].copy_from_slice(&shmid.to_le_bytes());
+    msg
+}
+
+/// Reads step 3 on `sysv-shm:`: the segment id, or why the hand-over is
+/// refused (a listener of an older ipcx, which hands over a semaphore set
+/// too, or a byte of no version).
+fn parse_sysv_handover(ep: &Endpoint, msg: &[u8; SYSV_HANDOVER_LEN]) -> Result<i32> {
+    match msg[0] {
+        SYSV_SEGMENT_FOLLOWS => Ok(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]])),
+        SEGMENT_FOLLOWS => Err(Error::protocol(format!(
+            "{ep}: the listener runs an older ipcx, whose sysv-shm: hands over a System V semaphore set for wake-ups; this one wakes through futexes in the segment: run the same ipcx version on both sides"
+        ))),
+        b => Err(Error::protocol(format!(
+            "{ep}: unexpected hand-over byte {b} (expected {SYSV_SEGMENT_FOLLOWS}); run the same ipcx version on both sides"
+        ))),
+    }
+}
+
+/// The id of a System V segment; the outer error ends the exchange, the
+/// inner one is acknowledged as a failure to map.
 fn take_sysv(
     ep: &Endpoint,
     sock: BorrowedFd<'_>,
     listener_uid: u32,
     deadline: Deadline,
-) -> Result<Result<(Mapping, Signal)>> {
-    let mut msg = [0u8; 9];
+) -> Result<Result<Mapping>> {
+    let mut msg = [0u8; SYSV_HANDOVER_LEN];
     read_exact(sock, &mut msg, deadline, &ep.to_string())?;
-    if msg[0] != SEGMENT_FOLLOWS {
-        return Err(Error::protocol(format!(
-            "{ep}: unexpected hand-over byte {}",
-            msg[0]
-        )));
-    }
-    let shmid = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
-    let semid = i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]);
-    Ok(sysv::open(ep, shmid, semid, listener_uid).map(|(m, set)| (m, Signal::Semaphores(set))))
+    let shmid = parse_sysv_handover(ep, &msg)?;
+    Ok(sysv::open(ep, shmid, listener_uid))
 }
 
 /// A POSIX segment's descriptor; errors as for [`take_sysv`].
@@ -279,7 +311,7 @@ fn take_posix(
     sock: BorrowedFd<'_>,
     listener_uid: u32,
     deadline: Deadline,
-) -> Result<Result<(Mapping, Signal)>> {
+) -> Result<Result<Mapping>> {
     let fd = loop {
         match scm::recv_fd(sock).map_err(|e| Error::io(format!("{ep}: recvmsg(SCM_RIGHTS)"), e))? {
             Received::Byte(SEGMENT_FOLLOWS, Some(fd)) => break fd,
@@ -296,7 +328,7 @@ fn take_posix(
             }
         }
     };
-    Ok(posix::open(ep, &fd, listener_uid).map(|m| (m, Signal::Futex)))
+    Ok(posix::open(ep, &fd, listener_uid))
 }
 
 /// Reads the header of `map` once and checks it against the connection
@@ -361,4 +393,61 @@ fn read_header(map: &Mapping) -> [u8; segment::FIELDS_LEN] {
     // the header is read once, into a local.
     unsafe { std::ptr::copy_nonoverlapping(map.ptr(), fields.as_mut_ptr(), fields.len()) };
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What an older listener sent in step 3 of `sysv-shm:`: byte 1, the
+    /// segment id and a semaphore set id.
+    fn older_handover(shmid: i32, semid: i32) -> Vec<u8> {
+        let mut msg = vec![SEGMENT_FOLLOWS];
+        msg.extend_from_slice(&shmid.to_le_bytes());
+        msg.extend_from_slice(&semid.to_le_bytes());
+        msg
+    }
+
+    /// A client reading an older listener's hand-over (a semaphore set
+    /// beside the segment) refuses it with an error that says to run the
+    /// same version, before touching either id.
+    #[test]
+    fn older_listeners_handover_is_refused() {
+        let ep: Endpoint = "sysv-shm:/tmp/handover-test".parse().unwrap();
+        let (mut listener, client) = UnixStream::pair().unwrap();
+        client.set_nonblocking(true).unwrap();
+        listener.write_all(&older_handover(7, 8)).unwrap();
+        let deadline = Deadline::after(Duration::from_secs(30));
+        match take_sysv(&ep, client.as_fd(), process::uid(), deadline) {
+            Err(Error::Protocol(m)) => {
+                assert!(m.contains("older ipcx"), "{m}");
+                assert!(m.contains("run the same ipcx version"), "{m}");
+            }
+            other => panic!("an older hand-over was not refused: {other:?}"),
+        }
+    }
+
+    /// An older client reads nine bytes in step 3 and refuses any first
+    /// byte but 1: this side's hand-over is exactly that long (so it is
+    /// not left waiting for more) and starts with another byte. A client
+    /// of this version reads it back.
+    #[test]
+    fn handover_is_refused_by_older_clients_and_read_by_this_one() {
+        let ep: Endpoint = "sysv-shm:/tmp/handover-test".parse().unwrap();
+        let msg = sysv_handover(0x1234_5678);
+        assert_eq!(msg.len(), older_handover(0, 0).len());
+        assert_ne!(msg[0], SEGMENT_FOLLOWS);
+        assert_eq!(parse_sysv_handover(&ep, &msg).unwrap(), 0x1234_5678);
+        let mut odd = msg;
+        odd[0] = 9;
+        assert!(matches!(
+            parse_sysv_handover(&ep, &odd),
+            Err(Error::Protocol(m)) if m.contains("unexpected hand-over byte 9")
+        ));
+    }
 }

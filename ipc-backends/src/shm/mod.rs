@@ -1,5 +1,6 @@
-//! Shared-memory transports: `shm:` (POSIX shared memory, futex wake-ups)
-//! and `sysv-shm:` (System V shared memory and semaphore set).
+//! Shared-memory transports: `shm:` (POSIX shared memory) and `sysv-shm:`
+//! (System V shared memory), both with futex wake-ups on words in the
+//! segment.
 //!
 //! Per connection one segment holds a header and one ring per direction
 //! ([`segment`], [`ring`]). Clients meet the listener on an abstract Unix
@@ -53,7 +54,7 @@ pub use sender::{Loan, ShmSender};
 #[derive(Debug, Clone, Copy)]
 pub struct Shm;
 
-/// `sysv-shm:` — System V shared memory with a System V semaphore set.
+/// `sysv-shm:` — System V shared memory with futex wake-ups.
 #[derive(Debug, Clone, Copy)]
 pub struct SysvShm;
 

@@ -31,8 +31,7 @@ pub const KIND_PAD: u32 = 2;
 pub const PAYLOAD_ALIGN: usize = 8;
 /// Bytes of a record header.
 pub const RECORD_HEADER: u64 = 8;
-/// A `*_sleeping` word: the waiter may be asleep on the futex or
-/// semaphore.
+/// A `*_sleeping` word: the waiter may be asleep on the futex.
 pub const SLEEPING_BLOCKED: u32 = 1;
 /// A `*_sleeping` word: the waiter waits asynchronously, on its doorbell
 /// (an eventfd the peer received at rendezvous).
@@ -53,7 +52,7 @@ pub struct Control {
     pub tail: AtomicU64,
     _pad1: [u8; 120],
     /// Nonzero while the consumer may be waiting for data (consumer
-    /// writes): [`SLEEPING_BLOCKED`] on the futex or semaphore,
+    /// writes): [`SLEEPING_BLOCKED`] on the futex,
     /// [`SLEEPING_ASYNC`] on its doorbell.
     pub data_sleeping: AtomicU32,
     /// Bumped by the producer for each data wake-up; the futex word.

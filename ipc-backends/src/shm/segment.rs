@@ -4,8 +4,6 @@
 //! the header before the client can see the segment; the client reads it
 //! once into locals ([`validate_header`]) and never reads it again.
 
-use std::sync::atomic::AtomicU32;
-
 use super::ring::Control;
 
 /// First eight bytes of a segment.
@@ -19,7 +17,9 @@ pub const FIELDS_LEN: usize = 64;
 /// Offset of the control block of ring `i` (0: listener to client, 1:
 /// client to listener).
 pub const CONTROL_OFFSET: [usize; 2] = [1024, 2048];
-/// Offset of the `refs` word: sides still attached.
+/// Offset of the `refs` word: written as 2 and read by no one (an older
+/// `sysv-shm:` counted its sides there to choose which removed the
+/// semaphore set); the fields before it are the validated ones.
 pub const REFS_OFFSET: usize = 56;
 /// Smallest ring, bytes.
 pub const MIN_RING: u64 = 4096;
@@ -144,16 +144,6 @@ pub unsafe fn control<'a>(base: *mut u8, i: usize) -> &'a Control {
     // SAFETY: CONTROL_OFFSET[i] + size_of::<Control>() <= HEADER_SIZE, in
     // the mapping; page-aligned `base` gives the 128-byte alignment needed.
     unsafe { &*base.add(CONTROL_OFFSET[i]).cast::<Control>() }
-}
-
-/// The `refs` word of a segment starting at `base`.
-///
-/// # Safety
-/// - As for [`control`].
-pub unsafe fn refs<'a>(base: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: offset 56 is inside the header and 4-aligned; any bits are a
-    // valid AtomicU32; the mapping outlives 'a (caller's precondition).
-    unsafe { &*base.add(REFS_OFFSET).cast::<AtomicU32>() }
 }
 
 const _: () = assert!(CONTROL_OFFSET[1] + std::mem::size_of::<Control>() <= HEADER_SIZE);

@@ -4,7 +4,11 @@
 //! A side sleeps only after publishing that it may sleep (`*_sleeping`) and
 //! re-checking the ring; the other side wakes it only when that flag is
 //! set (`docs/shm-architecture.md` argues why no wake-up is lost; the model
-//! checks in `wake_model.rs` enumerate the interleavings).
+//! checks in `wake_model.rs` enumerate the interleavings). Both `shm:` and
+//! `sysv-shm:` sleep on futex words in the segment (the shared, not
+//! private, futex operations: the kernel keys them by the backing object,
+//! a tmpfs file for `shm:`, the System V segment's shmem file for
+//! `sysv-shm:`).
 //!
 //! The peer's death is not polled for: the process's death watcher
 //! (`conn::watch`) flags the connection and wakes its sleepers
@@ -22,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Wait};
 
+use super::rendezvous;
 use super::ring::{self, RingMem, Violation};
 use super::segment::{self, Layout};
-use super::{rendezvous, sysv};
 use crate::conn::watch::{Wake, Watch};
 use crate::sys::event::Event as EventFd;
 use crate::sys::shm::Mapping;
@@ -48,16 +52,6 @@ const SAFETY_INTERVAL: Duration = Duration::from_secs(60);
 const SAFETY_SPREAD: Duration = Duration::from_secs(30);
 /// Spins between two looks at the clock, the deadline and the peer.
 const SPINS_PER_CHECK: u32 = 128;
-
-/// How a side sleeps and wakes the other.
-#[derive(Debug)]
-pub(super) enum Signal {
-    /// Futex on the ring's sequence words.
-    Futex,
-    /// A System V semaphore set: `2 * ring` for data, `2 * ring + 1` for
-    /// space.
-    Semaphores(sysv::SemaphoreSet),
-}
 
 /// What a waiter waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +126,6 @@ impl Doorbells {
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) map: Mapping,
-    pub(super) signal: Signal,
     pub(super) doorbells: Doorbells,
     /// The rendezvous connection: hangs up when the peer process is gone.
     pub(super) socket: OwnedFd,
@@ -265,25 +258,25 @@ impl Shared {
         ))
     }
 
-    fn words(&self, ring: usize, event: Event) -> (&AtomicU32, &AtomicU32, u16) {
+    /// The `sleeping` word and the futex word of the waiter for `event`
+    /// on `ring`.
+    fn words(&self, ring: usize, event: Event) -> (&AtomicU32, &AtomicU32) {
         let c = self.control(ring);
-        let num = (2 * ring) as u16;
         match event {
-            Event::Data => (&c.data_sleeping, &c.data_seq, num),
-            Event::Space => (&c.space_sleeping, &c.space_seq, num + 1),
+            Event::Data => (&c.data_sleeping, &c.data_seq),
+            Event::Space => (&c.space_sleeping, &c.space_seq),
         }
     }
 
     /// Wakes the peer waiting for `event` on `ring`, after a publish found
     /// its `sleeping` word nonzero: its doorbell when the word (read again
-    /// here) says it waits asynchronously, the futex or semaphore
-    /// otherwise. Reading again is sound: a value stored since the publish
+    /// here) says it waits asynchronously, the futex otherwise. Reading again is sound: a value stored since the publish
     /// read the word was stored before that waiter's own re-check, which
     /// then sees the publication (`docs/shm-architecture.md`).
     #[cold]
     #[inline(never)]
     pub(super) fn wake(&self, ring: usize, event: Event) {
-        let (sleeping, _, _) = self.words(ring, event);
+        let (sleeping, _) = self.words(ring, event);
         if sleeping.load(Ordering::Relaxed) == ring::SLEEPING_ASYNC {
             self.ring_doorbell(event);
         } else {
@@ -292,11 +285,11 @@ impl Shared {
     }
 
     /// Wakes the peer after this half closed `ring` (the closed flag
-    /// stored, then a SeqCst fence): always the futex or semaphore, and
+    /// stored, then a SeqCst fence): always the futex, and
     /// the doorbell too when the peer waits asynchronously.
     pub(super) fn wake_closed(&self, ring: usize, event: Event) {
         self.wake_blocked(ring, event);
-        let (sleeping, _, _) = self.words(ring, event);
+        let (sleeping, _) = self.words(ring, event);
         if sleeping.load(Ordering::Relaxed) == ring::SLEEPING_ASYNC {
             self.ring_doorbell(event);
         }
@@ -326,7 +319,7 @@ impl Shared {
     /// SeqCst fence, as W2–W3 of the blocking wait.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(super) fn announce(&self, ring: usize, event: Event, how: u32) {
-        let (sleeping, _, _) = self.words(ring, event);
+        let (sleeping, _) = self.words(ring, event);
         sleeping.store(how, Ordering::Relaxed);
         if how != 0 {
             fence(Ordering::SeqCst);
@@ -334,29 +327,16 @@ impl Shared {
     }
 
     fn wake_blocked(&self, ring: usize, event: Event) {
-        let (_, seq, num) = self.words(ring, event);
+        let (_, seq) = self.words(ring, event);
         seq.fetch_add(1, Ordering::Release);
-        match self.signal {
-            Signal::Futex => futex::wake_all(seq),
-            // A failure means the set is gone, i.e. so is the peer: the
-            // next wait notices.
-            Signal::Semaphores(ref set) => drop(set.post(num)),
-        }
+        futex::wake_all(seq);
     }
 
-    /// Sleeps until woken, the slice ends or a signal; `Err(Disconnected)`
-    /// when the semaphore set was removed.
-    fn sleep(&self, seq: &AtomicU32, expected: u32, num: u16, slice: Duration) -> Result<()> {
-        match self.signal {
-            Signal::Futex => futex::wait(seq, expected, slice)
-                .map_err(|e| Error::io(format!("{}: futex(FUTEX_WAIT)", self.endpoint), e)),
-            Signal::Semaphores(ref set) => {
-                set.wait(num, slice).map_err(|e| match e.raw_os_error() {
-                    Some(libc::EIDRM | libc::EINVAL) => Error::Disconnected,
-                    _ => Error::io(format!("{}: semtimedop({})", self.endpoint, set.id()), e),
-                })
-            }
-        }
+    /// Sleeps until woken, the slice ends, `seq` no longer holds
+    /// `expected`, or a signal.
+    fn sleep(&self, seq: &AtomicU32, expected: u32, slice: Duration) -> Result<()> {
+        futex::wait(seq, expected, slice)
+            .map_err(|e| Error::io(format!("{}: futex(FUTEX_WAIT)", self.endpoint), e))
     }
 
     /// Waits until `ready` holds, honouring `deadline` and the wait
@@ -458,7 +438,7 @@ impl Shared {
         deadline: Deadline,
         ready: &mut impl FnMut() -> Result<bool>,
     ) -> Result<()> {
-        let (sleeping, seq, num) = self.words(ring, event);
+        let (sleeping, seq) = self.words(ring, event);
         loop {
             let expected = seq.load(Ordering::Acquire);
             sleeping.store(ring::SLEEPING_BLOCKED, Ordering::Relaxed);
@@ -482,20 +462,10 @@ impl Shared {
                 Some(left) => left.min(self.interval()),
                 None => self.interval(),
             };
-            let slept = self.sleep(seq, expected, num, slice);
+            let slept = self.sleep(seq, expected, slice);
             sleeping.store(0, Ordering::Relaxed);
             if ready()? {
                 return Ok(());
-            }
-            // W6b: woken for nothing. A semaphore keeps every post, and
-            // the peer posts once per publication while this side has
-            // not yet run after a wake-up: drop the leftover units now,
-            // or each would cost a wait that returns at once (two
-            // system calls a message on one core). Any post dropped here
-            // came before the reset, so the re-check after W3 sees what
-            // it announced.
-            if let (Ok(()), Signal::Semaphores(set)) = (&slept, &self.signal) {
-                let _ = set.reset(num);
             }
             if slept.is_err() || liveness.gone(self, Instant::now()) {
                 return last_look(ready);
@@ -512,21 +482,6 @@ impl Wake for Shared {
             for event in [Event::Data, Event::Space] {
                 self.wake(ring, event);
             }
-        }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let Signal::Semaphores(set) = std::mem::replace(&mut self.signal, Signal::Futex) else {
-            return;
-        };
-        // SAFETY: the mapping is live until the end of this drop.
-        let refs = unsafe { segment::refs(self.map.ptr()) };
-        // The side that closes last, or a survivor, removes the set (by
-        // dropping it); the first to close leaves it to the peer.
-        if refs.fetch_sub(1, Ordering::AcqRel) != 1 && !self.peer_gone() {
-            set.leave();
         }
     }
 }

@@ -11,7 +11,7 @@ use ipc_core::{Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Sender};
 use super::channel::{self, Mapped, Side};
 use super::handover::{announce_wait, write_header};
 use super::segment::{self, Layout};
-use super::shared::{self, Doorbells, LIVENESS_INTERVAL, Signal};
+use super::shared::{self, Doorbells, LIVENESS_INTERVAL};
 use super::{ShmChannel, posix, ring};
 use crate::conn::watch;
 use crate::sys::process;
@@ -65,7 +65,6 @@ fn mapped(layout: Layout, map: Mapping, doorbells: Doorbells) -> Mapped {
     Mapped {
         map,
         layout,
-        signal: Signal::Futex,
         doorbells,
     }
 }

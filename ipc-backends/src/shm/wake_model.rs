@@ -76,9 +76,6 @@ fn wake_protocol_loses_no_wakeup() {
 
 /// Messages the second model's producer publishes.
 const MSGS: u8 = 3;
-/// Units a semaphore of the second model holds at most (the kernel's
-/// `SEMVMX`, made small: a post on a full one is dropped, `ERANGE`).
-const UNITS: u8 = 3;
 
 /// How the second model's consumer waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,12 +88,6 @@ enum Waiter {
     /// `arm` (`sleeping` = 2, fence), the operation again, a wait on the
     /// doorbell, readiness cleared and the eventfd drained, `disarm`.
     Async,
-    /// `sysv-shm:`: W1-W7 on a counting semaphore, and W6b: a wait that
-    /// returned with the ring not ready resets the semaphore to 0.
-    SemReset,
-    /// A broken semaphore waiter that resets after its re-check (between
-    /// W4 and W5), to show the model sees the post it drops.
-    SemResetLate,
 }
 
 /// What the second model's producer does after publishing.
@@ -119,8 +110,6 @@ struct St {
     /// 0, 1 (blocked on the futex) or 2 (async, on the doorbell).
     sleeping: u8,
     seq: u8,
-    /// Units of the consumer's semaphore (`sysv-shm:`).
-    units: u8,
     /// The consumer's doorbell (an eventfd) has a nonzero count.
     bell: bool,
     /// Producer: next step (0 P1, 1 P2, 2 P3) and message number.
@@ -158,11 +147,8 @@ fn producer_step(st: St, waker: Waker) -> St {
             match (st.p_saw, st.sleeping, waker) {
                 (0, _, _) => {}
                 (_, 2, Waker::Checks) => n.bell = true,
-                _ => {
-                    // seq += 1 and futex_wake, or semop(+1).
-                    n.seq += 1;
-                    n.units = (st.units + 1).min(UNITS);
-                }
+                // seq += 1 and futex_wake.
+                _ => n.seq += 1,
             }
             n.p_pc = 0;
             n.p_msg += 1;
@@ -234,49 +220,6 @@ fn consumer_step(st: St, waiter: Waiter) -> St {
             n.sleeping = 0;
             n.c_pc = 0;
         }
-        // W1 (the snapshot is of no use to a semaphore) and W2.
-        (1, Waiter::SemReset | Waiter::SemResetLate) => {
-            n.sleeping = 1;
-            n.c_pc = 3;
-        }
-        // W3-W4.
-        (3, Waiter::SemReset | Waiter::SemResetLate) => {
-            n.cached = st.head;
-            if st.head > st.tail {
-                n.sleeping = 0;
-                n.c_pc = 0;
-            } else if waiter == Waiter::SemResetLate {
-                n.c_pc = 5;
-            } else {
-                n.c_pc = 4;
-            }
-        }
-        (5, Waiter::SemResetLate) => {
-            n.units = 0;
-            n.c_pc = 4;
-        }
-        // W5 returns once it takes a unit; W6.
-        (4, Waiter::SemReset | Waiter::SemResetLate) if st.units > 0 => {
-            n.units -= 1;
-            n.sleeping = 0;
-            n.c_pc = 6;
-        }
-        // W7: the re-check.
-        (6, Waiter::SemReset | Waiter::SemResetLate) => {
-            n.cached = st.head;
-            if st.head > st.tail {
-                n.c_pc = 0;
-            } else if waiter == Waiter::SemReset {
-                n.c_pc = 7;
-            } else {
-                n.c_pc = 1;
-            }
-        }
-        // W6b: drop the leftover units, then back to W1.
-        (7, Waiter::SemReset) => {
-            n.units = 0;
-            n.c_pc = 1;
-        }
         _ => {}
     }
     n
@@ -345,16 +288,4 @@ fn wake_protocol_with_async_waiter_loses_no_wakeup() {
     assert_eq!(lost(Waiter::Async, Waker::Checks), 0);
     assert!(lost(Waiter::Async, Waker::FutexOnly) > 0);
     assert!(lost(Waiter::Async, Waker::Skips) > 0);
-}
-
-/// The `sysv-shm:` waiter, which resets its semaphore to 0 when a wait
-/// returned for nothing (W6b), against a producer publishing three
-/// messages and posting once per publication that finds it announced: no
-/// state leaves it asleep with data unread. A waiter that resets after
-/// its re-check (and so may drop the post for that announcement) is
-/// caught.
-#[test]
-fn wake_protocol_with_semaphore_reset_loses_no_wakeup() {
-    assert_eq!(lost(Waiter::SemReset, Waker::Checks), 0);
-    assert!(lost(Waiter::SemResetLate, Waker::Checks) > 0);
 }

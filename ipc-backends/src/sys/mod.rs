@@ -14,7 +14,7 @@
 //!   that become readable when a process exits.
 //! - [`futex`]: sleeping on and waking a word in shared memory.
 //! - [`shm`]: POSIX shared memory objects and shared mappings.
-//! - [`sysv_shm`]: System V segments and semaphore sets.
+//! - [`sysv_shm`]: System V segments; removing a semaphore set by id.
 //! - [`scm`]: passing a descriptor over a Unix socket.
 //! - [`pipe`]: anonymous pipes and FIFOs, non-blocking reads and writes,
 //!   descriptors inherited by a child.

@@ -2,8 +2,7 @@
 //! [`KeyedSem`], one semaphore in a set of one, whose waits carry
 //! `SEM_UNDO`.
 //!
-//! Unlike the private sets of [`sysv_shm`](super::sysv_shm), these are
-//! named objects: they live until [removed](KeyedSem::remove), so the
+//! Unlike private (`IPC_PRIVATE`) sets, these are named objects: they live until [removed](KeyedSem::remove), so the
 //! handle removes nothing on drop (and has nothing to close).
 //!
 //! [ftok(3)]: https://man7.org/linux/man-pages/man3/ftok.3.html

@@ -1,26 +1,26 @@
-//! System V shared memory ([shmget(2)], [shmat(2)]) and semaphore sets
-//! ([semget(2)], [semop(2)]).
+//! System V shared memory ([shmget(2)], [shmat(2)]), and the two calls on
+//! semaphore sets ([semctl(2)]) that the registry needs for sets found by
+//! id.
 //!
-//! Both are created with `IPC_PRIVATE` (always a new object, nothing to
-//! squat on) and passed to the peer by id. Neither is freed by the kernel
-//! when its creator dies, which is why callers record them in the
+//! Segments are created with `IPC_PRIVATE` (always a new object, nothing
+//! to squat on) and passed to the peer by id. The kernel does not free
+//! one when its creator dies, which is why callers record them in the
 //! [`registry`](crate::registry).
 //!
-//! A segment or set in use is a handle, not an id: [`Segment`] (removed on
-//! drop; the memory lives on while attached, and is detached by dropping
-//! its [`Mapping`]) and [`Semaphores`] (removed on drop unless
-//! [disowned](Semaphores::disown) because the peer still uses it). Neither is `Clone`. The free
-//! functions taking ids serve ids read from the peer or from registry
-//! records.
+//! A segment in use is a handle, not an id: [`Segment`] (removed on drop;
+//! the memory lives on while attached, and is detached by dropping its
+//! [`Mapping`]); it is not `Clone`. The free functions taking ids serve
+//! ids read from the peer or from registry records: the semaphore sets
+//! among those are `sysv-sem:` semaphores of `ipcx::sync`, and the
+//! per-connection sets that `sysv-shm:` made before it woke through
+//! futexes, which `ipcx clean` still removes.
 //!
 //! [shmget(2)]: https://man7.org/linux/man-pages/man2/shmget.2.html
 //! [shmat(2)]: https://man7.org/linux/man-pages/man2/shmat.2.html
-//! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
-//! [semop(2)]: https://man7.org/linux/man-pages/man2/semop.2.html
+//! [semctl(2)]: https://man7.org/linux/man-pages/man2/semctl.2.html
 
 use std::io;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -116,94 +116,6 @@ pub fn segment_remove(id: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// A System V semaphore set in use by this process, removed (`IPC_RMID`,
-/// which wakes its waiters with `EIDRM`) when the handle drops, unless it
-/// was [disowned](Self::disown) in favour of the other process using it.
-#[derive(Debug)]
-pub struct Semaphores {
-    id: i32,
-    remove: bool,
-}
-
-impl Semaphores {
-    /// Creates a private set of `n` semaphores, all zero, with `mode`.
-    ///
-    /// # Errors
-    /// The OS error of `semget` (`ENOSPC` above `kernel.sem`'s SEMMNI).
-    pub fn create(n: i32, mode: u32) -> io::Result<Semaphores> {
-        // SAFETY: semget takes values only. Linux initialises the values to 0.
-        let id = unsafe {
-            libc::semget(
-                libc::IPC_PRIVATE,
-                n,
-                libc::IPC_CREAT | libc::IPC_EXCL | perm(mode),
-            )
-        };
-        Ok(Semaphores {
-            id: Errno::result(id)?,
-            remove: true,
-        })
-    }
-
-    /// Takes charge of the set `id` another process created and handed
-    /// over (check its owner with [`sem_owner`] first).
-    pub fn adopt(id: i32) -> Semaphores {
-        Semaphores { id, remove: true }
-    }
-
-    /// The kernel's id, to hand to the peer.
-    pub fn id(&self) -> i32 {
-        self.id
-    }
-
-    /// Makes the drop leave the set alone: the other process still uses
-    /// it, and removes it.
-    pub fn disown(&mut self) {
-        self.remove = false;
-    }
-
-    /// Adds one to semaphore `num`. A value already at the kernel's
-    /// maximum (`ERANGE`) means wake-ups are pending anyway: fine.
-    ///
-    /// # Errors
-    /// The OS error of `semop` (`EIDRM`/`EINVAL` when the set is gone).
-    pub fn post(&self, num: u16) -> io::Result<()> {
-        sem_post(self.id, num)
-    }
-
-    /// Takes one from semaphore `num`, sleeping at most `timeout` for it
-    /// to become positive. Returns on success, timeout or signal alike:
-    /// the caller re-checks its condition.
-    ///
-    /// # Errors
-    /// The OS error of `semtimedop` (`EIDRM`/`EINVAL` when the set is gone).
-    pub fn wait(&self, num: u16, timeout: Duration) -> io::Result<()> {
-        sem_wait(self.id, num, timeout)
-    }
-
-    /// Sets semaphore `num` to 0, discarding units posted so far.
-    ///
-    /// # Errors
-    /// The OS error of `semctl(SETVAL)` (`EIDRM`/`EINVAL` when the set is
-    /// gone).
-    pub fn reset(&self, num: u16) -> io::Result<()> {
-        // SAFETY: for SETVAL the variadic argument is a `union semun`
-        // passed by value, whose `val` member is an int: 0.
-        Errno::result(unsafe {
-            libc::semctl(self.id, i32::from(num), libc::SETVAL, 0 as libc::c_int)
-        })?;
-        Ok(())
-    }
-}
-
-impl Drop for Semaphores {
-    fn drop(&mut self) {
-        if self.remove {
-            let _ = sem_remove(self.id);
-        }
-    }
-}
-
 /// Owner uid of semaphore set `id` (`IPC_STAT`).
 ///
 /// # Errors
@@ -227,50 +139,4 @@ pub fn sem_remove(id: i32) -> io::Result<()> {
     // SAFETY: IPC_RMID takes no further argument.
     Errno::result(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })?;
     Ok(())
-}
-
-/// See [`Semaphores::post`].
-fn sem_post(id: i32, num: u16) -> io::Result<()> {
-    let mut op = libc::sembuf {
-        sem_num: num,
-        sem_op: 1,
-        sem_flg: 0,
-    };
-    loop {
-        // SAFETY: `op` is one valid sembuf on our stack; nsops is 1.
-        match Errno::result(unsafe { libc::semop(id, &mut op, 1) }) {
-            Ok(_) | Err(Errno::ERANGE) => return Ok(()),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// See [`Semaphores::wait`].
-fn sem_wait(id: i32, num: u16, timeout: Duration) -> io::Result<()> {
-    let mut op = libc::sembuf {
-        sem_num: num,
-        sem_op: -1,
-        sem_flg: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: semtimedop(2) (called by number: libc has no wrapper) reads
-    // one sembuf from `op` and one timespec from `ts`, both valid on our
-    // stack for the call; nsops is 1.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_semtimedop,
-            id,
-            &mut op as *mut libc::sembuf,
-            1usize,
-            &ts as *const libc::timespec,
-        )
-    };
-    match Errno::result(r) {
-        Ok(_) | Err(Errno::EAGAIN | Errno::EINTR) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -15,9 +15,9 @@ pub enum Scheme {
     Mq,
     /// `sysv-mq:` — System V message queues.
     SysvMq,
-    /// `shm:` — POSIX shared memory with process-shared POSIX semaphores.
+    /// `shm:` — POSIX shared memory with futex wake-ups.
     Shm,
-    /// `sysv-shm:` — System V shared memory with a System V semaphore set.
+    /// `sysv-shm:` — System V shared memory with futex wake-ups.
     SysvShm,
     /// `unix:` — Unix domain stream socket (path or abstract).
     Unix,

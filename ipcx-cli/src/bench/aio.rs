@@ -17,7 +17,7 @@
 //!
 //! Shared memory is measured with `wait=block` on both sides (the async
 //! half waits through its bridge or doorbell; the blocking row sleeps on
-//! the futex or semaphore).
+//! the futex).
 
 use std::time::{Duration, Instant};
 

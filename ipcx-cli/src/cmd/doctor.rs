@@ -204,13 +204,11 @@ pub fn main(args: Args) -> Result<(), String> {
         devshm.map_or("not mounted".into(), |(_, f)| format!("{} free", mib(f)))
     ));
     o.push_str(&format!(
-        "  sysv-shm{}: segments up to shmmax={} B, {} MiB in all (shmall × {page} B pages), {} segments; semaphore sets of up to SEMMSL={} semaphores, SEMMNI={} sets. To change: sysctl kernel.shmmax / kernel.shmall / kernel.shmmni / kernel.sem.\n",
+        "  sysv-shm{}: segments up to shmmax={} B, {} MiB in all (shmall × {page} B pages), shmmni={} segments, one per connection (and nothing else: no semaphore set). To change: sysctl kernel.shmmax / kernel.shmall / kernel.shmmni.\n",
         supported("sysv-shm"),
         show(shmmax),
         shmall.map_or("?".into(), |a| (a.saturating_mul(page) >> 20).to_string()),
         show(shmmni),
-        show(sem[0]),
-        show(sem[3]),
     ));
     o.push_str(&format!(
         "  unix, tcp{}: up to somaxconn={} connections wait for accept; raise with sysctl net.core.somaxconn.\n",

@@ -8,8 +8,7 @@
 //! - Waiting: *spin* polls the peer's index and nothing else; *block*
 //!   publishes "sleeping" on the ring, re-checks, and sleeps in
 //!   `futex(2)` `FUTEX_WAIT`; the other side calls `FUTEX_WAKE` only when
-//!   that flag is set. The futex is used for both mappings (ipcx's
-//!   `sysv-shm:` sleeps on a System V semaphore instead; see [`NOTE`]).
+//!   that flag is set. The futex is used for both mappings, as ipcx does.
 //! - No validation of what the peer writes: the baseline trusts its peer,
 //!   which is part of what the ratio measures.
 
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::bench::measure::Link;
 
 /// The table's footnote for the shared-memory rows.
-pub const NOTE: &str = "shm, sysv-shm: raw = an SPSC byte ring per direction in a shared mapping (shm_open+mmap for shm, shmget+shmat for sysv-shm), 4 MiB like ipcx's capacity here; (spin) rows poll against a polling ring, (block) rows against a futex-woken ring (for sysv-shm too, while ipcx sleeps on a System V semaphore there); (loan) = ipcx's loan/recv_in_place against the polling ring; spin and loan rows run with --pin cross only, since two spinners on one core only measure the scheduler's time slice";
+pub const NOTE: &str = "shm, sysv-shm: raw = an SPSC byte ring per direction in a shared mapping (shm_open+mmap for shm, shmget+shmat for sysv-shm), 4 MiB like ipcx's capacity here; (spin) rows poll against a polling ring, (block) rows against a futex-woken ring, as ipcx's; (loan) = ipcx's loan/recv_in_place against the polling ring; spin and loan rows run with --pin cross only, since two spinners on one core only measure the scheduler's time slice";
 
 /// Bytes of payload per ring.
 const RING: usize = 4 << 20;
