@@ -4,7 +4,7 @@
 // both peers pinned to one CPU, and the system calls of either side:
 //
 //   gcc -O2 -o tfs ipcx-cli/scripts/tcp_frame_size.c
-//   ./tfs SIZE SECONDS SEND RECV
+//   ./tfs SIZE SECONDS SEND RECV [unix]
 //
 //   SIZE     bytes of a message
 //   SEND     send     one send(2) of SIZE bytes (the raw baseline)
@@ -15,6 +15,9 @@
 //                     message copied in behind its length first (a frame
 //                     assembled in a reused buffer: ipcx's frame up to
 //                     8 KiB since 2026-11)
+//            frame    one send(2) of 4 + SIZE bytes from a buffer that
+//                     holds the frame already (the frame's own cost,
+//                     without the copy)
 //   RECV     exact    recv(2) of exactly what one message is (the raw
 //                     baseline: SIZE, or 4 + SIZE for a framed sender)
 //            ahead    ipcx's framed receive without a direct body read:
@@ -25,7 +28,14 @@
 //                     a body of 1 KiB or more not yet read goes straight
 //                     into the caller's buffer by recvmsg(2), with the
 //                     next length into the framing buffer
-//            (ahead and split read lengths: use them with a framed SEND)
+//            frame    recv(2) of one frame as long as the last one (4 +
+//                     SIZE bytes) into a buffer, the body copied out of
+//                     it (ipcx's receive since 2026-11-29: a read never
+//                     goes past the frame at hand into the next `send`)
+//            (ahead, split and frame read lengths: use them with a
+//            framed SEND)
+//   unix     a connected AF_UNIX stream socket pair instead of loopback
+//            TCP (the `unix` row)
 //
 // Prints messages per second and the CPU time (user and system, both
 // peers, from getrusage) per message; taskset -c 0 pins both peers:
@@ -62,14 +72,17 @@ static void nodelay(int fd) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s SIZE SECONDS send|sendmsg|send4 exact|ahead|split\n", argv[0]);
+  if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "unix"))) {
+    fprintf(stderr, "usage: %s SIZE SECONDS send|sendmsg|send4|frame exact|ahead|split|frame [unix]\n",
+            argv[0]);
     return 2;
   }
   int size = atoi(argv[1]);
   double secs = atof(argv[2]);
   const char *sm = argv[3], *rm = argv[4];
   int framed = strcmp(sm, "send") != 0;
+  int unix_pair = argc == 6, sv[2] = {-1, -1};
+  if (unix_pair && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
   int l = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t al = sizeof a;
@@ -80,9 +93,12 @@ int main(int argc, char **argv) {
   if (w == 0) {
     // The writer: messages until the time is up, then end of stream.
     close(l);
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) _exit(1);
-    nodelay(s);
+    int s = sv[0];
+    if (!unix_pair) {
+      s = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) _exit(1);
+      nodelay(s);
+    }
     char *b = calloc(1, size + 4), *msg = calloc(1, size);
     uint32_t len = size;
     memcpy(b, &len, 4);
@@ -92,6 +108,8 @@ int main(int argc, char **argv) {
       ssize_t r;
       if (!strcmp(sm, "send")) {
         r = send(s, b + 4, size, MSG_NOSIGNAL);
+      } else if (!strcmp(sm, "frame")) {
+        r = send(s, b, size + 4, MSG_NOSIGNAL);
       } else if (!strcmp(sm, "send4")) {
         memcpy(b + 4, msg, size);
         asm volatile("" ::: "memory");  // the copy is not optimised away
@@ -105,8 +123,13 @@ int main(int argc, char **argv) {
     }
     _exit(0);
   }
-  int s = accept(l, 0, 0);
-  nodelay(s);
+  int s = sv[1];
+  if (unix_pair) {
+    close(sv[0]);
+  } else {
+    s = accept(l, 0, 0);
+    nodelay(s);
+  }
   int frame = size + 4 * framed;
   // `buf` holds what was read past the message at hand (ipcx's framing
   // buffer); `body` is the caller's buffer.
@@ -123,6 +146,18 @@ int main(int argc, char **argv) {
         if (r <= 0) goto done;
         o += r;
       }
+      got++;
+      continue;
+    }
+    if (!strcmp(rm, "frame")) {
+      int o = 0;
+      while (o < frame) {
+        ssize_t r = recv(s, buf + o, frame - o, 0);
+        if (r <= 0) goto done;
+        o += r;
+      }
+      memcpy(body, buf + 4, size);
+      asm volatile("" ::: "memory");  // the copy is not optimised away
       got++;
       continue;
     }
