@@ -39,9 +39,10 @@ const READ_AHEAD: usize = 8 * 1024;
 /// A frame body of at least this many bytes not yet in the buffer is read
 /// straight into the caller's buffer (with the next frame's header into
 /// ours, in the same call: `recvmsg`/`readv` of two slices) instead of
-/// being read into ours (`recv`/`read`) and copied out. Below it the copy costs less than the kernel's import of a
-/// two-slice vector: over loopback TCP a 4 KiB message took 8 % less CPU
-/// time through the buffer (docs/benchmarks.md, "Where the cycles go").
+/// being read into ours (`recv`/`read`) and copied out. Below it the copy
+/// costs less than the kernel's import of a two-slice vector: over
+/// loopback TCP a 4 KiB message took 8 % less CPU time through the buffer
+/// (docs/benchmarks.md, "Where the cycles go").
 /// One read of such a body and the next header fits [`READ_AHEAD`].
 const DIRECT_BODY: usize = READ_AHEAD - HEADER_LEN + 1;
 /// Where reads start in the receive buffer: a frame read into an empty

@@ -11,8 +11,9 @@ const CASE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Ids of the private (`IPC_PRIVATE`, key 0) System V semaphore sets of
 /// four semaphores on this machine: what `sysv-shm:` made per connection
-/// before it woke through futexes. Nothing else in this test binary makes
-/// one (`sysv-sem:` semaphores are keyed sets of one).
+/// before it woke through futexes. Nothing else in this workspace's tests
+/// makes one (`sysv-sem:` semaphores are keyed sets of one; the registry
+/// test of orphaned sets makes a set of two).
 fn private_sets_of_four() -> Vec<String> {
     let text = std::fs::read_to_string("/proc/sysvipc/sem")
         .expect("/proc/sysvipc/sem: System V IPC must be visible to run this test");

@@ -63,7 +63,8 @@ fn ring_capacity(endpoint: &Endpoint) -> u64 {
 /// # Errors
 /// [`Error::Io`] when the segment cannot be created, what the socket
 /// reports ([`Error::ConnectTimeout`] at the deadline), [`Error::Protocol`]
-/// when the client could not map it.
+/// when the client could not map it, or (`sysv-shm:`) hung up before
+/// acknowledging it: it died, gave up, or runs an older ipcx.
 pub(super) fn offer(
     scheme: Scheme,
     ep: &Endpoint,
@@ -91,7 +92,7 @@ pub(super) fn offer(
         // An older client reads the hand-over, refuses its first byte and
         // hangs up without a word.
         Error::Disconnected if scheme == Scheme::SysvShm => Error::protocol(format!(
-            "{ep}: the client (pid {}) hung up instead of acknowledging the segment: it died, or runs an ipcx older than this one's sysv-shm: hand-over (futex wake-ups, no semaphore set); run the same ipcx version on both sides",
+            "{ep}: the client (pid {}) hung up instead of acknowledging the segment: it died, gave up (its connect timeout ran out), or runs an ipcx older than this one's sysv-shm: hand-over (futex wake-ups, no semaphore set); run the same ipcx version on both sides",
             peer.pid
         )),
         e => fail::in_step(ep, "waiting for the client to map the segment", e),
@@ -268,7 +269,9 @@ pub(super) fn take(
     })
 }
 
-/// Step 3 on `sysv-shm:` for the segment `shmid`.
+/// Step 3 on `sysv-shm:` for the segment `shmid`: the version byte, the
+/// id, and four bytes the reader ignores (where an older ipcx put its
+/// semaphore set's id, so both forms are as long).
 fn sysv_handover(shmid: i32) -> [u8; SYSV_HANDOVER_LEN] {
     let mut msg = [0u8; SYSV_HANDOVER_LEN];
     msg[0] = SYSV_SEGMENT_FOLLOWS;

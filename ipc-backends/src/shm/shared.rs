@@ -270,9 +270,10 @@ impl Shared {
 
     /// Wakes the peer waiting for `event` on `ring`, after a publish found
     /// its `sleeping` word nonzero: its doorbell when the word (read again
-    /// here) says it waits asynchronously, the futex otherwise. Reading again is sound: a value stored since the publish
-    /// read the word was stored before that waiter's own re-check, which
-    /// then sees the publication (`docs/shm-architecture.md`).
+    /// here) says it waits asynchronously, the futex otherwise. Reading
+    /// again is sound: a value stored since the publish read the word was
+    /// stored before that waiter's own re-check, which then sees the
+    /// publication (`docs/shm-architecture.md`).
     #[cold]
     #[inline(never)]
     pub(super) fn wake(&self, ring: usize, event: Event) {

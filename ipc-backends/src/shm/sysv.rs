@@ -3,7 +3,7 @@
 //! attached). The sides wake each other through futex words in the
 //! segment, as on `shm:`: nothing else is created per connection.
 //!
-//! ipcx before the hand-over version 2 (`docs/wire-format.md`) also made a
+//! ipcx before `sysv-shm:` hand-over byte 3 (`docs/wire-format.md`) made a
 //! semaphore set of four per connection, recorded as
 //! [`Kind::SysvSemaphores`]; [`remove_orphans`] and `ipcx clean` still
 //! remove the sets such a process left behind.
@@ -113,9 +113,11 @@ mod tests {
     /// `remove_orphans`, as the next listener runs it.
     #[test]
     fn orphans_of_dead_owners_are_removed() {
-        // SAFETY: semget takes values only; a private set of four, as an
-        // older ipcx made per connection.
-        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 4, libc::IPC_CREAT | 0o600) };
+        // SAFETY: semget takes values only. A private set, as an older
+        // ipcx made per connection, but of two, not four: the integration
+        // test `sysv_shm::connection_makes_no_semaphore_set` watches the
+        // machine for new sets of four.
+        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 2, libc::IPC_CREAT | 0o600) };
         assert!(id >= 0, "semget: {}", std::io::Error::last_os_error());
         let mut r = Record::mine(
             Kind::SysvSemaphores,

@@ -2,8 +2,9 @@
 //! [`KeyedSem`], one semaphore in a set of one, whose waits carry
 //! `SEM_UNDO`.
 //!
-//! Unlike private (`IPC_PRIVATE`) sets, these are named objects: they live until [removed](KeyedSem::remove), so the
-//! handle removes nothing on drop (and has nothing to close).
+//! Unlike private (`IPC_PRIVATE`) sets, these are named objects: they
+//! live until [removed](KeyedSem::remove), so the handle removes nothing
+//! on drop (and has nothing to close).
 //!
 //! [ftok(3)]: https://man7.org/linux/man-pages/man3/ftok.3.html
 //! [semget(2)]: https://man7.org/linux/man-pages/man2/semget.2.html
