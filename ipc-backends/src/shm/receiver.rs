@@ -294,6 +294,7 @@ impl ShmReceiver {
     ///
     /// # Errors
     /// As [`Receiver::recv_until`].
+    #[inline]
     pub fn recv_in_place(&mut self) -> Result<InPlace<'_>> {
         self.recv_in_place_until(Deadline::Never)
     }
@@ -303,7 +304,31 @@ impl ShmReceiver {
     ///
     /// # Errors
     /// As [`Receiver::recv_until`].
+    #[inline]
     pub fn recv_in_place_until(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
+        // The fast path, inlined: nothing half read, the link open, and a
+        // whole message already published.
+        if self.partial.is_none() && self.link.check().is_ok() {
+            let avail = match self.ring.available_cached() {
+                0 => self.ring.available().unwrap_or(0),
+                n => n,
+            };
+            if let Some((ptr, len)) = self.ring.whole_message(avail) {
+                return Ok(InPlace {
+                    ptr,
+                    len: len as usize,
+                    release: Some(ring::record_size(len)),
+                    rx: self,
+                });
+            }
+        }
+        self.recv_in_place_waiting(deadline)
+    }
+
+    /// [`recv_in_place_until`](Self::recv_in_place_until) past its fast
+    /// path: a streamed message resumed, the link's error, the wait.
+    #[inline(never)]
+    fn recv_in_place_waiting(&mut self, deadline: Deadline) -> Result<InPlace<'_>> {
         self.link.check()?;
         if self.partial.is_some() {
             let mut scratch = std::mem::take(&mut self.scratch);
@@ -316,19 +341,6 @@ impl ShmReceiver {
                 ptr: self.scratch.as_ptr(),
                 len: self.scratch.len(),
                 release: None,
-                rx: self,
-            });
-        }
-        // The fast path: a whole message already published.
-        let avail = match self.ring.available_cached() {
-            0 => self.ring.available().unwrap_or(0),
-            n => n,
-        };
-        if let Some((ptr, len)) = self.ring.whole_message(avail) {
-            return Ok(InPlace {
-                ptr,
-                len: len as usize,
-                release: Some(ring::record_size(len)),
                 rx: self,
             });
         }
@@ -421,6 +433,7 @@ impl InPlace<'_> {
 impl Deref for InPlace<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr` is `len` published ring bytes (released only on
         // drop) or `rx.scratch`, untouched while this guard borrows `rx`;
@@ -430,6 +443,7 @@ impl Deref for InPlace<'_> {
 }
 
 impl Drop for InPlace<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(n) = self.release {
             self.rx.ring.skip(n);

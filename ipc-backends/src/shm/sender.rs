@@ -165,6 +165,7 @@ impl ShmSender {
     /// [`Error::MessageTooLarge`] above `max_message_size` or above what the
     /// ring always holds in one piece (`capacity / 2 - 8`);
     /// [`Error::Disconnected`].
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         self.loan_until(len, Deadline::Never)
     }
@@ -173,7 +174,32 @@ impl ShmSender {
     ///
     /// # Errors
     /// As [`loan`](Self::loan); the deadline's error when no room came.
+    #[inline]
     pub fn loan_until(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
+        // The fast path, inlined: a size always admitted with nothing
+        // pending (`admit_below`, as a send checks), at most half a ring,
+        // the peer open, and room as of the consumer's tail last read.
+        let record = ring::record_size(len as u64);
+        if len < self.admit_below && record <= self.ring.capacity() / 2 && self.check_open().is_ok()
+        {
+            if let Some(r) = self
+                .ring
+                .reserve_contiguous(record, self.ring.free_cached())
+            {
+                return Ok(Loan {
+                    tx: self,
+                    reserved: r,
+                    len,
+                });
+            }
+        }
+        self.loan_waiting(len, deadline)
+    }
+
+    /// [`loan_until`](Self::loan_until) past its fast path: every check
+    /// with its error, a pending message first, the wait for room.
+    #[inline(never)]
+    fn loan_waiting(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
         self.check_size(len)?;
         let record = ring::record_size(len as u64);
         // Up to half a ring, a contiguous place always comes free once the
@@ -189,8 +215,8 @@ impl ShmSender {
         if self.pending.is_some() {
             self.flush_pending(deadline)?;
         }
-        // The fast path: room as of the consumer's tail last read (the
-        // peer was just seen open).
+        // Room as of the consumer's tail last read (the peer was just
+        // seen open), before waiting.
         if let Some(r) = self
             .ring
             .reserve_contiguous(record, self.ring.free_cached())
@@ -331,6 +357,7 @@ pub struct Loan<'a> {
 
 impl Loan<'_> {
     /// Publishes the message.
+    #[inline]
     pub fn send(self) {
         self.tx
             .ring
@@ -347,6 +374,7 @@ impl Loan<'_> {
 impl Deref for Loan<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `payload` points at `len` reserved bytes inside the ring
         // (reserve_contiguous), which no one else writes until we publish;
@@ -356,6 +384,7 @@ impl Deref for Loan<'_> {
 }
 
 impl DerefMut for Loan<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only Rust
         // reference to those bytes.
