@@ -380,14 +380,16 @@ impl StreamReceiver {
     /// messages makes. On a socket that is the frame and no more, one
     /// read per `send` of the peer: a read that also took the next
     /// frame's header would end in the next socket buffer, and the
-    /// kernel's walk to it cost `unix:` 4–9 % of its CPU time at 64 B. A
-    /// pipe keeps no such boundaries (writes share its pages), and there
-    /// a read that takes the next header too made fewer calls (2.02 a
-    /// message at 4 KiB on one core, against 2.07 for a read of the
-    /// frame alone). A reader that drained all
-    /// there was at each wake-up would go back to sleep after every few
-    /// messages, and on a shared core every sleep hands the core to the
-    /// writer and back (ten times the context switches per message).
+    /// kernel's walk to it made `unix:` at 64 B cost 3.44 µs of CPU a
+    /// message against 2.97 µs without (docs/benchmarks.md, "`unix:` at
+    /// 64 B: a read that ends where the `send` ended"). A pipe keeps no
+    /// such boundaries (writes share its pages), and there a read that
+    /// takes the next header too made fewer calls (2.02 a message at
+    /// 4 KiB on one core, against 2.07 for a read of the frame alone).
+    /// A reader that drained all there was at each wake-up would go back
+    /// to sleep after every few messages, and on a shared core every
+    /// sleep hands the core to the writer and back (ten times the context
+    /// switches per message).
     fn fill(&mut self, want: usize, deadline: Deadline) -> Result<bool> {
         self.fill_from(ALIGN_PAD, want, deadline)
     }

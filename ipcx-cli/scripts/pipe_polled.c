@@ -8,7 +8,7 @@
 // does). Prints both processes' CPU time (user and system) per message:
 //
 //   gcc -O2 -o pipe_polled ipcx-cli/scripts/pipe_polled.c
-//   for i in 1 2 3 4 5; do for s in 64 4096; do for p in 0 1; do
+//   for i in 1 2 3 4 5 6 7; do for s in 64 4096; do for p in 0 1; do
 //     taskset -c 0 ./pipe_polled $s 0.5 $p; done; done; done
 //
 // (docs/benchmarks.md, "`pipe:` at 64 B: the connect's one poll").
@@ -41,7 +41,10 @@ int main(int argc, char **argv) {
   int size = atoi(argv[1]), polled = atoi(argv[3]);
   double secs = atof(argv[2]);
   static char buf[65536];
-  if (size <= 0 || size > (int)sizeof buf) return 2;
+  if (size <= 0 || size > (int)sizeof buf || secs <= 0) {
+    fprintf(stderr, "usage: %s SIZE SECONDS POLLED (SIZE 1 to %zu)\n", argv[0], sizeof buf);
+    return 2;
+  }
   int p[2];
   if (pipe(p) != 0) return 1;
   if (polled) {

@@ -1,12 +1,14 @@
-// A raw loopback TCP writer and reader of fixed-size messages, to tell what
-// a frame's four bytes of length cost from what ipcx's code costs: the same
-// socket options as `ipcx bench`'s `tcp` row (TCP_NODELAY on both ends),
-// both peers pinned to one CPU, and the system calls of either side:
+// A raw loopback TCP (or, with `unix`, AF_UNIX socket pair) writer and
+// reader of fixed-size messages, to tell what a frame's four bytes of
+// length cost from what ipcx's code costs: the same socket options as
+// `ipcx bench`'s `tcp` row (TCP_NODELAY on both ends), both peers pinned
+// to one CPU, and the system calls of either side:
 //
 //   gcc -O2 -o tfs ipcx-cli/scripts/tcp_frame_size.c
 //   ./tfs SIZE SECONDS SEND RECV [unix]
 //
 //   SIZE     bytes of a message
+//   SECONDS  how long the writer sends
 //   SEND     send     one send(2) of SIZE bytes (the raw baseline)
 //            sendmsg  one sendmsg(2) of a 4-byte length and SIZE bytes
 //                     (ipcx's frame of a message over 512 bytes until
@@ -23,15 +25,17 @@
 //            ahead    ipcx's framed receive without a direct body read:
 //                     recv(2) of a frame and the next length (8 + SIZE
 //                     bytes) into a buffer, the body copied out of it
-//                     (ipcx's receive of a body up to 8 KiB since 2026-11)
+//                     (ipcx's receive of a body up to 8 KiB from 2026-11
+//                     to 2026-11-29, and still its receive on a pipe)
 //            split    ipcx's framed receive until 2026-11: as ahead, but
 //                     a body of 1 KiB or more not yet read goes straight
 //                     into the caller's buffer by recvmsg(2), with the
 //                     next length into the framing buffer
 //            frame    recv(2) of one frame as long as the last one (4 +
 //                     SIZE bytes) into a buffer, the body copied out of
-//                     it (ipcx's receive since 2026-11-29: a read never
-//                     goes past the frame at hand into the next `send`)
+//                     it (ipcx's receive on a socket since 2026-11-29: a
+//                     read of a body up to 8 KiB stops at the frame's end,
+//                     where the peer's `send` ended)
 //            (ahead, split and frame read lengths: use them with a
 //            framed SEND)
 //   unix     a connected AF_UNIX stream socket pair instead of loopback
@@ -80,6 +84,18 @@ int main(int argc, char **argv) {
   int size = atoi(argv[1]);
   double secs = atof(argv[2]);
   const char *sm = argv[3], *rm = argv[4];
+  const char *sends[] = {"send", "sendmsg", "send4", "frame"};
+  const char *recvs[] = {"exact", "ahead", "split", "frame"};
+  int sm_ok = 0, rm_ok = 0;
+  for (int i = 0; i < 4; i++) {
+    sm_ok |= !strcmp(sm, sends[i]);
+    rm_ok |= !strcmp(rm, recvs[i]);
+  }
+  if (!sm_ok || !rm_ok || size <= 0 || secs <= 0) {
+    fprintf(stderr, "usage: %s SIZE SECONDS send|sendmsg|send4|frame exact|ahead|split|frame [unix]\n",
+            argv[0]);
+    return 2;
+  }
   int framed = strcmp(sm, "send") != 0;
   int unix_pair = argc == 6, sv[2] = {-1, -1};
   if (unix_pair && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
@@ -154,8 +170,8 @@ int main(int argc, char **argv) {
       got++;
       continue;
     }
-    // ipcx's receive (ipc-backends/src/stream.rs, recv_frame): the header
-    // from the buffer, or a read of a frame as long as the last one and the
+    // ipcx's receive before 2026-11-29, and on a pipe still
+    // (ipc-backends/src/stream.rs, recv_frame): the header from the buffer, or a read of a frame as long as the last one and the
     // header after it; then what of the body is buffered is copied out,
     // and a rest of 1 KiB or more is read straight into the caller's buffer
     // with the next header into ours (`split`), a smaller one through ours.
