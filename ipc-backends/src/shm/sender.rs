@@ -215,18 +215,7 @@ impl ShmSender {
         if self.pending.is_some() {
             self.flush_pending(deadline)?;
         }
-        // Room as of the consumer's tail last read (the peer was just
-        // seen open), before waiting.
-        if let Some(r) = self
-            .ring
-            .reserve_contiguous(record, self.ring.free_cached())
-        {
-            return Ok(Loan {
-                tx: self,
-                reserved: r,
-                len,
-            });
-        }
+        // The wait looks at the room the cached tail shows first.
         let (shared, ring, index) = (&self.shared, &mut self.ring, self.index);
         let mut reserved = None;
         shared.wait_for(index, Event::Space, self.how, deadline, || {
