@@ -121,6 +121,7 @@ impl Batch {
     }
 
     /// How many messages it holds.
+    #[inline]
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -157,6 +158,7 @@ impl Batch {
     }
 
     /// Appends a message.
+    #[inline]
     pub fn push(&mut self, msg: &[u8]) {
         self.bytes.extend_from_slice(msg);
         self.ends.push(self.bytes.len());

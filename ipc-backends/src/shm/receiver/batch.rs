@@ -69,6 +69,15 @@ impl ShmReceiver {
                     _ => break,
                 }
             }
+            if let Some((payload, len)) = self.ring.whole_message(avail) {
+                // The usual record: whole, unwrapped, already validated.
+                // SAFETY: `whole_message` checked the record is published
+                // and lies unwrapped in the data area, so `len` bytes at
+                // `payload` are readable, ours until the space is released.
+                batch.push(unsafe { std::slice::from_raw_parts(payload, len as usize) });
+                self.ring.skip(ring::record_size(len));
+                continue;
+            }
             match self.ring.next(avail) {
                 Ok(Next::Message(len)) if ring::record_size(len) <= avail => {
                     self.take_record(batch, len, avail);
