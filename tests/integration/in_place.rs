@@ -190,6 +190,11 @@ fn bytes(test: &'static str, ep: &str) {
             other.map(|l| l.len())
         ),
     }
+    // The largest length there is: the same error, no overflow on the way.
+    match ch.loan(usize::MAX) {
+        Err(Error::MessageTooLarge { size, max: m }) => assert_eq!((size, m), (usize::MAX, max)),
+        other => panic!("a loan of usize::MAX bytes: {:?}", other.map(|l| l.len())),
+    }
 
     let mut rng = Rng::new(7);
     let sizes = [0usize, 1, 7, 8, 9, 63, 64, 1000, 4096, 8000];

@@ -179,18 +179,21 @@ impl ShmSender {
         // The fast path, inlined: a size always admitted with nothing
         // pending (`admit_below`, as a send checks), at most half a ring,
         // the peer open, and room as of the consumer's tail last read.
-        let record = ring::record_size(len as u64);
-        if len < self.admit_below && record <= self.ring.capacity() / 2 && self.check_open().is_ok()
-        {
-            if let Some(r) = self
-                .ring
-                .reserve_contiguous(record, self.ring.free_cached())
-            {
-                return Ok(Loan {
-                    tx: self,
-                    reserved: r,
-                    len,
-                });
+        // (The size first: `record_size` of any length is only computed
+        // below `max_message_size`.)
+        if len < self.admit_below {
+            let record = ring::record_size(len as u64);
+            if record <= self.ring.capacity() / 2 && self.check_open().is_ok() {
+                if let Some(r) = self
+                    .ring
+                    .reserve_contiguous(record, self.ring.free_cached())
+                {
+                    return Ok(Loan {
+                        tx: self,
+                        reserved: r,
+                        len,
+                    });
+                }
             }
         }
         self.loan_waiting(len, deadline)
