@@ -132,15 +132,6 @@ fn ping(seq: u64) -> Ping {
     Ping { seq, body }
 }
 
-/// A runtime with two workers and everything enabled.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn is_pipe(ep: &str) -> bool {
     parse(ep).scheme() == Scheme::Pipe
 }
@@ -281,7 +272,7 @@ fn run_role() {
     match role.as_str() {
         "blocking-client" => blocking_client(&ep, &arg),
         "blocking-server" => blocking_server(&ep),
-        _ => runtime().block_on(async_role(&role, &ep, &arg)),
+        _ => crate::util::runtime().block_on(async_role(&role, &ep, &arg)),
     }
 }
 
@@ -593,7 +584,7 @@ fn blocking_server(ep: &str) {
 /// max + 1 refused on both sides (`send`, `try_send`) with
 /// `MessageTooLarge`, and the channel carries on.
 fn boundaries(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, mut ch, _l) = open_pair(test, "echo", ep, "", &Schema::bytes()).await;
         let max = ch.max_message_size();
         assert_eq!(max, parse(ep).options().max_message_size);
@@ -635,7 +626,7 @@ fn boundaries(test: &'static str, ep: &str) {
 /// peer leaves.
 fn stream_order(test: &'static str, ep: &str) {
     const N: u64 = 20_000;
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, ch, _l) =
             open_pair(test, "sink-send", ep, &N.to_string(), &Schema::bytes()).await;
         let (_tx, mut rx) = ch.split();
@@ -660,10 +651,7 @@ fn stream_order(test: &'static str, ep: &str) {
 /// full one say `WouldBlock`; a `send` on a full channel waits while a
 /// ticking task keeps running; every message accepted arrives, in order.
 fn backpressure(test: &'static str, ep: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::util::current_thread();
     rt.block_on(async {
         let (mut peer, mut ch, _l) = open_pair(test, "slow-reader", ep, "", &Schema::bytes()).await;
         assert_eq!(peer.expect_line(), "connected");
@@ -764,7 +752,7 @@ fn many_clients(test: &'static str, ep: &str) {
     } else {
         ep.to_string()
     };
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let mut l = ipcx::tokio::listen(&parse(&ep)).expect("listen");
         let at = l.endpoint().to_string();
         let peers: Vec<Peer> = (0..CLIENTS)
@@ -839,7 +827,7 @@ async fn expect_disconnect_after_kill(
 /// The async side waiting in `recv` gets `Disconnected` when its peer is
 /// killed.
 fn peer_killed_in_recv(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (mut peer, mut ch, _l) = open_pair(test, "hold", ep, "", &Schema::bytes()).await;
         assert_eq!(peer.expect_line(), "connected");
         let op = tokio::spawn(async move {
@@ -855,7 +843,7 @@ fn peer_killed_in_recv(test: &'static str, ep: &str) {
 /// The async side waiting in `send` on a full channel gets `Disconnected`
 /// when its peer is killed.
 fn peer_killed_in_send(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (mut peer, mut ch, _l) = open_pair(test, "hold", ep, "", &Schema::bytes()).await;
         assert_eq!(peer.expect_line(), "connected");
         let mut n = 0;
@@ -884,7 +872,7 @@ const SENT_BEFORE_EXIT: u64 = 3;
 /// A completed `send` has handed the message to the kernel: the sender's
 /// process may exit at once (no drop, no flush), and the message arrives.
 fn sent_survives_exit(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, mut ch, _l) = open_pair(test, "send-exit", ep, "", &Schema::bytes()).await;
         assert_eq!(peer.expect_line(), "sent");
         peer.expect_success();
@@ -912,7 +900,7 @@ fn connect_cancelled(_test: &'static str, ep: &str) {
     } else {
         ep.to_string()
     };
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let mut l = ipcx::tokio::listen(&parse(&ep)).expect("listen");
         let at = parse(&l.endpoint().to_string());
         let mut cancelled = 0;
@@ -962,7 +950,7 @@ fn no_listener(_test: &'static str, ep: &str) {
         (None, ep.to_string())
     };
     let ep = util::with_option(&ep, "connect_timeout=60s");
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         match within("connect", ipcx::tokio::connect(&parse(&ep))).await {
             Err(Error::NoListener { .. }) => {}
             other => panic!(
@@ -979,7 +967,7 @@ fn no_listener(_test: &'static str, ep: &str) {
 fn listener_killed(test: &'static str, ep: &str) {
     let mut peer = Peer::spawn(test, "listen-hold", ep, "");
     let at = peer.expect_value("endpoint");
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let mut ch = connect(&at, &Schema::bytes()).await;
         assert_eq!(peer.expect_line(), "accepted");
         let op = tokio::spawn(async move {
@@ -1012,7 +1000,7 @@ fn listener_killed(test: &'static str, ep: &str) {
 /// probe can tell this case's System V objects from other cases'.
 fn nothing_left_behind(test: &'static str, ep: &str) {
     if is_pipe(ep) {
-        return runtime().block_on(async {
+        return crate::util::runtime().block_on(async {
             let (peer, mut ch, _) = open_pair(test, "echo", ep, "", &Schema::bytes()).await;
             assert_eq!(peer.expect_value("max"), ch.max_message_size().to_string());
             assert_eq!(peer.expect_value("too_large"), "ok");
@@ -1059,7 +1047,7 @@ fn handshake_mismatch(test: &'static str, ep: &str) {
     if is_pipe(ep) {
         return handshake_mismatch_spawned(test, ep);
     }
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let mut l =
             ipcx::tokio::typed::listen::<Ping, Pong>(&parse(ep)).expect("typed async listen");
         let at = l.endpoint().to_string();
@@ -1117,7 +1105,7 @@ fn handshake_mismatch_spawned(test: &'static str, ep: &str) {
         .find_map(|l| l.strip_prefix("PEER:err="))
         .unwrap_or_else(|| panic!("child reported no refusal: {report:?}"));
     assert!(line.starts_with("SchemaMismatch"), "child: {line}");
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, ch, _) =
             open_pair(test, "typed-connect", ep, "match", &typed::<Ping, Pong>()).await;
         let mut ch = TypedChannel::<Ping, Pong>::new(ch);
@@ -1138,7 +1126,7 @@ fn handshake_mismatch_spawned(test: &'static str, ep: &str) {
 /// once: none lost, none duplicated, each whole, in order.
 fn recv_cancel(test: &'static str, ep: &str) {
     const N: u64 = 100_000;
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, ch, _l) =
             open_pair(test, "seq-send", ep, &N.to_string(), &Schema::bytes()).await;
         let (_tx, mut rx) = ch.split();
@@ -1205,7 +1193,7 @@ fn send_cancel(test: &'static str, ep: &str) {
     const N: u64 = SEND_CANCEL_N;
     let record = std::env::temp_dir().join(util::unique("asc"));
     let arg = record.to_string_lossy().into_owned();
-    let (sent, cancelled, received) = runtime().block_on(async {
+    let (sent, cancelled, received) = crate::util::runtime().block_on(async {
         let (peer, ch, _l) = open_pair(test, "record-reader", ep, &arg, &Schema::bytes()).await;
         let (mut tx, _rx) = ch.split();
         let mut sent = std::collections::BTreeSet::new();
@@ -1285,7 +1273,7 @@ fn send_cancel(test: &'static str, ep: &str) {
 /// bytes of mixed sizes echoed, then typed requests answered through the
 /// typed `Stream` and `Sink`.
 fn blocking_client_async_server(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let (peer, ch, l) = open_pair(test, "blocking-client", ep, "bytes", &Schema::bytes()).await;
         echo(ch).await;
         assert_eq!(peer.expect_line(), "ok");
@@ -1323,7 +1311,7 @@ fn async_client_blocking_server(test: &'static str, ep: &str) {
         return;
     }
     let server = Peer::spawn(test, "blocking-server", ep, "");
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let at = server.expect_value("endpoint");
         let mut ch = connect(&at, &Schema::bytes()).await;
         drive_bytes(&mut ch).await;

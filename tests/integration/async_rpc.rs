@@ -70,14 +70,6 @@ pub enum Reply {
 /// What the handlers saw, in order: `slow-start`, `slow-end`, `fast`.
 type Log = Arc<Mutex<Vec<&'static str>>>;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// An async server of [`Request`]s on `ep`; must be called in a runtime.
 fn async_server(ep: &str, log: Log) -> Server {
     Server::serve(&parse(ep), move |req: Request| {
@@ -210,7 +202,7 @@ fn run_role() {
             server.shutdown();
             report("stopped");
         }
-        _ => runtime().block_on(async_role(&role, &ep)),
+        _ => crate::util::runtime().block_on(async_role(&role, &ep)),
     }
 }
 
@@ -354,7 +346,7 @@ async fn async_role(role: &str, ep: &str) {
 /// in flight on its one connection, each call answered with its own
 /// reply.
 fn many_in_flight(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let server = async_server(ep, Log::default());
         let at = server.endpoint().to_string();
         let peers: Vec<Peer> = (0..3).map(|_| Peer::spawn(test, "many", &at, "")).collect();
@@ -371,7 +363,7 @@ fn many_in_flight(test: &'static str, ep: &str) {
 /// connection: they are handled while it waits (its handler waits for
 /// them, then sleeps 500 ms), and their replies come first.
 fn slow_does_not_hold_up_fast(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let log = Log::default();
         let server = async_server(ep, log.clone());
         let peer = Peer::spawn(test, "slow-fast", &server.endpoint().to_string(), "");
@@ -394,7 +386,7 @@ fn slow_does_not_hold_up_fast(test: &'static str, ep: &str) {
 /// A handler's error and a handler's panic come back to the caller as
 /// `Error::Remote`; the server and the connection carry on.
 fn errors_and_panics(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let server = async_server(ep, Log::default());
         let at = server.endpoint().to_string();
         let peer = Peer::spawn(test, "errors", &at, "");
@@ -411,7 +403,7 @@ fn errors_and_panics(test: &'static str, ep: &str) {
 /// A blocking `ipcx::rpc::Client` (another process) against the async
 /// server: calls in flight, an error, a large payload.
 fn blocking_client_async_server(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let server = async_server(ep, Log::default());
         let peer = Peer::spawn(test, "blocking-client", &server.endpoint().to_string(), "");
         assert_eq!(peer.expect_line(), "ok");
@@ -426,7 +418,7 @@ fn blocking_client_async_server(test: &'static str, ep: &str) {
 fn async_client_blocking_server(test: &'static str, ep: &str) {
     let mut peer = Peer::spawn(test, "blocking-server", ep, "");
     let at = peer.expect_value("endpoint");
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let client = Client::<Request, Reply>::connect(&parse(&at))
             .await
             .expect("async connect to a blocking server");
@@ -449,7 +441,7 @@ fn async_client_blocking_server(test: &'static str, ep: &str) {
 /// `Server::shutdown` answers the call in flight, then closes every
 /// connection: the client's next call is `Disconnected`, without a hang.
 fn shutdown_disconnects(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let log = Log::default();
         let server = async_server(ep, log.clone());
         let mut peer = Peer::spawn(test, "hold", &server.endpoint().to_string(), "");
@@ -479,7 +471,7 @@ fn shutdown_disconnects(test: &'static str, ep: &str) {
 /// the client and the connection working: later calls get their own
 /// replies.
 fn cancelled_calls(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let server = async_server(ep, Log::default());
         let peer = Peer::spawn(test, "cancel", &server.endpoint().to_string(), "");
         assert_eq!(peer.expect_line(), "ok");
@@ -491,7 +483,7 @@ fn cancelled_calls(test: &'static str, ep: &str) {
 /// A client killed with a call in flight ends only its connection: the
 /// server serves the next client.
 fn client_killed(test: &'static str, ep: &str) {
-    runtime().block_on(async {
+    crate::util::runtime().block_on(async {
         let log = Log::default();
         let server = async_server(ep, log.clone());
         let at = server.endpoint().to_string();

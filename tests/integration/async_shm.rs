@@ -31,14 +31,6 @@ fn endpoint(scheme: &str) -> String {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn message(rng: &mut Rng, i: u64) -> Vec<u8> {
     util::make_message(rng, i, SIZES[i as usize % SIZES.len()])
 }
@@ -126,7 +118,7 @@ fn async_listener_blocking_client(test: &'static str, ep: String, peer_wait: &'s
     let peer = util::watchdog(CASE, test, {
         let ep = ep.clone();
         move || {
-            runtime().block_on(async move {
+            crate::util::runtime().block_on(async move {
                 let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
                 let peer = Peer::spawn(test, "echo-client", &ep, peer_wait);
                 let mut conn = l.accept().await.expect("accept");
@@ -168,7 +160,7 @@ fn async_client_blocking_listener(test: &'static str, ep: String, own_wait: &'st
     };
     util::watchdog(CASE, test, {
         move || {
-            runtime().block_on(async move {
+            crate::util::runtime().block_on(async move {
                 let mut c = ipcx::tokio::connect(&util::parse(&own))
                     .await
                     .expect("connect");
@@ -195,7 +187,7 @@ fn peer_killed_while_async_waits(test: &'static str, ep: String) {
     let pid = util::watchdog(CASE, test, {
         let ep = ep.clone();
         move || {
-            runtime().block_on(async move {
+            crate::util::runtime().block_on(async move {
                 let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
                 let mut peer = Peer::spawn(test, "idle", &ep, "");
                 let conn = l.accept().await.expect("accept");
@@ -247,7 +239,7 @@ fn select_against_a_timer(test: &'static str, ep: String) {
     let peer = util::watchdog(CASE, test, {
         let ep = ep.clone();
         move || {
-            runtime().block_on(async move {
+            crate::util::runtime().block_on(async move {
                 let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
                 let peer = Peer::spawn(test, "numbered", &ep, "");
                 let (_tx, mut rx) = l.accept().await.expect("accept").split();
@@ -282,10 +274,7 @@ fn select_against_a_timer(test: &'static str, ep: String) {
 /// neither side may block the thread.
 fn both_ends_on_one_thread(test: &'static str, ep: String) {
     util::watchdog(CASE, test, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async move {
             let ep = util::parse(&ep);
             let mut l = ipcx::tokio::listen(&ep).expect("listen");
@@ -321,7 +310,7 @@ fn loans_against_a_blocking_client(test: &'static str, ep: String) {
     let peer = util::watchdog(CASE, test, {
         let ep = ep.clone();
         move || {
-            runtime().block_on(async move {
+            crate::util::runtime().block_on(async move {
                 let mut l = ipcx::tokio::listen(&util::parse(&ep)).expect("listen");
                 let peer = Peer::spawn(test, "echo-client", &ep, "");
                 let (mut tx, mut rx) = l.accept().await.expect("accept").split();
@@ -365,10 +354,7 @@ fn loans_against_a_blocking_client(test: &'static str, ep: String) {
 /// room and the receipt for data without blocking the thread.
 fn loans_on_one_thread(test: &'static str, ep: String) {
     util::watchdog(CASE, test, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async move {
             let ep = util::parse(&ep);
             let mut l = ipcx::tokio::listen(&ep).expect("listen");
@@ -419,10 +405,7 @@ pub struct Quote {
 /// lies.
 fn typed_loans_and_samples(test: &'static str, ep: String) {
     util::watchdog(CASE, test, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async move {
             let ep = util::parse(&ep);
             let mut l = ipcx::tokio::typed::listen::<Quote, Quote>(&ep).expect("listen");

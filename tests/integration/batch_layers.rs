@@ -173,10 +173,7 @@ fn decode_error_in_a_batch(test: &'static str, ep: String) {
 fn async_batches(test: &'static str, ep: String) {
     use futures_util::SinkExt;
     util::watchdog(CASE, test, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async move {
             let ep = util::parse(&ep);
             let mut l = ipcx::tokio::listen(&ep).expect("listen");

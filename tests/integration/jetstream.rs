@@ -742,10 +742,7 @@ fn async_producer_and_consumer() {
             nats.endpoint("jsasync")
         ));
         let _cleanup = Cleanup(endpoint.clone());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async {
             let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
             let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
@@ -801,10 +798,7 @@ fn async_ack_does_not_block_the_runtime_thread() {
         ));
         let _cleanup = Cleanup(endpoint.clone());
         let pid = nats.pid() as i32;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async {
             let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
             let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
@@ -1061,10 +1055,7 @@ fn async_batch_pull_and_ack_all() {
         let nats = NatsServer::start_jetstream();
         let endpoint = parse(&format!("{}?pattern=queue", nats.endpoint("jsabatch")));
         let _cleanup = Cleanup(endpoint.clone());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async {
             let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
             let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");
@@ -1208,10 +1199,7 @@ fn a_cancelled_async_batch_pull_takes_nothing_later() {
             nats.endpoint("jscancel")
         ));
         let _cleanup = Cleanup(endpoint.clone());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async {
             let mut p = ipcx::tokio::queue::Producer::<Job>::open(&endpoint).expect("producer");
             let mut c = ipcx::tokio::queue::Consumer::<Job>::open(&endpoint).expect("consumer");

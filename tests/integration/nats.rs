@@ -277,10 +277,7 @@ fn async_client_blocking_server() {
         let ep = crate::util::nats::endpoint("a", "");
         let peer = Peer::spawn(TEST, "echo", &ep, "");
         assert_eq!(peer.expect_line(), "ready");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::current_thread();
         rt.block_on(async {
             let mut ch = ipcx::tokio::connect(&parse(&ep)).await.expect("connect");
             for i in 0..500u32 {
@@ -853,11 +850,7 @@ fn a_cluster_node_killed_under_traffic() {
 fn async_server_blocking_clients() {
     watchdog(LIMIT, "async server", || {
         let ep = parse(&crate::util::nats::endpoint("as", ""));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = crate::util::runtime();
         let mut l = rt
             .block_on(async { ipcx::tokio::listen(&ep) })
             .expect("listen");

@@ -5,6 +5,23 @@ use ipc_core::Result;
 #[cfg(feature = "nats")]
 use crate::nats::jetstream::{Pending, Settle};
 
+/// How a message is settled by a consuming call of [`Ack`].
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Ack,
+    Nak,
+}
+
+#[cfg(feature = "nats")]
+impl From<Outcome> for Settle {
+    fn from(o: Outcome) -> Settle {
+        match o {
+            Outcome::Ack => Settle::Ack,
+            Outcome::Nak => Settle::Nak,
+        }
+    }
+}
+
 /// The acknowledgement of a received queue message.
 ///
 /// On JetStream (`nats://…?pattern=queue`) a received message stays in the
@@ -83,13 +100,8 @@ impl Ack {
     /// [`ipc_core::Error::Io`] when the server did not confirm (the
     /// connection was lost, or `ack_wait` had passed and the message went
     /// to another consumer): the message may be delivered again.
-    pub fn ack(mut self) -> Result<()> {
-        #[cfg(feature = "nats")]
-        if let Some(p) = self.pending.take() {
-            return p.settle(Settle::Ack, true);
-        }
-        let _ = &mut self;
-        Ok(())
+    pub fn ack(self) -> Result<()> {
+        self.finish(Outcome::Ack)
     }
 
     /// Gives the message back: it is redelivered (to this or another
@@ -98,13 +110,8 @@ impl Ack {
     /// # Errors
     /// As [`Ack::ack`]; unconfirmed, the message is redelivered after
     /// `ack_wait` anyway.
-    pub fn nak(mut self) -> Result<()> {
-        #[cfg(feature = "nats")]
-        if let Some(p) = self.pending.take() {
-            return p.settle(Settle::Nak, true);
-        }
-        let _ = &mut self;
-        Ok(())
+    pub fn nak(self) -> Result<()> {
+        self.finish(Outcome::Nak)
     }
 
     /// As [`Ack::ack`], for async code: awaits the server's confirmation
@@ -115,25 +122,36 @@ impl Ack {
     ///
     /// # Errors
     /// As [`Ack::ack`].
-    pub async fn ack_async(mut self) -> Result<()> {
-        #[cfg(feature = "nats")]
-        if let Some(p) = self.pending.take() {
-            return p.settle_async(Settle::Ack).await;
-        }
-        let _ = &mut self;
-        Ok(())
+    pub async fn ack_async(self) -> Result<()> {
+        self.finish_async(Outcome::Ack).await
     }
 
     /// As [`Ack::nak`], for async code (as [`Ack::ack_async`]).
     ///
     /// # Errors
     /// As [`Ack::nak`].
-    pub async fn nak_async(mut self) -> Result<()> {
+    pub async fn nak_async(self) -> Result<()> {
+        self.finish_async(Outcome::Nak).await
+    }
+
+    /// [`ack`](Ack::ack) or [`nak`](Ack::nak): settles the message as
+    /// `outcome` and waits for the server's confirmation.
+    fn finish(mut self, outcome: Outcome) -> Result<()> {
         #[cfg(feature = "nats")]
         if let Some(p) = self.pending.take() {
-            return p.settle_async(Settle::Nak).await;
+            return p.settle(outcome.into(), true);
         }
-        let _ = &mut self;
+        let _ = (&mut self, outcome);
+        Ok(())
+    }
+
+    /// [`finish`](Ack::finish) for async code.
+    async fn finish_async(mut self, outcome: Outcome) -> Result<()> {
+        #[cfg(feature = "nats")]
+        if let Some(p) = self.pending.take() {
+            return p.settle_async(outcome.into()).await;
+        }
+        let _ = (&mut self, outcome);
         Ok(())
     }
 

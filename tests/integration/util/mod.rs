@@ -116,6 +116,26 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// A single-threaded runtime with I/O and time, for a case that drives
+/// async code from its own thread.
+#[cfg(feature = "tokio")]
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A runtime with two workers and everything enabled.
+#[cfg(feature = "tokio")]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Environment variable naming the role a re-executed test binary plays.
 pub const ROLE_VAR: &str = "IPCX_TEST_PEER_ROLE";
 /// Environment variable carrying the endpoint to the peer.
