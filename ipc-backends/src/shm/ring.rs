@@ -21,6 +21,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+use ipc_core::Batch;
+
 /// Record kind: a message.
 pub const KIND_MESSAGE: u32 = 1;
 /// Record kind: padding to the end of the ring.
@@ -80,8 +82,11 @@ pub struct Control {
 const _: () = assert!(std::mem::size_of::<Control>() == 640);
 
 /// Bytes a message of `len` bytes takes in the ring, header included.
+#[inline]
 pub fn record_size(len: u64) -> u64 {
-    RECORD_HEADER + len.div_ceil(8) * 8
+    // RECORD_HEADER + len rounded up to a multiple of 8, in two
+    // instructions.
+    (len + RECORD_HEADER + 7) & !7
 }
 
 /// A way the peer broke the ring.
@@ -494,6 +499,45 @@ impl Producer {
         true
     }
 
+    /// Writes whole message records for the first of `msgs` that fit, one
+    /// after the other, in the room before the ring's end that the tail
+    /// last read leaves (as [`push_contiguous`](Self::push_contiguous)
+    /// each, without looking at the tail again); returns how many.
+    /// Unpublished until [`publish`](Self::publish).
+    pub fn push_run(&mut self, msgs: &[&[u8]]) -> usize {
+        let off = self.mem.offset(self.head);
+        let room = self.free_cached().min(self.mem.capacity - off);
+        // SAFETY: `off < capacity`: inside the data area.
+        let base = unsafe { self.mem.data.add(off as usize) };
+        let mut used = 0;
+        let mut n = 0;
+        for msg in msgs {
+            let len = msg.len() as u64;
+            let record = record_size(len);
+            if record > room - used {
+                break;
+            }
+            // SAFETY: `used + record <= room`: the record lies before the
+            // ring's end, in bytes the consumer released (as of the tail
+            // last read) and nobody reads before we publish; `msg` is a
+            // distinct slice. The padding as in `push_contiguous`.
+            unsafe {
+                let at = base.add(used as usize);
+                at.add((record - 8) as usize)
+                    .cast::<[u8; 8]>()
+                    .write_unaligned([0; 8]);
+                let word = (u64::from(KIND_MESSAGE) << 32) | len;
+                at.cast::<[u8; 8]>().write_unaligned(word.to_le_bytes());
+                let body = at.add(RECORD_HEADER as usize);
+                std::ptr::copy_nonoverlapping(msg.as_ptr(), body, msg.len());
+            }
+            used += record;
+            n += 1;
+        }
+        self.head += used;
+        n
+    }
+
     /// Contiguous room for a record of `record` bytes at the head, writing
     /// a pad first when the ring end is too close: the payload address, or
     /// `None` when not enough is free. `free` as for [`push`](Self::push).
@@ -624,6 +668,47 @@ impl Consumer {
             return None;
         }
         self.contiguous(len, avail).map(|p| (p, len))
+    }
+
+    /// Takes the run of whole, unwrapped message records at the tail
+    /// among the `avail` bytes published, up to `max` messages in `batch`
+    /// in all, with one copy for the run (the headers and padding go along
+    /// but are never handed out), and skips them; returns the bytes
+    /// taken. 0 when the tail holds anything else (nothing, a pad, a
+    /// wrapped or streamed record, a violation), which
+    /// [`next`](Self::next) sorts out. The space is released at the next
+    /// [`release`](Self::release).
+    pub fn take_run(&mut self, avail: u64, max: usize, batch: &mut Batch) -> u64 {
+        let off = self.mem.offset(self.tail);
+        let span = avail.min(self.mem.capacity - off) as usize;
+        let max_message = self.max_message;
+        // SAFETY: `off + span <= capacity`: inside the data area, published
+        // bytes, ours until we release the space. A peer that breaks the
+        // protocol and writes them meanwhile makes them garbage: every
+        // header is read once and bounds are checked on the value read.
+        let region = unsafe { std::slice::from_raw_parts(self.mem.data.add(off as usize), span) };
+        let mut used = 0;
+        batch.push_region(region, |run| {
+            while run.len() < max {
+                let Some(&header) = region[used..].first_chunk::<8>() else {
+                    break;
+                };
+                let word = u64::from_le_bytes(header);
+                let len = word & 0xffff_ffff;
+                if (word >> 32) as u32 != KIND_MESSAGE || len > max_message {
+                    break;
+                }
+                let record = record_size(len) as usize;
+                if record > span - used {
+                    break;
+                }
+                run.message(used + RECORD_HEADER as usize, len as usize);
+                used += record;
+            }
+            used
+        });
+        self.tail += used as u64;
+        used as u64
     }
 
     /// Copies up to `avail` bytes into `dst`; returns how many. The space

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use ipc_core::{Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Sender};
+use ipc_core::{Batch, Channel, Deadline, Endpoint, Error, PeerInfo, Receiver, Sender};
 
 use super::channel::{self, Mapped, Side};
 use super::handover::{announce_wait, write_header};
@@ -336,6 +336,65 @@ fn corrupted_segments_are_protocol_errors() {
     poke(base, ring0_head, 4096);
     drop(a);
     assert!(matches!(b.recv(), Err(Error::Disconnected)));
+}
+
+/// Batches through a small ring: every length modulo 8, runs cut by the
+/// ring's end (wrapped records), by the room left, and by the receiver's
+/// maximum, whole and in order on both sides.
+#[test]
+fn batches_wrap_and_stop_at_the_maximum() {
+    let (mut a, mut b, _) = pair(4096, 5000, "block");
+    let message = |i: usize| -> Vec<u8> { (0..(i * 7) % 301).map(|j| (i + j) as u8).collect() };
+    const N: usize = 3000;
+    let t = std::thread::spawn(move || {
+        let mut batch = Batch::new();
+        let mut got = 0;
+        while got < N {
+            let max = 1 + got % 64;
+            let n = b.recv_batch(&mut batch, max).unwrap();
+            assert!((1..=max).contains(&n), "{n} of at most {max}");
+            assert_eq!(n, batch.len());
+            for m in &batch {
+                assert_eq!(m, message(got), "message {got}");
+                got += 1;
+            }
+        }
+        b
+    });
+    let all: Vec<Vec<u8>> = (0..N).map(message).collect();
+    for chunk in all.chunks(37) {
+        let msgs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        a.send_batch(&msgs).unwrap();
+    }
+    let mut b = t.join().unwrap();
+    assert!(matches!(b.try_recv(), Err(Error::WouldBlock)));
+}
+
+/// A corrupt record after good ones: the batch hands out the good ones,
+/// the next receive reports the corruption.
+#[test]
+fn a_batch_stops_at_a_corrupt_record() {
+    let ring0_head = segment::CONTROL_OFFSET[0];
+    let data0 = segment::HEADER_SIZE;
+    let msg = |len: u64| (u64::from(ring::KIND_MESSAGE) << 32) | len;
+    // Each published whole, so that only the check of its own kind stops it.
+    for (what, word, head) in [
+        ("too long", msg(101), 48 + 8 + 104),
+        ("unknown kind", 9 << 32, 56),
+    ] {
+        let (mut a, mut b, base) = pair(4096, 100, "block");
+        a.send_batch(&[&b"one"[..], b"two", b"three"]).unwrap();
+        poke(base, data0 + 48, word);
+        poke(base, ring0_head, head);
+        let mut batch = Batch::new();
+        assert_eq!(b.recv_batch(&mut batch, 64).unwrap(), 3, "{what}");
+        let got: Vec<&[u8]> = batch.iter().collect();
+        assert_eq!(got, [&b"one"[..], b"two", b"three"], "{what}");
+        match b.recv_batch(&mut batch, 64) {
+            Err(Error::Protocol(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
 }
 
 /// Once the receiver has seen the connection end, the sender refuses too.

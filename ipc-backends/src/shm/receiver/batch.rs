@@ -69,13 +69,8 @@ impl ShmReceiver {
                     _ => break,
                 }
             }
-            if let Some((payload, len)) = self.ring.whole_message(avail) {
-                // The usual record: whole, unwrapped, already validated.
-                // SAFETY: `whole_message` checked the record is published
-                // and lies unwrapped in the data area, so `len` bytes at
-                // `payload` are readable, ours until the space is released.
-                batch.push(unsafe { std::slice::from_raw_parts(payload, len as usize) });
-                self.ring.skip(ring::record_size(len));
+            if self.ring.take_run(avail, max, batch) > 0 {
+                // The usual records: whole, unwrapped, one copy for all.
                 continue;
             }
             match self.ring.next(avail) {

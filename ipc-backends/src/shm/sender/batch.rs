@@ -49,7 +49,19 @@ impl ShmSender {
         unpublished: &mut bool,
     ) -> Result<()> {
         let cap = self.ring.capacity();
-        for msg in msgs {
+        let mut rest = msgs;
+        while let Some((msg, after)) = rest.split_first() {
+            // The usual case: a run of records into the room known free.
+            let n = self.ring.push_run(rest);
+            if n > 0 {
+                *written += n;
+                *unpublished = true;
+                rest = &rest[n..];
+                continue;
+            }
+            // The first of the rest needs more: a look at the tail, a
+            // wait, a wrap, or streaming.
+            rest = after;
             let len = msg.len() as u64;
             let record = ring::record_size(len);
             if record > cap {
