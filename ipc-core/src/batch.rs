@@ -122,7 +122,8 @@ impl Batch {
     }
 
     /// An empty batch with room for `messages` messages of `bytes` bytes
-    /// in all.
+    /// in all (a receive that copies framed messages in at once also
+    /// keeps their framing: on shared memory up to 15 bytes a message).
     pub fn with_capacity(messages: usize, bytes: usize) -> Batch {
         Batch {
             bytes: Vec::with_capacity(bytes),
@@ -194,18 +195,31 @@ impl Batch {
         self.payload += len;
     }
 
-    /// Appends many messages that lie in `region` with framing between
-    /// them, copying the region once instead of each message on its own:
-    /// `scan` names each message by its place in `region` (in order, with
-    /// [`Regions::message`]) and returns how many bytes of `region` it
-    /// covered; those bytes are copied in. For a transport's receive,
-    /// whose buffer holds many framed messages; the framing is kept in the
-    /// batch's buffer but never handed out. A message named beyond the
-    /// covered bytes is a caller's bug: it and those after it are left
-    /// out.
+    /// Appends many messages that lie in a region of memory with framing
+    /// between them, copying the region once instead of each message on
+    /// its own: `scan` names each message by its place in the region (in
+    /// order, with [`Regions::message`]) and returns how many bytes of it
+    /// it covered (at most `len`); those bytes are copied in. For a
+    /// transport's receive, whose buffer holds many framed messages; the
+    /// framing is kept in the batch's buffer but never handed out. A
+    /// message named beyond the covered bytes is a caller's bug: it and
+    /// those after it are left out.
+    ///
+    /// The region is read through its pointer only (`scan` reads it as it
+    /// likes, then one copy), never through a reference, so it may be
+    /// memory another process writes meanwhile: such writes make the
+    /// bytes handed out garbage, never out of bounds.
+    ///
+    /// # Safety
+    /// `region` is valid for reads of `len` bytes until this returns.
     #[doc(hidden)]
     #[inline]
-    pub fn push_region(&mut self, region: &[u8], scan: impl FnOnce(&mut Regions<'_>) -> usize) {
+    pub unsafe fn push_region(
+        &mut self,
+        region: *const u8,
+        len: usize,
+        scan: impl FnOnce(&mut Regions<'_>) -> usize,
+    ) {
         let base = self.bytes.len();
         let first = self.spans.len();
         let mut r = Regions {
@@ -214,7 +228,7 @@ impl Batch {
             reach: base,
             payload: 0,
         };
-        let used = scan(&mut r).min(region.len());
+        let used = scan(&mut r).min(len);
         let mut payload = r.payload;
         if r.reach > base + used {
             let bad = self.spans[first..]
@@ -224,7 +238,15 @@ impl Batch {
             self.spans.truncate(first + bad);
             payload = self.spans[first..].iter().map(|s| s.end - s.start).sum();
         }
-        self.bytes.extend_from_slice(&region[..used]);
+        self.bytes.reserve(used);
+        // SAFETY: `used <= len` bytes from `region` are readable (the
+        // caller's promise); `reserve` made room for them past `base`, in
+        // our own allocation, which cannot overlap the region; the copy
+        // initialises them before `set_len` covers them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(region, self.bytes.as_mut_ptr().add(base), used);
+            self.bytes.set_len(base + used);
+        }
         self.payload += payload;
     }
 
@@ -257,8 +279,10 @@ impl Regions<'_> {
     /// A message of `len` bytes at offset `start` of the region.
     #[inline]
     pub fn message(&mut self, start: usize, len: usize) {
-        let start = self.base + start;
-        let end = start + len;
+        // Saturating: a message named past any region is left out, not
+        // wrapped around into one.
+        let start = self.base.saturating_add(start);
+        let end = start.saturating_add(len);
         self.spans.push(Span { start, end });
         self.reach = self.reach.max(end);
         self.payload += len;
@@ -433,13 +457,16 @@ mod tests {
         let mut b = Batch::new();
         b.push(b"first");
         let region = b"[ab][][cde]tail";
-        b.push_region(region, |r| {
-            r.message(1, 2);
-            r.message(5, 0);
-            r.message(7, 3);
-            assert_eq!(r.len(), 4);
-            11
-        });
+        // SAFETY: the region is a live local array.
+        unsafe {
+            b.push_region(region.as_ptr(), region.len(), |r| {
+                r.message(1, 2);
+                r.message(5, 0);
+                r.message(7, 3);
+                assert_eq!(r.len(), 4);
+                11
+            })
+        };
         b.push(b"last");
         let all: Vec<&[u8]> = b.iter().collect();
         assert_eq!(all, [&b"first"[..], b"ab", b"", b"cde", b"last"]);
@@ -457,13 +484,27 @@ mod tests {
     #[test]
     fn a_region_message_beyond_the_scan_is_left_out() {
         let mut b = Batch::new();
-        b.push_region(b"abcdef", |r| {
-            r.message(0, 2);
-            r.message(2, 4);
-            3
-        });
+        let region = b"abcdef";
+        // SAFETY: the region is a live local array.
+        unsafe {
+            b.push_region(region.as_ptr(), region.len(), |r| {
+                r.message(0, 2);
+                r.message(2, 4);
+                3
+            })
+        };
         assert_eq!(b.iter().collect::<Vec<_>>(), [&b"ab"[..]]);
         assert_eq!(b.total_bytes(), 2);
+        // A place past any region saturates and is left out too.
+        // SAFETY: as above.
+        unsafe {
+            b.push_region(region.as_ptr(), region.len(), |r| {
+                r.message(usize::MAX - 1, 5);
+                6
+            })
+        };
+        assert_eq!(b.iter().collect::<Vec<_>>(), [&b"ab"[..]]);
+        assert_eq!((b.len(), b.total_bytes()), (1, 2));
     }
 
     #[test]

@@ -112,7 +112,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     add("shm_ring", "empty", view([4096, 1000, 64, 64, 64, 0]));
 
-    // Ops of shm_consumer: 0 publish u16, 1 set head u64, 2 write, 3 step.
+    // Ops of shm_consumer: 0 publish u16, 1 set head u64, 2 write, 3 step
+    // (with the top bit: a batched step).
     let mut ops = 1000u16.to_le_bytes().to_vec();
     let write = |ops: &mut Vec<u8>, at: u16, bytes: &[u8]| {
         ops.push(2);
@@ -144,6 +145,23 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     publish(&mut ops, 16 + record_size(3));
     ops.extend_from_slice(&[3, 3, 3, 3]);
     add("shm_consumer", "streamed-and-padded", ops);
+    // Three messages taken by one batched step (opcode 3 | 0x80, at most
+    // 1 + 8 messages), then a fourth past a pad by the next.
+    let mut ops = 1000u16.to_le_bytes().to_vec();
+    let mut at = 0u64;
+    for m in [&b"one"[..], b"two", b"three"] {
+        write(&mut ops, at as u16, &msg(m.len() as u64).to_le_bytes());
+        write(&mut ops, at as u16 + 8, m);
+        at += record_size(m.len() as u64);
+    }
+    publish(&mut ops, at);
+    ops.push(0x80 | (8 << 2) | 3);
+    write(&mut ops, at as u16, &pad.to_le_bytes());
+    write(&mut ops, 0, &msg(4).to_le_bytes());
+    write(&mut ops, 8, b"four");
+    publish(&mut ops, 4096 - at + record_size(4));
+    ops.extend_from_slice(&[0x83, 0x83]);
+    add("shm_consumer", "batched-runs", ops);
 
     let layout = Layout {
         ring_capacity: 1 << 16,

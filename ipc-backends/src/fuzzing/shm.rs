@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use ipc_core::Batch;
+
 use super::Input;
 use crate::shm::ring::{
     self, Consumer, Control, Next, RECORD_HEADER, RingMem, View, check_tail, record_size,
@@ -64,7 +66,9 @@ const CONSUMER_RING: u64 = MIN_RING;
 /// each an opcode byte: `0` the peer publishes `u16` more bytes; `1` the
 /// peer sets its head to any `u64`; `2` the peer writes a length byte's
 /// worth of bytes at a `u16` offset; `3` this side takes one step of a
-/// receive (as the shared-memory receiver does).
+/// receive (as the shared-memory receiver does), or with the opcode's top
+/// bit set one step of a batched receive (a run of records taken at once,
+/// at most `1 + (opcode >> 2) % 32` messages).
 ///
 /// Whatever the peer does, each step must stay inside the ring (the
 /// address sanitizer checks every access; a payload view is also checked
@@ -79,6 +83,7 @@ pub fn shm_consumer(data: &[u8]) {
     let mut consumer = unsafe { Consumer::new(ring.mem, max, true) };
     let mut head = 0u64;
     let mut body = 0u64;
+    let mut batch = Batch::new();
     while let Some(op) = input.next() {
         match op % 4 {
             0 => {
@@ -93,6 +98,12 @@ pub fn shm_consumer(data: &[u8]) {
                 let at = u64::from(input.u16());
                 let n = usize::from(input.u8());
                 ring.write(at, input.take(n));
+            }
+            _ if op & 0x80 != 0 => {
+                let most = 1 + usize::from(op >> 2) % 32;
+                if batch_step(&mut consumer, &ring, &mut body, max, &mut batch, most).is_err() {
+                    return;
+                }
             }
             _ => {
                 if step(&mut consumer, &ring, &mut body, max).is_err() {
@@ -147,6 +158,42 @@ fn step(
             }
         }
     }
+    c.release();
+    Ok(())
+}
+
+/// One step of a batched receive: a run of whole records at the tail
+/// taken at once (at most `most` messages), else one step as
+/// [`step`] takes it.
+fn batch_step(
+    c: &mut Consumer,
+    ring: &HeapRing,
+    body: &mut u64,
+    max: u64,
+    batch: &mut Batch,
+    most: usize,
+) -> Result<(), ring::Violation> {
+    if *body > 0 {
+        return step(c, ring, body, max);
+    }
+    let avail = match c.available_cached() {
+        0 => c.available()?,
+        n => n,
+    };
+    batch.clear();
+    let taken = c.take_run(avail, most, batch);
+    if taken == 0 {
+        assert!(batch.is_empty());
+        return step(c, ring, body, max);
+    }
+    assert!(taken <= avail && taken % 8 == 0, "took {taken} of {avail}");
+    assert!((1..=most).contains(&batch.len()));
+    let mut framed = 0;
+    for m in batch.iter() {
+        assert!(m.len() as u64 <= max);
+        framed += record_size(m.len() as u64);
+    }
+    assert_eq!(framed, taken, "the run is its records");
     c.release();
     Ok(())
 }

@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use ipc_core::Batch;
+use ipc_core::batch::Regions;
 
 /// Record kind: a message.
 pub const KIND_MESSAGE: u32 = 1;
@@ -680,20 +681,26 @@ impl Consumer {
     /// [`release`](Self::release).
     pub fn take_run(&mut self, avail: u64, max: usize, batch: &mut Batch) -> u64 {
         let off = self.mem.offset(self.tail);
+        if off % 8 != 0 {
+            // Not at a record boundary (never, between records): the
+            // reads below are of aligned words.
+            return 0;
+        }
         let span = avail.min(self.mem.capacity - off) as usize;
         let max_message = self.max_message;
-        // SAFETY: `off + span <= capacity`: inside the data area, published
-        // bytes, ours until we release the space. A peer that breaks the
-        // protocol and writes them meanwhile makes them garbage: every
-        // header is read once and bounds are checked on the value read.
-        let region = unsafe { std::slice::from_raw_parts(self.mem.data.add(off as usize), span) };
+        // SAFETY: `off < capacity`: inside the data area.
+        let region = unsafe { self.mem.data.add(off as usize) }.cast_const();
         let mut used = 0;
-        batch.push_region(region, |run| {
-            while run.len() < max {
-                let Some(&header) = region[used..].first_chunk::<8>() else {
-                    break;
-                };
-                let word = u64::from_le_bytes(header);
+        let scan = |run: &mut Regions<'_>| {
+            while run.len() < max && span - used >= RECORD_HEADER as usize {
+                // SAFETY: `used + 8 <= span`: the word lies in the region,
+                // 8-aligned (the data area is page-aligned, `off` and
+                // `used` multiples of 8). Read once (volatile): a peer
+                // that rewrites it meanwhile cannot make the checks below
+                // and the record's size disagree.
+                let word = u64::from_le(unsafe {
+                    std::ptr::read_volatile(region.add(used).cast::<u64>())
+                });
                 let len = word & 0xffff_ffff;
                 if (word >> 32) as u32 != KIND_MESSAGE || len > max_message {
                     break;
@@ -706,7 +713,11 @@ impl Consumer {
                 used += record;
             }
             used
-        });
+        };
+        // SAFETY: `off + span <= capacity`: `span` bytes from `region` lie
+        // in the data area, published bytes, ours until we release the
+        // space.
+        unsafe { batch.push_region(region, span, scan) };
         self.tail += used as u64;
         used as u64
     }
@@ -770,10 +781,19 @@ mod tests {
         };
         // SAFETY: `control` and `data` outlive the producer, its only one.
         let mut tx = unsafe { Producer::new(mem, false) };
+        let msgs: Vec<Vec<u8>> = (0..=17u64)
+            .map(|len| (0..len).map(|i| 0x10 + i as u8).collect())
+            .collect();
+        // Each record as `push_contiguous` writes it, then as `push_run`
+        // writes a run of them.
+        for msg in &msgs {
+            assert!(tx.push_contiguous(msg));
+        }
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        assert_eq!(tx.push_run(&refs), msgs.len());
         let mut at = 0;
-        for len in 0..=17u64 {
-            let msg: Vec<u8> = (0..len).map(|i| 0x10 + i as u8).collect();
-            assert!(tx.push_contiguous(&msg));
+        for msg in msgs.iter().chain(&msgs) {
+            let len = msg.len() as u64;
             let record = record_size(len) as usize;
             let bytes = ring(at, at + record);
             let word = u64::from_le_bytes(bytes[..8].try_into().unwrap());
@@ -781,10 +801,11 @@ mod tests {
             assert_eq!(&bytes[8..8 + len as usize], &msg[..], "payload of {len}");
             assert!(
                 bytes[8 + len as usize..].iter().all(|&b| b == 0),
-                "padding of {len}: {bytes:?}"
+                "padding of {len} at {at}: {bytes:?}"
             );
             at += record;
         }
+        assert_eq!(tx.head, at as u64);
         // The bytes after the last record are untouched.
         assert!(ring(at, 4096).iter().all(|&b| b == 0xff));
         drop(data);

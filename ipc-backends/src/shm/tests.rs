@@ -344,7 +344,15 @@ fn corrupted_segments_are_protocol_errors() {
 #[test]
 fn batches_wrap_and_stop_at_the_maximum() {
     let (mut a, mut b, _) = pair(4096, 5000, "block");
-    let message = |i: usize| -> Vec<u8> { (0..(i * 7) % 301).map(|j| (i + j) as u8).collect() };
+    // Every 97th larger than the ring: it streams between runs.
+    let message = |i: usize| -> Vec<u8> {
+        let len = if i % 97 == 50 {
+            4100 + i % 900
+        } else {
+            (i * 7) % 301
+        };
+        (0..len).map(|j| (i + j) as u8).collect()
+    };
     const N: usize = 3000;
     let t = std::thread::spawn(move || {
         let mut batch = Batch::new();
@@ -395,6 +403,29 @@ fn a_batch_stops_at_a_corrupt_record() {
             other => panic!("{what}: {other:?}"),
         }
     }
+}
+
+/// A record published in part after whole ones (a message still
+/// streaming): the batch hands out the whole ones and stops there, and
+/// the next receive takes it once the rest is published.
+#[test]
+fn a_batch_stops_at_a_record_published_in_part() {
+    let ring0_head = segment::CONTROL_OFFSET[0];
+    let data0 = segment::HEADER_SIZE;
+    let (mut a, mut b, base) = pair(4096, 100, "block");
+    a.send_batch(&[&b"one"[..], b"two", b"three"]).unwrap();
+    poke(base, data0 + 48, (u64::from(ring::KIND_MESSAGE) << 32) | 16);
+    poke(base, data0 + 56, u64::from_le_bytes(*b"sixteen "));
+    poke(base, data0 + 64, u64::from_le_bytes(*b"bytes!!!"));
+    poke(base, ring0_head, 48 + 8 + 8);
+    let mut batch = Batch::new();
+    assert_eq!(b.recv_batch(&mut batch, 64).unwrap(), 3);
+    assert_eq!(batch.get(2), Some(&b"three"[..]));
+    // (A receive now would wait for the rest, as for a streamed message:
+    // its sender is committed.)
+    poke(base, ring0_head, 48 + 8 + 16);
+    assert_eq!(b.recv_batch(&mut batch, 64).unwrap(), 1);
+    assert_eq!(batch.get(0), Some(&b"sixteen bytes!!!"[..]));
 }
 
 /// Once the receiver has seen the connection end, the sender refuses too.
