@@ -16,7 +16,7 @@
 //! listener replaces it.
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -280,6 +280,7 @@ impl Incoming for Listening {
 /// the handshake.
 fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChannel> {
     let (up, down) = connection_paths(endpoint.address(), req.pid, req.n);
+    let started = process::start_time(req.pid);
     let result = (|| {
         let deadline = Deadline::after(endpoint.options().connect_timeout);
         // `down` first: the client holds its read end already, and its open
@@ -290,7 +291,9 @@ fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChann
         let up_fd =
             pipe::open_fifo(&up, FifoEnd::Read).map_err(|e| io_error(endpoint, "open", &up, e))?;
         // Likewise wait for the client's hello before the first read of `up`.
-        if !fd::wait(up_fd.as_fd(), Interest::Read, deadline).context(|| "poll".into())? {
+        if !wait_for_hello(up_fd.as_fd(), req.pid, started, deadline)
+            .map_err(|e| io_error(endpoint, "ioctl FIONREAD", &up, e))?
+        {
             return Err(fail::connect_timeout(
                 endpoint,
                 "waiting for the client's hello",
@@ -312,6 +315,35 @@ fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChann
     let _ = std::fs::remove_file(&up);
     let _ = std::fs::remove_file(&down);
     result
+}
+
+/// Waits until the client's hello is in `up` (`true`), the deadline
+/// passes (`false`) or the client is gone, looking with `FIONREAD` and
+/// napping (20 µs, doubling up to 1 ms) rather than polling: a FIFO once
+/// polled wakes its wait queue at every later write for as long as it is
+/// open (see `StreamReceiver::wait_readable`). Before the client opens
+/// `up` a read would see end of file, so its life is checked by pid (and
+/// start time, against a reused pid): a client that died is an end of
+/// file, which the handshake's first read then reports.
+fn wait_for_hello(
+    up: BorrowedFd<'_>,
+    pid: u32,
+    started: Option<u64>,
+    deadline: Deadline,
+) -> std::io::Result<bool> {
+    let mut nap = Duration::from_micros(20);
+    loop {
+        if pipe::waiting_bytes(up)? > 0 || !process::alive(pid, started) {
+            return Ok(true);
+        }
+        let left = match deadline.remaining() {
+            Some(left) if left.is_zero() => return Ok(false),
+            Some(left) => left,
+            None => nap,
+        };
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(Duration::from_millis(1));
+    }
 }
 
 fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {

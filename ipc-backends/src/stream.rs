@@ -18,6 +18,7 @@
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipc_core::handshake::{Hello, MAX_HELLO_LEN};
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema};
@@ -45,6 +46,12 @@ const READ_AHEAD: usize = 8 * 1024;
 /// (docs/benchmarks.md, "Where the cycles go").
 /// One read of such a body and the next header fits [`READ_AHEAD`].
 const DIRECT_BODY: usize = READ_AHEAD - HEADER_LEN + 1;
+/// The first and the longest nap of a handshake's read on a pipe
+/// ([`StreamReceiver::wait_readable`]): a peer's hello, written within
+/// microseconds of our read or milliseconds later (a child that is still
+/// starting), is read at most 1 ms late.
+const HANDSHAKE_NAP_MIN: Duration = Duration::from_micros(20);
+const HANDSHAKE_NAP_MAX: Duration = Duration::from_millis(1);
 /// Where reads start in the receive buffer: a frame read into an empty
 /// buffer then has its body 16-byte aligned, which keeps the copy out of it
 /// on the fast path of `memcpy`.
@@ -95,6 +102,10 @@ pub struct StreamReceiver {
     /// Body length of the last frame: a read for a new frame asks for one
     /// of that size (see [`Self::fill`]).
     last_len: usize,
+    /// While set, a read that would block waits by napping and reading
+    /// again instead of polling (a pipe during the handshake: see
+    /// [`Self::wait_readable`]); the nap it would take next.
+    nap: Option<Duration>,
     link: Link,
 }
 
@@ -143,6 +154,7 @@ fn framed(
             in_progress: None,
             partial: Vec::new(),
             last_len: 0,
+            nap: None,
             link,
         },
     )
@@ -417,12 +429,37 @@ impl StreamReceiver {
                     return Ok(true);
                 }
                 Io::WouldBlock => {
-                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link)? {
+                    if !self.wait_readable(deadline)? {
                         return Ok(false);
                     }
                 }
             }
         }
+    }
+
+    /// Waits after a read that would have blocked, until `deadline`:
+    /// `false` when it passed. Polls ([`wait_more`]), but on a pipe
+    /// during the handshake naps instead (20 µs, doubling up to 1 ms,
+    /// then the caller reads again): Linux marks a pipe that was ever
+    /// polled (`poll_usage`, never cleared) and from then on wakes its
+    /// wait queue at every write, which cost `pipe:` 64 B messages 14 %
+    /// more CPU on one core and about 25 % across two
+    /// (docs/benchmarks.md, "`pipe:` at 64 B: the connect's one poll").
+    /// A connect then leaves the pipes as a hand-written program would;
+    /// later timed or async waits poll as they must.
+    fn wait_readable(&mut self, deadline: Deadline) -> Result<bool> {
+        let Some(nap) = self.nap else {
+            return wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link);
+        };
+        let nap = match deadline.remaining() {
+            _ if deadline == Deadline::Now => return Ok(false),
+            Some(left) if left.is_zero() => return Ok(false),
+            Some(left) => nap.min(left),
+            None => nap,
+        };
+        std::thread::sleep(nap);
+        self.nap = Some((nap * 2).min(HANDSHAKE_NAP_MAX));
+        Ok(true)
     }
 
     fn bytes(&self, from: usize, to: usize) -> &[u8] {
@@ -482,7 +519,7 @@ impl StreamReceiver {
                     self.end += n - body;
                 }
                 Io::WouldBlock => {
-                    if !wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link)? {
+                    if !self.wait_readable(deadline)? {
                         return Ok(false);
                     }
                 }
@@ -586,9 +623,13 @@ pub(crate) fn establish_halves(
     vet: impl FnOnce(&Hello) -> Result<()>,
 ) -> Result<StreamChannel> {
     let local = handshake::local_hello(endpoint, schema);
+    if receiver.carrier == Carrier::Pipe {
+        receiver.nap = Some(HANDSHAKE_NAP_MIN);
+    }
     let mut wire = Framed::new(&mut sender, &mut receiver);
     let peer = handshake::drive(&mut wire, endpoint, &local, deadline, vet)?;
     wire.agree(&peer);
+    receiver.nap = None;
     Ok(ipc_core::Duplex {
         sender,
         receiver,
@@ -695,6 +736,62 @@ mod tests {
 
     fn pair() -> (UnixStream, UnixStream) {
         UnixStream::pair().expect("socketpair")
+    }
+
+    /// A handshake over pipes waits by napping, not polling (a polled
+    /// pipe wakes its readers at every later write): a hello that comes
+    /// late is still read, a peer that hangs up ends the handshake at
+    /// once, a silent one at the deadline, and the channel's own timed
+    /// waits poll again afterwards.
+    #[test]
+    fn pipe_handshakes_nap_yet_end_on_time() {
+        use crate::sys::pipe::pipe;
+        fn shake((read, write): (OwnedFd, OwnedFd), within: Duration) -> Result<StreamChannel> {
+            let ep: Endpoint = "pipe:".parse().unwrap();
+            let halves = pipe_halves(read, write, 0);
+            let deadline = Deadline::after(within);
+            establish_halves(halves, &ep, &Schema::bytes(), deadline, |_| Ok(()))
+        }
+        // A peer that says hello 150 ms late.
+        let ((a_read, b_write), (b_read, a_write)) = (pipe().unwrap(), pipe().unwrap());
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            shake((b_read, b_write), Duration::from_secs(5)).map(|_| ())
+        });
+        let ch = shake((a_read, a_write), Duration::from_secs(5)).expect("a late hello");
+        late.join().unwrap().expect("the late side");
+        assert_eq!(ch.receiver.nap, None, "naps only during the handshake");
+        // A peer that hangs up after 100 ms: at once.
+        let ((a_read, b_write), (b_read, a_write)) = (pipe().unwrap(), pipe().unwrap());
+        let gone = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop((b_read, b_write));
+        });
+        let started = Instant::now();
+        match shake((a_read, a_write), Duration::from_secs(30)) {
+            Err(Error::Disconnected) => {}
+            other => panic!("a peer that hung up: {:?}", other.map(|_| ())),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        gone.join().unwrap();
+        // A silent peer (its ends open): at the deadline.
+        let ((a_read, _b_write), (_b_read, a_write)) = (pipe().unwrap(), pipe().unwrap());
+        let started = Instant::now();
+        let r = shake((a_read, a_write), Duration::from_millis(300));
+        let took = started.elapsed();
+        assert!(
+            matches!(r, Err(Error::ConnectTimeout { .. })),
+            "{:?}",
+            r.map(|_| ())
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //   for i in 1 2 3 4 5 6 7; do for s in 64 4096; do for p in 0 1; do
 //     taskset -c 0 ./pipe_polled $s 0.5 $p; done; done; done
 //
+// (`taskset -c 0,1` lets the two run on two CPUs: there the poll costs
+// both sizes.)
+//
 // (docs/benchmarks.md, "`pipe:` at 64 B: the connect's one poll").
 #define _GNU_SOURCE
 #include <poll.h>

@@ -945,6 +945,48 @@ fn bad_clients_do_not_stall_accept<R: Route>(test: &'static str, ep: &str) {
     drop(bad);
 }
 
+/// A FIFO connection request whose process is gone before its hello: the
+/// listener's handshake for it ends within moments, not at its
+/// `connect_timeout` (30 s here). The listener looks for the hello
+/// without polling the FIFO and checks that the requester lives.
+#[test]
+fn fifo_request_of_a_gone_process_ends_at_once() {
+    const TEST: &str = "fifo_request_of_a_gone_process_ends_at_once";
+    util::watchdog(Duration::from_secs(120), TEST, || {
+        let path = format!("/tmp/{}", util::unique("fg"));
+        let ep: ipcx::Endpoint = format!("fifo:{path}?connect_timeout=30s").parse().unwrap();
+        let _reclaim = util::Reclaim::new(&ep.to_string());
+        let mut l = ipcx::listen(&ep).expect("listen");
+        let mut gone = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = gone.id();
+        gone.wait().expect("wait");
+        let started = Instant::now();
+        let bad = util::bad_clients::fifo_request_from(&path, pid);
+        while l.refused() == 0 && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            l.refused(),
+            1,
+            "{:?} after {:?}",
+            bad.described,
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the handshake took {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(
+            l.accept_timeout(Duration::from_millis(100)),
+            Err(Error::Timeout)
+        ));
+        drop(bad);
+    });
+}
+
 /// How a test ends its peer.
 #[derive(Debug, Clone, Copy)]
 enum End {

@@ -87,6 +87,21 @@ pub fn inherit_in_child(cmd: &mut Command, fds: [RawFd; 2]) {
     }
 }
 
+/// Bytes waiting in a pipe or FIFO (`FIONREAD`): a look that, unlike
+/// `poll(2)`, leaves no mark on the pipe (a polled pipe wakes its wait
+/// queue at every later write).
+///
+/// # Errors
+/// The OS error of `ioctl(2)`.
+pub fn waiting_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one `int` through the pointer, which points
+    // at `n`, live for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    Errno::result(r)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// Reads into possibly uninitialised memory without blocking. `Io::Done(0)`
 /// is end of file (every writer closed). `EINTR` is retried.
 ///

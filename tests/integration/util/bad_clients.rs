@@ -212,6 +212,31 @@ fn fifo_clients(c: &mut BadClients, path: &str) {
     c.held.push(rendezvous.into());
 }
 
+/// A well-formed FIFO connection request from process `pid` (one that has
+/// exited), its FIFOs made and its `down` held open for reading as a real
+/// client holds it, and no hello ever: the listener's handshake for it can
+/// only learn that the requester is gone.
+#[track_caller]
+pub fn fifo_request_from(path: &str, pid: u32) -> BadClients {
+    let mut c = BadClients::default();
+    let n = FIRST_N + 100;
+    let (up, down) = (
+        format!("{path}.{pid}.{n}.up"),
+        format!("{path}.{pid}.{n}.down"),
+    );
+    for p in [&up, &down] {
+        mkfifo(p);
+        c.fifos.push(p.clone());
+    }
+    c.held.push(open_nonblocking(&down, false).into());
+    (&open_nonblocking(path, true))
+        .write_all(&request(b"IPCF", pid, n))
+        .expect("write a request");
+    c.described
+        .push(format!("a request from process {pid}, gone"));
+    c
+}
+
 /// POSIX queues: three well-formed requests naming queues this test
 /// created and never uses, and a garbage request.
 fn mq_clients(c: &mut BadClients, address: &str) {
