@@ -190,21 +190,7 @@ fn fifo_clients(c: &mut BadClients, path: &str) {
     c.held.push(open_nonblocking(path, true).into());
     c.described.push("a writer that writes nothing".into());
     for i in 0..3 {
-        let n = FIRST_N + i;
-        let (up, down) = (
-            format!("{path}.{pid}.{n}.up"),
-            format!("{path}.{pid}.{n}.down"),
-        );
-        for p in [&up, &down] {
-            mkfifo(p);
-            c.fifos.push(p.clone());
-        }
-        if i < 2 {
-            c.held.push(open_nonblocking(&down, false).into());
-        }
-        (&rendezvous)
-            .write_all(&request(b"IPCF", pid, n))
-            .expect("write a request");
+        fifo_request(c, &rendezvous, path, pid, FIRST_N + i, i < 2);
         c.described.push(format!("silent requester {i}"));
     }
     (&rendezvous).write_all(&GARBAGE).expect("write garbage");
@@ -219,7 +205,25 @@ fn fifo_clients(c: &mut BadClients, path: &str) {
 #[track_caller]
 pub fn fifo_request_from(path: &str, pid: u32) -> BadClients {
     let mut c = BadClients::default();
-    let n = FIRST_N + 100;
+    let rendezvous = open_nonblocking(path, true);
+    fifo_request(&mut c, &rendezvous, path, pid, FIRST_N + 100, true);
+    c.described
+        .push(format!("a request from process {pid}, gone"));
+    c
+}
+
+/// Makes the FIFO pair of request `n` of process `pid` beside `path`
+/// (holding `down` open for reading when `hold_down`, as a real client
+/// does) and writes the request into `rendezvous`.
+#[track_caller]
+fn fifo_request(
+    c: &mut BadClients,
+    rendezvous: &std::fs::File,
+    path: &str,
+    pid: u32,
+    n: u32,
+    hold_down: bool,
+) {
     let (up, down) = (
         format!("{path}.{pid}.{n}.up"),
         format!("{path}.{pid}.{n}.down"),
@@ -228,13 +232,12 @@ pub fn fifo_request_from(path: &str, pid: u32) -> BadClients {
         mkfifo(p);
         c.fifos.push(p.clone());
     }
-    c.held.push(open_nonblocking(&down, false).into());
-    (&open_nonblocking(path, true))
+    if hold_down {
+        c.held.push(open_nonblocking(&down, false).into());
+    }
+    (&*rendezvous)
         .write_all(&request(b"IPCF", pid, n))
         .expect("write a request");
-    c.described
-        .push(format!("a request from process {pid}, gone"));
-    c
 }
 
 /// POSIX queues: three well-formed requests naming queues this test
