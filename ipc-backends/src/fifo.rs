@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipc_core::{Deadline, Endpoint, Error, Result, Schema, Transport};
 
@@ -317,24 +317,51 @@ fn serve(req: Request, endpoint: &Endpoint, schema: &Schema) -> Result<FifoChann
     result
 }
 
+/// How long a requester must look gone before its handshake stops
+/// waiting for its hello: a client in another pid namespace (its pid
+/// names nothing here) opens `up` within moments of our open, and is
+/// then read as usual.
+const GONE_GRACE: Duration = Duration::from_millis(50);
+/// How often the requester's life is looked at (a `kill` and reads of
+/// `/proc`), whatever the naps.
+const LIFE_CHECK: Duration = Duration::from_millis(10);
+/// How long a hello may take before the naps grow from 1 ms to 10 ms: a
+/// client that stays silent longer is not kept waiting for its answer
+/// by much, and many such clients cost the listener little.
+const PROMPT_HELLO: Duration = Duration::from_millis(100);
+
 /// Waits until the client's hello is in `up` (`true`), the deadline
-/// passes (`false`) or the client is gone, looking with `FIONREAD` and
-/// napping (20 µs, doubling up to 1 ms) rather than polling: a FIFO once
-/// polled wakes its wait queue at every later write for as long as it is
-/// open (see `StreamReceiver::wait_readable`). Before the client opens
-/// `up` a read would see end of file, so its life is checked by pid (and
-/// start time, against a reused pid): a client that died is an end of
-/// file, which the handshake's first read then reports.
+/// passes (`false`) or the client is gone (`true`: the handshake's first
+/// read then meets the end of file and reports it), looking with
+/// `FIONREAD` and napping (20 µs, doubling up to 1 ms, after
+/// [`PROMPT_HELLO`] up to 10 ms) rather than polling: a FIFO once polled
+/// wakes its wait queue at every later write for as long as it is open
+/// (see `StreamReceiver::wait_readable`). Before the client opens `up` a
+/// read would see end of file, so its life is checked by pid and start
+/// time (against a reused pid) every [`LIFE_CHECK`], and it counts as
+/// gone after looking gone for [`GONE_GRACE`].
 fn wait_for_hello(
     up: BorrowedFd<'_>,
     pid: u32,
     started: Option<u64>,
     deadline: Deadline,
 ) -> std::io::Result<bool> {
+    let begun = Instant::now();
     let mut nap = Duration::from_micros(20);
+    let mut checked: Option<Instant> = None;
+    let mut gone_since: Option<Instant> = None;
     loop {
-        if pipe::waiting_bytes(up)? > 0 || !process::alive(pid, started) {
+        if pipe::waiting_bytes(up)? > 0 {
             return Ok(true);
+        }
+        let now = Instant::now();
+        if checked.is_none_or(|at| now - at >= LIFE_CHECK) {
+            checked = Some(now);
+            if process::alive(pid, started) {
+                gone_since = None;
+            } else if now - *gone_since.get_or_insert(now) >= GONE_GRACE {
+                return Ok(true);
+            }
         }
         let left = match deadline.remaining() {
             Some(left) if left.is_zero() => return Ok(false),
@@ -342,7 +369,12 @@ fn wait_for_hello(
             None => nap,
         };
         std::thread::sleep(nap.min(left));
-        nap = (nap * 2).min(Duration::from_millis(1));
+        let most = if begun.elapsed() < PROMPT_HELLO {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        nap = (nap * 2).min(most);
     }
 }
 

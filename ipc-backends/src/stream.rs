@@ -451,6 +451,9 @@ impl StreamReceiver {
         let Some(nap) = self.nap else {
             return wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link);
         };
+        // The link is not shared before the handshake ends: no closer can
+        // ask a napping read to stop.
+        debug_assert!(self.link.stop_fd().is_none());
         let nap = match deadline.remaining() {
             _ if deadline == Deadline::Now => return Ok(false),
             Some(left) if left.is_zero() => return Ok(false),
@@ -741,8 +744,9 @@ mod tests {
     /// A handshake over pipes waits by napping, not polling (a polled
     /// pipe wakes its readers at every later write): a hello that comes
     /// late is still read, a peer that hangs up ends the handshake at
-    /// once, a silent one at the deadline, and the channel's own timed
-    /// waits poll again afterwards.
+    /// once, a silent one at the deadline, and the channel naps no more
+    /// once established. (That no poll is made is seen with `strace`,
+    /// docs/benchmarks.md.)
     #[test]
     fn pipe_handshakes_nap_yet_end_on_time() {
         use crate::sys::pipe::pipe;
