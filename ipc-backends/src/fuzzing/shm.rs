@@ -198,8 +198,8 @@ fn batch_step(
     Ok(())
 }
 
-/// A ring on the heap, exactly `capacity` data bytes long, so the address
-/// sanitizer sees any access past it.
+/// A ring on the heap, exactly `capacity` data bytes long (a multiple of
+/// 8), so the address sanitizer sees any access past it.
 struct HeapRing {
     control: Box<Control>,
     mem: RingMem,
@@ -217,7 +217,9 @@ impl HeapRing {
         // global allocator, as `Box` needs; all-zero bytes are a valid
         // `Control`, which holds only atomics and byte arrays.
         let control = unsafe { Box::from_raw(raw) };
-        let data = Box::into_raw(vec![0u8; capacity as usize].into_boxed_slice()).cast::<u8>();
+        // Words, so the data area is 8-aligned as a mapped ring's is.
+        let words = vec![0u64; capacity as usize / 8].into_boxed_slice();
+        let data = Box::into_raw(words).cast::<u8>();
         let mem = RingMem {
             control: &raw const *control,
             data,
@@ -244,10 +246,10 @@ impl HeapRing {
 
 impl Drop for HeapRing {
     fn drop(&mut self) {
-        let len = self.mem.capacity as usize;
-        let slice = std::ptr::slice_from_raw_parts_mut(self.mem.data, len);
+        let len = self.mem.capacity as usize / 8;
+        let slice = std::ptr::slice_from_raw_parts_mut(self.mem.data.cast::<u64>(), len);
         // SAFETY: `data` came from `Box::into_raw` of a boxed slice of
-        // `capacity` bytes in `new` and is freed only here.
+        // `capacity / 8` words in `new` and is freed only here.
         drop(unsafe { Box::from_raw(slice) });
     }
 }

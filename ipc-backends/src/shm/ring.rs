@@ -681,21 +681,21 @@ impl Consumer {
     /// [`release`](Self::release).
     pub fn take_run(&mut self, avail: u64, max: usize, batch: &mut Batch) -> u64 {
         let off = self.mem.offset(self.tail);
-        if off % 8 != 0 {
-            // Not at a record boundary (never, between records): the
-            // reads below are of aligned words.
-            return 0;
-        }
         let span = avail.min(self.mem.capacity - off) as usize;
         let max_message = self.max_message;
         // SAFETY: `off < capacity`: inside the data area.
         let region = unsafe { self.mem.data.add(off as usize) }.cast_const();
+        if !region.cast::<u64>().is_aligned() {
+            // Not at a record boundary of a page-aligned ring (never,
+            // between records): the reads below are of aligned words.
+            return 0;
+        }
         let mut used = 0;
         let scan = |run: &mut Regions<'_>| {
             while run.len() < max && span - used >= RECORD_HEADER as usize {
                 // SAFETY: `used + 8 <= span`: the word lies in the region,
-                // 8-aligned (the data area is page-aligned, `off` and
-                // `used` multiples of 8). Read once (volatile): a peer
+                // 8-aligned (`region` is, checked above, and `used` is a
+                // multiple of 8). Read once (volatile): a peer
                 // that rewrites it meanwhile cannot make the checks below
                 // and the record's size disagree.
                 let word = u64::from_le(unsafe {
