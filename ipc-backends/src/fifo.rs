@@ -30,6 +30,7 @@ use crate::conn::{dial::dial, fail};
 use crate::registry::{self, Kind, Record};
 use crate::stream::{self, StreamChannel};
 use crate::sys::Context;
+use crate::sys::backoff::Backoff;
 use crate::sys::fd::{self, Interest};
 use crate::sys::pipe::{self, FifoEnd, Io};
 use crate::sys::process;
@@ -347,7 +348,7 @@ fn wait_for_hello(
     deadline: Deadline,
 ) -> std::io::Result<bool> {
     let begun = Instant::now();
-    let mut nap = Duration::from_micros(20);
+    let mut naps = Backoff::new(Duration::from_micros(20), Duration::from_millis(1));
     let mut checked: Option<Instant> = None;
     let mut gone_since: Option<Instant> = None;
     loop {
@@ -363,18 +364,12 @@ fn wait_for_hello(
                 return Ok(true);
             }
         }
-        let left = match deadline.remaining() {
-            Some(left) if left.is_zero() => return Ok(false),
-            Some(left) => left,
-            None => nap,
-        };
-        std::thread::sleep(nap.min(left));
-        let most = if begun.elapsed() < PROMPT_HELLO {
-            Duration::from_millis(1)
-        } else {
-            Duration::from_millis(10)
-        };
-        nap = (nap * 2).min(most);
+        if now - begun >= PROMPT_HELLO {
+            naps.set_most(Duration::from_millis(10));
+        }
+        if !naps.pause(deadline) {
+            return Ok(false);
+        }
     }
 }
 

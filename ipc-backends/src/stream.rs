@@ -25,6 +25,7 @@ use ipc_core::{Deadline, Endpoint, Error, Result, Schema};
 
 use crate::conn::handshake::{self, Framed, Limit};
 use crate::conn::link::Link;
+use crate::sys::backoff::Backoff;
 use crate::sys::fd::{Interest, Ready, wait, wait_any};
 use crate::sys::pipe;
 use crate::sys::socket::{self, How, Io};
@@ -46,12 +47,11 @@ const READ_AHEAD: usize = 8 * 1024;
 /// (docs/benchmarks.md, "Where the cycles go").
 /// One read of such a body and the next header fits [`READ_AHEAD`].
 const DIRECT_BODY: usize = READ_AHEAD - HEADER_LEN + 1;
-/// The first and the longest nap of a handshake's read on a pipe
-/// ([`StreamReceiver::wait_readable`]): a peer's hello, written within
-/// microseconds of our read or milliseconds later (a child that is still
-/// starting), is read at most 1 ms late.
-const HANDSHAKE_NAP_MIN: Duration = Duration::from_micros(20);
-const HANDSHAKE_NAP_MAX: Duration = Duration::from_millis(1);
+/// The naps of a handshake's read on a pipe
+/// ([`StreamReceiver::wait_readable`]), from 20 µs up to 1 ms: a peer's
+/// hello, written within microseconds of our read or milliseconds later
+/// (a child that is still starting), is read at most 1 ms late.
+const HANDSHAKE_NAPS: Backoff = Backoff::new(Duration::from_micros(20), Duration::from_millis(1));
 /// Where reads start in the receive buffer: a frame read into an empty
 /// buffer then has its body 16-byte aligned, which keeps the copy out of it
 /// on the fast path of `memcpy`.
@@ -104,8 +104,8 @@ pub struct StreamReceiver {
     last_len: usize,
     /// While set, a read that would block waits by napping and reading
     /// again instead of polling (a pipe during the handshake: see
-    /// [`Self::wait_readable`]); the nap it would take next.
-    nap: Option<Duration>,
+    /// [`Self::wait_readable`]).
+    nap: Option<Backoff>,
     link: Link,
 }
 
@@ -448,21 +448,13 @@ impl StreamReceiver {
     /// A connect then leaves the pipes as a hand-written program would;
     /// later timed or async waits poll as they must.
     fn wait_readable(&mut self, deadline: Deadline) -> Result<bool> {
-        let Some(nap) = self.nap else {
+        let Some(naps) = &mut self.nap else {
             return wait_more(self.fd.as_fd(), Interest::Read, deadline, &self.link);
         };
         // The link is not shared before the handshake ends: no closer can
         // ask a napping read to stop.
         debug_assert!(self.link.stop_fd().is_none());
-        let nap = match deadline.remaining() {
-            _ if deadline == Deadline::Now => return Ok(false),
-            Some(left) if left.is_zero() => return Ok(false),
-            Some(left) => nap.min(left),
-            None => nap,
-        };
-        std::thread::sleep(nap);
-        self.nap = Some((nap * 2).min(HANDSHAKE_NAP_MAX));
-        Ok(true)
+        Ok(naps.pause(deadline))
     }
 
     fn bytes(&self, from: usize, to: usize) -> &[u8] {
@@ -627,7 +619,7 @@ pub(crate) fn establish_halves(
 ) -> Result<StreamChannel> {
     let local = handshake::local_hello(endpoint, schema);
     if receiver.carrier == Carrier::Pipe {
-        receiver.nap = Some(HANDSHAKE_NAP_MIN);
+        receiver.nap = Some(HANDSHAKE_NAPS);
     }
     let mut wire = Framed::new(&mut sender, &mut receiver);
     let peer = handshake::drive(&mut wire, endpoint, &local, deadline, vet)?;

@@ -34,6 +34,7 @@ use crate::conn::watch::{self, Wake, Watch};
 use crate::fragment::{FragmentReceiver, FragmentSender, Taken, UnitSink, UnitSource};
 use crate::registry::{self, Kind, Record};
 use crate::sys::Context;
+use crate::sys::backoff::Backoff;
 use crate::sys::process;
 use crate::sys::sysv_msg::{self, MsgBuf, MsgQueue, Op};
 
@@ -185,36 +186,6 @@ pub struct SysvOut {
     watch: Option<Arc<Watched>>,
 }
 
-/// The growing pause of one timed wait on a queue.
-#[derive(Debug, Clone, Copy)]
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(FIRST_PAUSE)
-    }
-
-    /// Sleeps the next pause (at most until `deadline`).
-    ///
-    /// # Errors
-    /// The deadline's error once it has passed.
-    fn pause(&mut self, deadline: Deadline) -> Result<()> {
-        let pause = self.0;
-        self.0 = (self.0 * 2).min(SLICE);
-        match deadline.remaining() {
-            Some(d) if d.is_zero() => Err(deadline.elapsed_error()),
-            Some(d) => {
-                std::thread::sleep(d.min(pause));
-                Ok(())
-            }
-            None => {
-                std::thread::sleep(pause);
-                Ok(())
-            }
-        }
-    }
-}
-
 impl SysvOut {
     fn new(q: Arc<Queue>, unit: usize) -> SysvOut {
         SysvOut {
@@ -225,9 +196,15 @@ impl SysvOut {
     }
 }
 
+/// The growing pause of one timed wait on a queue: from [`FIRST_PAUSE`],
+/// doubling up to [`SLICE`].
+fn pause() -> Backoff {
+    Backoff::new(FIRST_PAUSE, SLICE)
+}
+
 impl UnitSink for SysvOut {
     fn put(&mut self, head: &[u8], data: &[u8], deadline: Deadline) -> Result<()> {
-        let mut backoff = Backoff::new();
+        let mut backoff = pause();
         loop {
             // Blocking in msgsnd is safe only with a watcher that removes
             // the queue when the peer dies (EIDRM then wakes the call).
@@ -244,7 +221,9 @@ impl UnitSink for SysvOut {
                     if gone(&self.watch) {
                         return Err(Error::Disconnected);
                     }
-                    backoff.pause(deadline)?;
+                    if !backoff.pause(deadline) {
+                        return Err(deadline.elapsed_error());
+                    }
                 }
             }
         }
@@ -283,7 +262,7 @@ impl SysvIn {
         let max = sizing::sysv_receive_max(unit);
         SysvIn {
             q,
-            backoff: Backoff::new(),
+            backoff: pause(),
             max,
             buf: MsgBuf::with_text_capacity(max),
             watch: None,
@@ -301,7 +280,7 @@ impl UnitSource for SysvIn {
         let got = self.q.q.receive(&mut self.buf, self.max, nowait);
         Ok(match got.context(|| "msgrcv".into())? {
             Op::Done(n) => {
-                self.backoff = Backoff::new();
+                self.backoff = pause();
                 Taken::Unit(n)
             }
             Op::Removed => Taken::Removed,
@@ -318,7 +297,10 @@ impl UnitSource for SysvIn {
     }
 
     fn wait(&mut self, deadline: Deadline) -> Result<()> {
-        self.backoff.pause(deadline)
+        match self.backoff.pause(deadline) {
+            true => Ok(()),
+            false => Err(deadline.elapsed_error()),
+        }
     }
 
     fn unblocker(&self) -> Option<crate::aio::Unblock> {
@@ -523,7 +505,7 @@ impl Kernel for SysvMq {
         deadline: Deadline,
     ) -> Result<()> {
         let mut buf = MsgBuf::with_text_capacity(request::LEN);
-        let mut backoff = Backoff::new();
+        let mut backoff = pause();
         loop {
             let sent = door
                 .send(&mut buf, &[request], true)
@@ -533,9 +515,14 @@ impl Kernel for SysvMq {
                 Op::Removed => {
                     return Err(fail::no_listener(endpoint, "the listener closed"));
                 }
-                Op::WouldBlock => backoff
-                    .pause(deadline)
-                    .map_err(|_| fail::connect_timeout(endpoint, "sending the connect request"))?,
+                Op::WouldBlock => {
+                    if !backoff.pause(deadline) {
+                        return Err(fail::connect_timeout(
+                            endpoint,
+                            "sending the connect request",
+                        ));
+                    }
+                }
             }
         }
     }

@@ -44,6 +44,7 @@
 //! match on the errno and get a [`nix::Result`], and the transports turn it into [`Error::Io`] carrying
 //! the endpoint and the call's name through [`Context`].
 
+pub mod backoff;
 pub mod clock;
 pub mod epoll;
 pub mod event;
