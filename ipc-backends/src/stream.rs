@@ -239,7 +239,9 @@ impl StreamSender {
             return Ok(true);
         }
         let pending = std::mem::take(&mut self.pending);
-        let done = self.write_two(&pending, &[], 0, deadline)?;
+        // A close here (its shutdown of the socket) is what ends the write.
+        let written = self.write_two(&pending, &[], 0, deadline);
+        let done = self.link.local(written)?;
         if done < pending.len() {
             self.pending = pending[done..].to_vec();
             return Ok(false);
@@ -821,6 +823,26 @@ mod tests {
             }
         }
         drop(sender.join().expect("sender thread"));
+    }
+
+    /// A frame's tail left pending, then the channel closed here: the
+    /// write that finishes it reports `Closed` (the close ended it, by its
+    /// shutdown of the socket), as every other call does, not
+    /// `Disconnected`.
+    #[test]
+    fn a_pending_tail_met_by_a_close_is_closed() {
+        let (a, b) = pair();
+        nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &1).expect("SO_SNDBUF");
+        let (mut tx, _rx_a) = halves(OwnedFd::from(a), 1 << 20);
+        let (_tx_b, _rx_b) = halves(OwnedFd::from(b), 1 << 20);
+        while tx.pending.is_empty() {
+            match tx.send_until(&[7; 8000], Deadline::Now) {
+                Ok(()) => {}
+                other => panic!("the socket filled before a frame was cut short: {other:?}"),
+            }
+        }
+        tx.link.closer().close();
+        assert!(matches!(tx.flush(Deadline::Now), Err(Error::Closed)));
     }
 
     /// A frame copied whole ([`SEND_COPY`]) that the socket takes only in
